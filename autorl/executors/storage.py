@@ -1,0 +1,75 @@
+"""Optuna storages and the bookkeeping that makes a killed sweep resumable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autorl.config import Sweep
+from autorl.errors import ConfigError
+from autorl.executors.objective import ATTR
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL: any SQLAlchemy URL, or ``journal:PATH`` for a journal file."""
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # several worker processes write to one file
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def open_study(sweep: Sweep, sampler: Any = None, pruner: Any = None) -> optuna.Study:
+    """Create or load the sweep's study in its storage."""
+    storage = make_storage(sweep.storage_url)
+    return optuna.create_study(
+        storage=storage, study_name=sweep.study_name, directions=list(sweep.directions),
+        sampler=sampler, pruner=pruner, load_if_exists=True,
+    )
+
+
+def was_interrupted(t: FrozenTrial) -> bool:
+    """A FAIL that the sweep's death caused (Ctrl-C, kill), not the target: its budget is re-spent."""
+    return t.state == TrialState.FAIL and bool(t.user_attrs.get(ATTR, {}).get("interrupted"))
+
+
+def counted(trials: list[FrozenTrial]) -> int:
+    """Trials that use up the sweep's trial count: finished ones, failures of the target included."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in trials if t.state in done and not was_interrupted(t))
+
+
+def recover(study: optuna.Study, stale_running: bool) -> int:
+    """Mark trials cut off by a dead sweep as failed-interrupted and queue their configs again.
+
+    ``stale_running``: every RUNNING trial belongs to a dead process (true for a local storage; a
+    shared storage relies on the processes still alive). Returns how many configs were queued again.
+    """
+    storage = study._storage
+    requeued = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.RUNNING and stale_running:
+            record = {**t.user_attrs.get(ATTR, {}), "interrupted": True}
+            storage.set_trial_user_attr(t._trial_id, ATTR, record)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            t = storage.get_trial(t._trial_id)
+        if was_interrupted(t) and not t.user_attrs.get(ATTR, {}).get("requeued"):
+            study.enqueue_trial(t.params, user_attrs={k: v for k, v in t.user_attrs.items() if k != ATTR},
+                                skip_if_exists=False)
+            storage.set_trial_user_attr(t._trial_id, ATTR, {**t.user_attrs.get(ATTR, {}), "requeued": True})
+            requeued += 1
+    return requeued
+
+
+def check_resumable(study: optuna.Study, sweep: Sweep, resume: bool) -> None:
+    """Refuse to mix a new sweep into an existing one unless asked to resume it."""
+    n = len(study.get_trials(deepcopy=False))
+    if n and not resume and not sweep.shared_storage:
+        raise ConfigError(
+            f"{sweep.out} already holds a sweep with {n} trials: add --resume to continue it, "
+            "or --out DIR to start a new one", "out", sweep.source)

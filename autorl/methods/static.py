@@ -1,0 +1,129 @@
+"""Static HPO methods of the AutoRL survey, on Optuna's samplers and pruners.
+
+Each worker gets its own seed (``seed + worker``) so parallel workers do not propose the same points.
+Multi-fidelity methods prune at budget rungs: ``budget.min`` is the first rung, each next rung is
+``reduction_factor`` times larger, up to ``budget.max``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.pruners import HyperbandPruner, NopPruner, SuccessiveHalvingPruner
+from optuna.samplers import (
+    CmaEsSampler,
+    GPSampler,
+    GridSampler,
+    NSGAIISampler,
+    QMCSampler,
+    RandomSampler,
+    TPESampler,
+)
+
+from autorl.methods.base import MethodKind, Plan, register_method
+from autorl.space.optuna import grid
+
+if TYPE_CHECKING:
+    from autorl.config import Sweep
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+STATIC, MULTI = MethodKind.STATIC, MethodKind.MULTI_FIDELITY
+
+
+def _seed(sweep: Sweep, worker: int) -> int:
+    return sweep.config.seed + 1000 * worker
+
+
+@register_method("random", "uniform random search", STATIC, multi_objective=True)
+def random(sweep: Sweep, worker: int = 0) -> Plan:
+    return Plan(RandomSampler(seed=_seed(sweep, worker)), NopPruner())
+
+
+@register_method("grid", "grid search: every categorical choice, `points` values per numeric axis", STATIC,
+                 multi_objective=True)
+def grid_search(sweep: Sweep, worker: int = 0, *, points: int = 5) -> Plan:
+    if points < 1:
+        raise ValueError(f"points >= 1 must hold, got {points}")
+    return Plan(GridSampler(grid(sweep.space, points), seed=_seed(sweep, worker)), NopPruner())
+
+
+@register_method("qmc", "quasi-random search on a scrambled Sobol (or Halton) sequence", STATIC, multi_objective=True)
+def qmc(sweep: Sweep, worker: int = 0, *, qmc_type: str = "sobol", scramble: bool = True) -> Plan:
+    # Workers share one sequence seed and Optuna hands out consecutive points across processes.
+    return Plan(QMCSampler(qmc_type=qmc_type, scramble=scramble, seed=sweep.config.seed), NopPruner())
+
+
+@register_method("tpe", "tree-structured Parzen estimator (multivariate; multi-objective MOTPE when several)",
+                 STATIC, multi_objective=True)
+def tpe(sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, multivariate: bool = True,
+        constant_liar: bool | None = None) -> Plan:
+    liar = sweep.config.workers > 1 if constant_liar is None else constant_liar
+    sampler = TPESampler(seed=_seed(sweep, worker), n_startup_trials=n_startup_trials, multivariate=multivariate,
+                         group=multivariate, constant_liar=liar)
+    return Plan(sampler, NopPruner())
+
+
+@register_method("gp", "Gaussian-process Bayesian optimisation (log EI; multi-objective too)", STATIC,
+                 multi_objective=True)
+def gp(sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, deterministic_objective: bool = False) -> Plan:
+    sampler = GPSampler(seed=_seed(sweep, worker), n_startup_trials=n_startup_trials,
+                        deterministic_objective=deterministic_objective)
+    return Plan(sampler, NopPruner())
+
+
+@register_method("cmaes", "CMA-ES (numeric parameters; categorical ones are sampled independently)", STATIC)
+def cmaes(sweep: Sweep, worker: int = 0, *, sigma0: float | None = None, popsize: int | None = None,
+          n_startup_trials: int = 1, restart_strategy: str | None = None) -> Plan:
+    sampler = CmaEsSampler(seed=_seed(sweep, worker), sigma0=sigma0, popsize=popsize,
+                           n_startup_trials=n_startup_trials, restart_strategy=restart_strategy,
+                           warn_independent_sampling=False)
+    return Plan(sampler, NopPruner())
+
+
+@register_method("nsga2", "NSGA-II evolutionary multi-objective search", STATIC, multi_objective=True)
+def nsga2(sweep: Sweep, worker: int = 0, *, population_size: int = 20, mutation_prob: float | None = None,
+          crossover_prob: float = 0.9) -> Plan:
+    sampler = NSGAIISampler(seed=_seed(sweep, worker), population_size=population_size,
+                            mutation_prob=mutation_prob, crossover_prob=crossover_prob)
+    return Plan(sampler, NopPruner())
+
+
+def _rungs(sweep: Sweep, reduction_factor: int) -> int:
+    if reduction_factor < 2:
+        raise ValueError(f"reduction_factor >= 2 must hold, got {reduction_factor}")
+    assert sweep.config.budget.min is not None  # checked for multi-fidelity methods
+    return sweep.config.budget.min
+
+
+@register_method("asha", "asynchronous successive halving: random configs stopped at budget rungs", MULTI)
+def asha(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
+    pruner = SuccessiveHalvingPruner(min_resource=_rungs(sweep, reduction_factor), reduction_factor=reduction_factor)
+    return Plan(_named_sampler(sweep, worker, sampler), pruner)
+
+
+@register_method("hyperband", "Hyperband: several successive-halving brackets over random configs", MULTI)
+def hyperband(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
+    pruner = HyperbandPruner(min_resource=_rungs(sweep, reduction_factor), max_resource=sweep.config.budget.max,
+                             reduction_factor=reduction_factor)
+    return Plan(_named_sampler(sweep, worker, sampler), pruner)
+
+
+@register_method("bohb", "BOHB-style model-based Hyperband: multivariate TPE proposes, Hyperband stops", MULTI)
+def bohb(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, n_startup_trials: int = 10) -> Plan:
+    pruner = HyperbandPruner(min_resource=_rungs(sweep, reduction_factor), max_resource=sweep.config.budget.max,
+                             reduction_factor=reduction_factor)
+    sampler = TPESampler(seed=_seed(sweep, worker), n_startup_trials=n_startup_trials, multivariate=True,
+                         constant_liar=sweep.config.workers > 1)
+    return Plan(sampler, pruner)
+
+
+def _named_sampler(sweep: Sweep, worker: int, name: str) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return RandomSampler(seed=_seed(sweep, worker))
+    if name == "tpe":
+        return TPESampler(seed=_seed(sweep, worker), multivariate=True, constant_liar=sweep.config.workers > 1)
+    raise ValueError(f"sampler must be 'random' or 'tpe', got {name!r}")

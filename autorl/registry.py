@@ -1,0 +1,139 @@
+"""One registry pattern for targets, methods and suites.
+
+Entries are registered by name, either as an object or as a lazy ``"package.module:attr"`` reference
+that is imported on first use. Duplicate names are refused; an unknown name is answered with the valid
+names and the closest match. Third-party packages add entries through an entry-point group.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from autorl.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def load_reference(ref: str) -> Any:
+    """Import ``"package.module:attr"`` or ``"path/to/file.py:attr"`` and return the attribute."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"a reference must look like 'package.module:name' or 'file.py:name', got {ref!r}")
+    if module_name.endswith(".py"):
+        path = Path(module_name).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"file {module_name!r} does not exist (reference {ref!r})")
+        mod_key = f"autorl_user_{abs(hash(str(path)))}"
+        module = sys.modules.get(mod_key)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(mod_key, path)
+            assert spec is not None and spec.loader is not None  # a .py file always has a loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_key] = module
+            spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"cannot import module {module_name!r} (reference {ref!r}): {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"module {module_name!r} has no attribute {attr!r} (reference {ref!r})") from None
+    return obj
+
+
+def is_reference(name: str) -> bool:
+    """True when ``name`` is a ``module:attr`` reference rather than a registered name."""
+    module, sep, attr = name.partition(":")
+    return bool(sep and attr) and ("." in module or module.endswith(".py") or "/" in module)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered item: its name, a one-line description and the object or a lazy reference."""
+
+    name: str
+    description: str
+    target: T | str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> T:
+        """The registered object, importing it on first use when it was given as a reference."""
+        if isinstance(self.target, str):
+            return load_reference(self.target)  # type: ignore[no-any-return]
+        return self.target
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind (``"target"``, ``"method"``, ...), refusing duplicates."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Entry[T]] = {}
+        self._plugins_loaded = False
+
+    def register(self, name: str, target: T | str, description: str = "", **extra: Any) -> Entry[T]:
+        """Add ``name``; raises ``ValueError`` if the name is taken."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered; choose another name")
+        entry = Entry(name, description, target, dict(extra))
+        self._entries[name] = entry
+        return entry
+
+    def decorator(self, name: str, description: str = "", **extra: Any) -> Callable[[T], T]:
+        """Register the decorated object under ``name``."""
+
+        def wrap(obj: T) -> T:
+            self.register(name, obj, description, **extra)
+            return obj
+
+        return wrap
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded or not self.entry_point_group:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            if ep.name not in self._entries:
+                self._entries[ep.name] = Entry(ep.name, f"plug-in from {ep.value}", ep.value)
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._entries)
+
+    def entries(self) -> Iterator[Entry[T]]:
+        self._load_plugins()
+        for name in sorted(self._entries):
+            yield self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        self._load_plugins()
+        return name in self._entries
+
+    def entry(self, name: str) -> Entry[T]:
+        """The entry called ``name``; an unknown name raises ConfigError listing the valid ones."""
+        self._load_plugins()
+        if name in self._entries:
+            return self._entries[name]
+        valid = self.names()
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}")
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``, or loaded from a ``module:attr`` reference."""
+        if name not in self and is_reference(name):
+            return load_reference(name)  # type: ignore[no-any-return]
+        return self.entry(name).load()

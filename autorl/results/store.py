@@ -1,0 +1,152 @@
+"""The run directory: self-describing files written at the start and the end of a sweep.
+
+``config.yaml`` (resolved config), ``space.yaml``, ``run.json`` (seeds, versions, command),
+``trials.csv`` (one row per trial), ``curves.csv`` (intermediate values), ``best.yaml`` (the best
+configuration, ready for ``autorl train``), ``pareto.csv`` for several objectives, and ``plots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from autorl.config import Sweep
+from autorl.executors.objective import ATTR, trial_seeds
+from autorl.yamlio import dump_yaml, load_yaml
+
+PACKAGES = ("autorl", "optuna", "torch", "stable-baselines3", "gymnasium", "ray", "numpy", "pandas")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_run_files(sweep: Sweep, argv: list[str] | None = None) -> None:
+    """Write what describes the run before any trial starts."""
+    sweep.out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(sweep.resolved(), sweep.out / "config.yaml")
+    dump_yaml(sweep.space.to_dict(), sweep.out / "space.yaml")
+    info = {"source": sweep.source, "seed": sweep.config.seed, "storage": sweep.storage_url,
+            "study_name": sweep.study_name, "command": argv or sys.argv, "versions": versions()}
+    (sweep.out / "run.json").write_text(json.dumps(info, indent=2))
+
+
+def _value_columns(metrics: tuple[str, ...]) -> list[str]:
+    return ["value"] if len(metrics) == 1 else [f"value_{m}" for m in metrics]
+
+
+def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",)) -> pd.DataFrame:
+    """One row per trial: trial, state, value(s), budget, wall_s, seed, one column per parameter, error."""
+    rows = []
+    vcols = _value_columns(metrics)
+    for t in trials:
+        rec = t.user_attrs.get(ATTR, {})
+        m = rec.get("metrics", {})
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name}
+        values = t.values or [None] * len(vcols)
+        row.update(zip(vcols, values, strict=False))
+        row["budget"] = m.get("budget")
+        row["wall_s"] = m.get("wall_s")
+        seeds = rec.get("seeds", [])
+        row["seed"] = seeds[0] if len(seeds) == 1 else (" ".join(map(str, seeds)) if seeds else None)
+        row.update(rec.get("config", t.params))
+        for name, v in m.items():
+            if name not in ("budget", "wall_s") and name not in metrics:
+                row[f"metric_{name}"] = v
+        for i, s in enumerate(rec.get("per_seed", [])):
+            for name in metrics:
+                if name in s:
+                    row[f"{name}_seed{i}"] = s[name]
+        row["error"] = rec.get("error")
+        row["interrupted"] = bool(rec.get("interrupted", False))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curves_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
+    rows = [{"trial": t.number, "step": step, "value": v} for t in trials for step, v in sorted(t.intermediate_values.items())]
+    return pd.DataFrame(rows, columns=["trial", "step", "value"])
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial, or the Pareto front for several objectives (empty if nothing completed)."""
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    return study.best_trials if len(study.directions) > 1 else [study.best_trial]
+
+
+def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
+    """The best configuration in the form ``autorl train`` reads."""
+    rec = trial.user_attrs.get(ATTR, {})
+    params = {k: v for k, v in rec.get("config", trial.params).items() if k in sweep.space}
+    values = dict(zip(sweep.metrics, trial.values, strict=True))
+    return {
+        "target": sweep.config.target, "args": dict(sweep.config.args), "params": params,
+        "metric": list(sweep.metrics) if len(sweep.metrics) > 1 else sweep.metrics[0],
+        "direction": list(sweep.directions) if len(sweep.directions) > 1 else sweep.directions[0],
+        "value": values if len(values) > 1 else values[sweep.metrics[0]],
+        "trial": trial.number, "seeds": rec.get("seeds"), "budget": {"max": sweep.config.budget.max,
+                                                                      "report_every": sweep.config.budget.interval},
+        "sweep": str(sweep.out),
+    }
+
+
+def export(study: optuna.Study, sweep: Sweep, plots: bool = True) -> pd.DataFrame:
+    """Write trials.csv, curves.csv, best.yaml (and pareto.csv, plots); returns the trials table."""
+    trials = study.get_trials(deepcopy=False)
+    df = trials_frame(trials, sweep.metrics)
+    df.to_csv(sweep.out / "trials.csv", index=False)
+    curves_frame(trials).to_csv(sweep.out / "curves.csv", index=False)
+    best = best_trials(study)
+    if best:
+        dump_yaml(best_record(sweep, best[0]), sweep.out / "best.yaml")
+        if len(sweep.metrics) > 1:
+            df[df["trial"].isin([t.number for t in best])].to_csv(sweep.out / "pareto.csv", index=False)
+    if plots and len(df):
+        from autorl.results.plots import write_plots
+
+        write_plots(df, curves_frame(trials), sweep, study)
+    return df
+
+
+def open_run(out_dir: str | Path) -> tuple[optuna.Study, dict[str, Any]]:
+    """The study of a run directory and its resolved config; raises FileNotFoundError if there is none."""
+    out = Path(out_dir)
+    if not (out / "config.yaml").is_file() or not (out / "run.json").is_file():
+        raise FileNotFoundError(f"{out} holds no sweep (config.yaml and run.json are missing)")
+    cfg = load_yaml(out / "config.yaml")
+    run = json.loads((out / "run.json").read_text())
+    from autorl.executors.storage import make_storage
+
+    study = optuna.load_study(study_name=run["study_name"], storage=make_storage(run["storage"]))
+    return study, cfg
+
+
+def load_results(out_dir: str | Path) -> pd.DataFrame:
+    """The trials of a finished or running sweep as a DataFrame (live from its storage when possible)."""
+    out = Path(out_dir)
+    try:
+        study, cfg = open_run(out)
+        return trials_frame(study.get_trials(deepcopy=False), tuple(cfg.get("metric", ["value"])))
+    except (FileNotFoundError, KeyError):
+        if (out / "trials.csv").is_file():
+            return pd.read_csv(out / "trials.csv")
+        raise
+
+
+__all__ = ["best_record", "best_trials", "curves_frame", "export", "load_results", "open_run", "trial_seeds", "trials_frame",
+           "versions", "write_run_files"]

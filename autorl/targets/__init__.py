@@ -1,0 +1,21 @@
+"""Targets: what a sweep tunes. See :mod:`autorl.targets.base` for the three accepted forms."""
+
+from autorl.targets.base import TARGETS, TargetInfo, Trainable, TrialContext, register_target, target_info
+from autorl.targets.driver import Aggregate, Select, TargetKind, TrialResult, run_target, target_kind
+
+__all__ = [
+    "TARGETS",
+    "Aggregate",
+    "Select",
+    "TargetInfo",
+    "TargetKind",
+    "Trainable",
+    "TrialContext",
+    "TrialResult",
+    "register_target",
+    "run_target",
+    "target_info",
+    "target_kind",
+]
+
+from autorl.targets import builtin as _builtin  # noqa: E402,F401  (registers the built-in targets)

@@ -1,0 +1,127 @@
+"""What gets tuned: the target interface.
+
+A target is any of three things, all run by :func:`autorl.targets.driver.run_target`:
+
+1. a plain function ``f(config) -> float | dict[str, float]``;
+2. a function ``f(config, ctx) -> float | dict`` that also receives a :class:`TrialContext`
+   (its budget, seed, checkpoint directory, and :meth:`TrialContext.report` for intermediate values,
+   which raises :class:`~autorl.errors.TrialPruned` when the method stops the trial);
+3. a class following :class:`Trainable`: built once per trial, trained in increments of budget, saved and
+   restored. Population methods (PBT) and pruning at budget rungs need this form.
+
+``config`` is one dict: the target's fixed arguments (``args`` in a sweep config) merged with the sampled
+hyperparameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from autorl.errors import TrialPruned
+from autorl.registry import Registry
+
+
+@dataclass
+class TrialContext:
+    """What a running trial knows about itself. Build one by hand to test a target without a sweep.
+
+    Attributes:
+        seed: seed the target must use for everything random.
+        budget: the most budget units (env steps, epochs, ...) this trial may consume.
+        report_every: budget units between two intermediate reports of a :class:`Trainable`.
+        number: the trial's number in its sweep.
+        checkpoint_dir: a directory the trial may write checkpoints to (None: keep nothing).
+        metric: name of the metric the sweep optimises (the first one for several objectives).
+        should_prune: callback ``(value, step) -> bool`` supplied by the executor.
+    """
+
+    seed: int = 0
+    budget: int = 1000
+    report_every: int | None = None
+    number: int = 0
+    checkpoint_dir: Path | None = None
+    metric: str = "value"
+    should_prune: Callable[[float, int], bool] | None = None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def report(self, value: float, step: int) -> None:
+        """Record an intermediate ``value`` after ``step`` budget units; raise TrialPruned to stop."""
+        value = float(value)
+        self.curve.append((int(step), value))
+        if self.should_prune is not None and math.isfinite(value) and self.should_prune(value, int(step)):
+            raise TrialPruned(f"pruned at step {step} with {self.metric}={value:.6g}")
+
+    @property
+    def interval(self) -> int:
+        """Budget units between reports: ``report_every`` or a tenth of the budget."""
+        return max(1, int(self.report_every or math.ceil(self.budget / 10)))
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """A target trained in increments, with checkpoints.
+
+    ``train(n)`` advances training by ``n`` budget units and returns the current metrics (it should
+    evaluate before returning). ``save``/``load`` write and read everything that makes the model what it
+    is (weights, optimiser state, counters) under a directory. ``reconfigure`` is optional: population
+    methods call it to change hyperparameters mid-run, and it must make them take effect.
+    """
+
+    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None: ...
+
+    def train(self, budget: int) -> Mapping[str, float]: ...
+
+    def save(self, path: Path) -> None: ...
+
+    def load(self, path: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Metadata of a registered target, known without importing it.
+
+    Attributes:
+        unit: what one budget unit is ("env_steps", "steps", "epochs").
+        metric: the default metric, and direction its default direction.
+        space: default search space, a path relative to the repository's ``search_spaces/``.
+        check: optional ``"module:function"`` called as ``check(args, param_names)`` before a sweep runs;
+            it raises ConfigError for arguments or parameters the target cannot take.
+    """
+
+    unit: str = "steps"
+    metric: str = "value"
+    direction: str = "maximize"
+    space: str | None = None
+    check: str | None = None
+
+
+TARGETS: Registry[Any] = Registry("target", entry_point_group="autorl.targets")
+
+
+def register_target(
+    name: str,
+    target: Any,
+    description: str = "",
+    *,
+    unit: str = "steps",
+    metric: str = "value",
+    direction: str = "maximize",
+    space: str | None = None,
+    check: str | None = None,
+) -> None:
+    """Register a target (an object or a lazy ``"module:attr"``) under ``name`` with its metadata."""
+    info = TargetInfo(unit=unit, metric=metric, direction=direction, space=space, check=check)
+    TARGETS.register(name, target, description, info=info)
+
+
+def target_info(name: str) -> TargetInfo:
+    """Metadata for a registered name; defaults for a ``module:attr`` reference."""
+    if name in TARGETS:
+        info = TARGETS.entry(name).extra.get("info")
+        if isinstance(info, TargetInfo):
+            return info
+    return TargetInfo()

@@ -1,0 +1,46 @@
+"""Registry entries of the built-in targets (imported lazily by reference)."""
+
+from autorl.targets.base import register_target
+
+_SB3_DOC = "stable-baselines3 {algo} on any gymnasium env (args: env, n_envs, eval_episodes, policy)"
+for _algo in ("ppo", "a2c", "dqn", "sac", "td3"):
+    register_target(
+        f"sb3:{_algo}",
+        f"autorl.targets.sb3:{_algo.upper()}Target",
+        _SB3_DOC.format(algo=_algo.upper()),
+        unit="env_steps",
+        metric="eval_return",
+        direction="maximize",
+        space=f"sb3/{_algo}.yaml",
+        check=f"autorl.targets.sb3:check_{_algo}",
+    )
+
+# Research models (issue 6): small real PyTorch implementations that train on CPU on offline data.
+_MODELS = {
+    "autoencoder": ("AutoencoderTarget", "val_mse", "minimize", "autoencoder (MLP or conv; denoising and sparse variants) on digits"),
+    "hashgrid": ("HashGridTarget", "psnr", "maximize", "Instant-NGP multiresolution hash-grid encoding fitting a sample image"),
+    "data2vec": ("Data2VecTarget", "probe_acc", "maximize", "data2vec-style masked self-distillation with an EMA teacher on digits"),
+    "dat": ("DATTarget", "val_acc", "maximize", "deformable-attention vision transformer (DAT) classifying digits"),
+    "relicv2": ("RelicV2Target", "probe_acc", "maximize", "RELICv2 contrastive learning with an invariance KL term on digits"),
+    "stylex": ("StylExTarget", "flip_rate", "maximize", "StylEx: classifier-conditioned StyleGAN-like generator and AttFind"),
+}
+for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
+    register_target(
+        f"models:{_name}",
+        f"autorl.targets.models.{_name}:{_cls}",
+        _doc,
+        unit="steps",
+        metric=_metric,
+        direction=_direction,
+        space=f"models/{_name}.yaml",
+    )
+
+register_target(
+    "agents:actor_critic",
+    "autorl.agents.actor_critic:ActorCriticTarget",
+    "single-file PyTorch actor-critic (GAE, optional PPO clipping) with optional meta-gradients on gamma, lambda, loss weights",
+    unit="env_steps",
+    metric="eval_return",
+    direction="maximize",
+    space="agents/actor_critic.yaml",
+)

@@ -1,0 +1,218 @@
+"""stable-baselines3 agents (PPO, A2C, DQN, SAC, TD3) on any gymnasium environment, as Trainables.
+
+Fixed arguments (``args`` in a sweep config):
+
+- ``env`` (required): a gymnasium id; ``env_kwargs``: its keyword arguments.
+- ``n_envs`` (1): parallel training environments (a DummyVecEnv in the trial's process).
+- ``eval_episodes`` (10): episodes of each deterministic evaluation, on a separate environment
+  seeded with ``seed + 10_000``; their mean return is ``eval_return``.
+- ``policy`` ("MlpPolicy"), ``normalize`` (False: wrap in VecNormalize, statistics saved with checkpoints),
+  ``save_replay_buffer`` (False: off-policy checkpoints keep only the weights; True also writes the
+  buffer, about ``buffer_size * obs bytes * 2`` on disk, which population methods may need).
+
+Hyperparameters are SB3's constructor arguments (``learning_rate``, ``n_steps``, ``gamma``, ...) plus
+``net_arch`` (tiny, small, medium, large or a list of widths), ``activation_fn`` (tanh, relu, elu,
+leaky_relu), ``ortho_init``, ``log_std_init`` (policy keyword arguments) and ``noise_std`` (Gaussian
+action noise for SAC and TD3).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from autorl.errors import ConfigError
+from autorl.targets.base import TrialContext
+
+ARG_KEYS = {"env", "env_kwargs", "n_envs", "eval_episodes", "policy", "normalize", "save_replay_buffer"}
+POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "log_std_init"}
+EXTRA_KEYS = {"noise_std"}
+NET_ARCH = {"tiny": [32], "small": [64, 64], "medium": [256, 256], "large": [400, 300]}
+ALGOS = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN", "sac": "SAC", "td3": "TD3"}
+DISCRETE_ONLY, CONTINUOUS_ONLY = {"dqn"}, {"sac", "td3"}
+
+
+def _algo_class(algo: str) -> Any:
+    import stable_baselines3
+
+    return getattr(stable_baselines3, ALGOS[algo])
+
+
+@functools.cache
+def _algo_kwargs(algo: str) -> frozenset[str]:
+    params = inspect.signature(_algo_class(algo).__init__).parameters
+    return frozenset(params) - {"self", "policy", "env", "policy_kwargs", "seed", "device", "verbose", "_init_setup_model"}
+
+
+def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
+    """Refuse an unknown env, an action space the algorithm cannot handle, or an unknown key."""
+    env_id = args.get("env")
+    if not isinstance(env_id, str):
+        raise ConfigError(f"env must be a gymnasium id such as 'CartPole-v1', got {env_id!r}", "env")
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise ConfigError(str(exc).splitlines()[0], "env") from None
+    known = ARG_KEYS | POLICY_KEYS | EXTRA_KEYS | _algo_kwargs(algo)
+    unknown = sorted((set(args) | set(params)) - known)
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)} not understood by sb3:{algo}; valid: {', '.join(sorted(known))}")
+    env = gym.make(spec.id, **args.get("env_kwargs", {}))
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    env.close()
+    if algo in DISCRETE_ONLY and not discrete:
+        raise ConfigError(f"sb3:{algo} needs a discrete action space, but {env_id} is continuous", "env")
+    if algo in CONTINUOUS_ONLY and discrete:
+        raise ConfigError(f"sb3:{algo} needs a continuous action space, but {env_id} is discrete", "env")
+
+
+def _make_env(args: dict[str, Any], n: int, seed: int) -> Any:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    return make_vec_env(args["env"], n_envs=n, seed=seed, env_kwargs=args.get("env_kwargs"))
+
+
+class SB3Target:
+    """One SB3 agent trained in increments of env steps and evaluated deterministically."""
+
+    algo: ClassVar[str] = "ppo"
+
+    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.config = dict(config)
+        self.ctx = ctx
+        self.env = _make_env(config, int(config.get("n_envs", 1)), ctx.seed)
+        self.eval_env = _make_env(config, 1, ctx.seed + 10_000)
+        if config.get("normalize", False):
+            from stable_baselines3.common.vec_env import VecNormalize
+
+            self.env = VecNormalize(self.env)
+            self.eval_env = VecNormalize(self.eval_env, training=False, norm_reward=False)
+        self.model = _algo_class(self.algo)(
+            config.get("policy", "MlpPolicy"), self.env, seed=ctx.seed, device="cpu", verbose=0,
+            policy_kwargs=self._policy_kwargs(config), **self._algo_kwargs(config),
+        )
+
+    def _policy_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
+        import torch.nn as nn
+
+        kwargs: dict[str, Any] = {}
+        if "net_arch" in config:
+            arch = config["net_arch"]
+            kwargs["net_arch"] = NET_ARCH[arch] if isinstance(arch, str) else list(arch)
+        if "activation_fn" in config:
+            acts = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+            kwargs["activation_fn"] = acts[config["activation_fn"]]
+        for key in ("ortho_init", "log_std_init"):
+            if key in config:
+                kwargs[key] = config[key]
+        return kwargs
+
+    def _algo_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {k: v for k, v in config.items() if k in _algo_kwargs(self.algo)}
+        if "noise_std" in config and self.algo in CONTINUOUS_ONLY:
+            from stable_baselines3.common.noise import NormalActionNoise
+
+            dim = self.env.action_space.shape[0]
+            kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), float(config["noise_std"]) * np.ones(dim))
+        return kwargs
+
+    def train(self, budget: int) -> dict[str, float]:
+        """Train ``budget`` more env steps (SB3 finishes the rollout it is in), then evaluate."""
+        self.model.learn(total_timesteps=budget, reset_num_timesteps=False, progress_bar=False)
+        return self.evaluate()
+
+    def evaluate(self) -> dict[str, float]:
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        if self.config.get("normalize", False):
+            self.eval_env.obs_rms = self.env.obs_rms
+        mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=int(self.config.get("eval_episodes", 10)),
+                                    deterministic=True)
+        return {"eval_return": float(mean), "eval_return_std": float(std), "budget": float(self.model.num_timesteps)}
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(path / "model.zip")
+        if self.config.get("normalize", False):
+            self.env.save(str(path / "vecnormalize.pkl"))
+        if self.config.get("save_replay_buffer", False) and hasattr(self.model, "replay_buffer"):
+            self.model.save_replay_buffer(path / "replay_buffer.pkl")
+
+    def load(self, path: Path) -> None:
+        path = Path(path)
+        if self.config.get("normalize", False):
+            from stable_baselines3.common.vec_env import VecNormalize
+
+            self.env = VecNormalize.load(str(path / "vecnormalize.pkl"), self.env.venv)
+        self.model = _algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu")
+        if (path / "replay_buffer.pkl").is_file():
+            self.model.load_replay_buffer(path / "replay_buffer.pkl")
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Change hyperparameters mid-run so that SB3 really uses them.
+
+        SB3 re-reads the learning rate and clip range from schedules at every update, so those are
+        replaced rather than the optimiser edited; a new ``n_steps`` rebuilds the rollout buffer.
+        """
+        from stable_baselines3.common.utils import ConstantSchedule
+
+        model = self.model
+        for key, value in config.items():
+            if key not in _algo_kwargs(self.algo) or self.config.get(key) == value:
+                continue
+            if key == "learning_rate":
+                model.learning_rate = value
+                model.lr_schedule = ConstantSchedule(float(value))
+                model._update_learning_rate(model.policy.optimizer)
+            elif key in ("clip_range", "clip_range_vf"):
+                setattr(model, key, ConstantSchedule(float(value)))
+            elif key == "n_steps":
+                model.n_steps = int(value)
+                model.rollout_buffer = model.rollout_buffer_class(
+                    model.n_steps, model.observation_space, model.action_space, device=model.device,
+                    gamma=model.gamma, gae_lambda=model.gae_lambda, n_envs=model.n_envs,
+                    **model.rollout_buffer_kwargs,
+                )
+            elif hasattr(model, key):
+                setattr(model, key, type(getattr(model, key))(value) if getattr(model, key) is not None else value)
+            else:
+                raise ValueError(f"sb3:{self.algo} cannot change {key!r} during training")
+            self.config[key] = value
+        if hasattr(model, "rollout_buffer"):  # the buffer computes GAE with its own gamma and lambda
+            model.rollout_buffer.gamma, model.rollout_buffer.gae_lambda = model.gamma, model.gae_lambda
+
+
+class PPOTarget(SB3Target):
+    algo = "ppo"
+
+
+class A2CTarget(SB3Target):
+    algo = "a2c"
+
+
+class DQNTarget(SB3Target):
+    algo = "dqn"
+
+
+class SACTarget(SB3Target):
+    algo = "sac"
+
+
+class TD3Target(SB3Target):
+    algo = "td3"
+
+
+check_ppo = functools.partial(check_args, algo="ppo")
+check_a2c = functools.partial(check_args, algo="a2c")
+check_dqn = functools.partial(check_args, algo="dqn")
+check_sac = functools.partial(check_args, algo="sac")
+check_td3 = functools.partial(check_args, algo="td3")
