@@ -14,8 +14,8 @@ from rich.table import Table
 
 from autorl.errors import ConfigError
 
-console = Console(stderr=True)
-out_console = Console()
+console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True)  # long paths and commands stay on one line
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -233,3 +233,7 @@ def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
         _fail(exc)
     summary = out_dir / "reeval_summary.csv"
     out_console.print(summary.read_text() if summary.is_file() else df.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from autorl.errors import ConfigError
-from autorl.registry import is_reference
 from autorl.space import SearchSpace
 from autorl.targets import TARGETS, Aggregate, Select, TargetInfo, target_info
 from autorl.yamlio import load_yaml, loads
@@ -186,9 +185,11 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
     if out is not None:
         cfg = cfg.model_copy(update={"out": out})
 
-    if cfg.target not in TARGETS and not is_reference(cfg.target):
+    if cfg.target not in TARGETS:  # a user's reference: import it now so a typo fails before running
+        from autorl.targets.driver import target_kind
+
         try:
-            TARGETS.entry(cfg.target)
+            target_kind(TARGETS.get(cfg.target))
         except ConfigError as exc:
             raise exc.at("target", source) from None
     info = target_info(cfg.target)
@@ -200,13 +201,6 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
             load_reference(info.check)(cfg.args, list(space))
         except ConfigError as exc:
             raise exc.at("args", source) from None
-    if cfg.target not in TARGETS:  # a user's reference: import it now so a typo fails before running
-        from autorl.targets.driver import target_kind
-
-        try:
-            target_kind(TARGETS.get(cfg.target))
-        except ConfigError as exc:
-            raise exc.at("target", source) from None
 
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
     directions = tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)

@@ -134,6 +134,10 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, or loaded from a ``module:attr`` reference."""
-        if name not in self and is_reference(name):
-            return load_reference(name)  # type: ignore[no-any-return]
+        if name not in self and ":" in name:
+            try:
+                return load_reference(name)
+            except ConfigError:
+                if is_reference(name):
+                    raise
         return self.entry(name).load()

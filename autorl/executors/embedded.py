@@ -33,8 +33,25 @@ def _remaining(study: optuna.Study, sweep: Sweep) -> int:
     return max(0, sweep.config.trials - counted(trials) - running)
 
 
-def _run_one(study: optuna.Study, objective: Objective) -> None:
-    study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+def _run_one(study: optuna.Study, objective: Objective, lock: Any = None) -> None:
+    """Ask, run and tell one trial.
+
+    Asking happens under ``lock``: on SQLite two processes can otherwise pop the same queued
+    (WAITING) trial, since SQLite has no row locks.
+    """
+    with lock if lock is not None else contextlib.nullcontext():
+        trial = study.ask()
+    try:
+        values = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except TrialFailed:
+        study.tell(trial, state=TrialState.FAIL)
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    else:
+        study.tell(trial, values)
 
 
 def run_embedded(sweep: Sweep, resume: bool = False, progress: Progress | None = None) -> optuna.Study:
@@ -115,6 +132,6 @@ def _worker_main(data: dict[str, Any], source: str, out: str, worker: int, slots
                 slots.value -= 1
             if sweep.shared_storage and _remaining(study, sweep) <= 0:
                 return
-            _run_one(study, objective)
+            _run_one(study, objective, slots.get_lock())
     except KeyboardInterrupt:
         return

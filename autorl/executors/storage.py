@@ -51,17 +51,16 @@ def recover(study: optuna.Study, stale_running: bool) -> int:
     shared storage relies on the processes still alive). Returns how many configs were queued again.
     """
     storage = study._storage
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
     requeued = 0
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         if t.state == TrialState.RUNNING and stale_running:
-            record = {**t.user_attrs.get(ATTR, {}), "interrupted": True}
-            storage.set_trial_user_attr(t._trial_id, ATTR, record)
+            storage.set_trial_user_attr(t._trial_id, ATTR, {**t.user_attrs.get(ATTR, {}), "interrupted": True})
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             t = storage.get_trial(t._trial_id)
-        if was_interrupted(t) and not t.user_attrs.get(ATTR, {}).get("requeued"):
-            study.enqueue_trial(t.params, user_attrs={k: v for k, v in t.user_attrs.items() if k != ATTR},
-                                skip_if_exists=False)
-            storage.set_trial_user_attr(t._trial_id, ATTR, {**t.user_attrs.get(ATTR, {}), "requeued": True})
+        if was_interrupted(t) and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
             requeued += 1
     return requeued
 

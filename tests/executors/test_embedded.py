@@ -1,0 +1,140 @@
+"""The embedded executor: failures recorded, exact trial counts, resume after kill -9, shared storage."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from autorl.api import sweep
+from autorl.errors import ConfigError
+from tests.conftest import toy
+
+AUTORL = [sys.executable, "-m", "autorl.cli"]
+
+
+def test_raising_and_diverging_trials_fail_and_the_sweep_goes_on(make_config):
+    r = sweep(make_config(target=toy("flaky"), metric="value", direction="maximize", trials=12,
+                          space={"x": {"type": "float", "low": -1.0, "high": 1.0}}), plots=False)
+    df = r.trials
+    assert len(df) == 12
+    failed = df[df["state"] == "FAIL"]
+    assert len(failed) >= 3 and (df["state"] == "COMPLETE").any()
+    assert failed["error"].str.contains("boom: x < 0|diverged").all()
+    assert ((failed["x"] < 0) | (failed["x"] > 0.8)).all()
+
+
+def test_two_workers_run_exactly_the_trials(make_config):
+    r = sweep(make_config(target=toy("slow"), trials=6, workers=2, direction="maximize",
+                          space={"x": {"type": "float", "low": 0.0, "high": 1.0},
+                                 "sleep": {"type": "fixed", "value": 0.2}}), plots=False)
+    assert len(r.trials) == 6 and set(r.trials["state"]) == {"COMPLETE"}
+    # Two workers overlap: the run took clearly less than six sequential trials.
+    starts = [t.datetime_start for t in r.study.trials]
+    ends = [t.datetime_complete for t in r.study.trials]
+    overlap = sum(1 for i in range(6) for j in range(6) if i < j and starts[j] < ends[i] and starts[i] < ends[j])
+    assert overlap >= 2
+
+
+def test_existing_sweep_needs_resume(make_config):
+    cfg = make_config(trials=3)
+    sweep(cfg, plots=False)
+    with pytest.raises(ConfigError, match="add --resume"):
+        sweep(cfg, plots=False)
+    r = sweep({**cfg, "trials": 5}, resume=True, plots=False)
+    assert len(r.trials) == 5
+
+
+def _write(tmp_path: Path, cfg: dict) -> Path:
+    p = tmp_path / "slow.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _starts(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+
+def _wait_for(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_path, workers):
+    log = tmp_path / "starts.jsonl"
+    cfg = make_config(target=toy("slow"), trials=8, workers=workers, direction="maximize",
+                      space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.6}})
+    path = _write(tmp_path, cfg)
+    env = {**os.environ, "TOY_LOG": str(log)}
+    proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait_for(lambda: len(_starts(log)) >= 3 + workers)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: nothing survives
+    proc.wait()
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    before = optuna.load_study(study_name="slow", storage=storage).get_trials()
+    complete_before = {t.number for t in before if t.state.name == "COMPLETE"}
+    running = [t for t in before if t.state.name == "RUNNING"]
+    assert running, "the kill should have caught a trial mid-run"
+    n_before = len(_starts(log))
+
+    done = subprocess.run([*AUTORL, "sweep", str(path), "--resume", "--quiet", "--no-plots"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = optuna.load_study(study_name="slow", storage=storage).get_trials()
+    counted = [t for t in after if t.state.name == "COMPLETE"]
+    assert len(counted) == 8
+    restarted = _starts(log)[n_before:]
+    assert not {s["number"] for s in restarted} & complete_before  # no completed trial ran again
+    xs = {round(s["x"], 12) for s in restarted}
+    for t in running:  # each interrupted config was queued and run again
+        assert round(t.params["x"], 12) in xs
+        assert next(a for a in after if a.number == t.number).state.name == "FAIL"
+
+
+def test_two_processes_share_one_storage_and_lose_no_trial(make_config, tmp_path):
+    log = tmp_path / "starts.jsonl"
+    db = tmp_path / "shared.db"
+    cfg = make_config(target=toy("slow"), trials=10, direction="maximize", name="shared",
+                      space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}})
+    env = {**os.environ, "TOY_LOG": str(log)}
+    procs = []
+    for i in range(2):
+        path = _write(tmp_path, cfg).rename(tmp_path / f"p{i}.yaml")
+        procs.append(subprocess.Popen([*AUTORL, "sweep", str(path), "--storage", f"sqlite:///{db}", "--quiet",
+                                       "--no-plots", "--out", str(tmp_path / f"out{i}")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    trials = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}").get_trials()
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert 10 <= len(trials) <= 11  # a race at the very end may add one
+    assert len(_starts(log)) == len(trials)  # every trial that started was recorded
+    assert len({t.number for t in trials}) == len(trials)
+
+
+def test_ctrl_c_saves_results_and_prints_the_resume_command(make_config, tmp_path):
+    log = tmp_path / "starts.jsonl"
+    cfg = make_config(target=toy("slow"), trials=20, direction="maximize",
+                      space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}})
+    path = _write(tmp_path, cfg)
+    proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], env={**os.environ, "TOY_LOG": str(log)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: len(_starts(log)) >= 3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resume with: autorl sweep" in err and "--resume" in err
+    assert (tmp_path / "run" / "trials.csv").is_file()

@@ -1,0 +1,63 @@
+import math
+
+import pytest
+
+from autorl.errors import ConfigError, TrialDiverged, TrialPruned
+from autorl.targets import Aggregate, Select, TargetKind, TrialContext, run_target, target_kind
+from tests import toy_targets as toys
+
+
+def test_kinds():
+    assert target_kind(toys.quad) is TargetKind.FUNCTION
+    assert target_kind(toys.curve) is TargetKind.FUNCTION_WITH_CONTEXT
+    assert target_kind(toys.Counter) is TargetKind.TRAINABLE
+    with pytest.raises(ConfigError, match="lacks train"):
+        target_kind(type("NoTrain", (), {"save": lambda s, p: None, "load": lambda s, p: None}))
+    with pytest.raises(ConfigError, match="must take"):
+        target_kind(lambda a, b, c: 0)
+
+
+def test_plain_function_and_context_function():
+    r = run_target(toys.quad, {"x": 0.3, "y": 1}, TrialContext(metric="value"))
+    assert r.metrics["value"] == pytest.approx(0.1) and r.metrics["wall_s"] >= 0
+    ctx = TrialContext(budget=100, report_every=25, metric="score")
+    r = run_target(toys.curve, {"x": 0.3}, ctx)
+    assert [s for s, _ in r.curve] == [25, 50, 75, 100] and r.metrics["score"] == pytest.approx(1.0)
+
+
+def test_trainable_is_driven_in_intervals_and_value_selection():
+    ctx = TrialContext(budget=10, report_every=4, metric="value")
+    r = run_target(toys.Counter, {"x": 2.0}, ctx)
+    assert r.curve == [(4, 8.0), (8, 16.0), (10, 20.0)] and r.budget_used == 10
+    r = run_target(toys.Counter, {"x": -1.0}, TrialContext(budget=10, report_every=4, metric="value"),
+                   select=Select.BEST, maximize=True)
+    assert r.metrics["value"] == -4.0
+    r = run_target(toys.Counter, {"x": 1.0}, TrialContext(budget=10, report_every=4, metric="value"),
+                   select=Select.MEAN_LAST, k=2)
+    assert r.metrics["value"] == pytest.approx(9.0)
+
+
+def test_pruning_raises_from_report():
+    ctx = TrialContext(budget=100, report_every=25, metric="score", should_prune=lambda v, s: s >= 50)
+    with pytest.raises(TrialPruned, match="step 50"):
+        run_target(toys.curve, {"x": 0.0}, ctx)
+
+
+def test_nan_is_divergence():
+    with pytest.raises(TrialDiverged):
+        run_target(toys.flaky, {"x": 0.9}, TrialContext(metric="value"))
+
+
+def test_several_seeds_are_aggregated_and_recorded():
+    r = run_target(toys.noisy, {"x": 0.0}, TrialContext(metric="value"), seeds=[1, 2, 3, 4, 5],
+                   aggregate=Aggregate.MEDIAN)
+    per = [s["value"] for s in r.per_seed]
+    assert len(set(per)) == 5  # each seed really differs
+    assert r.metrics["value"] == pytest.approx(sorted(per)[2])
+    assert Aggregate.IQM([1, 2, 3, 4, 100, -100, 5, 6]) == pytest.approx(3.5)
+
+
+def test_missing_metric_is_an_error():
+    with pytest.raises(KeyError, match="without the optimised metric 'value'"):
+        run_target(toys.two_objectives, {"x": 0.0}, TrialContext(metric="value"))
+    assert math.isfinite(run_target(toys.two_objectives, {"x": 0.0}, TrialContext(metric="loss")).metrics["cost"])

@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pandas as pd
+import yaml
+from click.testing import CliRunner
+
+from autorl.cli import main
+from autorl.yamlio import load_yaml
+
+
+def _write(tmp_path, cfg, name="sweep.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_bad_config_is_one_line_on_stderr_exit_2(make_config, tmp_path):
+    path = _write(tmp_path, make_config(space={"x": {"type": "float", "low": 5, "high": 1}}))
+    proc = subprocess.run([sys.executable, "-m", "autorl.cli", "validate", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0] == f"error: {path}: space.x: low <= high must hold, but got (low=5, high=1)"
+
+
+def test_validate_ok_and_set_overrides(make_config, tmp_path):
+    path = _write(tmp_path, make_config())
+    res = CliRunner().invoke(main, ["validate", str(path), "--set", "method=tpe", "--set", "trials=50"])
+    assert res.exit_code == 0 and "with tpe" in res.output and "50 trials" in res.output
+    res = CliRunner().invoke(main, ["validate", str(path), "--set", "method=bogus"])
+    assert res.exit_code == 2
+
+
+def test_list(tmp_path):
+    res = CliRunner().invoke(main, ["list", "targets"])
+    assert "sb3:ppo" in res.output and "models:hashgrid" in res.output
+    res = CliRunner().invoke(main, ["list", "methods"])
+    assert "bohb" in res.output and "multi_fidelity" in res.output
+
+
+def test_sweep_show_train_end_to_end(make_config, tmp_path):
+    out = tmp_path / "cli_run"
+    path = _write(tmp_path, make_config(trials=5))
+    res = CliRunner().invoke(main, ["sweep", str(path), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "best 5 trials by value" in res.output and f"autorl show {out}" in res.output
+    assert "--resume" in res.output
+    df = pd.read_csv(out / "trials.csv")
+    assert {"trial", "state", "value", "budget", "wall_s", "x", "y"} <= set(df.columns) and len(df) == 5
+    for f in ("config.yaml", "space.yaml", "run.json", "curves.csv", "best.yaml", "plots/history.png"):
+        assert (out / f).is_file(), f
+    best = load_yaml(out / "best.yaml")
+    assert best["value"] == df["value"].min()
+    res = CliRunner().invoke(main, ["show", str(out)])
+    assert res.exit_code == 0 and "5 of 5 trials (5 complete)" in res.output
+    res = CliRunner().invoke(main, ["train", str(out / "best.yaml"), "--seeds", "1", "--seeds", "2"])
+    assert res.exit_code == 0, res.output
+    assert f"{best['value']:.6g}"[:5] in res.output.replace(" ", "")  # a deterministic function trains back to its value

@@ -1,0 +1,41 @@
+import pytest
+
+from autorl.errors import ConfigError
+from autorl.registry import Registry, is_reference, load_reference
+
+
+def test_register_get_and_refuse_duplicates():
+    reg: Registry = Registry("thing")
+    reg.register("alpha", 1, "first")
+    assert reg.get("alpha") == 1
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("alpha", 2)
+
+
+def test_unknown_name_lists_valid_and_closest():
+    reg: Registry = Registry("thing")
+    reg.register("cartpole", 1)
+    reg.register("pendulum", 2)
+    with pytest.raises(ConfigError, match=r"unknown thing 'cartpol'\. Did you mean 'cartpole'\? Valid: cartpole, pendulum"):
+        reg.get("cartpol")
+
+
+def test_lazy_reference_is_imported_on_use():
+    reg: Registry = Registry("thing")
+    reg.register("join", "os.path:join")
+    assert reg.get("join")("a", "b") == "a/b"
+    assert reg.get("math:sqrt")(9) == 3  # not registered, but a module:attr reference
+
+
+def test_file_reference(tmp_path):
+    f = tmp_path / "mod.py"
+    f.write_text("def g(c):\n    return 42\n")
+    assert load_reference(f"{f}:g")({}) == 42
+    assert is_reference(f"{f}:g") and is_reference("pkg.mod:f") and not is_reference("sb3:ppo")
+
+
+@pytest.mark.parametrize("ref, match", [("nomodule_xyz:f", "cannot import"), ("os:nothing_here", "no attribute"),
+                                         ("missing.py:f", "does not exist"), ("justaname", "must look like")])
+def test_bad_references(ref, match):
+    with pytest.raises(ConfigError, match=match):
+        load_reference(ref)
