@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+from sqlalchemy import event
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
@@ -18,10 +19,22 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": 60}}  # several worker processes write to one file
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    if not url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url)
+    # Several worker processes write to one file: wait for locks rather than fail, and use SQLite's
+    # write-ahead log with synchronous=NORMAL, which survives a killed process (not a power cut) and
+    # makes a commit a write instead of an fsync: the difference between ~8 ms and ~1 ms a trial here.
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    event.listen(storage.engine, "connect", _sqlite_pragmas)
+    storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
+    return storage
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def open_study(sweep: Sweep, sampler: Any = None, pruner: Any = None) -> optuna.Study:
