@@ -48,6 +48,23 @@ def as_sweep(config: str | Path | dict[str, Any] | Sweep, overrides: list[str] |
     return load_sweep(config, overrides, out)
 
 
+def _runner(sw: Sweep) -> Callable[..., optuna.Study]:
+    """The method's own runner (population methods), else the configured executor."""
+    from autorl.methods import method_info
+    from autorl.registry import load_reference
+
+    info = method_info(sw.method)
+    if info.runner:
+        return load_reference(info.runner)  # type: ignore[no-any-return]
+    if sw.config.executor == "ray":
+        from autorl.executors.ray import run_ray
+
+        return run_ray
+    from autorl.executors import run_embedded
+
+    return run_embedded
+
+
 def sweep(
     config: str | Path | dict[str, Any] | Sweep,
     *,
@@ -64,10 +81,7 @@ def sweep(
     """
     sw = as_sweep(config, overrides, out)
     write_run_files(sw)
-    if sw.config.executor == "ray":
-        from autorl.executors.ray import run_ray as runner
-    else:
-        from autorl.executors import run_embedded as runner
+    runner = _runner(sw)
     try:
         study = runner(sw, resume=resume, progress=progress)
     except KeyboardInterrupt:

@@ -37,6 +37,9 @@ class _Group(click.Group):
 @click.version_option(package_name="autorl")
 def main() -> None:
     """autorl: automated reinforcement learning on Optuna, Ray Tune and stable-baselines3."""
+    # Like `python -m`, let "module:function" targets next to the user's config import.
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
 
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -131,13 +134,16 @@ def sweep(config: Path, overrides: tuple[str, ...], out: str | None, resume: boo
         sys.exit(130)
     df = result.trials
     out_console.print(_table(df, list(sw.metrics), sw.directions[0] == "maximize", 5))
-    out_console.print(f"{len(df)} trials: {_summary(df)}. Results in {sw.out}/ (trials.csv, best.yaml, plots/)")
+    files = [f for f in ("trials.csv", "best.yaml", "plots/") if (sw.out / f).exists()]
+    out_console.print(f"{len(df)} trials: {_summary(df)}. Results in {sw.out}/ ({', '.join(files)})")
     errors = df[df["error"].notna()] if "error" in df else df.iloc[:0]
     if len(errors):
         out_console.print(f"[yellow]{len(errors)} trial(s) failed; first error (trial {errors.iloc[0]['trial']}):[/] "
                           f"{errors.iloc[0]['error']}", highlight=False)
-    out_console.print(f"inspect:  autorl show {sw.out}\nretrain:  autorl train {sw.out}/best.yaml\n"
-                      f"resume:   {again} --resume\ndashboard: optuna-dashboard {sw.storage_url}", highlight=False)
+    dashboard = sw.storage_url.removeprefix("journal:")
+    retrain = f"retrain:  autorl train {sw.out}/best.yaml\n" if (sw.out / "best.yaml").exists() else ""
+    out_console.print(f"inspect:  autorl show {sw.out}\n{retrain}resume:   {again} --resume\n"
+                      f"dashboard: optuna-dashboard {dashboard}", highlight=False)
     if result.best_value is None:
         sys.exit(1)
 

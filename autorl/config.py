@@ -184,6 +184,7 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
         raise _error_from_pydantic(exc, source) from None
     if out is not None:
         cfg = cfg.model_copy(update={"out": out})
+    cfg = cfg.model_copy(update=_absolute_paths(cfg))
 
     if cfg.target not in TARGETS:  # a user's reference: import it now so a typo fails before running
         from autorl.targets.driver import target_kind
@@ -221,6 +222,17 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
 
     check_method(sweep)
     return sweep
+
+
+def _absolute_paths(cfg: SweepConfig) -> dict[str, Any]:
+    """File references made absolute, so the run directory works from any directory later."""
+    update: dict[str, Any] = {}
+    module, sep, attr = cfg.target.partition(":")
+    if sep and module.endswith(".py") and Path(module).is_file():
+        update["target"] = f"{Path(module).resolve()}:{attr}"
+    if cfg.storage and cfg.storage.startswith("journal:"):
+        update["storage"] = f"journal:{Path(cfg.storage.removeprefix('journal:')).resolve()}"
+    return update
 
 
 def _load_space(cfg: SweepConfig, info: TargetInfo, source: str) -> SearchSpace:

@@ -83,6 +83,7 @@ class Registry(Generic[T]):
         self.entry_point_group = entry_point_group
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = False
+        self._conflicts: dict[str, str] = {}
 
     def register(self, name: str, target: T | str, description: str = "", **extra: Any) -> Entry[T]:
         """Add ``name``; raises ``ValueError`` if the name is taken."""
@@ -106,7 +107,9 @@ class Registry(Generic[T]):
             return
         self._plugins_loaded = True
         for ep in entry_points(group=self.entry_point_group):
-            if ep.name not in self._entries:
+            if ep.name in self._entries:
+                self._conflicts[ep.name] = ep.value
+            else:
                 self._entries[ep.name] = Entry(ep.name, f"plug-in from {ep.value}", ep.value)
 
     def names(self) -> list[str]:
@@ -125,6 +128,9 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         """The entry called ``name``; an unknown name raises ConfigError listing the valid ones."""
         self._load_plugins()
+        if name in self._conflicts:
+            raise ConfigError(f"{self.kind} {name!r} is registered twice: by autorl and by the plug-in "
+                              f"{self._conflicts[name]!r}; uninstall or rename one")
         if name in self._entries:
             return self._entries[name]
         valid = self.names()

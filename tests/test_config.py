@@ -36,6 +36,8 @@ def test_valid_config_resolves(make_config, tmp_path):
     ({"metric": ["a", "b"], "direction": ["minimize"] * 3}, "direction", "same length"),
     ({"metric": ["loss", "cost"], "direction": "minimize", "method": "cmaes"}, "method", "optimises one objective"),
     ({"direction": "up"}, "direction", "Input should be"),
+    ({"method": {"name": "grid", "points": 2}, "trials": 9}, "method", "the grid has 4 points, so trials <= 4"),
+    ({"method": "hyperband", "budget": {"max": 9, "min": 1}}, "method", "reports no intermediate values"),
 ])
 def test_bad_configs_name_file_key_and_rule(make_config, tmp_path, change, key, rule):
     path = write(tmp_path, make_config(**change))
@@ -83,3 +85,17 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_sweep(p)
     with pytest.raises(ConfigError, match="missing.yaml: file not found"):
         load_sweep(tmp_path / "missing.yaml")
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("target: a\ntrials: 3\ntrials: 4\n")
+    with pytest.raises(ConfigError, match="dup.yaml: invalid YAML at line 3: duplicate key 'trials'"):
+        load_sweep(p)
+
+
+def test_file_targets_are_recorded_with_absolute_paths(make_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.py").write_text("def f(c):\n    return c['x']\n")
+    sw = parse_sweep(make_config(target="f.py:f"), "s.yaml")
+    assert sw.config.target == f"{tmp_path / 'f.py'}:f"

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+from optuna.storages import fail_stale_trials
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep, parse_sweep
@@ -39,10 +41,14 @@ def _run_one(study: optuna.Study, objective: Objective, lock: Any = None) -> Non
     Asking happens under ``lock``: on SQLite two processes can otherwise pop the same queued
     (WAITING) trial, since SQLite has no row locks.
     """
+    storage = study._storage
     with lock if lock is not None else contextlib.nullcontext():
+        if is_heartbeat_enabled(storage):
+            fail_stale_trials(study)
         trial = study.ask()
     try:
-        values = objective(trial)
+        with get_heartbeat_thread(trial._trial_id, storage):
+            values = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except TrialFailed:
@@ -56,10 +62,14 @@ def _run_one(study: optuna.Study, objective: Objective, lock: Any = None) -> Non
 
 def run_embedded(sweep: Sweep, resume: bool = False, progress: Progress | None = None) -> optuna.Study:
     """Run (or resume) the sweep to its trial count; returns the study. Ctrl-C propagates after cleanup."""
-    plan = build_plan(sweep, worker=0)
-    study = open_study(sweep, plan.sampler, plan.pruner)
+    study = open_study(sweep)
     check_resumable(study, sweep, resume)
     recover(study, stale_running=not sweep.shared_storage)
+    # A restart gets fresh random streams (numbered after the trials so far), else a seeded sampler
+    # proposes its first points again.
+    base = len(study.get_trials(deepcopy=False)) * sweep.config.workers
+    plan = build_plan(sweep, worker=base)
+    study.sampler, study.pruner = plan.sampler, plan.pruner
     if sweep.config.workers == 1:
         objective = Objective(sweep)
         # A private storage needs no recount per trial (a recount reads every trial: O(n) each time).
@@ -69,16 +79,16 @@ def run_embedded(sweep: Sweep, resume: bool = False, progress: Progress | None =
                 if progress:
                     progress(study.get_trials(deepcopy=False))
         return study
-    _run_workers(sweep, study, progress)
+    _run_workers(sweep, study, progress, base)
     return study
 
 
-def _run_workers(sweep: Sweep, study: optuna.Study, progress: Progress | None) -> None:
+def _run_workers(sweep: Sweep, study: optuna.Study, progress: Progress | None, base: int) -> None:
     ctx = mp.get_context("spawn")
     slots = ctx.Value("i", _remaining(study, sweep))
     data = sweep.resolved()
     procs = [
-        ctx.Process(target=_worker_main, args=(data, sweep.source, str(sweep.out), i, slots), daemon=False)
+        ctx.Process(target=_worker_main, args=(data, sweep.source, str(sweep.out), base + i, slots), daemon=False)
         for i in range(sweep.config.workers)
     ]
     for p in procs:

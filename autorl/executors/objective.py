@@ -35,9 +35,13 @@ class Objective:
 
     sweep: Sweep
     target: Any = field(init=False)
+    args: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
+        from autorl.methods import build_plan
+
         self.target = TARGETS.get(self.sweep.config.target)
+        self.args = {**self.sweep.config.args, **build_plan(self.sweep).args}
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         sweep, cfg = self.sweep, self.sweep.config
@@ -48,7 +52,8 @@ class Objective:
 
         def should_prune(value: float, step: int) -> bool:
             trial.report(value, step)
-            return trial.should_prune()
+            # A trial that has spent its whole budget is finished, not stopped early.
+            return step < ctx.budget and trial.should_prune()
 
         ctx = TrialContext(
             seed=seeds[0],
@@ -61,7 +66,7 @@ class Objective:
         start = time.perf_counter()
         try:
             result = run_target(
-                self.target, {**cfg.args, **params}, ctx,
+                self.target, {**self.args, **params}, ctx,
                 select=sweep.value_spec.select, k=sweep.value_spec.k,
                 maximize=sweep.directions[0] == "maximize", seeds=seeds, aggregate=cfg.aggregate,
             )

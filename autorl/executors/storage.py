@@ -13,18 +13,34 @@ from autorl.errors import ConfigError
 from autorl.executors.objective import ATTR
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL: any SQLAlchemy URL, or ``journal:PATH`` for a journal file."""
+HEARTBEAT_S, GRACE_S = 10, 60
+
+
+def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A shared storage's trial whose process stopped beating: run its config again."""
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
+def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL: any SQLAlchemy URL, or ``journal:PATH`` for a journal file.
+
+    ``shared``: other processes (maybe on other machines) use it too; trials then send heartbeats and
+    a trial whose process died is failed after a grace period and its config queued again.
+    """
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    beat: dict[str, Any] = (
+        {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S, "failed_trial_callback": _requeue_stale}
+        if shared else {}
+    )
     if not url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url, **beat)
     # Several worker processes write to one file: wait for locks rather than fail, and use SQLite's
     # write-ahead log with synchronous=NORMAL, which survives a killed process (not a power cut) and
     # makes a commit a write instead of an fsync: the difference between ~8 ms and ~1 ms a trial here.
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beat)
     event.listen(storage.engine, "connect", _sqlite_pragmas)
     storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
     return storage
@@ -39,7 +55,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def open_study(sweep: Sweep, sampler: Any = None, pruner: Any = None) -> optuna.Study:
     """Create or load the sweep's study in its storage."""
-    storage = make_storage(sweep.storage_url)
+    storage = make_storage(sweep.storage_url, shared=sweep.shared_storage)
     return optuna.create_study(
         storage=storage, study_name=sweep.study_name, directions=list(sweep.directions),
         sampler=sampler, pruner=pruner, load_if_exists=True,
@@ -52,9 +68,13 @@ def was_interrupted(t: FrozenTrial) -> bool:
 
 
 def counted(trials: list[FrozenTrial]) -> int:
-    """Trials that use up the sweep's trial count: finished ones, failures of the target included."""
+    """Trials that use up the sweep's trial count: finished ones, failures of the target included.
+
+    A failure the sweep's own death caused, or one whose config was queued again, does not count.
+    """
+    retried = {t.user_attrs.get("retry_of") for t in trials}
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in trials if t.state in done and not was_interrupted(t))
+    return sum(1 for t in trials if t.state in done and not was_interrupted(t) and t.number not in retried)
 
 
 def recover(study: optuna.Study, stale_running: bool) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -34,25 +34,44 @@ class MethodKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Plan:
-    """What an Optuna-driven executor needs: a sampler and a pruner."""
+    """What an Optuna-driven executor needs: a sampler, a pruner, and fixed arguments.
+
+    ``args`` are merged into every trial's config (under the sampled parameters): methods that live
+    inside one training run (meta-gradients, environment design) switch their target's machinery on
+    this way, so any target that understands the arguments can be run by them.
+    """
 
     sampler: optuna.samplers.BaseSampler
     pruner: optuna.pruners.BasePruner
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MethodInfo:
+    """How a method runs.
+
+    ``runner``: a ``"module:function"`` called as ``run(sweep, resume, progress) -> optuna.Study`` for
+    methods that are not a sampler and pruner (population-based training); it must record one trial
+    per run or member in the sweep's study, as the executors do, so results look the same.
+    """
+
     kind: MethodKind
     multi_objective: bool = False
+    runner: str | None = None
 
 
 Builder = Callable[..., Plan]
 METHODS: Registry[Builder] = Registry("method", entry_point_group="autorl.methods")
 
 
-def register_method(name: str, description: str, kind: MethodKind, *, multi_objective: bool = False) -> Callable[[Builder], Builder]:
-    """Decorator registering a builder ``f(sweep, worker=0, **options) -> Plan``."""
-    return METHODS.decorator(name, description, info=MethodInfo(kind, multi_objective))
+def register_method(name: str, description: str, kind: MethodKind, *, multi_objective: bool = False,
+                    runner: str | None = None) -> Callable[[Builder], Builder]:
+    """Decorator registering a builder ``f(sweep, worker=0, **options) -> Plan``.
+
+    A method with a ``runner`` still registers a builder: it validates the options (raising
+    ValueError or TypeError) and may return any Plan; the runner does the work.
+    """
+    return METHODS.decorator(name, description, info=MethodInfo(kind, multi_objective, runner))
 
 
 def method_info(name: str) -> MethodInfo:
@@ -91,6 +110,13 @@ def check_method(sweep: Sweep) -> None:
     if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.budget.min is None:
         raise ConfigError(f"method {sweep.method!r} is multi-fidelity and needs budget.min (its first rung)",
                           "budget.min", sweep.source)
+    if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.target:
+        from autorl.targets import TARGETS, TargetKind, target_kind
+
+        if target_kind(TARGETS.get(sweep.config.target)) is TargetKind.FUNCTION:
+            raise ConfigError(f"method {sweep.method!r} stops trials at budget rungs, but a plain function target "
+                              "reports no intermediate values; take (config, ctx) and call ctx.report, or use a "
+                              "Trainable", "method", sweep.source)
     try:
         build_plan(sweep)
     except (ValueError, TypeError) as exc:

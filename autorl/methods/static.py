@@ -1,13 +1,16 @@
 """Static HPO methods of the AutoRL survey, on Optuna's samplers and pruners.
 
-Each worker gets its own seed (``seed + worker``) so parallel workers do not propose the same points.
+Each worker gets its own random stream (seed ``seed + 1000 * worker``; a resumed sweep's workers
+continue on fresh streams) so parallel workers and restarts do not propose the same points again.
 Multi-fidelity methods prune at budget rungs: ``budget.min`` is the first rung, each next rung is
 ``reduction_factor`` times larger, up to ``budget.max``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import optuna
@@ -48,7 +51,23 @@ def random(sweep: Sweep, worker: int = 0) -> Plan:
 def grid_search(sweep: Sweep, worker: int = 0, *, points: int = 5) -> Plan:
     if points < 1:
         raise ValueError(f"points >= 1 must hold, got {points}")
-    return Plan(GridSampler(grid(sweep.space, points), seed=_seed(sweep, worker)), NopPruner())
+    axes = grid(sweep.space, points)
+    size = math.prod(len(v) for v in axes.values())
+    if sweep.config.trials > size:
+        raise ValueError(f"the grid has {size} points, so trials <= {size} must hold, but got trials={sweep.config.trials}")
+    return Plan(_Grid(axes, seed=_seed(sweep, worker)), NopPruner())
+
+
+class _Grid(GridSampler):
+    """GridSampler that leaves stopping to the executor's trial count.
+
+    Optuna's stops the study from ``after_trial`` once the grid is used up, which only works
+    inside ``study.optimize``; our executors ask and tell themselves.
+    """
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: optuna.trial.TrialState,
+                    values: Sequence[float] | None) -> None:
+        return None
 
 
 @register_method("qmc", "quasi-random search on a scrambled Sobol (or Halton) sequence", STATIC, multi_objective=True)
@@ -77,9 +96,9 @@ def gp(sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, determinist
 
 @register_method("cmaes", "CMA-ES (numeric parameters; categorical ones are sampled independently)", STATIC)
 def cmaes(sweep: Sweep, worker: int = 0, *, sigma0: float | None = None, popsize: int | None = None,
-          n_startup_trials: int = 1, restart_strategy: str | None = None) -> Plan:
+          n_startup_trials: int = 1) -> Plan:
     sampler = CmaEsSampler(seed=_seed(sweep, worker), sigma0=sigma0, popsize=popsize,
-                           n_startup_trials=n_startup_trials, restart_strategy=restart_strategy,
+                           n_startup_trials=n_startup_trials,
                            warn_independent_sampling=False)
     return Plan(sampler, NopPruner())
 

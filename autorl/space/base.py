@@ -158,8 +158,8 @@ class Param:
         if transform is Transform.POW2:
             if ptype is not ParamType.INT or low < 1 or any(v & (v - 1) for v in (int(low), int(high))):
                 raise ConfigError(f"transform pow2 needs an int whose low and high are powers of two, got ({low}, {high})", name)
-            if step is not None:
-                raise ConfigError("transform pow2 cannot be combined with step", name)
+            if step is not None or log:
+                raise ConfigError("transform pow2 cannot be combined with step or log (it is already a log scale)", name)
         return cls(name, ptype, low=low, high=high, log=log, step=step, **common)
 
     def to_dict(self) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def run_target(
     else:
         result = _run_functions(target, kind, config, ctx, seeds, aggregate)
     result.metrics["wall_s"] = time.perf_counter() - start
-    result.metrics.setdefault("budget", float(result.budget_used))
+    result.metrics["budget"] = float(result.budget_used)  # total over all seeds
     return result
 
 
@@ -155,7 +155,7 @@ def _run_functions(
         out = target(config) if kind is TargetKind.FUNCTION else target(config, sub)
         per_seed.append(_as_metrics(out, ctx.metric))
     metrics = _combine(per_seed, aggregate)
-    used = int(metrics.get("budget", ctx.budget))
+    used = sum(int(m.get("budget", ctx.budget)) for m in per_seed)
     return TrialResult(metrics, list(ctx.curve), used, per_seed if len(seeds) > 1 else [])
 
 
@@ -186,4 +186,5 @@ def _run_trainables(
     if len(seeds) > 1:
         for s_metrics in last:
             s_metrics.setdefault("budget", float(used))
-    return TrialResult(metrics, list(ctx.curve), used * len(seeds), last if len(seeds) > 1 else [])
+    total = sum(int(m.get("budget", used)) for m in last)
+    return TrialResult(metrics, list(ctx.curve), total, last if len(seeds) > 1 else [])

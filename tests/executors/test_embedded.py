@@ -42,13 +42,23 @@ def test_two_workers_run_exactly_the_trials(make_config):
     assert overlap >= 2
 
 
-def test_existing_sweep_needs_resume(make_config):
+def test_existing_sweep_needs_resume_and_resume_proposes_new_points(make_config):
     cfg = make_config(trials=3)
     sweep(cfg, plots=False)
     with pytest.raises(ConfigError, match="add --resume"):
         sweep(cfg, plots=False)
-    r = sweep({**cfg, "trials": 5}, resume=True, plots=False)
-    assert len(r.trials) == 5
+    r = sweep({**cfg, "trials": 6}, resume=True, plots=False)
+    assert len(r.trials) == 6
+    first, added = r.trials["x"][:3].tolist(), r.trials["x"][3:].tolist()
+    assert not set(first) & set(added)  # the seeded sampler does not replay its first proposals
+
+
+def test_a_trial_that_spent_its_whole_budget_is_never_pruned(make_config):
+    cfg = make_config(target=toy("curve"), metric="score", direction="maximize", method="asha", trials=15,
+                      budget={"max": 9, "min": 1, "report_every": 1}, space={"x": {"type": "float", "low": -1.0, "high": 1.0}})
+    df = sweep(cfg, plots=False).trials
+    assert not ((df["state"] == "PRUNED") & (df["budget"] >= 9)).any()
+    assert (df["state"] == "PRUNED").any()
 
 
 def _write(tmp_path: Path, cfg: dict) -> Path:

@@ -36,6 +36,7 @@ def test_yaml_round_trip():
     ({"type": "int", "low": 3, "high": 64, "transform": "pow2"}, "powers of two"),
     ({"type": "float", "low": 0.5, "high": 1.0, "transform": "one_minus"}, "high < 1"),
     ({"type": "fixed"}, "needs 'value'"),
+    ({"type": "int", "low": 2, "high": 64, "transform": "pow2", "log": True}, "cannot be combined with step or log"),
 ])
 def test_bad_params_are_refused_with_the_rule(spec, match):
     with pytest.raises(ConfigError, match=match) as err:

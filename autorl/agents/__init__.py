@@ -1,0 +1,31 @@
+"""Single-file RL agents that sweeps can tune, with optional meta-gradient self-tuning."""
+
+from autorl.agents.actor_critic import (
+    ETA_NAMES,
+    ActorCriticConfig,
+    ActorCriticNet,
+    ActorCriticTarget,
+    Rollout,
+    actor_critic_loss,
+    gae,
+    inner_update,
+    meta_loss,
+    plot_history,
+    run_metagrad,
+    write_history_csv,
+)
+
+__all__ = [
+    "ETA_NAMES",
+    "ActorCriticConfig",
+    "ActorCriticNet",
+    "ActorCriticTarget",
+    "Rollout",
+    "actor_critic_loss",
+    "gae",
+    "inner_update",
+    "meta_loss",
+    "plot_history",
+    "run_metagrad",
+    "write_history_csv",
+]
