@@ -241,5 +241,24 @@ def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
     out_console.print(summary.read_text() if summary.is_file() else df.to_string(index=False))
 
 
+@main.command()
+@click.argument("suite", type=click.Path(dir_okay=False, path_type=Path))
+@_set_option
+@click.option("--out", help="Output directory (default: the suite's `out`, else runs/compare-<name>).")
+@click.option("--jobs", type=int, help="Cells to run at once (default: the suite's `jobs`, 1).")
+def compare(suite: Path, overrides: tuple[str, ...], out: str | None, jobs: int | None) -> None:
+    """Run the methods x tasks x seeds of SUITE under equal budgets and write a report."""
+    from autorl.compare import load_suite, run_suite
+
+    s = load_suite(suite, list(overrides), out)
+    console.print(f"{len(s.cells)} cells: {len(s.config.tasks)} tasks x {len(s.config.methods)} methods x "
+                  f"{len(s.cells) // max(1, len(s.config.tasks) * len(s.config.methods))} seeds -> {s.out}")
+    _, _, report = run_suite(s, jobs)
+    out_console.print(f"report: {report}")
+    headline = next((line for line in report.read_text().splitlines() if line.startswith("**")), None)
+    if headline:
+        out_console.print(headline, highlight=False)
+
+
 if __name__ == "__main__":
     main()

@@ -33,17 +33,23 @@ class Budget(_Strict):
     """Budget of one trial in the target's unit (env steps for RL, optimiser steps for models).
 
     ``min`` is the first rung of multi-fidelity methods; ``report_every`` the interval between
-    intermediate evaluations (default: ``min`` if given, else a tenth of ``max``).
+    intermediate evaluations (default: ``min`` if given, else a tenth of ``max``); ``total`` caps the
+    budget of the whole sweep: no trial starts once the trials so far consumed it (the trial count
+    still caps it too). Comparisons use it to charge every method the same.
     """
 
     max: PositiveInt
     min: PositiveInt | None = None
     report_every: PositiveInt | None = None
+    total: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Budget:
         if self.min is not None and self.min > self.max:
             raise ValueError(f"min <= max must hold, but got (min={self.min}, max={self.max})")
+        if self.total is not None and self.total < (self.min or self.max):
+            raise ValueError(f"total >= {'min' if self.min else 'max'} must hold (one trial must fit), "
+                             f"but got (total={self.total}, {'min' if self.min else 'max'}={self.min or self.max})")
         if self.report_every is not None and self.report_every > self.max:
             raise ValueError(f"report_every <= max must hold, but got ({self.report_every}, max={self.max})")
         return self

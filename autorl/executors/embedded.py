@@ -23,15 +23,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep, parse_sweep
 from autorl.executors.objective import Objective, TrialFailed
-from autorl.executors.storage import check_resumable, counted, open_study, recover
+from autorl.executors.storage import check_resumable, consumed, counted, open_study, recover
 from autorl.methods import build_plan
 
 Progress = Callable[[list[FrozenTrial]], None]
 
 
 def _remaining(study: optuna.Study, sweep: Sweep) -> int:
+    """Trials still to start; 0 once ``budget.total`` is spent."""
     trials = study.get_trials(deepcopy=False)
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING) if sweep.shared_storage else 0
+    total = sweep.config.budget.total
+    if total is not None and consumed(trials) >= total:
+        return 0
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING) if sweep.shared_storage or total else 0
     return max(0, sweep.config.trials - counted(trials) - running)
 
 
@@ -74,7 +78,8 @@ def run_embedded(sweep: Sweep, resume: bool = False, progress: Progress | None =
         objective = Objective(sweep)
         # A private storage needs no recount per trial (a recount reads every trial: O(n) each time).
         while (left := _remaining(study, sweep)) > 0:
-            for _ in range(1 if sweep.shared_storage else left):
+            recount = sweep.shared_storage or sweep.config.budget.total is not None
+            for _ in range(1 if recount else left):
                 _run_one(study, objective)
                 if progress:
                     progress(study.get_trials(deepcopy=False))
@@ -142,7 +147,7 @@ def _worker_main(data: dict[str, Any], source: str, out: str, worker: int, slots
                 if slots.value <= 0:
                     return
                 slots.value -= 1
-            if sweep.shared_storage and _remaining(study, sweep) <= 0:
+            if (sweep.shared_storage or sweep.config.budget.total) and _remaining(study, sweep) <= 0:
                 return
             _run_one(study, objective, slots.get_lock())
     except KeyboardInterrupt:

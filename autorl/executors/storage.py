@@ -77,6 +77,12 @@ def counted(trials: list[FrozenTrial]) -> int:
     return sum(1 for t in trials if t.state in done and not was_interrupted(t) and t.number not in retried)
 
 
+def consumed(trials: list[FrozenTrial]) -> float:
+    """Budget units the finished trials used (a running trial counts once it ends)."""
+    return sum(float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0) for t in trials
+               if t.state.is_finished() and not was_interrupted(t))
+
+
 def recover(study: optuna.Study, stale_running: bool) -> int:
     """Mark trials cut off by a dead sweep as failed-interrupted and queue their configs again.
 

@@ -110,6 +110,10 @@ def check_method(sweep: Sweep) -> None:
     if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.budget.min is None:
         raise ConfigError(f"method {sweep.method!r} is multi-fidelity and needs budget.min (its first rung)",
                           "budget.min", sweep.source)
+    budget = sweep.config.budget
+    if budget.total is not None and info.kind is not MethodKind.MULTI_FIDELITY and budget.total < budget.max:
+        raise ConfigError(f"method {sweep.method!r} trains every trial to budget.max={budget.max}, so it cannot "
+                          f"honour budget.total={budget.total}", "budget.total", sweep.source)
     if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.target:
         from autorl.targets import TARGETS, TargetKind, target_kind
 

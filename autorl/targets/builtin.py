@@ -44,3 +44,10 @@ register_target(
     direction="maximize",
     space="agents/actor_critic.yaml",
 )
+
+register_target("synthetic:curve", "autorl.targets.synthetic:CurveTarget",
+                "a noisy synthetic learning curve (instant; for tests, smoke suites and benchmarks)",
+                unit="steps", metric="score", direction="maximize", space="synthetic/curve.yaml")
+register_target("synthetic:branin", "autorl.targets.synthetic:branin",
+                "the Branin function with optional seeded noise (instant)",
+                unit="evaluations", metric="value", direction="minimize", space="synthetic/branin.yaml")

@@ -1,0 +1,201 @@
+"""Compare methods: ``autorl compare SUITE.yaml`` runs methods x tasks x seeds under one budget.
+
+Every (task, method, seed) cell is a sweep whose ``budget.total`` is the task's budget: no trial
+starts once the method's trials consumed it, and a trial that ends past it does not count, so a
+single long run and thirty short trials are charged the same. Each cell's incumbent is then
+retrained on fresh test seeds, never used in tuning (the best of many noisy trials is optimistically
+biased; Eimer et al. 2023), and the scores go through :mod:`autorl.analysis` (IQM with stratified
+bootstrap CIs, probability of improvement, performance profiles, anytime curves).
+
+Finished cells are cached (``cell.json``) and skipped; an unfinished one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from autorl.config import Budget, Direction, Sweep, _error_from_pydantic, apply_overrides, parse_sweep
+from autorl.errors import ConfigError
+from autorl.evaluate import evaluate_config, fresh_seeds
+from autorl.executors.objective import ATTR
+from autorl.yamlio import load_yaml
+
+
+class TaskSpec(BaseModel):
+    """One task of a suite: a target with fixed arguments and its budget (``budget.total`` required).
+
+    ``ref`` is ``[worst, best]`` in the metric's own units, used to normalise scores to [0, 1]
+    (for a minimised metric, worst is the larger number).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    space: str | dict[str, Any] | None = None
+    metric: str | None = None
+    direction: Direction | None = None
+    budget: Budget
+    ref: tuple[float, float] | None = None
+
+
+class SuiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str | None = None
+    tasks: dict[str, TaskSpec]
+    methods: dict[str, str | dict[str, Any]]
+    seeds: PositiveInt | list[int] = 3
+    test_seeds: PositiveInt = 3
+    jobs: PositiveInt = 1
+    max_trials: PositiveInt = 10_000
+    out: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    method: str
+    seed: int
+    sweep: Sweep
+    ref: tuple[float, float] | None
+
+    @property
+    def maximize(self) -> bool:
+        return self.sweep.directions[0] == "maximize"
+
+
+@dataclass(frozen=True)
+class Suite:
+    config: SuiteConfig
+    source: str
+    out: Path
+    cells: list[Cell]
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None, out: str | None = None) -> Suite:
+    """Read and validate a suite; every cell's sweep is validated before anything runs."""
+    source = str(path)
+    data = load_yaml(path)
+    if overrides:
+        data = apply_overrides(data or {}, overrides, source)
+    if not isinstance(data, dict):
+        raise ConfigError("a suite must be a mapping", file=source)
+    try:
+        cfg = SuiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _error_from_pydantic(exc, source) from None
+    for name, task in cfg.tasks.items():
+        if task.budget.total is None:
+            raise ConfigError("is required: the budget every method gets on this task", f"tasks.{name}.budget.total",
+                              source)
+    name = cfg.name or Path(source).stem
+    out_dir = Path(out or cfg.out or f"runs/compare-{name}")
+    seeds = cfg.seeds if isinstance(cfg.seeds, list) else list(range(cfg.seeds))
+    cells = []
+    for tname, task in cfg.tasks.items():
+        for mname, method in cfg.methods.items():
+            for seed in seeds:
+                data = {**task.model_dump(exclude={"ref"}, exclude_none=True), "method": method,
+                        "trials": cfg.max_trials, "seed": seed, "name": f"{tname}-{mname}-s{seed}",
+                        "out": str(out_dir / "cells" / tname / mname / f"seed{seed}")}
+                try:
+                    sweep = parse_sweep(data, source)
+                except ConfigError as exc:
+                    raise ConfigError(exc.rule, f"tasks.{tname} x methods.{mname}" + (f": {exc.key}" if exc.key else ""),
+                                      source) from None
+                cells.append(Cell(tname, mname, seed, sweep, task.ref))
+    return Suite(cfg, source, out_dir, cells)
+
+
+def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
+    """Run (or resume, or read back) one cell; returns its row of results and its anytime curve."""
+    from autorl.api import sweep as run_sweep
+
+    done = cell.sweep.out / "cell.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    start = time.perf_counter()
+    result = run_sweep(cell.sweep, resume=(cell.sweep.out / "study.db").exists(), plots=False)
+    total = cell.sweep.config.budget.total
+    assert total is not None
+    sign = 1.0 if cell.maximize else -1.0
+    finished = sorted((t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()),
+                      key=lambda t: t.datetime_complete)
+    used, best, best_trial, curve = 0.0, None, None, []
+    for t in finished:
+        cost = float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0)
+        if used + cost > total:
+            break  # this trial ended past the budget: it does not count
+        used += cost
+        if t.state.name == "COMPLETE" and (best is None or sign * t.values[0] > sign * best):
+            best, best_trial = t.values[0], t
+        if best is not None:
+            curve.append({"budget": used, "score": sign * best})
+    row: dict[str, Any] = {"method": cell.method, "task": cell.task, "seed": cell.seed, "budget_used": used,
+                           "budget_total": total, "trials": len(finished), "tuning_value": best}
+    if best_trial is None:
+        row.update(test_value=None, score=None)
+    else:
+        config = best_trial.user_attrs.get(ATTR, {}).get("config", best_trial.params)
+        params = {k: v for k, v in config.items() if k in cell.sweep.space}
+        budget = cell.sweep.config.budget
+        test = evaluate_config(cell.sweep.config.target, cell.sweep.config.args, params, fresh_seeds(test_seeds),
+                               Budget(max=budget.max, report_every=budget.interval), cell.sweep.metrics[0])
+        row["test_value"] = float(test[cell.sweep.metrics[0]].mean())
+        row["score"] = sign * row["test_value"]
+        row["incumbent"] = params
+    row["wall_s"] = time.perf_counter() - start
+    payload = {"row": row, "curve": curve}
+    done.write_text(json.dumps(payload, default=str))
+    return payload
+
+
+def run_suite(suite: Suite, jobs: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Run every cell (``jobs`` at a time), then write results.csv, curves.csv and report.md."""
+    from autorl.analysis import write_report
+
+    suite.out.mkdir(parents=True, exist_ok=True)
+    jobs = jobs or suite.config.jobs
+    n_test = suite.config.test_seeds
+    if jobs == 1:
+        payloads = [run_cell(c, n_test) for c in suite.cells]
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            payloads = list(pool.map(run_cell, suite.cells, [n_test] * len(suite.cells)))
+    rows = [p["row"] for p in payloads]
+    curves = [{"method": p["row"]["method"], "task": p["row"]["task"], "seed": p["row"]["seed"], **c}
+              for p in payloads for c in p["curve"]]
+    results = pd.DataFrame(rows)
+    curves_df = pd.DataFrame(curves, columns=["method", "task", "seed", "budget", "score"])
+    results.to_csv(suite.out / "runs.csv", index=False)
+    scored = results.dropna(subset=["score"])
+    missing = len(results) - len(scored)
+    if missing:  # a cell with no completed trial has no incumbent: it scores the task's worst reference
+        worst = {c.task: (-1 if not c.maximize else 1) * c.ref[0] for c in suite.cells if c.ref}
+        results["score"] = [s if pd.notna(s) else worst.get(t) for s, t in zip(results["score"], results["task"],
+                                                                               strict=True)]
+        scored = results.dropna(subset=["score"])
+    refs = _refs(suite)
+    report = write_report(scored[["method", "task", "seed", "score", "budget_used", "trials", "wall_s"]],
+                          curves_df if len(curves_df) else None, suite.out, refs,
+                          f"autorl compare: {suite.config.name or Path(suite.source).stem}")
+    return results, curves_df, report
+
+
+def _refs(suite: Suite) -> dict[str, tuple[float, float]] | None:
+    """Reference (min, max) per task on the higher-is-better score scale, if every task has one."""
+    refs = {}
+    for c in suite.cells:
+        if c.ref is None:
+            return None
+        worst, best = c.ref
+        refs[c.task] = (worst, best) if c.maximize else (-worst, -best)
+    return refs

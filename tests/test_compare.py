@@ -1,0 +1,70 @@
+"""autorl compare: equal budgets, caching, fresh test seeds, bad suites refused before running."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autorl.compare import load_suite, run_suite
+from autorl.errors import ConfigError
+from autorl.evaluate import FRESH_SEED_BASE
+
+SMOKE = Path(__file__).resolve().parent.parent / "benchmarks" / "suites" / "smoke.yaml"
+
+
+def _suite(tmp_path, **changes):
+    data = {
+        "tasks": {"branin": {"target": "synthetic:branin", "args": {"noise": 0.5}, "budget": {"max": 1, "total": 8},
+                             "ref": [50.0, 0.397887]}},
+        "methods": {"random": "random", "tpe": {"name": "tpe", "n_startup_trials": 3}},
+        "seeds": 2, "test_seeds": 2, "out": str(tmp_path / "cmp"),
+    }
+    data.update(changes)
+    p = tmp_path / "suite.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_smoke_suite_end_to_end_with_equal_budgets(tmp_path):
+    suite = load_suite(SMOKE, ["seeds=2"], out=str(tmp_path / "smoke"))
+    results, curves, report = run_suite(suite)
+    assert len(results) == 2 * 3 * 2
+    for _, row in results.iterrows():  # every method spent its budget, and no more
+        task = suite.config.tasks[row["task"]]
+        assert task.budget.total - task.budget.max < row["budget_used"] <= task.budget.total
+    assert curves.groupby(["method", "task", "seed"])["budget"].max().le(5400).all()
+    text = report.read_text()
+    assert "## Ranking" in text and "IQM" in text
+    for f in ("aggregates.png", "profiles.png", "anytime_curve.png", "results.csv", "runs.csv"):
+        assert (tmp_path / "smoke" / f).is_file(), f
+
+
+def test_cells_are_cached_and_minimised_metrics_become_higher_is_better(tmp_path):
+    path = _suite(tmp_path)
+    results, _, _ = run_suite(load_suite(path))
+    assert (results["trials"] == 8).all()
+    assert (results["score"] == -results["test_value"]).all()
+    cell = tmp_path / "cmp" / "cells" / "branin" / "tpe" / "seed0" / "cell.json"
+    stamp = cell.stat().st_mtime_ns
+    again, _, _ = run_suite(load_suite(path))
+    assert cell.stat().st_mtime_ns == stamp  # read back, not re-run
+    assert again["score"].tolist() == results["score"].tolist()
+    # the incumbent is judged on fresh seeds that tuning never used
+    tuning_seeds = json.loads((cell.parent / "run.json").read_text())["seed"]
+    assert tuning_seeds < FRESH_SEED_BASE
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"methods": {"tpee": "tpee"}}, "methods.tpee: method: unknown method 'tpee'"),
+    ({"tasks": {"t": {"target": "sb3:ppx", "budget": {"max": 1, "total": 2}}}}, "unknown target 'sb3:ppx'"),
+    ({"tasks": {"t": {"target": "synthetic:curve", "budget": {"max": 100, "min": 10, "total": 50}}}},
+     "cannot honour budget.total=50"),
+    ({"tasks": {"t": {"target": "synthetic:curve", "budget": {"max": 100}}}}, "tasks.t.budget.total: is required"),
+    ({"tasks": {"t": {"target": "synthetic:branin", "budget": {"max": 1, "total": 5}}},
+      "methods": {"asha": "asha"}}, "needs budget.min"),
+])
+def test_bad_suites_are_refused_before_anything_runs(tmp_path, changes, match):
+    with pytest.raises(ConfigError, match=match):
+        load_suite(_suite(tmp_path, **changes))
+    assert not (tmp_path / "cmp").exists()
