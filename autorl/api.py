@@ -36,8 +36,9 @@ class SweepResult:
         return float(done[col].max() if self.sweep.directions[0] == "maximize" else done[col].min())
 
 
-def as_sweep(config: str | Path | dict[str, Any] | Sweep, overrides: list[str] | None = None,
-             out: str | None = None) -> Sweep:
+def as_sweep(
+    config: str | Path | dict[str, Any] | Sweep, overrides: list[str] | None = None, out: str | None = None
+) -> Sweep:
     """A validated Sweep from a file path, a config mapping or a Sweep."""
     if isinstance(config, Sweep):
         return config

@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from autorl.errors import ConfigError
@@ -42,8 +49,13 @@ def main() -> None:
         sys.path.insert(0, str(Path.cwd()))
 
 
-_set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                           help="Override a config field (dotted keys reach inside, e.g. budget.max=1000).")
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field (dotted keys reach inside, e.g. budget.max=1000).",
+)
 
 
 class SweepProgress:
@@ -52,9 +64,16 @@ class SweepProgress:
     def __init__(self, total: int, maximize: bool) -> None:
         self.maximize = maximize
         self.progress = Progress(
-            TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
-            TextColumn("{task.fields[states]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=console, transient=False,
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TextColumn("{task.fields[states]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
         )
         self.task = self.progress.add_task("sweep", total=total, best="-", states="")
 
@@ -67,8 +86,12 @@ class SweepProgress:
         for t in trials:
             if t.state.name in ("PRUNED", "FAIL", "RUNNING"):
                 states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-        self.progress.update(self.task, completed=counted(trials), best="-" if best is None else f"{best:.4g}",
-                             states=" ".join(f"{k} {v}" for k, v in sorted(states.items())))
+        self.progress.update(
+            self.task,
+            completed=counted(trials),
+            best="-" if best is None else f"{best:.4g}",
+            states=" ".join(f"{k} {v}" for k, v in sorted(states.items())),
+        )
 
 
 def _fmt(v: Any) -> str:
@@ -80,13 +103,20 @@ def _table(df: Any, metrics: list[str], maximize: bool, top: int) -> Table:
     col = "value" if "value" in df else f"value_{metrics[0]}"
     done = df[df["state"] == "COMPLETE"].sort_values(col, ascending=not maximize).head(top)
     table = Table(title=f"best {len(done)} trials by {metrics[0]}")
-    params = [c for c in df.columns if c not in {"trial", "state", "budget", "wall_s", "seed", "error", "interrupted"}
-              and not c.startswith(("value", "metric_")) and "_seed" not in c]
+    params = [
+        c
+        for c in df.columns
+        if c not in {"trial", "state", "budget", "wall_s", "seed", "error", "interrupted"}
+        and not c.startswith(("value", "metric_"))
+        and "_seed" not in c
+    ]
     for c in ("trial", col, "budget", "wall_s"):
         table.add_column(c, no_wrap=True)
     table.add_column("config", overflow="fold")
     for _, row in done.iterrows():
-        config = ", ".join(f"{c}={_fmt(row[c])}" for c in params if row.get(c) is not None and row[c] == row[c])
+        config = ", ".join(
+            f"{c}={_fmt(row[c])}" for c in params if row.get(c) is not None and row[c] == row[c]
+        )
         table.add_row(*(_fmt(row.get(c)) for c in ("trial", col, "budget", "wall_s")), config)
     return table
 
@@ -102,12 +132,23 @@ def _summary(df: Any) -> str:
 @click.option("--out", help="Output directory (default: the config's `out`, else runs/<name>).")
 @click.option("--resume", is_flag=True, help="Continue the sweep already in the output directory.")
 @click.option("--storage", help="Optuna storage URL shared by several processes (e.g. postgresql://...).")
-@click.option("--executor", type=click.Choice(["embedded", "ray"]), help="Where trials run (default embedded).")
+@click.option(
+    "--executor", type=click.Choice(["embedded", "ray"]), help="Where trials run (default embedded)."
+)
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address (implies --executor ray).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sweep(config: Path, overrides: tuple[str, ...], out: str | None, resume: bool, storage: str | None,
-          executor: str | None, ray_address: str | None, no_plots: bool, quiet: bool) -> None:
+def sweep(
+    config: Path,
+    overrides: tuple[str, ...],
+    out: str | None,
+    resume: bool,
+    storage: str | None,
+    executor: str | None,
+    ray_address: str | None,
+    no_plots: bool,
+    quiet: bool,
+) -> None:
     """Search the hyperparameters described in CONFIG."""
     from autorl.api import sweep as run_sweep
     from autorl.config import load_sweep
@@ -121,8 +162,15 @@ def sweep(config: Path, overrides: tuple[str, ...], out: str | None, resume: boo
         extra.append(f"executor={executor}")
     sw = load_sweep(config, extra, out)
     bar = None if quiet else SweepProgress(sw.config.trials, sw.directions[0] == "maximize")
-    again = " ".join(["autorl sweep", shlex.quote(str(config)), *(f"--set {shlex.quote(o)}" for o in overrides),
-                      *([f"--out {shlex.quote(out)}"] if out else []), *([f"--storage {storage}"] if storage else [])])
+    again = " ".join(
+        [
+            "autorl sweep",
+            shlex.quote(str(config)),
+            *(f"--set {shlex.quote(o)}" for o in overrides),
+            *([f"--out {shlex.quote(out)}"] if out else []),
+            *([f"--storage {storage}"] if storage else []),
+        ]
+    )
     try:
         if bar:
             with bar.progress:
@@ -138,12 +186,18 @@ def sweep(config: Path, overrides: tuple[str, ...], out: str | None, resume: boo
     out_console.print(f"{len(df)} trials: {_summary(df)}. Results in {sw.out}/ ({', '.join(files)})")
     errors = df[df["error"].notna()] if "error" in df else df.iloc[:0]
     if len(errors):
-        out_console.print(f"[yellow]{len(errors)} trial(s) failed; first error (trial {errors.iloc[0]['trial']}):[/] "
-                          f"{errors.iloc[0]['error']}", highlight=False)
+        out_console.print(
+            f"[yellow]{len(errors)} trial(s) failed; first error (trial {errors.iloc[0]['trial']}):[/] "
+            f"{errors.iloc[0]['error']}",
+            highlight=False,
+        )
     dashboard = sw.storage_url.removeprefix("journal:")
     retrain = f"retrain:  autorl train {sw.out}/best.yaml\n" if (sw.out / "best.yaml").exists() else ""
-    out_console.print(f"inspect:  autorl show {sw.out}\n{retrain}resume:   {again} --resume\n"
-                      f"dashboard: optuna-dashboard {dashboard}", highlight=False)
+    out_console.print(
+        f"inspect:  autorl show {sw.out}\n{retrain}resume:   {again} --resume\n"
+        f"dashboard: optuna-dashboard {dashboard}",
+        highlight=False,
+    )
     if result.best_value is None:
         sys.exit(1)
 
@@ -156,9 +210,11 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
     from autorl.config import load_sweep
 
     sw = load_sweep(config, list(overrides))
-    out_console.print(f"{config}: ok: {sw.config.target} with {sw.method}, {len(sw.space)} parameters, "
-                      f"{sw.config.trials} trials of up to {sw.config.budget.max} {sw.info.unit}, output {sw.out}",
-                      highlight=False)
+    out_console.print(
+        f"{config}: ok: {sw.config.target} with {sw.method}, {len(sw.space)} parameters, "
+        f"{sw.config.trials} trials of up to {sw.config.budget.max} {sw.info.unit}, output {sw.out}",
+        highlight=False,
+    )
 
 
 @main.command(name="list")
@@ -204,8 +260,11 @@ def show(out_dir: Path, top: int) -> None:
     maximize = cfg.get("direction", ["maximize"])[0] == "maximize"
     method = cfg.get("method", "?")
     method = method.get("name", "?") if isinstance(method, dict) else method
-    out_console.print(f"{out_dir}: {cfg.get('target', '?')} with {method}: {len(df)} of "
-                      f"{cfg.get('trials', '?')} trials ({_summary(df)})", highlight=False)
+    out_console.print(
+        f"{out_dir}: {cfg.get('target', '?')} with {method}: {len(df)} of "
+        f"{cfg.get('trials', '?')} trials ({_summary(df)})",
+        highlight=False,
+    )
     out_console.print(_table(df, metrics, maximize, top))
 
 
@@ -213,7 +272,9 @@ def show(out_dir: Path, top: int) -> None:
 @click.argument("best", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seeds", type=int, multiple=True, help="Seeds to train on (default: 3 fresh seeds).")
 @click.option("--budget", type=int, help="Budget per run (default: the sweep's budget.max).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the per-seed table here (CSV).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the per-seed table here (CSV)."
+)
 def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | None) -> None:
     """Retrain the configuration in BEST (a best.yaml) and evaluate it on fresh seeds."""
     from autorl.evaluate import train_best
@@ -251,8 +312,10 @@ def compare(suite: Path, overrides: tuple[str, ...], out: str | None, jobs: int 
     from autorl.compare import load_suite, run_suite
 
     s = load_suite(suite, list(overrides), out)
-    console.print(f"{len(s.cells)} cells: {len(s.config.tasks)} tasks x {len(s.config.methods)} methods x "
-                  f"{len(s.cells) // max(1, len(s.config.tasks) * len(s.config.methods))} seeds -> {s.out}")
+    console.print(
+        f"{len(s.cells)} cells: {len(s.config.tasks)} tasks x {len(s.config.methods)} methods x "
+        f"{len(s.cells) // max(1, len(s.config.tasks) * len(s.config.methods))} seeds -> {s.out}"
+    )
     _, _, report = run_suite(s, jobs)
     out_console.print(f"report: {report}")
     headline = next((line for line in report.read_text().splitlines() if line.startswith("**")), None)

@@ -16,6 +16,7 @@ import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,9 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, out: str | 
         raise _error_from_pydantic(exc, source) from None
     for name, task in cfg.tasks.items():
         if task.budget.total is None:
-            raise ConfigError("is required: the budget every method gets on this task", f"tasks.{name}.budget.total",
-                              source)
+            raise ConfigError(
+                "is required: the budget every method gets on this task", f"tasks.{name}.budget.total", source
+            )
     name = cfg.name or Path(source).stem
     out_dir = Path(out or cfg.out or f"runs/compare-{name}")
     seeds = cfg.seeds if isinstance(cfg.seeds, list) else list(range(cfg.seeds))
@@ -103,14 +105,22 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, out: str | 
     for tname, task in cfg.tasks.items():
         for mname, method in cfg.methods.items():
             for seed in seeds:
-                data = {**task.model_dump(exclude={"ref"}, exclude_none=True), "method": method,
-                        "trials": cfg.max_trials, "seed": seed, "name": f"{tname}-{mname}-s{seed}",
-                        "out": str(out_dir / "cells" / tname / mname / f"seed{seed}")}
+                data = {
+                    **task.model_dump(exclude={"ref"}, exclude_none=True),
+                    "method": method,
+                    "trials": cfg.max_trials,
+                    "seed": seed,
+                    "name": f"{tname}-{mname}-s{seed}",
+                    "out": str(out_dir / "cells" / tname / mname / f"seed{seed}"),
+                }
                 try:
                     sweep = parse_sweep(data, source)
                 except ConfigError as exc:
-                    raise ConfigError(exc.rule, f"tasks.{tname} x methods.{mname}" + (f": {exc.key}" if exc.key else ""),
-                                      source) from None
+                    raise ConfigError(
+                        exc.rule,
+                        f"tasks.{tname} x methods.{mname}" + (f": {exc.key}" if exc.key else ""),
+                        source,
+                    ) from None
                 cells.append(Cell(tname, mname, seed, sweep, task.ref))
     return Suite(cfg, source, out_dir, cells)
 
@@ -127,8 +137,10 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     total = cell.sweep.config.budget.total
     assert total is not None
     sign = 1.0 if cell.maximize else -1.0
-    finished = sorted((t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()),
-                      key=lambda t: t.datetime_complete)
+    finished = sorted(
+        (t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()),
+        key=lambda t: t.datetime_complete or datetime.min,
+    )
     used, best, best_trial, curve = 0.0, None, None, []
     for t in finished:
         cost = float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0)
@@ -139,16 +151,29 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
             best, best_trial = t.values[0], t
         if best is not None:
             curve.append({"budget": used, "score": sign * best})
-    row: dict[str, Any] = {"method": cell.method, "task": cell.task, "seed": cell.seed, "budget_used": used,
-                           "budget_total": total, "trials": len(finished), "tuning_value": best}
+    row: dict[str, Any] = {
+        "method": cell.method,
+        "task": cell.task,
+        "seed": cell.seed,
+        "budget_used": used,
+        "budget_total": total,
+        "trials": len(finished),
+        "tuning_value": best,
+    }
     if best_trial is None:
         row.update(test_value=None, score=None)
     else:
         config = best_trial.user_attrs.get(ATTR, {}).get("config", best_trial.params)
         params = {k: v for k, v in config.items() if k in cell.sweep.space}
         budget = cell.sweep.config.budget
-        test = evaluate_config(cell.sweep.config.target, cell.sweep.config.args, params, fresh_seeds(test_seeds),
-                               Budget(max=budget.max, report_every=budget.interval), cell.sweep.metrics[0])
+        test = evaluate_config(
+            cell.sweep.config.target,
+            cell.sweep.config.args,
+            params,
+            fresh_seeds(test_seeds),
+            Budget(max=budget.max, report_every=budget.interval),
+            cell.sweep.metrics[0],
+        )
         row["test_value"] = float(test[cell.sweep.metrics[0]].mean())
         row["score"] = sign * row["test_value"]
         row["incumbent"] = params
@@ -171,8 +196,11 @@ def run_suite(suite: Suite, jobs: int | None = None) -> tuple[pd.DataFrame, pd.D
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             payloads = list(pool.map(run_cell, suite.cells, [n_test] * len(suite.cells)))
     rows = [p["row"] for p in payloads]
-    curves = [{"method": p["row"]["method"], "task": p["row"]["task"], "seed": p["row"]["seed"], **c}
-              for p in payloads for c in p["curve"]]
+    curves = [
+        {"method": p["row"]["method"], "task": p["row"]["task"], "seed": p["row"]["seed"], **c}
+        for p in payloads
+        for c in p["curve"]
+    ]
     results = pd.DataFrame(rows)
     curves_df = pd.DataFrame(curves, columns=["method", "task", "seed", "budget", "score"])
     results.to_csv(suite.out / "runs.csv", index=False)
@@ -180,13 +208,18 @@ def run_suite(suite: Suite, jobs: int | None = None) -> tuple[pd.DataFrame, pd.D
     missing = len(results) - len(scored)
     if missing:  # a cell with no completed trial has no incumbent: it scores the task's worst reference
         worst = {c.task: (-1 if not c.maximize else 1) * c.ref[0] for c in suite.cells if c.ref}
-        results["score"] = [s if pd.notna(s) else worst.get(t) for s, t in zip(results["score"], results["task"],
-                                                                               strict=True)]
+        results["score"] = [
+            s if pd.notna(s) else worst.get(t) for s, t in zip(results["score"], results["task"], strict=True)
+        ]
         scored = results.dropna(subset=["score"])
     refs = _refs(suite)
-    report = write_report(scored[["method", "task", "seed", "score", "budget_used", "trials", "wall_s"]],
-                          curves_df if len(curves_df) else None, suite.out, refs,
-                          f"autorl compare: {suite.config.name or Path(suite.source).stem}")
+    report = write_report(
+        scored[["method", "task", "seed", "score", "budget_used", "trials", "wall_s"]],
+        curves_df if len(curves_df) else None,
+        suite.out,
+        refs,
+        f"autorl compare: {suite.config.name or Path(suite.source).stem}",
+    )
     return results, curves_df, report
 
 

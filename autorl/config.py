@@ -48,8 +48,10 @@ class Budget(_Strict):
         if self.min is not None and self.min > self.max:
             raise ValueError(f"min <= max must hold, but got (min={self.min}, max={self.max})")
         if self.total is not None and self.total < (self.min or self.max):
-            raise ValueError(f"total >= {'min' if self.min else 'max'} must hold (one trial must fit), "
-                             f"but got (total={self.total}, {'min' if self.min else 'max'}={self.min or self.max})")
+            raise ValueError(
+                f"total >= {'min' if self.min else 'max'} must hold (one trial must fit), "
+                f"but got (total={self.total}, {'min' if self.min else 'max'}={self.min or self.max})"
+            )
         if self.report_every is not None and self.report_every > self.max:
             raise ValueError(f"report_every <= max must hold, but got ({self.report_every}, max={self.max})")
         return self
@@ -127,17 +129,27 @@ class Sweep:
     def resolved(self) -> dict[str, Any]:
         """The config with defaults filled in, as written to the run directory."""
         data = self.config.model_dump(mode="json")
-        data.update(space=self.space.to_dict(), metric=list(self.metrics), direction=list(self.directions),
-                    out=str(self.out), name=self.study_name)
+        data.update(
+            space=self.space.to_dict(),
+            metric=list(self.metrics),
+            direction=list(self.directions),
+            out=str(self.out),
+            name=self.study_name,
+        )
         return data
 
 
 def _error_from_pydantic(exc: ValidationError, source: str) -> ConfigError:
     err = exc.errors()[0]
-    loc = [str(x) for x in err["loc"] if not re.fullmatch(r"(str|int|dict\[.*\]|list\[.*\]|literal\[.*\]|.*-enum)", str(x))]
+    loc = [
+        str(x)
+        for x in err["loc"]
+        if not re.fullmatch(r"(str|int|dict\[.*\]|list\[.*\]|literal\[.*\]|.*-enum)", str(x))
+    ]
     key = ".".join(loc) or None
     if err["type"] == "extra_forbidden":
-        parent = SweepConfig if len(loc) == 1 else {"budget": Budget, "value": ValueSpec}.get(loc[0], SweepConfig)
+        nested: dict[str, type[BaseModel]] = {"budget": Budget, "value": ValueSpec}
+        parent = SweepConfig if len(loc) == 1 else nested.get(loc[0], SweepConfig)
         rule = f"unknown key; valid keys: {', '.join(parent.model_fields)}"
     elif err["type"] == "missing":
         rule = "is required"
@@ -160,7 +172,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
         parts = key.split(".")
         for part in parts[:-1]:
             child = node.get(part)
-            if child is None or isinstance(child, str) and part == "method":
+            if child is None or (isinstance(child, str) and part == "method"):
                 child = {"name": child} if isinstance(child, str) else {}
                 node[part] = child
             if not isinstance(child, dict):
@@ -210,12 +222,17 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
             raise exc.at("args", source) from None
 
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
-    directions = tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)
+    directions: tuple[Any, ...] = (
+        tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)
+    )
     if len(directions) == 1 and len(metrics) > 1:
         directions = directions * len(metrics)
     if len(metrics) != len(directions):
-        raise ConfigError(f"metric and direction must have the same length, got {len(metrics)} and {len(directions)}",
-                          "direction", source)
+        raise ConfigError(
+            f"metric and direction must have the same length, got {len(metrics)} and {len(directions)}",
+            "direction",
+            source,
+        )
     if isinstance(cfg.method, dict):
         method, options = cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"}
     else:
@@ -252,7 +269,9 @@ def _load_space(cfg: SweepConfig, info: TargetInfo, source: str) -> SearchSpace:
         raise ConfigError("is required: this target has no default search space", "space", source)
     path = resolve_space_path(ref)
     if not path.is_file():
-        raise ConfigError(f"search space file {ref!r} not found (looked here and in {SPACES_DIR})", "space", source)
+        raise ConfigError(
+            f"search space file {ref!r} not found (looked here and in {SPACES_DIR})", "space", source
+        )
     return SearchSpace.from_yaml(path)
 
 

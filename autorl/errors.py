@@ -25,7 +25,7 @@ class ConfigError(ValueError):
         return ConfigError(self.rule, full_key, file or self.file)
 
 
-class TrialPruned(Exception):  # noqa: N818 - the name reads as an event, like optuna.TrialPruned
+class TrialPruned(Exception):
     """Raised inside a trial when the method decides to stop it early."""
 
 

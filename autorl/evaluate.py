@@ -23,8 +23,9 @@ def fresh_seeds(n: int) -> list[int]:
     return [FRESH_SEED_BASE + i for i in range(n)]
 
 
-def evaluate_config(target: str, args: dict[str, Any], params: dict[str, Any], seeds: list[int], budget: Budget,
-                    metric: str) -> pd.DataFrame:
+def evaluate_config(
+    target: str, args: dict[str, Any], params: dict[str, Any], seeds: list[int], budget: Budget, metric: str
+) -> pd.DataFrame:
     """Train ``params`` once per seed for ``budget.max`` units; one row of metrics per seed."""
     fn = TARGETS.get(target)
     rows = []
@@ -35,19 +36,24 @@ def evaluate_config(target: str, args: dict[str, Any], params: dict[str, Any], s
     return pd.DataFrame(rows)
 
 
-def train_best(best_file: str | Path, seeds: list[int] | None = None, budget: int | None = None) -> pd.DataFrame:
+def train_best(
+    best_file: str | Path, seeds: list[int] | None = None, budget: int | None = None
+) -> pd.DataFrame:
     """Retrain the configuration in a ``best.yaml`` on ``seeds`` (default: 3 fresh seeds)."""
     data = load_yaml(best_file)
     for key in ("target", "params", "budget"):
         if not isinstance(data, dict) or key not in data:
-            raise ConfigError(f"missing key {key!r}: not a best.yaml written by autorl sweep", key, str(best_file))
+            raise ConfigError(
+                f"missing key {key!r}: not a best.yaml written by autorl sweep", key, str(best_file)
+            )
     metric = data.get("metric") or target_info(data["target"]).metric
     metric = metric[0] if isinstance(metric, list) else metric
     b = dict(data["budget"])
     if budget is not None:
         b = {"max": budget, "report_every": min(int(b.get("report_every", budget)), budget)}
-    return evaluate_config(data["target"], data.get("args", {}), data["params"], seeds or fresh_seeds(3),
-                           Budget(**b), metric)
+    return evaluate_config(
+        data["target"], data.get("args", {}), data["params"], seeds or fresh_seeds(3), Budget(**b), metric
+    )
 
 
 def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFrame:
@@ -70,17 +76,25 @@ def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFr
     for t in done:
         config = t.user_attrs.get(ATTR, {}).get("config", t.params)
         params = {k: v for k, v in config.items() if k in cfg["space"]}
-        res = evaluate_config(cfg["target"], cfg.get("args", {}), params, fresh_seeds(n_seeds), budget,
-                              cfg["metric"][0])
+        res = evaluate_config(
+            cfg["target"], cfg.get("args", {}), params, fresh_seeds(n_seeds), budget, cfg["metric"][0]
+        )
         res.insert(0, "trial", t.number)
         res.insert(1, "tuning_value", t.values[0])
         frames.append(res)
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(result):
         metric = cfg["metric"][0]
-        summary = result.groupby("trial").agg(tuning_value=("tuning_value", "first"),
-                                              mean=(metric, "mean"), std=(metric, "std"),
-                                              iqm=(metric, lambda x: Aggregate.IQM(list(x)))).reset_index()
+        summary = (
+            result.groupby("trial")
+            .agg(
+                tuning_value=("tuning_value", "first"),
+                mean=(metric, "mean"),
+                std=(metric, "std"),
+                iqm=(metric, lambda x: Aggregate.IQM(list(x))),
+            )
+            .reset_index()
+        )
         result.to_csv(out / "reeval.csv", index=False)
         summary.to_csv(out / "reeval_summary.csv", index=False)
     return result

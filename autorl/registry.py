@@ -49,7 +49,9 @@ def load_reference(ref: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ConfigError(f"module {module_name!r} has no attribute {attr!r} (reference {ref!r})") from None
+            raise ConfigError(
+                f"module {module_name!r} has no attribute {attr!r} (reference {ref!r})"
+            ) from None
     return obj
 
 
@@ -129,8 +131,10 @@ class Registry(Generic[T]):
         """The entry called ``name``; an unknown name raises ConfigError listing the valid ones."""
         self._load_plugins()
         if name in self._conflicts:
-            raise ConfigError(f"{self.kind} {name!r} is registered twice: by autorl and by the plug-in "
-                              f"{self._conflicts[name]!r}; uninstall or rename one")
+            raise ConfigError(
+                f"{self.kind} {name!r} is registered twice: by autorl and by the plug-in "
+                f"{self._conflicts[name]!r}; uninstall or rename one"
+            )
         if name in self._entries:
             return self._entries[name]
         valid = self.names()

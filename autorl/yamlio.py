@@ -43,7 +43,7 @@ _Loader.add_implicit_resolver(
 def loads(text: str, source: str = "<string>") -> Any:
     """Parse YAML text; a syntax error becomes a one-line ConfigError naming ``source``."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"

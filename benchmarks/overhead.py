@@ -21,8 +21,8 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from autorl.executors.storage import make_storage  # noqa: E402
-from tests.toy_targets import busy  # noqa: E402
+from autorl.executors.storage import make_storage
+from tests.toy_targets import busy
 
 TOY = Path(__file__).resolve().parent.parent / "tests" / "toy_targets.py"
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -52,14 +52,27 @@ def plain_optuna(n: int, tmp: Path) -> float:
     return _timed(run)
 
 
-def autorl_sweep(n: int, tmp: Path, workers: int, executor: str = "embedded", target: str = "trivial",
-                 extra: dict | None = None) -> float:
+def autorl_sweep(
+    n: int,
+    tmp: Path,
+    workers: int,
+    executor: str = "embedded",
+    target: str = "trivial",
+    extra: dict | None = None,
+) -> float:
     from autorl.api import sweep
 
-    cfg = {"target": f"{Path(__file__).resolve()}:{target}" if target == "trivial" else f"{TOY}:{target}",
-           "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}, **(extra or {})},
-           "direction": "minimize", "budget": {"max": 1}, "method": "random", "trials": n, "workers": workers,
-           "executor": executor, "out": str(tmp / f"{executor}-{target}-{workers}-{n}")}
+    cfg = {
+        "target": f"{Path(__file__).resolve()}:{target}" if target == "trivial" else f"{TOY}:{target}",
+        "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}, **(extra or {})},
+        "direction": "minimize",
+        "budget": {"max": 1},
+        "method": "random",
+        "trials": n,
+        "workers": workers,
+        "executor": executor,
+        "out": str(tmp / f"{executor}-{target}-{workers}-{n}"),
+    }
     return _timed(lambda: sweep(cfg, plots=False))
 
 
@@ -73,9 +86,12 @@ def plain_ray(n: int, tmp: Path) -> float:
     def run():
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         try:
-            tuner = tune.Tuner(trainable, param_space={"x": tune.uniform(-1, 1)},
-                               tune_config=tune.TuneConfig(num_samples=n, metric="loss", mode="min", reuse_actors=True),
-                               run_config=tune.RunConfig(storage_path=str(tmp / f"ray{n}"), verbose=0))
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"x": tune.uniform(-1, 1)},
+                tune_config=tune.TuneConfig(num_samples=n, metric="loss", mode="min", reuse_actors=True),
+                run_config=tune.RunConfig(storage_path=str(tmp / f"ray{n}"), verbose=0),
+            )
             tuner.fit()
         finally:
             ray.shutdown()
@@ -118,17 +134,24 @@ def main() -> None:
         for w in (1, 2):
             t = autorl_sweep(n, tmp, w, target="busy", extra=busy_space)
             rates[w] = n / t
-            study = optuna.load_study(study_name="sweep", storage=make_storage(
-                f"sqlite:///{tmp / f'embedded-busy-{w}-{n}' / 'study.db'}"))
+            study = optuna.load_study(
+                study_name="sweep",
+                storage=make_storage(f"sqlite:///{tmp / f'embedded-busy-{w}-{n}' / 'study.db'}"),
+            )
             first = min(tr.datetime_start for tr in study.trials)
             last = max(tr.datetime_complete for tr in study.trials)
             steady[w] = n / (last - first).total_seconds()
         print(f"\nCPU-bound trials ({t_busy:.2f} s each alone), {n} trials:")
         for w in (1, 2):
-            print(f"  {w} worker(s): {steady[w]:.2f} trials/s between first start and last end "
-                  f"({rates[w]:.2f}/s counting start-up)")
-        print(f"  speed-up with 2 workers: {steady[2] / steady[1]:.2f}x steady, {rates[2] / rates[1]:.2f}x with "
-              "start-up (goal >= 1.8x)")
+            print(
+                f"  {w} worker(s): {steady[w]:.2f} trials/s between first start and last end "
+                f"({rates[w]:.2f}/s counting start-up)"
+            )
+        print(
+            f"  speed-up with 2 workers: {steady[2] / steady[1]:.2f}x steady, "
+            f"{rates[2] / rates[1]:.2f}x with "
+            "start-up (goal >= 1.8x)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ def make_config(tmp_path: Path):
     def make(**overrides: Any) -> dict[str, Any]:
         cfg: dict[str, Any] = {
             "target": toy("quad"),
-            "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}, "y": {"type": "int", "low": 0, "high": 3}},
+            "space": {
+                "x": {"type": "float", "low": -1.0, "high": 1.0},
+                "y": {"type": "int", "low": 0, "high": 3},
+            },
             "metric": "value",
             "direction": "minimize",
             "budget": {"max": 1},

@@ -17,7 +17,9 @@ def _write(tmp_path, cfg, name="sweep.yaml"):
 
 def test_bad_config_is_one_line_on_stderr_exit_2(make_config, tmp_path):
     path = _write(tmp_path, make_config(space={"x": {"type": "float", "low": 5, "high": 1}}))
-    proc = subprocess.run([sys.executable, "-m", "autorl.cli", "validate", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorl.cli", "validate", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -56,4 +58,6 @@ def test_sweep_show_train_end_to_end(make_config, tmp_path):
     assert res.exit_code == 0 and "5 of 5 trials (5 complete)" in res.output
     res = CliRunner().invoke(main, ["train", str(out / "best.yaml"), "--seeds", "1", "--seeds", "2"])
     assert res.exit_code == 0, res.output
-    assert f"{best['value']:.6g}"[:5] in res.output.replace(" ", "")  # a deterministic function trains back to its value
+    assert f"{best['value']:.6g}"[:5] in res.output.replace(
+        " ", ""
+    )  # a deterministic function trains back to its value

@@ -15,10 +15,18 @@ SMOKE = Path(__file__).resolve().parent.parent / "benchmarks" / "suites" / "smok
 
 def _suite(tmp_path, **changes):
     data = {
-        "tasks": {"branin": {"target": "synthetic:branin", "args": {"noise": 0.5}, "budget": {"max": 1, "total": 8},
-                             "ref": [50.0, 0.397887]}},
+        "tasks": {
+            "branin": {
+                "target": "synthetic:branin",
+                "args": {"noise": 0.5},
+                "budget": {"max": 1, "total": 8},
+                "ref": [50.0, 0.397887],
+            }
+        },
         "methods": {"random": "random", "tpe": {"name": "tpe", "n_startup_trials": 3}},
-        "seeds": 2, "test_seeds": 2, "out": str(tmp_path / "cmp"),
+        "seeds": 2,
+        "test_seeds": 2,
+        "out": str(tmp_path / "cmp"),
     }
     data.update(changes)
     p = tmp_path / "suite.yaml"
@@ -55,15 +63,31 @@ def test_cells_are_cached_and_minimised_metrics_become_higher_is_better(tmp_path
     assert tuning_seeds < FRESH_SEED_BASE
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"methods": {"tpee": "tpee"}}, "methods.tpee: method: unknown method 'tpee'"),
-    ({"tasks": {"t": {"target": "sb3:ppx", "budget": {"max": 1, "total": 2}}}}, "unknown target 'sb3:ppx'"),
-    ({"tasks": {"t": {"target": "synthetic:curve", "budget": {"max": 100, "min": 10, "total": 50}}}},
-     "cannot honour budget.total=50"),
-    ({"tasks": {"t": {"target": "synthetic:curve", "budget": {"max": 100}}}}, "tasks.t.budget.total: is required"),
-    ({"tasks": {"t": {"target": "synthetic:branin", "budget": {"max": 1, "total": 5}}},
-      "methods": {"asha": "asha"}}, "needs budget.min"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"methods": {"tpee": "tpee"}}, "methods.tpee: method: unknown method 'tpee'"),
+        (
+            {"tasks": {"t": {"target": "sb3:ppx", "budget": {"max": 1, "total": 2}}}},
+            "unknown target 'sb3:ppx'",
+        ),
+        (
+            {"tasks": {"t": {"target": "synthetic:curve", "budget": {"max": 100, "min": 10, "total": 50}}}},
+            "cannot honour budget.total=50",
+        ),
+        (
+            {"tasks": {"t": {"target": "synthetic:curve", "budget": {"max": 100}}}},
+            "tasks.t.budget.total: is required",
+        ),
+        (
+            {
+                "tasks": {"t": {"target": "synthetic:branin", "budget": {"max": 1, "total": 5}}},
+                "methods": {"asha": "asha"},
+            },
+            "needs budget.min",
+        ),
+    ],
+)
 def test_bad_suites_are_refused_before_anything_runs(tmp_path, changes, match):
     with pytest.raises(ConfigError, match=match):
         load_suite(_suite(tmp_path, **changes))

@@ -20,25 +20,36 @@ def test_valid_config_resolves(make_config, tmp_path):
     assert sw.study_name == "sweep"
 
 
-@pytest.mark.parametrize("change, key, rule", [
-    ({"trails": 5}, "trails", "unknown key; valid keys: name, target"),
-    ({"trials": "many"}, "trials", "valid integer"),
-    ({"trials": 0}, "trials", "greater than 0"),
-    ({"budget": {"max": 10, "min": 20}}, "budget", "min <= max must hold"),
-    ({"budget": {"max": 10, "mni": 2}}, "budget.mni", "unknown key"),
-    ({"space": {"x": {"type": "float", "low": 2, "high": 1}}}, "space.x", "low <= high"),
-    ({"space": {"c": {"type": "categorical", "choices": []}}}, "space.c", "non-empty list"),
-    ({"target": "sb3:ppx"}, "target", "Did you mean 'sb3:ppo'"),
-    ({"target": toy("nope")}, "target", "has no attribute 'nope'"),
-    ({"method": "tpee"}, "method", "Did you mean 'tpe'"),
-    ({"method": {"name": "tpe", "n_startup": 3}}, "method", "unknown option(s) n_startup"),
-    ({"method": "asha"}, "budget.min", "needs budget.min"),
-    ({"metric": ["a", "b"], "direction": ["minimize"] * 3}, "direction", "same length"),
-    ({"metric": ["loss", "cost"], "direction": "minimize", "method": "cmaes"}, "method", "optimises one objective"),
-    ({"direction": "up"}, "direction", "Input should be"),
-    ({"method": {"name": "grid", "points": 2}, "trials": 9}, "method", "the grid has 4 points, so trials <= 4"),
-    ({"method": "hyperband", "budget": {"max": 9, "min": 1}}, "method", "reports no intermediate values"),
-])
+@pytest.mark.parametrize(
+    "change, key, rule",
+    [
+        ({"trails": 5}, "trails", "unknown key; valid keys: name, target"),
+        ({"trials": "many"}, "trials", "valid integer"),
+        ({"trials": 0}, "trials", "greater than 0"),
+        ({"budget": {"max": 10, "min": 20}}, "budget", "min <= max must hold"),
+        ({"budget": {"max": 10, "mni": 2}}, "budget.mni", "unknown key"),
+        ({"space": {"x": {"type": "float", "low": 2, "high": 1}}}, "space.x", "low <= high"),
+        ({"space": {"c": {"type": "categorical", "choices": []}}}, "space.c", "non-empty list"),
+        ({"target": "sb3:ppx"}, "target", "Did you mean 'sb3:ppo'"),
+        ({"target": toy("nope")}, "target", "has no attribute 'nope'"),
+        ({"method": "tpee"}, "method", "Did you mean 'tpe'"),
+        ({"method": {"name": "tpe", "n_startup": 3}}, "method", "unknown option(s) n_startup"),
+        ({"method": "asha"}, "budget.min", "needs budget.min"),
+        ({"metric": ["a", "b"], "direction": ["minimize"] * 3}, "direction", "same length"),
+        (
+            {"metric": ["loss", "cost"], "direction": "minimize", "method": "cmaes"},
+            "method",
+            "optimises one objective",
+        ),
+        ({"direction": "up"}, "direction", "Input should be"),
+        (
+            {"method": {"name": "grid", "points": 2}, "trials": 9},
+            "method",
+            "the grid has 4 points, so trials <= 4",
+        ),
+        ({"method": "hyperband", "budget": {"max": 9, "min": 1}}, "method", "reports no intermediate values"),
+    ],
+)
 def test_bad_configs_name_file_key_and_rule(make_config, tmp_path, change, key, rule):
     path = write(tmp_path, make_config(**change))
     with pytest.raises(ConfigError) as err:
@@ -50,22 +61,40 @@ def test_bad_configs_name_file_key_and_rule(make_config, tmp_path, change, key, 
 
 
 def test_unknown_env_and_incompatible_algorithm(make_config):
-    base = make_config(target="sb3:ppo", args={"env": "CartPol-v1"}, space={"gamma": {"type": "fixed", "value": 0.99}},
-                       metric=None, direction=None)
+    base = make_config(
+        target="sb3:ppo",
+        args={"env": "CartPol-v1"},
+        space={"gamma": {"type": "fixed", "value": 0.99}},
+        metric=None,
+        direction=None,
+    )
     with pytest.raises(ConfigError, match="Did you mean: `CartPole`"):
         parse_sweep(base, "s.yaml")
     with pytest.raises(ConfigError, match="needs a continuous action space"):
         parse_sweep({**base, "target": "sb3:sac", "args": {"env": "CartPole-v1"}}, "s.yaml")
     with pytest.raises(ConfigError, match="n_epochs not understood by sb3:dqn"):
-        parse_sweep({**base, "target": "sb3:dqn", "args": {"env": "CartPole-v1"},
-                     "space": {"n_epochs": {"type": "fixed", "value": 3}}}, "s.yaml")
+        parse_sweep(
+            {
+                **base,
+                "target": "sb3:dqn",
+                "args": {"env": "CartPole-v1"},
+                "space": {"n_epochs": {"type": "fixed", "value": 3}},
+            },
+            "s.yaml",
+        )
 
 
 def test_overrides_parse_values_and_reach_inside():
     data = {"method": "tpe", "budget": {"max": 10}, "args": {"env": "CartPole-v1"}}
-    out = apply_overrides(data, ["method.reduction_factor=2", "budget.max=1e4", "args.env=Acrobot-v1", "trials=7"], "f")
-    assert out == {"method": {"name": "tpe", "reduction_factor": 2}, "budget": {"max": 1e4},
-                   "args": {"env": "Acrobot-v1"}, "trials": 7}
+    out = apply_overrides(
+        data, ["method.reduction_factor=2", "budget.max=1e4", "args.env=Acrobot-v1", "trials=7"], "f"
+    )
+    assert out == {
+        "method": {"name": "tpe", "reduction_factor": 2},
+        "budget": {"max": 1e4},
+        "args": {"env": "Acrobot-v1"},
+        "trials": 7,
+    }
     assert data["budget"]["max"] == 10  # the original is untouched
     with pytest.raises(ConfigError, match="needs key=value"):
         apply_overrides(data, ["novalue"], "f")
@@ -83,14 +112,14 @@ def test_yaml_errors_name_the_file(tmp_path):
     p.write_text("target: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: invalid YAML at line \d"):
         load_sweep(p)
-    with pytest.raises(ConfigError, match="missing.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: file not found"):
         load_sweep(tmp_path / "missing.yaml")
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path):
     p = tmp_path / "dup.yaml"
     p.write_text("target: a\ntrials: 3\ntrials: 4\n")
-    with pytest.raises(ConfigError, match="dup.yaml: invalid YAML at line 3: duplicate key 'trials'"):
+    with pytest.raises(ConfigError, match=r"dup\.yaml: invalid YAML at line 3: duplicate key 'trials'"):
         load_sweep(p)
 
 

@@ -16,7 +16,9 @@ def test_unknown_name_lists_valid_and_closest():
     reg: Registry = Registry("thing")
     reg.register("cartpole", 1)
     reg.register("pendulum", 2)
-    with pytest.raises(ConfigError, match=r"unknown thing 'cartpol'\. Did you mean 'cartpole'\? Valid: cartpole, pendulum"):
+    with pytest.raises(
+        ConfigError, match=r"unknown thing 'cartpol'\. Did you mean 'cartpole'\? Valid: cartpole, pendulum"
+    ):
         reg.get("cartpol")
 
 
@@ -34,8 +36,15 @@ def test_file_reference(tmp_path):
     assert is_reference(f"{f}:g") and is_reference("pkg.mod:f") and not is_reference("sb3:ppo")
 
 
-@pytest.mark.parametrize("ref, match", [("nomodule_xyz:f", "cannot import"), ("os:nothing_here", "no attribute"),
-                                         ("missing.py:f", "does not exist"), ("justaname", "must look like")])
+@pytest.mark.parametrize(
+    "ref, match",
+    [
+        ("nomodule_xyz:f", "cannot import"),
+        ("os:nothing_here", "no attribute"),
+        ("missing.py:f", "does not exist"),
+        ("justaname", "must look like"),
+    ],
+)
 def test_bad_references(ref, match):
     with pytest.raises(ConfigError, match=match):
         load_reference(ref)

@@ -93,7 +93,9 @@ def _run_workers(sweep: Sweep, study: optuna.Study, progress: Progress | None, b
     slots = ctx.Value("i", _remaining(study, sweep))
     data = sweep.resolved()
     procs = [
-        ctx.Process(target=_worker_main, args=(data, sweep.source, str(sweep.out), base + i, slots), daemon=False)
+        ctx.Process(
+            target=_worker_main, args=(data, sweep.source, str(sweep.out), base + i, slots), daemon=False
+        )
         for i in range(sweep.config.workers)
     ]
     for p in procs:
@@ -138,8 +140,12 @@ def _worker_main(data: dict[str, Any], source: str, out: str, worker: int, slots
     parent = os.getppid()
     sweep = parse_sweep(data, source, out)
     plan = build_plan(sweep, worker=worker)
-    study = optuna.load_study(study_name=sweep.study_name, storage=open_study(sweep)._storage,
-                              sampler=plan.sampler, pruner=plan.pruner)
+    study = optuna.load_study(
+        study_name=sweep.study_name,
+        storage=open_study(sweep)._storage,
+        sampler=plan.sampler,
+        pruner=plan.pruner,
+    )
     objective = Objective(sweep)
     try:
         while os.getppid() == parent:

@@ -18,7 +18,7 @@ from autorl.targets import TARGETS, TrialContext, run_target
 ATTR = "autorl"  # the user attribute holding a trial's config, metrics, seeds and error
 
 
-class TrialFailed(Exception):  # noqa: N818 - it names what happened to the trial
+class TrialFailed(Exception):
     """The target raised or diverged; the trial is recorded as FAIL and the sweep goes on."""
 
 
@@ -66,9 +66,14 @@ class Objective:
         start = time.perf_counter()
         try:
             result = run_target(
-                self.target, {**self.args, **params}, ctx,
-                select=sweep.value_spec.select, k=sweep.value_spec.k,
-                maximize=sweep.directions[0] == "maximize", seeds=seeds, aggregate=cfg.aggregate,
+                self.target,
+                {**self.args, **params},
+                ctx,
+                select=sweep.value_spec.select,
+                k=sweep.value_spec.k,
+                maximize=sweep.directions[0] == "maximize",
+                seeds=seeds,
+                aggregate=cfg.aggregate,
             )
             values = [result.metrics[m] for m in sweep.metrics]
             bad = [m for m, v in zip(sweep.metrics, values, strict=True) if not math.isfinite(v)]

@@ -57,28 +57,46 @@ def _trainable(config: dict[str, Any], data_json: str, source: str, out: str) ->
             tune.report({sweep.metrics[0]: value, "budget": step})
         return False  # Ray's scheduler stops the trial itself
 
-    ctx = TrialContext(seed=seeds[0], budget=cfg.budget.max, report_every=cfg.budget.interval, number=number,
-                       metric=sweep.metrics[0], should_prune=report)
+    ctx = TrialContext(
+        seed=seeds[0],
+        budget=cfg.budget.max,
+        report_every=cfg.budget.interval,
+        number=number,
+        metric=sweep.metrics[0],
+        should_prune=report,
+    )
     start = time.perf_counter()
     record: dict[str, Any] = {"config": sweep.space.record(params), "seeds": seeds}
     try:
-        result = run_target(TARGETS.get(cfg.target), {**cfg.args, **params}, ctx,
-                            select=sweep.value_spec.select, k=sweep.value_spec.k,
-                            maximize=sweep.directions[0] == "maximize", seeds=seeds, aggregate=cfg.aggregate)
+        result = run_target(
+            TARGETS.get(cfg.target),
+            {**cfg.args, **params},
+            ctx,
+            select=sweep.value_spec.select,
+            k=sweep.value_spec.k,
+            maximize=sweep.directions[0] == "maximize",
+            seeds=seeds,
+            aggregate=cfg.aggregate,
+        )
         values = [result.metrics[m] for m in sweep.metrics]
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"{sweep.metrics} not finite (diverged): {values}")
     except TrialPruned:
         return
     except Exception as exc:
-        record.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=-8),
-                      metrics={"wall_s": time.perf_counter() - start})
+        record.update(
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=-8),
+            metrics={"wall_s": time.perf_counter() - start},
+        )
         tune.report({FINAL: True, ERROR: json.dumps(record)})
         return
     record["metrics"] = result.metrics
     if result.per_seed:
         record["per_seed"] = result.per_seed
-    tune.report({**{m: float(v) for m, v in result.metrics.items()}, FINAL: True, "record": json.dumps(record)})
+    tune.report(
+        {**{m: float(v) for m, v in result.metrics.items()}, FINAL: True, "record": json.dumps(record)}
+    )
 
 
 def _recorder(sweep: Sweep, study: optuna.Study, progress: Any) -> Any:
@@ -90,22 +108,34 @@ def _recorder(sweep: Sweep, study: optuna.Study, progress: Any) -> Any:
         def __init__(self) -> None:
             self.curves: dict[str, dict[int, float]] = {}
 
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        ) -> None:
             if not result.get(FINAL) and sweep.metrics[0] in result:
-                self.curves.setdefault(trial.trial_id, {})[int(result["budget"])] = float(result[sweep.metrics[0]])
+                self.curves.setdefault(trial.trial_id, {})[int(result["budget"])] = float(
+                    result[sweep.metrics[0]]
+                )
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._add(trial, trial.last_result or {})
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._add(trial, {FINAL: True, ERROR: json.dumps({"error": f"Ray trial error: {trial.error_file}"})})
+            self._add(
+                trial, {FINAL: True, ERROR: json.dumps({"error": f"Ray trial error: {trial.error_file}"})}
+            )
 
         def _add(self, trial: Any, last: dict[str, Any]) -> None:
             curve = self.curves.pop(trial.trial_id, {})
-            params = {p.search_name: _search_value(p, trial.config[p.name]) for p in sweep.space.values()
-                      if p.name in trial.config and p.type.value != "fixed"}
-            dists = {p.search_name: to_distribution(p) for p in sweep.space.values()
-                     if p.search_name in params}
+            params = {
+                p.search_name: _search_value(p, trial.config[p.name])
+                for p in sweep.space.values()
+                if p.name in trial.config and p.type.value != "fixed"
+            }
+            dists = {
+                p.search_name: d
+                for p in sweep.space.values()
+                if p.search_name in params and (d := to_distribution(p)) is not None
+            }
             if last.get(FINAL) and ERROR not in last:
                 record, state = json.loads(last["record"]), TrialState.COMPLETE
                 values = [record["metrics"][m] for m in sweep.metrics]
@@ -113,13 +143,24 @@ def _recorder(sweep: Sweep, study: optuna.Study, progress: Any) -> Any:
                 record, state, values = json.loads(last[ERROR]), TrialState.FAIL, None
             else:  # stopped by the scheduler
                 step = max(curve) if curve else 0
-                record = {"config": sweep.space.record({k: trial.config[k] for k in sweep.space if k in trial.config}),
-                          "metrics": {"budget": step}}
+                record = {
+                    "config": sweep.space.record(
+                        {k: trial.config[k] for k in sweep.space if k in trial.config}
+                    ),
+                    "metrics": {"budget": step},
+                }
                 state, values = TrialState.PRUNED, None
             record["ray_trial_id"] = trial.trial_id
-            study.add_trial(optuna.trial.create_trial(
-                params=params, distributions=dists, values=values, state=state,
-                user_attrs={ATTR: record}, intermediate_values=curve))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions=dists,
+                    values=values,
+                    state=state,
+                    user_attrs={ATTR: record},
+                    intermediate_values=curve,
+                )
+            )
             if progress:
                 progress(study.get_trials(deepcopy=False))
 
@@ -139,8 +180,11 @@ class _DefineByRun:
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         values = suggest(self.space, trial)
-        extra = {k: v for k, v in values.items()
-                 if self.space[k].transform is not None or self.space[k].type.value == "fixed"}
+        extra = {
+            k: v
+            for k, v in values.items()
+            if self.space[k].transform is not None or self.space[k].type.value == "fixed"
+        }
         self.next_number += 1
         return {**extra, "__number": self.next_number - 1}
 
@@ -178,8 +222,11 @@ def _init_ray(sweep: Sweep) -> bool:
 def run_ray(sweep: Sweep, resume: bool = False, progress: Any = None) -> optuna.Study:
     """Run the sweep with Ray Tune; trials land in the sweep's Optuna storage. Returns the study."""
     if len(sweep.directions) > 1:
-        raise ConfigError("the ray executor runs single-objective sweeps; use the embedded executor",
-                          "executor", sweep.source)
+        raise ConfigError(
+            "the ray executor runs single-objective sweeps; use the embedded executor",
+            "executor",
+            sweep.source,
+        )
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -187,24 +234,35 @@ def run_ray(sweep: Sweep, resume: bool = False, progress: Any = None) -> optuna.
     study = open_study(sweep)
     check_resumable(study, sweep, resume)
     plan = build_plan(sweep)
-    searcher = OptunaSearch(space=_DefineByRun(sweep.space, len(study.trials)), metric=sweep.metrics[0], mode=sweep.directions[0][:3],
-                            sampler=plan.sampler)
+    searcher = OptunaSearch(
+        space=_DefineByRun(sweep.space, len(study.trials)),
+        metric=sweep.metrics[0],
+        mode=sweep.directions[0][:3],
+        sampler=plan.sampler,
+    )
     data_json = json.dumps(sweep.resolved())
     trainable = tune.with_parameters(_trainable, data_json=data_json, source=sweep.source, out=str(sweep.out))
     trainable = tune.with_resources(trainable, {"cpu": 1})
     path = (sweep.out / "ray").resolve()
     started = _init_ray(sweep)
     try:
-        run_config = tune.RunConfig(name="tune", storage_path=str(path), verbose=0,
-                                    callbacks=[_recorder(sweep, study, progress)])
+        run_config = tune.RunConfig(
+            name="tune", storage_path=str(path), verbose=0, callbacks=[_recorder(sweep, study, progress)]
+        )
         if resume and tune.Tuner.can_restore(str(path / "tune")):
             tuner = tune.Tuner.restore(str(path / "tune"), trainable, resume_errored=True)
         else:
             tuner = tune.Tuner(
                 trainable,
-                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(sweep), metric=sweep.metrics[0],
-                                            mode=sweep.directions[0][:3], num_samples=sweep.config.trials,
-                                            max_concurrent_trials=sweep.config.workers, reuse_actors=True),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=_scheduler(sweep),
+                    metric=sweep.metrics[0],
+                    mode=sweep.directions[0][:3],
+                    num_samples=sweep.config.trials,
+                    max_concurrent_trials=sweep.config.workers,
+                    reuse_actors=True,
+                ),
                 run_config=run_config,
             )
         tuner.fit()

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from sqlalchemy import event
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import event
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError
 from autorl.executors.objective import ATTR
-
 
 HEARTBEAT_S, GRACE_S = 10, 60
 
@@ -33,7 +32,8 @@ def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
     beat: dict[str, Any] = (
         {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S, "failed_trial_callback": _requeue_stale}
-        if shared else {}
+        if shared
+        else {}
     )
     if not url.startswith("sqlite"):
         return optuna.storages.RDBStorage(url, **beat)
@@ -57,8 +57,12 @@ def open_study(sweep: Sweep, sampler: Any = None, pruner: Any = None) -> optuna.
     """Create or load the sweep's study in its storage."""
     storage = make_storage(sweep.storage_url, shared=sweep.shared_storage)
     return optuna.create_study(
-        storage=storage, study_name=sweep.study_name, directions=list(sweep.directions),
-        sampler=sampler, pruner=pruner, load_if_exists=True,
+        storage=storage,
+        study_name=sweep.study_name,
+        directions=list(sweep.directions),
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
     )
 
 
@@ -79,8 +83,11 @@ def counted(trials: list[FrozenTrial]) -> int:
 
 def consumed(trials: list[FrozenTrial]) -> float:
     """Budget units the finished trials used (a running trial counts once it ends)."""
-    return sum(float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0) for t in trials
-               if t.state.is_finished() and not was_interrupted(t))
+    return sum(
+        float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0)
+        for t in trials
+        if t.state.is_finished() and not was_interrupted(t)
+    )
 
 
 def recover(study: optuna.Study, stale_running: bool) -> int:
@@ -95,7 +102,9 @@ def recover(study: optuna.Study, stale_running: bool) -> int:
     requeued = 0
     for t in trials:
         if t.state == TrialState.RUNNING and stale_running:
-            storage.set_trial_user_attr(t._trial_id, ATTR, {**t.user_attrs.get(ATTR, {}), "interrupted": True})
+            storage.set_trial_user_attr(
+                t._trial_id, ATTR, {**t.user_attrs.get(ATTR, {}), "interrupted": True}
+            )
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             t = storage.get_trial(t._trial_id)
         if was_interrupted(t) and t.number not in retried:
@@ -110,4 +119,7 @@ def check_resumable(study: optuna.Study, sweep: Sweep, resume: bool) -> None:
     if n and not resume and not sweep.shared_storage:
         raise ConfigError(
             f"{sweep.out} already holds a sweep with {n} trials: add --resume to continue it, "
-            "or --out DIR to start a new one", "out", sweep.source)
+            "or --out DIR to start a new one",
+            "out",
+            sweep.source,
+        )

@@ -12,5 +12,13 @@ from autorl.methods.base import (
     register_method,
 )
 
-__all__ = ["METHODS", "MethodInfo", "MethodKind", "Plan", "build_plan", "check_method", "method_info",
-           "register_method"]
+__all__ = [
+    "METHODS",
+    "MethodInfo",
+    "MethodKind",
+    "Plan",
+    "build_plan",
+    "check_method",
+    "method_info",
+    "register_method",
+]

@@ -64,8 +64,9 @@ Builder = Callable[..., Plan]
 METHODS: Registry[Builder] = Registry("method", entry_point_group="autorl.methods")
 
 
-def register_method(name: str, description: str, kind: MethodKind, *, multi_objective: bool = False,
-                    runner: str | None = None) -> Callable[[Builder], Builder]:
+def register_method(
+    name: str, description: str, kind: MethodKind, *, multi_objective: bool = False, runner: str | None = None
+) -> Callable[[Builder], Builder]:
     """Decorator registering a builder ``f(sweep, worker=0, **options) -> Plan``.
 
     A method with a ``runner`` still registers a builder: it validates the options (raising
@@ -99,29 +100,53 @@ def check_method(sweep: Sweep) -> None:
     valid = _options_of(builder)
     unknown = sorted(set(sweep.method_options) - set(valid))
     if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for method {sweep.method!r}; valid: "
-                          f"{', '.join(sorted(valid)) or 'none'}", "method", sweep.source)
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for method {sweep.method!r}; valid: "
+            f"{', '.join(sorted(valid)) or 'none'}",
+            "method",
+            sweep.source,
+        )
     info = method_info(sweep.method) if sweep.method in METHODS else MethodInfo(MethodKind.STATIC)
     if len(sweep.directions) > 1 and not info.multi_objective:
-        multi = [e.name for e in METHODS.entries() if isinstance(e.extra.get("info"), MethodInfo)
-                 and e.extra["info"].multi_objective]
-        raise ConfigError(f"method {sweep.method!r} optimises one objective but {len(sweep.directions)} are given; "
-                          f"use one of {', '.join(multi)}", "method", sweep.source)
+        multi = [
+            e.name
+            for e in METHODS.entries()
+            if isinstance(e.extra.get("info"), MethodInfo) and e.extra["info"].multi_objective
+        ]
+        raise ConfigError(
+            f"method {sweep.method!r} optimises one objective but {len(sweep.directions)} are given; "
+            f"use one of {', '.join(multi)}",
+            "method",
+            sweep.source,
+        )
     if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.budget.min is None:
-        raise ConfigError(f"method {sweep.method!r} is multi-fidelity and needs budget.min (its first rung)",
-                          "budget.min", sweep.source)
+        raise ConfigError(
+            f"method {sweep.method!r} is multi-fidelity and needs budget.min (its first rung)",
+            "budget.min",
+            sweep.source,
+        )
     budget = sweep.config.budget
     if budget.total is not None and info.kind is not MethodKind.MULTI_FIDELITY and budget.total < budget.max:
-        raise ConfigError(f"method {sweep.method!r} trains every trial to budget.max={budget.max}, so it cannot "
-                          f"honour budget.total={budget.total}", "budget.total", sweep.source)
+        raise ConfigError(
+            f"method {sweep.method!r} trains every trial to budget.max={budget.max}, so it cannot "
+            f"honour budget.total={budget.total}",
+            "budget.total",
+            sweep.source,
+        )
     if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.target:
         from autorl.targets import TARGETS, TargetKind, target_kind
 
         if target_kind(TARGETS.get(sweep.config.target)) is TargetKind.FUNCTION:
-            raise ConfigError(f"method {sweep.method!r} stops trials at budget rungs, but a plain function target "
-                              "reports no intermediate values; take (config, ctx) and call ctx.report, or use a "
-                              "Trainable", "method", sweep.source)
+            raise ConfigError(
+                f"method {sweep.method!r} stops trials at budget rungs, but a plain function target "
+                "reports no intermediate values; take (config, ctx) and call ctx.report, or use a "
+                "Trainable",
+                "method",
+                sweep.source,
+            )
     try:
         build_plan(sweep)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"method {sweep.method!r} rejected its options: {exc}", "method", sweep.source) from None
+        raise ConfigError(
+            f"method {sweep.method!r} rejected its options: {exc}", "method", sweep.source
+        ) from None

@@ -46,15 +46,21 @@ def random(sweep: Sweep, worker: int = 0) -> Plan:
     return Plan(RandomSampler(seed=_seed(sweep, worker)), NopPruner())
 
 
-@register_method("grid", "grid search: every categorical choice, `points` values per numeric axis", STATIC,
-                 multi_objective=True)
+@register_method(
+    "grid",
+    "grid search: every categorical choice, `points` values per numeric axis",
+    STATIC,
+    multi_objective=True,
+)
 def grid_search(sweep: Sweep, worker: int = 0, *, points: int = 5) -> Plan:
     if points < 1:
         raise ValueError(f"points >= 1 must hold, got {points}")
     axes = grid(sweep.space, points)
     size = math.prod(len(v) for v in axes.values())
     if sweep.config.trials > size:
-        raise ValueError(f"the grid has {size} points, so trials <= {size} must hold, but got trials={sweep.config.trials}")
+        raise ValueError(
+            f"the grid has {size} points, so trials <= {size} must hold, but got trials={sweep.config.trials}"
+        )
     return Plan(_Grid(axes, seed=_seed(sweep, worker)), NopPruner())
 
 
@@ -65,49 +71,97 @@ class _Grid(GridSampler):
     inside ``study.optimize``; our executors ask and tell themselves.
     """
 
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: optuna.trial.TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         return None
 
 
-@register_method("qmc", "quasi-random search on a scrambled Sobol (or Halton) sequence", STATIC, multi_objective=True)
+@register_method(
+    "qmc", "quasi-random search on a scrambled Sobol (or Halton) sequence", STATIC, multi_objective=True
+)
 def qmc(sweep: Sweep, worker: int = 0, *, qmc_type: str = "sobol", scramble: bool = True) -> Plan:
     # Workers share one sequence seed and Optuna hands out consecutive points across processes.
     return Plan(QMCSampler(qmc_type=qmc_type, scramble=scramble, seed=sweep.config.seed), NopPruner())
 
 
-@register_method("tpe", "tree-structured Parzen estimator (multivariate; multi-objective MOTPE when several)",
-                 STATIC, multi_objective=True)
-def tpe(sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, multivariate: bool = True,
-        constant_liar: bool | None = None) -> Plan:
+@register_method(
+    "tpe",
+    "tree-structured Parzen estimator (multivariate; multi-objective MOTPE when several)",
+    STATIC,
+    multi_objective=True,
+)
+def tpe(
+    sweep: Sweep,
+    worker: int = 0,
+    *,
+    n_startup_trials: int = 10,
+    multivariate: bool = True,
+    constant_liar: bool | None = None,
+) -> Plan:
     liar = sweep.config.workers > 1 if constant_liar is None else constant_liar
-    sampler = TPESampler(seed=_seed(sweep, worker), n_startup_trials=n_startup_trials, multivariate=multivariate,
-                         group=multivariate, constant_liar=liar)
+    sampler = TPESampler(
+        seed=_seed(sweep, worker),
+        n_startup_trials=n_startup_trials,
+        multivariate=multivariate,
+        group=multivariate,
+        constant_liar=liar,
+    )
     return Plan(sampler, NopPruner())
 
 
-@register_method("gp", "Gaussian-process Bayesian optimisation (log EI; multi-objective too)", STATIC,
-                 multi_objective=True)
-def gp(sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, deterministic_objective: bool = False) -> Plan:
-    sampler = GPSampler(seed=_seed(sweep, worker), n_startup_trials=n_startup_trials,
-                        deterministic_objective=deterministic_objective)
+@register_method(
+    "gp", "Gaussian-process Bayesian optimisation (log EI; multi-objective too)", STATIC, multi_objective=True
+)
+def gp(
+    sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, deterministic_objective: bool = False
+) -> Plan:
+    sampler = GPSampler(
+        seed=_seed(sweep, worker),
+        n_startup_trials=n_startup_trials,
+        deterministic_objective=deterministic_objective,
+    )
     return Plan(sampler, NopPruner())
 
 
 @register_method("cmaes", "CMA-ES (numeric parameters; categorical ones are sampled independently)", STATIC)
-def cmaes(sweep: Sweep, worker: int = 0, *, sigma0: float | None = None, popsize: int | None = None,
-          n_startup_trials: int = 1) -> Plan:
-    sampler = CmaEsSampler(seed=_seed(sweep, worker), sigma0=sigma0, popsize=popsize,
-                           n_startup_trials=n_startup_trials,
-                           warn_independent_sampling=False)
+def cmaes(
+    sweep: Sweep,
+    worker: int = 0,
+    *,
+    sigma0: float | None = None,
+    popsize: int | None = None,
+    n_startup_trials: int = 1,
+) -> Plan:
+    sampler = CmaEsSampler(
+        seed=_seed(sweep, worker),
+        sigma0=sigma0,
+        popsize=popsize,
+        n_startup_trials=n_startup_trials,
+        warn_independent_sampling=False,
+    )
     return Plan(sampler, NopPruner())
 
 
 @register_method("nsga2", "NSGA-II evolutionary multi-objective search", STATIC, multi_objective=True)
-def nsga2(sweep: Sweep, worker: int = 0, *, population_size: int = 20, mutation_prob: float | None = None,
-          crossover_prob: float = 0.9) -> Plan:
-    sampler = NSGAIISampler(seed=_seed(sweep, worker), population_size=population_size,
-                            mutation_prob=mutation_prob, crossover_prob=crossover_prob)
+def nsga2(
+    sweep: Sweep,
+    worker: int = 0,
+    *,
+    population_size: int = 20,
+    mutation_prob: float | None = None,
+    crossover_prob: float = 0.9,
+) -> Plan:
+    sampler = NSGAIISampler(
+        seed=_seed(sweep, worker),
+        population_size=population_size,
+        mutation_prob=mutation_prob,
+        crossover_prob=crossover_prob,
+    )
     return Plan(sampler, NopPruner())
 
 
@@ -120,23 +174,37 @@ def _rungs(sweep: Sweep, reduction_factor: int) -> int:
 
 @register_method("asha", "asynchronous successive halving: random configs stopped at budget rungs", MULTI)
 def asha(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
-    pruner = SuccessiveHalvingPruner(min_resource=_rungs(sweep, reduction_factor), reduction_factor=reduction_factor)
+    pruner = SuccessiveHalvingPruner(
+        min_resource=_rungs(sweep, reduction_factor), reduction_factor=reduction_factor
+    )
     return Plan(_named_sampler(sweep, worker, sampler), pruner)
 
 
 @register_method("hyperband", "Hyperband: several successive-halving brackets over random configs", MULTI)
 def hyperband(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
-    pruner = HyperbandPruner(min_resource=_rungs(sweep, reduction_factor), max_resource=sweep.config.budget.max,
-                             reduction_factor=reduction_factor)
+    pruner = HyperbandPruner(
+        min_resource=_rungs(sweep, reduction_factor),
+        max_resource=sweep.config.budget.max,
+        reduction_factor=reduction_factor,
+    )
     return Plan(_named_sampler(sweep, worker, sampler), pruner)
 
 
-@register_method("bohb", "BOHB-style model-based Hyperband: multivariate TPE proposes, Hyperband stops", MULTI)
+@register_method(
+    "bohb", "BOHB-style model-based Hyperband: multivariate TPE proposes, Hyperband stops", MULTI
+)
 def bohb(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, n_startup_trials: int = 10) -> Plan:
-    pruner = HyperbandPruner(min_resource=_rungs(sweep, reduction_factor), max_resource=sweep.config.budget.max,
-                             reduction_factor=reduction_factor)
-    sampler = TPESampler(seed=_seed(sweep, worker), n_startup_trials=n_startup_trials, multivariate=True,
-                         constant_liar=sweep.config.workers > 1)
+    pruner = HyperbandPruner(
+        min_resource=_rungs(sweep, reduction_factor),
+        max_resource=sweep.config.budget.max,
+        reduction_factor=reduction_factor,
+    )
+    sampler = TPESampler(
+        seed=_seed(sweep, worker),
+        n_startup_trials=n_startup_trials,
+        multivariate=True,
+        constant_liar=sweep.config.workers > 1,
+    )
     return Plan(sampler, pruner)
 
 
@@ -144,5 +212,7 @@ def _named_sampler(sweep: Sweep, worker: int, name: str) -> optuna.samplers.Base
     if name == "random":
         return RandomSampler(seed=_seed(sweep, worker))
     if name == "tpe":
-        return TPESampler(seed=_seed(sweep, worker), multivariate=True, constant_liar=sweep.config.workers > 1)
+        return TPESampler(
+            seed=_seed(sweep, worker), multivariate=True, constant_liar=sweep.config.workers > 1
+        )
     raise ValueError(f"sampler must be 'random' or 'tpe', got {name!r}")

@@ -12,5 +12,14 @@ from autorl.results.store import (
     write_run_files,
 )
 
-__all__ = ["best_record", "best_trials", "curves_frame", "export", "load_results", "open_run", "trials_frame", "versions",
-           "write_run_files"]
+__all__ = [
+    "best_record",
+    "best_trials",
+    "curves_frame",
+    "export",
+    "load_results",
+    "open_run",
+    "trials_frame",
+    "versions",
+    "write_run_files",
+]

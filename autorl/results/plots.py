@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+import pandas as pd
 
-from autorl.config import Sweep  # noqa: E402
+from autorl.config import Sweep
 
 
 def write_plots(trials: pd.DataFrame, curves: pd.DataFrame, sweep: Sweep, study: optuna.Study) -> list[Path]:

@@ -40,8 +40,14 @@ def write_run_files(sweep: Sweep, argv: list[str] | None = None) -> None:
     sweep.out.mkdir(parents=True, exist_ok=True)
     dump_yaml(sweep.resolved(), sweep.out / "config.yaml")
     dump_yaml(sweep.space.to_dict(), sweep.out / "space.yaml")
-    info = {"source": sweep.source, "seed": sweep.config.seed, "storage": sweep.storage_url,
-            "study_name": sweep.study_name, "command": argv or sys.argv, "versions": versions()}
+    info = {
+        "source": sweep.source,
+        "seed": sweep.config.seed,
+        "storage": sweep.storage_url,
+        "study_name": sweep.study_name,
+        "command": argv or sys.argv,
+        "versions": versions(),
+    }
     (sweep.out / "run.json").write_text(json.dumps(info, indent=2))
 
 
@@ -78,7 +84,11 @@ def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",
 
 
 def curves_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
-    rows = [{"trial": t.number, "step": step, "value": v} for t in trials for step, v in sorted(t.intermediate_values.items())]
+    rows = [
+        {"trial": t.number, "step": step, "value": v}
+        for t in trials
+        for step, v in sorted(t.intermediate_values.items())
+    ]
     return pd.DataFrame(rows, columns=["trial", "step", "value"])
 
 
@@ -95,12 +105,15 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
     params = {k: v for k, v in rec.get("config", trial.params).items() if k in sweep.space}
     values = dict(zip(sweep.metrics, trial.values, strict=True))
     return {
-        "target": sweep.config.target, "args": dict(sweep.config.args), "params": params,
+        "target": sweep.config.target,
+        "args": dict(sweep.config.args),
+        "params": params,
         "metric": list(sweep.metrics) if len(sweep.metrics) > 1 else sweep.metrics[0],
         "direction": list(sweep.directions) if len(sweep.directions) > 1 else sweep.directions[0],
         "value": values if len(values) > 1 else values[sweep.metrics[0]],
-        "trial": trial.number, "seeds": rec.get("seeds"), "budget": {"max": sweep.config.budget.max,
-                                                                      "report_every": sweep.config.budget.interval},
+        "trial": trial.number,
+        "seeds": rec.get("seeds"),
+        "budget": {"max": sweep.config.budget.max, "report_every": sweep.config.budget.interval},
         "sweep": str(sweep.out),
     }
 
@@ -148,5 +161,15 @@ def load_results(out_dir: str | Path) -> pd.DataFrame:
         raise
 
 
-__all__ = ["best_record", "best_trials", "curves_frame", "export", "load_results", "open_run", "trial_seeds", "trials_frame",
-           "versions", "write_run_files"]
+__all__ = [
+    "best_record",
+    "best_trials",
+    "curves_frame",
+    "export",
+    "load_results",
+    "open_run",
+    "trial_seeds",
+    "trials_frame",
+    "versions",
+    "write_run_files",
+]

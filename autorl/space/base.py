@@ -116,7 +116,9 @@ class Param:
         unknown = set(spec) - _KEYS[ptype] - _COMMON
         if unknown:
             valid = ", ".join(sorted(_KEYS[ptype] | _COMMON))
-            raise ConfigError(f"unknown key(s) {', '.join(sorted(unknown))} for type {ptype.value}; valid: {valid}", name)
+            raise ConfigError(
+                f"unknown key(s) {', '.join(sorted(unknown))} for type {ptype.value}; valid: {valid}", name
+            )
         condition = _parse_condition(name, spec.get("condition"))
         transform = None
         if spec.get("transform") is not None:
@@ -124,9 +126,15 @@ class Param:
                 transform = Transform(spec["transform"])
             except ValueError:
                 valid = ", ".join(t.value for t in Transform)
-                raise ConfigError(f"transform must be one of {valid}, got {spec['transform']!r}", name) from None
-        common = dict(condition=condition, transform=transform, mutable=bool(spec.get("mutable", False)),
-                      doc=str(spec.get("doc", "")))
+                raise ConfigError(
+                    f"transform must be one of {valid}, got {spec['transform']!r}", name
+                ) from None
+        common: dict[str, Any] = dict(
+            condition=condition,
+            transform=transform,
+            mutable=bool(spec.get("mutable", False)),
+            doc=str(spec.get("doc", "")),
+        )
         if ptype is ParamType.FIXED:
             if "value" not in spec:
                 raise ConfigError("a fixed parameter needs 'value'", name)
@@ -147,8 +155,12 @@ class Param:
             raise ConfigError(f"log scale needs low > 0, but got low={low}", name)
         if log and step is not None:
             raise ConfigError("log and step cannot be combined", name)
-        if step is not None and abs(round((high - low) / step) * step - (high - low)) > 1e-9 * max(1.0, high - low):
-            raise ConfigError(f"high - low must be a multiple of step, but got (low={low}, high={high}, step={step})", name)
+        if step is not None and abs(round((high - low) / step) * step - (high - low)) > 1e-9 * max(
+            1.0, high - low
+        ):
+            raise ConfigError(
+                f"high - low must be a multiple of step, but got (low={low}, high={high}, step={step})", name
+            )
         if ptype is ParamType.INT:
             if low != int(low) or high != int(high):
                 raise ConfigError(f"int bounds must be integers, got (low={low}, high={high})", name)
@@ -157,9 +169,14 @@ class Param:
             raise ConfigError(f"transform one_minus needs a float with high < 1, got high={high}", name)
         if transform is Transform.POW2:
             if ptype is not ParamType.INT or low < 1 or any(v & (v - 1) for v in (int(low), int(high))):
-                raise ConfigError(f"transform pow2 needs an int whose low and high are powers of two, got ({low}, {high})", name)
+                raise ConfigError(
+                    f"transform pow2 needs an int whose low and high are powers of two, got ({low}, {high})",
+                    name,
+                )
             if step is not None or log:
-                raise ConfigError("transform pow2 cannot be combined with step or log (it is already a log scale)", name)
+                raise ConfigError(
+                    "transform pow2 cannot be combined with step or log (it is already a log scale)", name
+                )
         return cls(name, ptype, low=low, high=high, log=log, step=step, **common)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,7 +231,9 @@ class SearchSpace(Mapping[str, Param]):
                 raise ConfigError("is defined twice", p.name)
             for other, allowed in p.condition.items():
                 if other not in self._params:
-                    raise ConfigError(f"condition refers to {other!r}, which must be defined before it", p.name)
+                    raise ConfigError(
+                        f"condition refers to {other!r}, which must be defined before it", p.name
+                    )
                 parent = self._params[other]
                 bad = [v for v in allowed if not parent.contains(v)]
                 if bad:
@@ -236,7 +255,9 @@ class SearchSpace(Mapping[str, Param]):
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> SearchSpace:
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"a search space must be a mapping of parameter names, got {type(spec).__name__}")
+            raise ConfigError(
+                f"a search space must be a mapping of parameter names, got {type(spec).__name__}"
+            )
         return cls([Param.from_dict(str(name), s) for name, s in spec.items()])
 
     @classmethod
@@ -254,7 +275,9 @@ class SearchSpace(Mapping[str, Param]):
     def with_fixed(self, values: Mapping[str, Any]) -> SearchSpace:
         """A copy with the given parameters pinned to values (e.g. a best config to retrain)."""
         params = [
-            Param(p.name, ParamType.FIXED, value=values[p.name], condition=p.condition) if p.name in values else p
+            Param(p.name, ParamType.FIXED, value=values[p.name], condition=p.condition)
+            if p.name in values
+            else p
             for p in self._params.values()
         ]
         return SearchSpace(params)

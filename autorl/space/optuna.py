@@ -71,14 +71,30 @@ def from_distributions(dists: dict[str, BaseDistribution]) -> SearchSpace:
             params.append(Param(name, ParamType.CATEGORICAL, choices=tuple(d.choices)))
         elif isinstance(d, FloatDistribution):
             if name.startswith("one_minus_"):
-                params.append(Param(name[len("one_minus_"):], ParamType.FLOAT, low=1 - d.high, high=1 - d.low,
-                                    log=d.log, step=d.step, transform=Transform.ONE_MINUS))
+                params.append(
+                    Param(
+                        name[len("one_minus_") :],
+                        ParamType.FLOAT,
+                        low=1 - d.high,
+                        high=1 - d.low,
+                        log=d.log,
+                        step=d.step,
+                        transform=Transform.ONE_MINUS,
+                    )
+                )
             else:
                 params.append(Param(name, ParamType.FLOAT, low=d.low, high=d.high, log=d.log, step=d.step))
         elif isinstance(d, IntDistribution):
             if name.startswith("log2_"):
-                params.append(Param(name[len("log2_"):], ParamType.INT, low=2 ** d.low, high=2 ** d.high,
-                                    transform=Transform.POW2))
+                params.append(
+                    Param(
+                        name[len("log2_") :],
+                        ParamType.INT,
+                        low=2**d.low,
+                        high=2**d.high,
+                        transform=Transform.POW2,
+                    )
+                )
             else:
                 step = None if d.step == 1 else d.step
                 params.append(Param(name, ParamType.INT, low=d.low, high=d.high, log=d.log, step=step))
@@ -101,7 +117,9 @@ def grid(space: SearchSpace, points: int) -> dict[str, list[Any]]:
             step = int(p.step or 1)
             ints = list(range(round(low), round(high) + 1, step))
             if len(ints) > points:
-                idx = [round(i * (len(ints) - 1) / (points - 1)) for i in range(points)] if points > 1 else [0]
+                idx = (
+                    [round(i * (len(ints) - 1) / (points - 1)) for i in range(points)] if points > 1 else [0]
+                )
                 ints = sorted({ints[i] for i in idx})
             out[p.search_name] = ints
             continue

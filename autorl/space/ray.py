@@ -50,15 +50,30 @@ def from_ray(domains: dict[str, Any]) -> SearchSpace:
             params.append(Param(name, ParamType.CATEGORICAL, choices=tuple(d.categories)))
         elif isinstance(d, Float):
             if name.startswith("one_minus_"):
-                params.append(Param(name[len("one_minus_"):], ParamType.FLOAT, low=1 - d.upper, high=1 - d.lower,
-                                    log=log, transform=Transform.ONE_MINUS))
+                params.append(
+                    Param(
+                        name[len("one_minus_") :],
+                        ParamType.FLOAT,
+                        low=1 - d.upper,
+                        high=1 - d.lower,
+                        log=log,
+                        transform=Transform.ONE_MINUS,
+                    )
+                )
             else:
                 params.append(Param(name, ParamType.FLOAT, low=d.lower, high=d.upper, log=log, step=q))
         elif isinstance(d, Integer):
             upper = d.upper if q else d.upper - 1  # qrandint includes its upper bound, the others exclude it
             if name.startswith("log2_"):
-                params.append(Param(name[len("log2_"):], ParamType.INT, low=2 ** d.lower, high=2 ** upper,
-                                    transform=Transform.POW2))
+                params.append(
+                    Param(
+                        name[len("log2_") :],
+                        ParamType.INT,
+                        low=2**d.lower,
+                        high=2**upper,
+                        transform=Transform.POW2,
+                    )
+                )
             else:
                 params.append(Param(name, ParamType.INT, low=d.lower, high=upper, log=log, step=q))
         else:

@@ -18,4 +18,4 @@ __all__ = [
     "target_kind",
 ]
 
-from autorl.targets import builtin as _builtin  # noqa: E402,F401  (registers the built-in targets)
+from autorl.targets import builtin as _builtin  # noqa: F401  (registers the built-in targets)

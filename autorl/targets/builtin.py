@@ -17,12 +17,42 @@ for _algo in ("ppo", "a2c", "dqn", "sac", "td3"):
 
 # Research models (issue 6): small real PyTorch implementations that train on CPU on offline data.
 _MODELS = {
-    "autoencoder": ("AutoencoderTarget", "val_mse", "minimize", "autoencoder (MLP or conv; denoising and sparse variants) on digits"),
-    "hashgrid": ("HashGridTarget", "psnr", "maximize", "Instant-NGP multiresolution hash-grid encoding fitting a sample image"),
-    "data2vec": ("Data2VecTarget", "probe_acc", "maximize", "data2vec-style masked self-distillation with an EMA teacher on digits"),
-    "dat": ("DATTarget", "val_acc", "maximize", "deformable-attention vision transformer (DAT) classifying digits"),
-    "relicv2": ("RelicV2Target", "probe_acc", "maximize", "RELICv2 contrastive learning with an invariance KL term on digits"),
-    "stylex": ("StylExTarget", "flip_rate", "maximize", "StylEx: classifier-conditioned StyleGAN-like generator and AttFind"),
+    "autoencoder": (
+        "AutoencoderTarget",
+        "val_mse",
+        "minimize",
+        "autoencoder (MLP or conv; denoising and sparse variants) on digits",
+    ),
+    "hashgrid": (
+        "HashGridTarget",
+        "psnr",
+        "maximize",
+        "Instant-NGP multiresolution hash-grid encoding fitting a sample image",
+    ),
+    "data2vec": (
+        "Data2VecTarget",
+        "probe_acc",
+        "maximize",
+        "data2vec-style masked self-distillation with an EMA teacher on digits",
+    ),
+    "dat": (
+        "DATTarget",
+        "val_acc",
+        "maximize",
+        "deformable-attention vision transformer (DAT) classifying digits",
+    ),
+    "relicv2": (
+        "RelicV2Target",
+        "probe_acc",
+        "maximize",
+        "RELICv2 contrastive learning with an invariance KL term on digits",
+    ),
+    "stylex": (
+        "StylExTarget",
+        "flip_rate",
+        "maximize",
+        "StylEx: classifier-conditioned StyleGAN-like generator and AttFind",
+    ),
 }
 for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
     register_target(
@@ -38,16 +68,28 @@ for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
 register_target(
     "agents:actor_critic",
     "autorl.agents.actor_critic:ActorCriticTarget",
-    "single-file PyTorch actor-critic (GAE, optional PPO clipping) with optional meta-gradients on gamma, lambda, loss weights",
+    "single-file PyTorch actor-critic (GAE, PPO clipping optional); meta-gradients on gamma, lambda, losses",
     unit="env_steps",
     metric="eval_return",
     direction="maximize",
     space="agents/actor_critic.yaml",
 )
 
-register_target("synthetic:curve", "autorl.targets.synthetic:CurveTarget",
-                "a noisy synthetic learning curve (instant; for tests, smoke suites and benchmarks)",
-                unit="steps", metric="score", direction="maximize", space="synthetic/curve.yaml")
-register_target("synthetic:branin", "autorl.targets.synthetic:branin",
-                "the Branin function with optional seeded noise (instant)",
-                unit="evaluations", metric="value", direction="minimize", space="synthetic/branin.yaml")
+register_target(
+    "synthetic:curve",
+    "autorl.targets.synthetic:CurveTarget",
+    "a noisy synthetic learning curve (instant; for tests, smoke suites and benchmarks)",
+    unit="steps",
+    metric="score",
+    direction="maximize",
+    space="synthetic/curve.yaml",
+)
+register_target(
+    "synthetic:branin",
+    "autorl.targets.synthetic:branin",
+    "the Branin function with optional seeded noise (instant)",
+    unit="evaluations",
+    metric="value",
+    direction="minimize",
+    space="synthetic/branin.yaml",
+)

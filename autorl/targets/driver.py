@@ -78,7 +78,9 @@ def target_kind(target: Any) -> TargetKind:
         return TargetKind.FUNCTION
     if len(params) == 2:
         return TargetKind.FUNCTION_WITH_CONTEXT
-    raise ConfigError(f"target function {getattr(target, '__name__', target)} must take (config) or (config, ctx)")
+    raise ConfigError(
+        f"target function {getattr(target, '__name__', target)} must take (config) or (config, ctx)"
+    )
 
 
 def _as_metrics(out: Any, metric: str) -> dict[str, float]:

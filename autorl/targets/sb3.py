@@ -46,7 +46,16 @@ def _algo_class(algo: str) -> Any:
 @functools.cache
 def _algo_kwargs(algo: str) -> frozenset[str]:
     params = inspect.signature(_algo_class(algo).__init__).parameters
-    return frozenset(params) - {"self", "policy", "env", "policy_kwargs", "seed", "device", "verbose", "_init_setup_model"}
+    return frozenset(params) - {
+        "self",
+        "policy",
+        "env",
+        "policy_kwargs",
+        "seed",
+        "device",
+        "verbose",
+        "_init_setup_model",
+    }
 
 
 def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
@@ -61,7 +70,9 @@ def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
     known = ARG_KEYS | POLICY_KEYS | EXTRA_KEYS | _algo_kwargs(algo)
     unknown = sorted((set(args) | set(params)) - known)
     if unknown:
-        raise ConfigError(f"{', '.join(unknown)} not understood by sb3:{algo}; valid: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{', '.join(unknown)} not understood by sb3:{algo}; valid: {', '.join(sorted(known))}"
+        )
     env = gym.make(spec.id, **args.get("env_kwargs", {}))
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     env.close()
@@ -96,8 +107,13 @@ class SB3Target:
             self.env = VecNormalize(self.env)
             self.eval_env = VecNormalize(self.eval_env, training=False, norm_reward=False)
         self.model = _algo_class(self.algo)(
-            config.get("policy", "MlpPolicy"), self.env, seed=ctx.seed, device="cpu", verbose=0,
-            policy_kwargs=self._policy_kwargs(config), **self._algo_kwargs(config),
+            config.get("policy", "MlpPolicy"),
+            self.env,
+            seed=ctx.seed,
+            device="cpu",
+            verbose=0,
+            policy_kwargs=self._policy_kwargs(config),
+            **self._algo_kwargs(config),
         )
 
     def _policy_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +137,9 @@ class SB3Target:
             from stable_baselines3.common.noise import NormalActionNoise
 
             dim = self.env.action_space.shape[0]
-            kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), float(config["noise_std"]) * np.ones(dim))
+            kwargs["action_noise"] = NormalActionNoise(
+                np.zeros(dim), float(config["noise_std"]) * np.ones(dim)
+            )
         return kwargs
 
     def train(self, budget: int) -> dict[str, float]:
@@ -134,9 +152,17 @@ class SB3Target:
 
         if self.config.get("normalize", False):
             self.eval_env.obs_rms = self.env.obs_rms
-        mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=int(self.config.get("eval_episodes", 10)),
-                                    deterministic=True)
-        return {"eval_return": float(mean), "eval_return_std": float(std), "budget": float(self.model.num_timesteps)}
+        mean, std = evaluate_policy(
+            self.model,
+            self.eval_env,
+            n_eval_episodes=int(self.config.get("eval_episodes", 10)),
+            deterministic=True,
+        )
+        return {
+            "eval_return": float(mean),  # type: ignore[arg-type]  # a float unless per-episode returns asked
+            "eval_return_std": float(std),  # type: ignore[arg-type]
+            "budget": float(self.model.num_timesteps),
+        }
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -178,12 +204,19 @@ class SB3Target:
             elif key == "n_steps":
                 model.n_steps = int(value)
                 model.rollout_buffer = model.rollout_buffer_class(
-                    model.n_steps, model.observation_space, model.action_space, device=model.device,
-                    gamma=model.gamma, gae_lambda=model.gae_lambda, n_envs=model.n_envs,
+                    model.n_steps,
+                    model.observation_space,
+                    model.action_space,
+                    device=model.device,
+                    gamma=model.gamma,
+                    gae_lambda=model.gae_lambda,
+                    n_envs=model.n_envs,
                     **model.rollout_buffer_kwargs,
                 )
             elif hasattr(model, key):
-                setattr(model, key, type(getattr(model, key))(value) if getattr(model, key) is not None else value)
+                setattr(
+                    model, key, type(getattr(model, key))(value) if getattr(model, key) is not None else value
+                )
             else:
                 raise ValueError(f"sb3:{self.algo} cannot change {key!r} during training")
             self.config[key] = value

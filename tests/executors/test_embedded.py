@@ -20,8 +20,16 @@ AUTORL = [sys.executable, "-m", "autorl.cli"]
 
 
 def test_raising_and_diverging_trials_fail_and_the_sweep_goes_on(make_config):
-    r = sweep(make_config(target=toy("flaky"), metric="value", direction="maximize", trials=12,
-                          space={"x": {"type": "float", "low": -1.0, "high": 1.0}}), plots=False)
+    r = sweep(
+        make_config(
+            target=toy("flaky"),
+            metric="value",
+            direction="maximize",
+            trials=12,
+            space={"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        ),
+        plots=False,
+    )
     df = r.trials
     assert len(df) == 12
     failed = df[df["state"] == "FAIL"]
@@ -31,14 +39,23 @@ def test_raising_and_diverging_trials_fail_and_the_sweep_goes_on(make_config):
 
 
 def test_two_workers_run_exactly_the_trials(make_config):
-    r = sweep(make_config(target=toy("slow"), trials=6, workers=2, direction="maximize",
-                          space={"x": {"type": "float", "low": 0.0, "high": 1.0},
-                                 "sleep": {"type": "fixed", "value": 0.2}}), plots=False)
+    r = sweep(
+        make_config(
+            target=toy("slow"),
+            trials=6,
+            workers=2,
+            direction="maximize",
+            space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.2}},
+        ),
+        plots=False,
+    )
     assert len(r.trials) == 6 and set(r.trials["state"]) == {"COMPLETE"}
     # Two workers overlap: the run took clearly less than six sequential trials.
     starts = [t.datetime_start for t in r.study.trials]
     ends = [t.datetime_complete for t in r.study.trials]
-    overlap = sum(1 for i in range(6) for j in range(6) if i < j and starts[j] < ends[i] and starts[i] < ends[j])
+    overlap = sum(
+        1 for i in range(6) for j in range(6) if i < j and starts[j] < ends[i] and starts[i] < ends[j]
+    )
     assert overlap >= 2
 
 
@@ -54,8 +71,15 @@ def test_existing_sweep_needs_resume_and_resume_proposes_new_points(make_config)
 
 
 def test_a_trial_that_spent_its_whole_budget_is_never_pruned(make_config):
-    cfg = make_config(target=toy("curve"), metric="score", direction="maximize", method="asha", trials=15,
-                      budget={"max": 9, "min": 1, "report_every": 1}, space={"x": {"type": "float", "low": -1.0, "high": 1.0}})
+    cfg = make_config(
+        target=toy("curve"),
+        metric="score",
+        direction="maximize",
+        method="asha",
+        trials=15,
+        budget={"max": 9, "min": 1, "report_every": 1},
+        space={"x": {"type": "float", "low": -1.0, "high": 1.0}},
+    )
     df = sweep(cfg, plots=False).trials
     assert not ((df["state"] == "PRUNED") & (df["budget"] >= 9)).any()
     assert (df["state"] == "PRUNED").any()
@@ -83,12 +107,22 @@ def _wait_for(cond, timeout=60.0):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_path, workers):
     log = tmp_path / "starts.jsonl"
-    cfg = make_config(target=toy("slow"), trials=8, workers=workers, direction="maximize",
-                      space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.6}})
+    cfg = make_config(
+        target=toy("slow"),
+        trials=8,
+        workers=workers,
+        direction="maximize",
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.6}},
+    )
     path = _write(tmp_path, cfg)
     env = {**os.environ, "TOY_LOG": str(log)}
-    proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _wait_for(lambda: len(_starts(log)) >= 3 + workers)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: nothing survives
     proc.wait()
@@ -99,8 +133,13 @@ def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_
     assert running, "the kill should have caught a trial mid-run"
     n_before = len(_starts(log))
 
-    done = subprocess.run([*AUTORL, "sweep", str(path), "--resume", "--quiet", "--no-plots"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*AUTORL, "sweep", str(path), "--resume", "--quiet", "--no-plots"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     after = optuna.load_study(study_name="slow", storage=storage).get_trials()
     counted = [t for t in after if t.state.name == "COMPLETE"]
@@ -116,15 +155,36 @@ def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_
 def test_two_processes_share_one_storage_and_lose_no_trial(make_config, tmp_path):
     log = tmp_path / "starts.jsonl"
     db = tmp_path / "shared.db"
-    cfg = make_config(target=toy("slow"), trials=10, direction="maximize", name="shared",
-                      space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}})
+    cfg = make_config(
+        target=toy("slow"),
+        trials=10,
+        direction="maximize",
+        name="shared",
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}},
+    )
     env = {**os.environ, "TOY_LOG": str(log)}
     procs = []
     for i in range(2):
         path = _write(tmp_path, cfg).rename(tmp_path / f"p{i}.yaml")
-        procs.append(subprocess.Popen([*AUTORL, "sweep", str(path), "--storage", f"sqlite:///{db}", "--quiet",
-                                       "--no-plots", "--out", str(tmp_path / f"out{i}")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    *AUTORL,
+                    "sweep",
+                    str(path),
+                    "--storage",
+                    f"sqlite:///{db}",
+                    "--quiet",
+                    "--no-plots",
+                    "--out",
+                    str(tmp_path / f"out{i}"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -137,11 +197,20 @@ def test_two_processes_share_one_storage_and_lose_no_trial(make_config, tmp_path
 
 def test_ctrl_c_saves_results_and_prints_the_resume_command(make_config, tmp_path):
     log = tmp_path / "starts.jsonl"
-    cfg = make_config(target=toy("slow"), trials=20, direction="maximize",
-                      space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}})
+    cfg = make_config(
+        target=toy("slow"),
+        trials=20,
+        direction="maximize",
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}},
+    )
     path = _write(tmp_path, cfg)
-    proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], env={**os.environ, "TOY_LOG": str(log)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
+        env={**os.environ, "TOY_LOG": str(log)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: len(_starts(log)) >= 3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -20,11 +20,23 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"
 
 
 def _config(tmp_path, **extra):
-    cfg = {"target": toy("curve"), "metric": "score", "direction": "maximize", "seed": 0,
-           "space": {"x": {"type": "float", "low": -1.0, "high": 1.0},
-                     "g": {"type": "float", "low": 0.9, "high": 0.999, "log": True, "transform": "one_minus"}},
-           "budget": {"max": 9, "min": 1, "report_every": 1}, "method": "asha", "trials": 6, "workers": 2,
-           "executor": "ray", "out": str(tmp_path / "run"), **extra}
+    cfg = {
+        "target": toy("curve"),
+        "metric": "score",
+        "direction": "maximize",
+        "seed": 0,
+        "space": {
+            "x": {"type": "float", "low": -1.0, "high": 1.0},
+            "g": {"type": "float", "low": 0.9, "high": 0.999, "log": True, "transform": "one_minus"},
+        },
+        "budget": {"max": 9, "min": 1, "report_every": 1},
+        "method": "asha",
+        "trials": 6,
+        "workers": 2,
+        "executor": "ray",
+        "out": str(tmp_path / "run"),
+        **extra,
+    }
     path = tmp_path / "ray.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -41,8 +53,13 @@ def _check_results(out: Path, trials: int) -> pd.DataFrame:
 
 def test_local_ray_sweep_records_trials_like_the_embedded_executor(tmp_path):
     path = _config(tmp_path)
-    proc = subprocess.run([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], env=ENV, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     df = _check_results(tmp_path / "run", 6)
     assert (df["state"] == "PRUNED").any()  # ASHA stopped some at a rung
@@ -62,9 +79,23 @@ def _session_pids(sid: int) -> list[int]:
 @pytest.mark.timeout(400)
 def test_sweep_against_a_ray_head_on_loopback(tmp_path):
     port = _free_port()
-    head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                             "--include-dashboard=false", "--disable-usage-stats", "--block"],
-                            env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = subprocess.Popen(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        env=ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -74,8 +105,13 @@ def test_sweep_against_a_ray_head_on_loopback(tmp_path):
             assert time.monotonic() < deadline and head.poll() is None, "ray head did not start"
             time.sleep(0.5)
         path = _config(tmp_path, trials=4, executor="embedded")  # --ray-address switches it to Ray
-        proc = subprocess.run([*AUTORL, "sweep", str(path), "--ray-address", f"127.0.0.1:{port}", "--quiet",
-                               "--no-plots"], env=ENV, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [*AUTORL, "sweep", str(path), "--ray-address", f"127.0.0.1:{port}", "--quiet", "--no-plots"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         _check_results(tmp_path / "run", 4)
         assert "ray" in (tmp_path / "run" / "config.yaml").read_text()

@@ -25,19 +25,25 @@ def test_yaml_round_trip():
     assert space["lr"].mutable and space["gamma"].search_name == "one_minus_gamma"
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"type": "float", "low": 3, "high": 1}, r"low <= high must hold, but got \(low=3, high=1\)"),
-    ({"type": "categorical", "choices": []}, "choices must be a non-empty list"),
-    ({"type": "float", "low": 0, "high": 1, "log": True}, "log scale needs low > 0"),
-    ({"type": "floaty", "low": 0, "high": 1}, "type must be one of"),
-    ({"type": "float", "low": "a", "high": 1}, "low must be a number"),
-    ({"type": "int", "low": 0, "high": 10, "stepp": 2}, r"unknown key\(s\) stepp"),
-    ({"type": "int", "low": 0, "high": 10, "step": 3}, "multiple of step"),
-    ({"type": "int", "low": 3, "high": 64, "transform": "pow2"}, "powers of two"),
-    ({"type": "float", "low": 0.5, "high": 1.0, "transform": "one_minus"}, "high < 1"),
-    ({"type": "fixed"}, "needs 'value'"),
-    ({"type": "int", "low": 2, "high": 64, "transform": "pow2", "log": True}, "cannot be combined with step or log"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"type": "float", "low": 3, "high": 1}, r"low <= high must hold, but got \(low=3, high=1\)"),
+        ({"type": "categorical", "choices": []}, "choices must be a non-empty list"),
+        ({"type": "float", "low": 0, "high": 1, "log": True}, "log scale needs low > 0"),
+        ({"type": "floaty", "low": 0, "high": 1}, "type must be one of"),
+        ({"type": "float", "low": "a", "high": 1}, "low must be a number"),
+        ({"type": "int", "low": 0, "high": 10, "stepp": 2}, r"unknown key\(s\) stepp"),
+        ({"type": "int", "low": 0, "high": 10, "step": 3}, "multiple of step"),
+        ({"type": "int", "low": 3, "high": 64, "transform": "pow2"}, "powers of two"),
+        ({"type": "float", "low": 0.5, "high": 1.0, "transform": "one_minus"}, "high < 1"),
+        ({"type": "fixed"}, "needs 'value'"),
+        (
+            {"type": "int", "low": 2, "high": 64, "transform": "pow2", "log": True},
+            "cannot be combined with step or log",
+        ),
+    ],
+)
 def test_bad_params_are_refused_with_the_rule(spec, match):
     with pytest.raises(ConfigError, match=match) as err:
         SearchSpace.from_dict({"p": spec})
@@ -46,11 +52,19 @@ def test_bad_params_are_refused_with_the_rule(spec, match):
 
 def test_condition_must_refer_to_an_earlier_param_and_a_possible_value():
     with pytest.raises(ConfigError, match="must be defined before"):
-        SearchSpace.from_dict({"a": {"type": "float", "low": 0, "high": 1, "condition": {"b": 1}},
-                               "b": {"type": "int", "low": 0, "high": 1}})
+        SearchSpace.from_dict(
+            {
+                "a": {"type": "float", "low": 0, "high": 1, "condition": {"b": 1}},
+                "b": {"type": "int", "low": 0, "high": 1},
+            }
+        )
     with pytest.raises(ConfigError, match="can never be taken"):
-        SearchSpace.from_dict({"b": {"type": "categorical", "choices": ["x"]},
-                               "a": {"type": "float", "low": 0, "high": 1, "condition": {"b": "y"}}})
+        SearchSpace.from_dict(
+            {
+                "b": {"type": "categorical", "choices": ["x"]},
+                "a": {"type": "float", "low": 0, "high": 1, "condition": {"b": "y"}},
+            }
+        )
 
 
 def test_suggest_respects_ranges_conditions_and_transforms():
@@ -77,8 +91,11 @@ def test_suggest_respects_ranges_conditions_and_transforms():
 def test_optuna_round_trip_keeps_everything_but_conditions():
     space = SearchSpace.from_dict(SPACE)
     back = from_distributions(to_distributions(space))
-    expected = {k: {kk: vv for kk, vv in v.items() if kk not in ("condition", "mutable")}
-                for k, v in space.to_dict().items() if v["type"] != "fixed"}
+    expected = {
+        k: {kk: vv for kk, vv in v.items() if kk not in ("condition", "mutable")}
+        for k, v in space.to_dict().items()
+        if v["type"] != "fixed"
+    }
     got = back.to_dict()
     for name, spec in expected.items():
         for key, value in spec.items():
@@ -99,7 +116,7 @@ def test_ray_round_trip():
 def test_grid_points():
     g = grid(SearchSpace.from_dict(SPACE), 3)
     assert g["act"] == ["tanh", "relu"] and g["log2_n_steps"] == [5, 7, 9]
-    assert g["lr"] == pytest.approx([1e-5, 10 ** -3.5, 1e-2])
+    assert g["lr"] == pytest.approx([1e-5, 10**-3.5, 1e-2])
     assert "policy" not in g
 
 

@@ -29,11 +29,21 @@ def test_trainable_is_driven_in_intervals_and_value_selection():
     ctx = TrialContext(budget=10, report_every=4, metric="value")
     r = run_target(toys.Counter, {"x": 2.0}, ctx)
     assert r.curve == [(4, 8.0), (8, 16.0), (10, 20.0)] and r.budget_used == 10
-    r = run_target(toys.Counter, {"x": -1.0}, TrialContext(budget=10, report_every=4, metric="value"),
-                   select=Select.BEST, maximize=True)
+    r = run_target(
+        toys.Counter,
+        {"x": -1.0},
+        TrialContext(budget=10, report_every=4, metric="value"),
+        select=Select.BEST,
+        maximize=True,
+    )
     assert r.metrics["value"] == -4.0
-    r = run_target(toys.Counter, {"x": 1.0}, TrialContext(budget=10, report_every=4, metric="value"),
-                   select=Select.MEAN_LAST, k=2)
+    r = run_target(
+        toys.Counter,
+        {"x": 1.0},
+        TrialContext(budget=10, report_every=4, metric="value"),
+        select=Select.MEAN_LAST,
+        k=2,
+    )
     assert r.metrics["value"] == pytest.approx(9.0)
 
 
@@ -49,8 +59,13 @@ def test_nan_is_divergence():
 
 
 def test_several_seeds_are_aggregated_and_recorded():
-    r = run_target(toys.noisy, {"x": 0.0}, TrialContext(metric="value"), seeds=[1, 2, 3, 4, 5],
-                   aggregate=Aggregate.MEDIAN)
+    r = run_target(
+        toys.noisy,
+        {"x": 0.0},
+        TrialContext(metric="value"),
+        seeds=[1, 2, 3, 4, 5],
+        aggregate=Aggregate.MEDIAN,
+    )
     per = [s["value"] for s in r.per_seed]
     assert len(set(per)) == 5  # each seed really differs
     assert r.metrics["value"] == pytest.approx(sorted(per)[2])
@@ -60,4 +75,6 @@ def test_several_seeds_are_aggregated_and_recorded():
 def test_missing_metric_is_an_error():
     with pytest.raises(KeyError, match="without the optimised metric 'value'"):
         run_target(toys.two_objectives, {"x": 0.0}, TrialContext(metric="value"))
-    assert math.isfinite(run_target(toys.two_objectives, {"x": 0.0}, TrialContext(metric="loss")).metrics["cost"])
+    assert math.isfinite(
+        run_target(toys.two_objectives, {"x": 0.0}, TrialContext(metric="loss")).metrics["cost"]
+    )

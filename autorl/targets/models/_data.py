@@ -100,12 +100,19 @@ def config_from_dict(cls: type[T], config: Mapping[str, Any], target: str) -> T:
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"must be true or false, but got {value!r}", name)
-        elif isinstance(default, int) and not isinstance(value, bool):
-            if float(value) != int(float(value)):
-                raise ConfigError(f"must be an integer, but got {value!r}", name)
-            value = int(float(value))
-        elif isinstance(default, float):
-            value = float(value)
+        elif isinstance(default, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"must be a number, but got {value!r}", name) from None
+            if isinstance(default, int):
+                if number != int(number):
+                    raise ConfigError(f"must be an integer, but got {value!r}", name)
+                value = int(number)
+            else:
+                value = number
+        elif isinstance(default, int | float):
+            raise ConfigError(f"must be a number, but got {value!r}", name)
         values[name] = value
     return cls(**values)
 

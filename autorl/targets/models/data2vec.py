@@ -263,7 +263,8 @@ class Data2VecTarget:
 
     @torch.no_grad()
     def _update_teacher(self, decay: float) -> None:
-        torch._foreach_lerp_(list(self.teacher.parameters()), list(self.student.parameters()), 1.0 - decay)
+        for teacher, student in zip(self.teacher.parameters(), self.student.parameters(), strict=True):
+            teacher.lerp_(student, 1.0 - decay)
 
     def train(self, budget: int) -> dict[str, float]:
         """Take ``budget`` steps; return ``probe_acc``, ``train_loss`` (mean over them) and ``ema_decay``."""
