@@ -61,3 +61,27 @@ def test_sweep_show_train_end_to_end(make_config, tmp_path):
     assert f"{best['value']:.6g}"[:5] in res.output.replace(
         " ", ""
     )  # a deterministic function trains back to its value
+
+
+def test_reeval_retrains_the_top_configs_on_fresh_seeds(make_config, tmp_path):
+    from tests.conftest import toy
+
+    out = tmp_path / "noisy"
+    cfg = make_config(
+        target=toy("noisy"),
+        direction="maximize",
+        trials=4,
+        out=str(out),
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+    )
+    assert (
+        CliRunner().invoke(main, ["sweep", str(_write(tmp_path, cfg)), "--quiet", "--no-plots"]).exit_code
+        == 0
+    )
+    res = CliRunner().invoke(main, ["reeval", str(out), "--top", "2", "--seeds", "3"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out / "reeval.csv")
+    assert len(df) == 6 and df["seed"].nunique() == 3 and df["trial"].nunique() == 2
+    assert df["seed"].min() >= 900_000_000  # seeds the sweep never used
+    summary = pd.read_csv(out / "reeval_summary.csv")
+    assert {"tuning_value", "mean", "std", "iqm"} <= set(summary.columns)

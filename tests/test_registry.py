@@ -48,3 +48,18 @@ def test_file_reference(tmp_path):
 def test_bad_references(ref, match):
     with pytest.raises(ConfigError, match=match):
         load_reference(ref)
+
+
+def test_third_party_entry_points_are_found_and_duplicates_refused(tmp_path, monkeypatch):
+    dist = tmp_path / "fake_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[autorl.test_group]\nplugged = os.path:basename\ntaken = os.path:dirname\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry = Registry("thing", entry_point_group="autorl.test_group")
+    reg.register("taken", 1)
+    assert reg.get("plugged")("/a/b") == "b"
+    with pytest.raises(ConfigError, match="registered twice"):
+        reg.get("taken")

@@ -60,6 +60,7 @@ class Objective:
             budget=int(trial.user_attrs.get("budget", cfg.budget.max)),
             report_every=cfg.budget.interval,
             number=trial.number,
+            checkpoint_dir=sweep.out / "checkpoints" / f"trial-{trial.number}",
             metric=sweep.metrics[0],
             should_prune=should_prune if single else None,
         )

@@ -34,7 +34,8 @@ class TrialContext:
         budget: the most budget units (env steps, epochs, ...) this trial may consume.
         report_every: budget units between two intermediate reports of a :class:`Trainable`.
         number: the trial's number in its sweep.
-        checkpoint_dir: a directory the trial may write checkpoints to (None: keep nothing).
+        checkpoint_dir: where the trial may write checkpoints (not created until the target does so);
+            None when the trial runs outside a sweep.
         metric: name of the metric the sweep optimises (the first one for several objectives).
         should_prune: callback ``(value, step) -> bool`` supplied by the executor.
     """
