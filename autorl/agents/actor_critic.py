@@ -50,6 +50,7 @@ from torch.distributions import Categorical, Distribution, Normal
 from torch.func import functional_call
 
 from autorl.errors import ConfigError
+from autorl.targets.base import TrialContext
 
 # Names of the meta-parameters eta, in the order used for conditioning the network on them.
 ETA_NAMES = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "pg_coef")
@@ -549,10 +550,12 @@ class ActorCriticTarget:
     iterations.
     """
 
-    def __init__(self, config: Mapping[str, Any], ctx: Any) -> None:
+    def __init__(self, config: Mapping[str, Any], ctx: TrialContext) -> None:
         torch.set_num_threads(1)
         self.cfg = ActorCriticConfig.from_dict(config)
-        self.seed = int(getattr(ctx, "seed", 0))
+        self.seed = int(ctx.seed)
+        self.out_dir = ctx.checkpoint_dir  # in a sweep: where eta_history.csv and eta.png go
+        self.total_budget = int(ctx.budget)
         cfg = self.cfg
         self.env = make_envs(cfg.env_id, cfg.num_envs, self.seed)
         self.eval_env = gym.make(cfg.env_id)
@@ -686,12 +689,25 @@ class ActorCriticTarget:
             "eval_return": eval_return,
             "train_return": float(np.mean(finished)) if finished else float("nan"),
             "env_steps": float(self.env_steps),
+            "budget": float(self.env_steps),  # whole batches: may pass the requested budget a little
             "meta_time_share": self.meta_time / self.train_time if self.train_time > 0 else 0.0,
             **{f"eta_{k}": v for k, v in self.current_eta().items()},
             **stats,
         }
         self.history.append({**self._row(stats), "eval_return": eval_return})
+        if self.out_dir is not None and self.cfg.learned:
+            self._write_history()
         return metrics
+
+    def _write_history(self) -> None:
+        """In a sweep, keep eta over env steps next to the trial (and its plot once the run ends)."""
+        import pandas as pd
+
+        out = Path(self.out_dir)  # type: ignore[arg-type]
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(self.history).to_csv(out / "eta_history.csv", index=False)
+        if self.env_steps >= self.total_budget:
+            plot_history(self.history, out / "eta.png", title=f"{self.cfg.env_id}, seed {self.seed}")
 
     def _row(self, stats: Mapping[str, float]) -> dict[str, float]:
         finished = self.env.finished[-20:]
@@ -832,8 +848,6 @@ def run_metagrad(config: Mapping[str, Any], seed: int, budget: int, out_dir: Pat
     If ``config`` turns on no ``meta_*`` flag, gamma and lambda are learned. ``report_every`` in ``config``
     (env steps, default a twentieth of the budget) sets how often the agent is evaluated.
     """
-    from autorl.targets.base import TrialContext
-
     config = dict(config)
     report_every = int(config.pop("report_every", max(1, budget // 20)))
     if not any(config.get(f"meta_{n}", False) for n in ETA_NAMES):

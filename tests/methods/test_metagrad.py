@@ -21,7 +21,12 @@ def _config(tmp_path, **extra):
 
 
 def test_each_trial_is_a_run_whose_eta_moves(tmp_path):
-    df = sweep(_config(tmp_path), plots=False).trials
+    result = sweep(_config(tmp_path), plots=False)
+    df = result.trials
+    for n in df["trial"]:  # eta over env steps, logged and plotted next to each run
+        assert (result.out / "checkpoints" / f"trial-{n}" / "eta.png").is_file()
+        history = (result.out / "checkpoints" / f"trial-{n}" / "eta_history.csv").read_text()
+        assert "eta_gamma" in history.splitlines()[0]
     assert len(df) == 2 and set(df["state"]) == {"COMPLETE"}
     assert df["seed"].nunique() == 2
     assert (df["gamma"] == 0.9).all()  # the starting point, as configured
