@@ -84,7 +84,7 @@ def plain_ray(n: int, tmp: Path) -> float:
         tune.report({"loss": config["x"] ** 2})
 
     def run():
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         try:
             tuner = tune.Tuner(
                 trainable,
@@ -110,22 +110,20 @@ def main() -> None:
     args = ap.parse_args()
     n1, n2 = (20, 80) if args.quick else (50, 250)
     r1, r2 = 8, 24
-    rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        print(f"\n{'executor':34s} {'workers':>7s} {'s/trial':>9s} {'over plain Optuna':>18s}", flush=True)
         plain, _ = slope(lambda n: plain_optuna(n, tmp), n1, n2)
-        rows.append(("plain Optuna, SQLite", 1, plain))
+
+        def row(name: str, w: int, s: float) -> None:
+            print(f"{name:34s} {w:7d} {s * 1000:7.1f}ms {(s - plain) * 1000:+16.1f}ms", flush=True)
+
+        row("plain Optuna, SQLite", 1, plain)
         for w in (1, 2):
-            s, _ = slope(lambda n, w=w: autorl_sweep(n, tmp, w), n1, n2)
-            rows.append(("autorl embedded, SQLite", w, s))
+            row("autorl embedded, SQLite", w, slope(lambda n, w=w: autorl_sweep(n, tmp, w), n1, n2)[0])
         if not args.quick:
-            s, _ = slope(lambda n: plain_ray(n, tmp), r1, r2)
-            rows.append(("plain Ray Tune (reuse_actors)", 2, s))
-            s, _ = slope(lambda n: autorl_sweep(n, tmp, 2, executor="ray"), r1, r2)
-            rows.append(("autorl on Ray", 2, s))
-        print(f"\n{'executor':34s} {'workers':>7s} {'s/trial':>9s} {'over plain Optuna':>18s}")
-        for name, w, s in rows:
-            print(f"{name:34s} {w:7d} {s * 1000:7.1f}ms {(s - plain) * 1000:+16.1f}ms")
+            row("plain Ray Tune (reuse_actors)", 2, slope(lambda n: plain_ray(n, tmp), r1, r2)[0])
+            row("autorl on Ray", 2, slope(lambda n: autorl_sweep(n, tmp, 2, executor="ray"), r1, r2)[0])
 
         n = 12 if args.quick else 30
         busy_space = {"n": {"type": "fixed", "value": 3_000_000}}

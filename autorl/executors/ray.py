@@ -215,7 +215,8 @@ def _init_ray(sweep: Sweep) -> bool:
     if sweep.config.ray_address:
         ray.init(address=sweep.config.ray_address, log_to_driver=False)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        # "local": a fresh instance, never a cluster some earlier process left registered in /tmp/ray.
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     return True
 
 
