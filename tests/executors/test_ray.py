@@ -1,10 +1,12 @@
 """The Ray Tune executor, locally and against a Ray head started on loopback (the cluster user's path)."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,6 +81,9 @@ def _session_pids(sid: int) -> list[int]:
 @pytest.mark.timeout(400)
 def test_sweep_against_a_ray_head_on_loopback(tmp_path):
     port = _free_port()
+    # Its own short temp dir (Ray's socket paths have a length limit): the head registers itself there,
+    # not in /tmp/ray, so nothing on the machine is pointed at it once it is gone.
+    temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")
     head = subprocess.Popen(
         [
             RAY,
@@ -88,6 +93,7 @@ def test_sweep_against_a_ray_head_on_loopback(tmp_path):
             "--node-ip-address=127.0.0.1",
             "--num-cpus=2",
             "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
             "--disable-usage-stats",
             "--block",
         ],
@@ -127,4 +133,5 @@ def test_sweep_against_a_ray_head_on_loopback(tmp_path):
             while _session_pids(head.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
         head.wait(timeout=10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
     assert not _session_pids(head.pid)
