@@ -307,15 +307,19 @@ def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
 @_set_option
 @click.option("--out", help="Output directory (default: the suite's `out`, else runs/compare-<name>).")
 @click.option("--jobs", type=int, help="Cells to run at once (default: the suite's `jobs`, 1).")
-def compare(suite: Path, overrides: tuple[str, ...], out: str | None, jobs: int | None) -> None:
+@click.option("--dry-run", is_flag=True, help="Validate every cell and print the plan; run nothing.")
+def compare(
+    suite: Path, overrides: tuple[str, ...], out: str | None, jobs: int | None, dry_run: bool
+) -> None:
     """Run the methods x tasks x seeds of SUITE under equal budgets and write a report."""
     from autorl.compare import load_suite, run_suite
 
     s = load_suite(suite, list(overrides), out)
-    console.print(
-        f"{len(s.cells)} cells: {len(s.config.tasks)} tasks x {len(s.config.methods)} methods x "
-        f"{len(s.cells) // max(1, len(s.config.tasks) * len(s.config.methods))} seeds -> {s.out}"
-    )
+    console.print(f"{len(s.cells)} cells ({len(s.config.tasks)} tasks, {len(s.config.methods)} methods) -> {s.out}")
+    if dry_run:
+        for c in s.cells:
+            out_console.print(f"{c.task} {c.method} seed {c.seed}: {c.sweep.config.target}", highlight=False)
+        return
     _, _, report = run_suite(s, jobs)
     out_console.print(f"report: {report}")
     headline = next((line for line in report.read_text().splitlines() if line.startswith("**")), None)

@@ -35,7 +35,9 @@ class TaskSpec(BaseModel):
     """One task of a suite: a target with fixed arguments and its budget (``budget.total`` required).
 
     ``ref`` is ``[worst, best]`` in the metric's own units, used to normalise scores to [0, 1]
-    (for a minimised metric, worst is the larger number).
+    (for a minimised metric, worst is the larger number). ``methods`` restricts the task to some of
+    the suite's methods (meta-gradients apply to the actor-critic target only, say); tasks that share
+    a method set are reported together.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,6 +48,7 @@ class TaskSpec(BaseModel):
     direction: Direction | None = None
     budget: Budget
     ref: tuple[float, float] | None = None
+    methods: list[str] | None = None  # a subset of the suite's methods, where not all of them apply
 
 
 class SuiteConfig(BaseModel):
@@ -103,10 +106,20 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, out: str | 
     seeds = cfg.seeds if isinstance(cfg.seeds, list) else list(range(cfg.seeds))
     cells = []
     for tname, task in cfg.tasks.items():
+        unknown = sorted(set(task.methods or []) - set(cfg.methods))
+        if unknown:
+            raise ConfigError(
+                f"names methods the suite does not define: {', '.join(unknown)}; defined: "
+                f"{', '.join(cfg.methods)}",
+                f"tasks.{tname}.methods",
+                source,
+            )
         for mname, method in cfg.methods.items():
+            if task.methods is not None and mname not in task.methods:
+                continue
             for seed in seeds:
                 data = {
-                    **task.model_dump(exclude={"ref"}, exclude_none=True),
+                    **task.model_dump(exclude={"ref", "methods"}, exclude_none=True),
                     "method": method,
                     "trials": cfg.max_trials,
                     "seed": seed,
@@ -212,21 +225,52 @@ def run_suite(suite: Suite, jobs: int | None = None) -> tuple[pd.DataFrame, pd.D
             s if pd.notna(s) else worst.get(t) for s, t in zip(results["score"], results["task"], strict=True)
         ]
         scored = results.dropna(subset=["score"])
-    refs = _refs(suite)
-    report = write_report(
-        scored[["method", "task", "seed", "score", "budget_used", "trials", "wall_s"]],
-        curves_df if len(curves_df) else None,
-        suite.out,
-        refs,
-        f"autorl compare: {suite.config.name or Path(suite.source).stem}",
+    title = f"autorl compare: {suite.config.name or Path(suite.source).stem}"
+    groups = _groups(suite)
+    reports = []
+    for i, tasks in enumerate(groups):
+        out = suite.out if len(groups) == 1 else suite.out / f"group{i + 1}"
+        part = scored[scored["task"].isin(tasks)]
+        part_curves = curves_df[curves_df["task"].isin(tasks)]
+        reports.append(
+            write_report(
+                part[["method", "task", "seed", "score", "budget_used", "trials", "wall_s"]],
+                part_curves if len(part_curves) else None,
+                out,
+                _refs(suite, tasks),
+                title if len(groups) == 1 else f"{title}: {', '.join(tasks)}",
+            )
+        )
+    if len(groups) == 1:
+        return results, curves_df, reports[0]
+    index = suite.out / "report.md"
+    index.write_text(
+        f"# {title}\n\nTasks that share a set of methods are compared together:\n\n"
+        + "".join(
+            f"- [{', '.join(tasks)}]({r.relative_to(suite.out)})\n"
+            for tasks, r in zip(groups, reports, strict=True)
+        )
     )
-    return results, curves_df, report
+    return results, curves_df, index
 
 
-def _refs(suite: Suite) -> dict[str, tuple[float, float]] | None:
+def _groups(suite: Suite) -> list[list[str]]:
+    """Tasks grouped by the set of methods run on them, in suite order."""
+    by_methods: dict[frozenset[str], list[str]] = {}
+    for c in suite.cells:
+        methods = frozenset(x.method for x in suite.cells if x.task == c.task)
+        tasks = by_methods.setdefault(methods, [])
+        if c.task not in tasks:
+            tasks.append(c.task)
+    return list(by_methods.values())
+
+
+def _refs(suite: Suite, tasks: list[str]) -> dict[str, tuple[float, float]] | None:
     """Reference (min, max) per task on the higher-is-better score scale, if every task has one."""
     refs = {}
     for c in suite.cells:
+        if c.task not in tasks:
+            continue
         if c.ref is None:
             return None
         worst, best = c.ref

@@ -93,3 +93,5 @@ register_target(
     direction="minimize",
     space="synthetic/branin.yaml",
 )
+
+import autorl.envs  # noqa: E402,F401  (registers envdesign:sb3)

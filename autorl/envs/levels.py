@@ -1,0 +1,241 @@
+"""Level samplers that choose the training levels inside one run: DR, PLR and a self-paced curriculum.
+
+All share one interface: ``sample() -> (level_id, context)`` when an episode starts, and
+``update(level_id, score, episode_return)`` when the agent has scored a level. ``snapshot()`` gives
+what is logged over time (level scores and sampling probabilities).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autorl.envs.families import Context, Family
+
+Ranges = dict[str, tuple[float, float]]
+
+
+def scale_ranges(family: Family, ranges: Ranges, width: float) -> Ranges:
+    """Scale each range about the default by ``width`` (1 keeps it; 0 is the default only)."""
+    out: Ranges = {}
+    for p in family.params:
+        lo, hi = ranges[p.name]
+        d = min(max(p.default, lo), hi)
+        out[p.name] = (d - width * (d - lo), d + width * (hi - d))
+    return out
+
+
+class LevelSampler:
+    """Base: levels are contexts; ``levels[i]`` is level id ``i``."""
+
+    name = "base"
+
+    def __init__(self, family: Family, ranges: Ranges, seed: int = 0) -> None:
+        self.family = family
+        self.ranges = ranges
+        self.rng = np.random.default_rng(seed)
+        self.levels: list[Context] = []
+
+    def _new_level(self, ranges: Ranges | None = None) -> int:
+        r = ranges or self.ranges
+        ctx = {k: float(self.rng.uniform(lo, hi)) for k, (lo, hi) in r.items()}
+        self.levels.append(ctx)
+        return len(self.levels) - 1
+
+    def sample(self) -> tuple[int, Context]:
+        raise NotImplementedError
+
+    def update(self, level_id: int, score: float, episode_return: float | None = None) -> None:
+        """Record the agent's score on a level (ignored by samplers that do not adapt)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+
+class DefaultSampler(LevelSampler):
+    """Always the family's default context (the baseline: no environment design)."""
+
+    name = "default"
+
+    def sample(self) -> tuple[int, Context]:
+        if not self.levels:
+            self.levels.append(self.family.default())
+        return 0, self.levels[0]
+
+
+class DomainRandomization(LevelSampler):
+    """Uniform over the training ranges, a fresh level every episode (Tobin et al. 2017)."""
+
+    name = "dr"
+
+    def sample(self) -> tuple[int, Context]:
+        i = self._new_level()
+        return i, self.levels[i]
+
+
+def rank_weights(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """PLR's rank prioritisation: ``h_i = 1 / rank(S_i)``, ``P_i ∝ h_i^(1/β)`` (ties by order)."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    w = (1.0 / ranks) ** (1.0 / temperature)
+    return np.asarray(w / w.sum())
+
+
+def power_weights(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """PLR's power prioritisation: ``P_i ∝ S_i^(1/β)``; uniform when all scores are zero."""
+    w = np.maximum(scores, 0.0) ** (1.0 / temperature)
+    return np.asarray(w / w.sum()) if w.sum() > 0 else np.full(len(scores), 1.0 / len(scores))
+
+
+def staleness_weights(last_sampled: np.ndarray, now: int) -> np.ndarray:
+    """``P_C,i ∝ c - C_i``: levels not replayed for longer are favoured; uniform when all are fresh."""
+    w = now - last_sampled.astype(float)
+    return np.asarray(w / w.sum()) if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+
+
+@dataclass
+class PLRConfig:
+    """PLR defaults from Jiang, Grefenstette & Rocktäschel 2021 ("Prioritized Level Replay", ICML):
+    rank prioritisation, beta = 0.1, rho = 0.1, score = positive value loss. ``replay_prob`` 0.5 and a
+    bounded buffer follow Robust PLR (Jiang, Dennis et al. 2021, "Replay-Guided Adversarial
+    Environment Design"), which handles an unbounded (continuous) level space."""
+
+    score: str = "positive_value_loss"  # or l1_value_loss, max_mc
+    prioritization: str = "rank"  # or power
+    temperature: float = 0.1
+    staleness_coef: float = 0.1
+    replay_prob: float = 0.5
+    buffer_size: int = 64
+    scores: tuple[str, ...] = field(default=("positive_value_loss", "l1_value_loss", "max_mc"), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.score not in self.scores:
+            raise ValueError(f"plr_score must be one of {', '.join(self.scores)}, got {self.score!r}")
+        if self.prioritization not in ("rank", "power"):
+            raise ValueError(f"plr_prioritization must be rank or power, got {self.prioritization!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"plr_temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.staleness_coef <= 1 or not 0 <= self.replay_prob <= 1:
+            raise ValueError(
+                f"plr_staleness and plr_replay_prob must be in [0, 1], got "
+                f"({self.staleness_coef}, {self.replay_prob})"
+            )
+
+
+class PrioritizedLevelReplay(LevelSampler):
+    """Robust-PLR over a continuous context space.
+
+    With probability ``replay_prob`` (once the buffer holds levels) a buffered level is replayed from
+    ``P = (1 - rho) P_S + rho P_C``; otherwise a new DR level is drawn. Scored new levels enter the buffer,
+    replacing the lowest-scored one when full. Simplification: scores are updated per rollout segment
+    (an episode cut by the rollout end counts as its own segment), not only on episode end.
+    """
+
+    name = "plr"
+
+    def __init__(
+        self, family: Family, ranges: Ranges, seed: int = 0, config: PLRConfig | None = None
+    ) -> None:
+        super().__init__(family, ranges, seed)
+        self.cfg = config or PLRConfig()
+        self.buffer: list[int] = []  # level ids
+        self.scores: dict[int, float] = {}
+        self.last_sampled: dict[int, int] = {}
+        self.max_return: dict[int, float] = {}
+        self.clock = 0
+
+    def probabilities(self) -> np.ndarray:
+        """Replay distribution over ``self.buffer``."""
+        s = np.array([self.scores[i] for i in self.buffer])
+        c = np.array([self.last_sampled[i] for i in self.buffer])
+        weigh = rank_weights if self.cfg.prioritization == "rank" else power_weights
+        rho = self.cfg.staleness_coef
+        return np.asarray((1 - rho) * weigh(s, self.cfg.temperature) + rho * staleness_weights(c, self.clock))
+
+    def sample(self) -> tuple[int, Context]:
+        self.clock += 1
+        if self.buffer and self.rng.random() < self.cfg.replay_prob:
+            i = self.buffer[int(self.rng.choice(len(self.buffer), p=self.probabilities()))]
+        else:
+            i = self._new_level()
+        self.last_sampled[i] = self.clock
+        return i, self.levels[i]
+
+    def update(self, level_id: int, score: float, episode_return: float | None = None) -> None:
+        if level_id < 0:
+            return
+        if episode_return is not None:
+            self.max_return[level_id] = max(self.max_return.get(level_id, -np.inf), episode_return)
+        if level_id in self.scores:
+            self.scores[level_id] = float(score)
+            return
+        if len(self.buffer) >= self.cfg.buffer_size:
+            worst = min(self.buffer, key=lambda j: self.scores[j])
+            if self.scores[worst] >= score:
+                return
+            self.buffer.remove(worst)
+        self.buffer.append(level_id)
+        self.scores[level_id] = float(score)
+        self.last_sampled.setdefault(level_id, self.clock)
+
+    def snapshot(self) -> dict[str, Any]:
+        if not self.buffer:
+            return {"buffer_size": 0}
+        p = self.probabilities()
+        return {
+            "buffer_size": len(self.buffer),
+            "score_mean": float(np.mean([self.scores[i] for i in self.buffer])),
+            "score_max": float(max(self.scores[i] for i in self.buffer)),
+            "p_max": float(p.max()),
+            "levels": [
+                {**self.levels[i], "score": self.scores[i], "p": float(pi)}
+                for i, pi in zip(self.buffer, p, strict=True)
+            ],
+        }
+
+
+class SelfPacedCurriculum(LevelSampler):
+    """A self-paced curriculum: DR over ranges that grow from the default as the agent masters them.
+
+    Our simplification of self-paced RL (Klink et al. 2020) and SPaCE (Eimer et al. 2021, "Self-Paced
+    Context Evaluation"): instead of a learned context distribution, the width of the range around the
+    default starts at ``start_width`` and grows by ``step`` whenever the mean return of the last
+    ``window`` scored episodes reaches ``threshold``. Harder levels (further from the default) thus
+    enter only once the easier ones are solved.
+    """
+
+    name = "curriculum"
+
+    def __init__(
+        self,
+        family: Family,
+        ranges: Ranges,
+        seed: int = 0,
+        *,
+        threshold: float = 0.0,
+        start_width: float = 0.1,
+        step: float = 0.15,
+        window: int = 10,
+    ) -> None:
+        super().__init__(family, ranges, seed)
+        self.threshold, self.width, self.step, self.window = threshold, start_width, step, window
+        self.recent: list[float] = []
+
+    def sample(self) -> tuple[int, Context]:
+        i = self._new_level(scale_ranges(self.family, self.ranges, self.width))
+        return i, self.levels[i]
+
+    def update(self, level_id: int, score: float, episode_return: float | None = None) -> None:
+        if episode_return is None:
+            return
+        self.recent.append(episode_return)
+        if len(self.recent) >= self.window:
+            if np.mean(self.recent[-self.window :]) >= self.threshold and self.width < 1.0:
+                self.width = min(1.0, self.width + self.step)
+            self.recent.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"width": self.width}

@@ -1,0 +1,328 @@
+"""``envdesign:sb3``: an SB3 on-policy agent trained on levels chosen by a level sampler.
+
+Config (fixed args and hyperparameters in one dict; every key has a default):
+
+- ``algo`` ("ppo" or "a2c": PLR's scores need the rollout buffer's advantages), ``family`` ("CartPole"),
+  ``n_envs`` (4), ``train_ranges`` (``{key: [low, high]}`` inside the declared ranges; default declared).
+- ``level_sampler``: "default" (default context only), "dr", "plr" or "curriculum".
+- ``dr_width`` (1.0): scales the training ranges about the default; the outer loop tunes it.
+- PLR: ``plr_score``, ``plr_prioritization``, ``plr_temperature``, ``plr_staleness``, ``plr_replay_prob``,
+  ``plr_buffer_size`` (defaults: :class:`~autorl.envs.levels.PLRConfig`).
+- curriculum: ``curriculum_threshold`` (default 0.8 x the env's reward threshold, or 0),
+  ``curriculum_start_width``, ``curriculum_step``.
+- evaluation: ``n_test_levels`` (20 in range + half as many outside it, drawn with ``test_seed``
+  (1234) so every run of a sweep sees the same set), ``n_train_eval_levels`` (5).
+- SB3 hyperparameters and ``net_arch``/``activation_fn``/... as for ``sb3:ppo``.
+
+Metrics: ``heldout_return`` (mean over all held-out levels), ``heldout_in_range``,
+``heldout_out_of_range``, ``train_return`` (on levels from the training distribution), ``gen_gap``
+(train minus held-out) and ``budget`` (env steps).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+from autorl.envs.families import Context, Family, get_family
+from autorl.envs.levels import (
+    DefaultSampler,
+    DomainRandomization,
+    LevelSampler,
+    PLRConfig,
+    PrioritizedLevelReplay,
+    Ranges,
+    SelfPacedCurriculum,
+    scale_ranges,
+)
+from autorl.envs.wrapper import ContextualEnv
+from autorl.errors import ConfigError
+from autorl.targets.base import TrialContext
+from autorl.targets.sb3 import POLICY_KEYS, SB3Target, _algo_class
+from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
+
+SAMPLERS = ("default", "dr", "plr", "curriculum")
+ARG_KEYS = {
+    "algo",
+    "family",
+    "n_envs",
+    "train_ranges",
+    "level_sampler",
+    "dr_width",
+    "plr_score",
+    "plr_prioritization",
+    "plr_temperature",
+    "plr_staleness",
+    "plr_replay_prob",
+    "plr_buffer_size",
+    "curriculum_threshold",
+    "curriculum_start_width",
+    "curriculum_step",
+    "n_test_levels",
+    "n_train_eval_levels",
+    "test_seed",
+    "policy",
+}
+ON_POLICY = ("ppo", "a2c")
+
+
+def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: int) -> LevelSampler:
+    """The level sampler named by ``config["level_sampler"]`` over ``ranges`` scaled by ``dr_width``."""
+    name = config.get("level_sampler", "default")
+    ranges = scale_ranges(family, ranges, float(config.get("dr_width", 1.0)))
+    if name == "default":
+        return DefaultSampler(family, ranges, seed)
+    if name == "dr":
+        return DomainRandomization(family, ranges, seed)
+    if name == "plr":
+        cfg = PLRConfig(
+            score=config.get("plr_score", "positive_value_loss"),
+            prioritization=config.get("plr_prioritization", "rank"),
+            temperature=float(config.get("plr_temperature", 0.1)),
+            staleness_coef=float(config.get("plr_staleness", 0.1)),
+            replay_prob=float(config.get("plr_replay_prob", 0.5)),
+            buffer_size=int(config.get("plr_buffer_size", 64)),
+        )
+        return PrioritizedLevelReplay(family, ranges, seed, cfg)
+    if name == "curriculum":
+        threshold = config.get("curriculum_threshold")
+        if threshold is None:
+            spec = gym.spec(family.env_id)
+            threshold = 0.8 * spec.reward_threshold if spec.reward_threshold is not None else 0.0
+        return SelfPacedCurriculum(
+            family,
+            ranges,
+            seed,
+            threshold=float(threshold),
+            start_width=float(config.get("curriculum_start_width", 0.1)),
+            step=float(config.get("curriculum_step", 0.15)),
+        )
+    raise ConfigError(f"level_sampler must be one of {', '.join(SAMPLERS)}, got {name!r}", "level_sampler")
+
+
+def segment_scores(
+    advantages: np.ndarray,
+    returns: np.ndarray,
+    values: np.ndarray,
+    level_ids: np.ndarray,
+    dones: np.ndarray,
+    score: str,
+    max_return: dict[int, float],
+) -> list[tuple[int, float]]:
+    """PLR scores of each (env, episode) segment of one rollout, arrays shaped (n_steps, n_envs).
+
+    positive_value_loss: mean of max(GAE, 0); l1_value_loss: mean |GAE|; max_mc: mean of
+    (highest return seen on the level - V(s_t)) (Jiang et al. 2021, section 3 and appendix).
+    """
+    out: list[tuple[int, float]] = []
+    n_steps, n_envs = advantages.shape
+    for e in range(n_envs):
+        start = 0
+        for t in range(n_steps):
+            if t == n_steps - 1 or dones[t, e] or level_ids[t + 1, e] != level_ids[t, e]:
+                sl = slice(start, t + 1)
+                lvl = int(level_ids[t, e])
+                adv = advantages[sl, e]
+                if score == "positive_value_loss":
+                    s = float(np.mean(np.maximum(adv, 0.0)))
+                elif score == "l1_value_loss":
+                    s = float(np.mean(np.abs(adv)))
+                else:
+                    best = max(max_return.get(lvl, -np.inf), float(np.max(returns[sl, e])))
+                    s = float(np.mean(best - values[sl, e]))
+                out.append((lvl, s))
+                start = t + 1
+    return out
+
+
+def _callback(target: EnvDesignTarget) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class LevelCallback(BaseCallback):
+        """Maps each transition to its level, scores levels at rollout end, and logs the sampler."""
+
+        def _on_rollout_start(self) -> None:
+            self.ids: list[np.ndarray] = []
+            self.dones: list[np.ndarray] = []
+
+        def _on_step(self) -> bool:
+            infos = self.locals["infos"]
+            self.ids.append(np.array([i.get("level_id", -1) for i in infos]))
+            self.dones.append(np.asarray(self.locals["dones"], dtype=bool))
+            for info in infos:
+                if "episode" in info:  # Monitor's end-of-episode record
+                    lvl, ret = info.get("level_id", -1), float(info["episode"]["r"])
+                    if isinstance(target.sampler, PrioritizedLevelReplay):
+                        best = target.sampler.max_return.get(lvl, -np.inf)
+                        target.sampler.max_return[lvl] = max(best, ret)
+                    else:
+                        target.sampler.update(lvl, ret, ret)
+            return True
+
+        def _on_rollout_end(self) -> None:
+            sampler = target.sampler
+            if isinstance(sampler, PrioritizedLevelReplay) and self.ids:
+                buf = self.model.rollout_buffer
+                n = len(self.ids)
+                for lvl, s in segment_scores(
+                    buf.advantages[:n],
+                    buf.returns[:n],
+                    buf.values[:n],
+                    np.stack(self.ids),
+                    np.stack(self.dones),
+                    sampler.cfg.score,
+                    sampler.max_return,
+                ):
+                    sampler.update(lvl, s)
+            target.levels_log.append({"step": int(self.model.num_timesteps), **sampler.snapshot()})
+
+    return LevelCallback()
+
+
+def sample_test_levels(family: Family, ranges: Ranges, n_in: int, n_out: int, seed: int) -> list[Context]:
+    """``n_in`` levels uniform in ``ranges`` and ``n_out`` inside the declared ranges but outside
+    ``ranges`` (at least one key out; none when ``ranges`` covers the declared box). Keys held fixed in
+    training (``low == high``) stay fixed out of range too, so the test varies what training varied."""
+    rng = np.random.default_rng(seed)
+    declared = family.bounds()
+    levels = [{k: float(rng.uniform(lo, hi)) for k, (lo, hi) in ranges.items()} for _ in range(n_in)]
+    if all(ranges[k] == declared[k] or ranges[k][0] == ranges[k][1] for k in ranges):
+        return levels
+    out: list[Context] = []
+    while len(out) < n_out:  # rejection sampling in the declared box; the outside has positive volume
+        ctx = {k: float(rng.uniform(*declared[k])) if lo < hi else lo for k, (lo, hi) in ranges.items()}
+        if any(not ranges[k][0] <= v <= ranges[k][1] for k, v in ctx.items()):
+            out.append(ctx)
+    return levels + out
+
+
+def evaluate_levels(target: EnvDesignTarget, levels: list[Context], episodes: int = 1) -> pd.DataFrame:
+    """Deterministic return of ``target``'s policy on each level: one row per level, context columns,
+    ``return`` and ``in_range`` (inside the training ranges)."""
+    env = ContextualEnv(gym.make(target.family.env_id), target.family)
+    rows = []
+    for j, ctx in enumerate(levels):
+        total = 0.0
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=target.ctx.seed + 10_000 + 100 * j + ep, options={"context": ctx})
+            done = False
+            while not done:
+                action, _ = target.model.predict(obs, deterministic=True)
+                obs, r, term, trunc, _ = env.step(action)
+                total += float(r)
+                done = term or trunc
+        inside = all(target.ranges[k][0] <= v <= target.ranges[k][1] for k, v in ctx.items())
+        rows.append({**ctx, "return": total / episodes, "in_range": inside})
+    env.close()
+    return pd.DataFrame(rows)
+
+
+class EnvDesignTarget(SB3Target):
+    """SB3 PPO/A2C on a contextual family whose training levels come from a level sampler."""
+
+    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
+        import torch
+        from stable_baselines3.common.env_util import make_vec_env
+
+        torch.set_num_threads(1)
+        self.config = dict(config)
+        self.ctx = ctx
+        self.algo = str(config.get("algo", "ppo"))
+        if self.algo not in ON_POLICY:
+            raise ConfigError(f"algo must be one of {', '.join(ON_POLICY)}, got {self.algo!r}", "algo")
+        self.family = get_family(config.get("family", "CartPole"))
+        self.ranges = self.family.check_ranges(config.get("train_ranges") or {})
+        self.sampler = make_sampler(self.family, self.ranges, config, ctx.seed)
+        self.levels_log: list[dict[str, Any]] = []
+        n_test = int(config.get("n_test_levels", 20))
+        self.test_levels = sample_test_levels(
+            self.family, self.ranges, n_test, max(n_test // 2, 1), int(config.get("test_seed", 1234))
+        )
+        fam, sampler = self.family, self.sampler
+        self.env = make_vec_env(
+            lambda: ContextualEnv(gym.make(fam.env_id), fam, sampler.sample),
+            n_envs=int(config.get("n_envs", 4)),
+            seed=ctx.seed,
+        )
+        self.model = _algo_class(self.algo)(
+            config.get("policy", "MlpPolicy"),
+            self.env,
+            seed=ctx.seed,
+            device="cpu",
+            verbose=0,
+            policy_kwargs=self._policy_kwargs(config),
+            **self._algo_kwargs(config),
+        )
+        self.last_eval: pd.DataFrame | None = None
+
+    def train(self, budget: int) -> dict[str, float]:
+        self.model.learn(
+            total_timesteps=budget, reset_num_timesteps=False, progress_bar=False, callback=_callback(self)
+        )
+        return self.evaluate()
+
+    def evaluate(self) -> dict[str, float]:
+        df = evaluate_levels(self, self.test_levels)
+        self.last_eval = df
+        train_ret = float(evaluate_levels(self, self.train_levels())["return"].mean())
+        held = float(df["return"].mean())
+        metrics = {
+            "heldout_return": held,
+            "heldout_in_range": float(df.loc[df["in_range"], "return"].mean()),
+            "train_return": train_ret,
+            "gen_gap": train_ret - held,
+            "budget": float(self.model.num_timesteps),
+        }
+        if (~df["in_range"]).any():
+            metrics["heldout_out_of_range"] = float(df.loc[~df["in_range"], "return"].mean())
+        return metrics
+
+    def train_levels(self) -> list[Context]:
+        """``n_train_eval_levels`` levels from the current training distribution (seeded per run)."""
+        s = self.sampler
+        if isinstance(s, DefaultSampler):
+            return [self.family.default()]
+        curric = isinstance(s, SelfPacedCurriculum)
+        ranges = scale_ranges(self.family, s.ranges, s.width) if curric else s.ranges
+        rng = np.random.default_rng(self.ctx.seed + 777)
+        n = int(self.config.get("n_train_eval_levels", 5))
+        return [{k: float(rng.uniform(lo, hi)) for k, (lo, hi) in ranges.items()} for _ in range(n)]
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(path / "model.zip")
+        (path / "levels.pkl").write_bytes(pickle.dumps({"sampler": self.sampler, "log": self.levels_log}))
+
+    def load(self, path: Path) -> None:
+        path = Path(path)
+        state = pickle.loads((path / "levels.pkl").read_bytes())
+        # the vec env's reset callbacks hold the old sampler: copy the state into it instead
+        self.sampler.__dict__.update(state["sampler"].__dict__)
+        self.levels_log = state["log"]
+        self.model = _algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu")
+
+
+def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
+    """Refuse an unknown family, sampler or algorithm before any trial starts."""
+    family = get_family(args.get("family", "CartPole"))
+    family.check_ranges(args.get("train_ranges") or {})
+    if args.get("level_sampler", "default") not in SAMPLERS:
+        raise ConfigError(
+            f"level_sampler must be one of {', '.join(SAMPLERS)}, got {args['level_sampler']!r}",
+            "level_sampler",
+        )
+    algo = args.get("algo", "ppo")
+    if algo not in ON_POLICY:
+        raise ConfigError(f"algo must be one of {', '.join(ON_POLICY)}, got {algo!r}", "algo")
+    known = ARG_KEYS | POLICY_KEYS | _sb3_kwargs(algo)
+    unknown = sorted((set(args) | set(params)) - known)
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)} not understood by envdesign:sb3; valid: {', '.join(sorted(known))}"
+        )

@@ -1,0 +1,107 @@
+"""Environment design as methods: ``method: dr | plr | curriculum`` choose training levels in each run.
+
+Each trial is one training run (its own seed) of an env-design target; the method switches the
+target's level sampler on through the trial config, so ``trials: 3`` gives three seeds. To tune the
+environment distribution itself (``dr_width``, ``plr_temperature``), sweep the target with a static
+method (``method: tpe``) and ``level_sampler`` in ``args``: the outer loop, scored on held-out levels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optuna.pruners import NopPruner
+from optuna.samplers import RandomSampler
+
+from autorl.methods.base import MethodKind, Plan, register_method
+
+if TYPE_CHECKING:
+    from autorl.config import Sweep
+
+ENVDESIGN_TARGETS = ("envdesign:sb3",)
+
+
+def _plan(sweep: Sweep, worker: int, name: str, options: dict[str, Any]) -> Plan:
+    if sweep.config.target not in ENVDESIGN_TARGETS:
+        raise ValueError(
+            f"{name} needs an environment-design target ({', '.join(ENVDESIGN_TARGETS)}), "
+            f"got {sweep.config.target!r}"
+        )
+    args = {"level_sampler": name, **{k: v for k, v in options.items() if v is not None}}
+    return Plan(RandomSampler(seed=sweep.config.seed + 1000 * worker), NopPruner(), args=args)
+
+
+@register_method(
+    "dr",
+    "domain randomisation: uniform levels over the context ranges (one run per trial)",
+    MethodKind.ENV_DESIGN,
+)
+def dr(sweep: Sweep, worker: int = 0, *, width: float | None = None) -> Plan:
+    if width is not None and not 0 <= width <= 1:
+        raise ValueError(f"width must be in [0, 1], got {width}")
+    return _plan(sweep, worker, "dr", {"dr_width": width})
+
+
+@register_method(
+    "plr", "Prioritized Level Replay (Jiang et al. 2021): replay high-regret levels", MethodKind.ENV_DESIGN
+)
+def plr(
+    sweep: Sweep,
+    worker: int = 0,
+    *,
+    score: str | None = None,
+    prioritization: str | None = None,
+    temperature: float | None = None,
+    staleness: float | None = None,
+    replay_prob: float | None = None,
+    buffer_size: int | None = None,
+) -> Plan:
+    from autorl.envs.levels import PLRConfig
+
+    opts = {
+        "score": score,
+        "prioritization": prioritization,
+        "temperature": temperature,
+        "staleness_coef": staleness,
+        "replay_prob": replay_prob,
+        "buffer_size": buffer_size,
+    }
+    PLRConfig(**{k: v for k, v in opts.items() if v is not None})  # validates, raising ValueError
+    return _plan(
+        sweep,
+        worker,
+        "plr",
+        {
+            "plr_score": score,
+            "plr_prioritization": prioritization,
+            "plr_temperature": temperature,
+            "plr_staleness": staleness,
+            "plr_replay_prob": replay_prob,
+            "plr_buffer_size": buffer_size,
+        },
+    )
+
+
+@register_method(
+    "curriculum",
+    "self-paced curriculum: ranges widen from the default as returns pass a threshold",
+    MethodKind.ENV_DESIGN,
+)
+def curriculum(
+    sweep: Sweep,
+    worker: int = 0,
+    *,
+    threshold: float | None = None,
+    start_width: float | None = None,
+    step: float | None = None,
+) -> Plan:
+    return _plan(
+        sweep,
+        worker,
+        "curriculum",
+        {
+            "curriculum_threshold": threshold,
+            "curriculum_start_width": start_width,
+            "curriculum_step": step,
+        },
+    )

@@ -1,0 +1,99 @@
+"""Level samplers: DR bounds, PLR's prioritisation maths on hand-computed cases, curriculum pacing."""
+
+import numpy as np
+import pytest
+
+from autorl.envs import (
+    DomainRandomization,
+    PLRConfig,
+    PrioritizedLevelReplay,
+    SelfPacedCurriculum,
+    get_family,
+)
+from autorl.envs.levels import power_weights, rank_weights, scale_ranges, staleness_weights
+from autorl.envs.target import segment_scores
+
+FAM = get_family("CartPole")
+
+
+def test_dr_is_uniform_within_ranges():
+    ranges = FAM.check_ranges({"pole_length": [0.2, 1.0]})
+    dr = DomainRandomization(FAM, ranges, seed=0)
+    x = np.array([dr.sample()[1]["pole_length"] for _ in range(2000)])
+    assert x.min() >= 0.2 and x.max() <= 1.0
+    assert x.mean() == pytest.approx(0.6, abs=0.02)
+    assert np.histogram(x, bins=4, range=(0.2, 1.0))[0].min() > 400  # no quarter starved
+
+
+def test_scale_ranges_about_the_default():
+    r = scale_ranges(FAM, FAM.check_ranges({"force_mag": [2.0, 30.0]}), 0.5)
+    assert r["force_mag"] == pytest.approx((6.0, 20.0))
+
+
+def test_rank_weights_with_temperature():
+    # scores 3, 1, 2 -> ranks 1, 3, 2 -> h = 1, 1/3, 1/2; beta = 0.5 squares them
+    w = rank_weights(np.array([3.0, 1.0, 2.0]), 0.5)
+    h = np.array([1.0, 1 / 9, 1 / 4])
+    np.testing.assert_allclose(w, h / h.sum())
+    assert rank_weights(np.array([3.0, 1.0, 2.0]), 0.1)[0] > 0.99  # low temperature: greedy
+
+
+def test_power_and_staleness_weights():
+    np.testing.assert_allclose(power_weights(np.array([1.0, 3.0]), 1.0), [0.25, 0.75])
+    np.testing.assert_allclose(staleness_weights(np.array([8, 2]), 10), [0.2, 0.8])
+
+
+def test_plr_mixes_score_and_staleness():
+    plr = PrioritizedLevelReplay(FAM, FAM.bounds(), 0, PLRConfig(temperature=1.0, staleness_coef=0.2))
+    for _ in range(2):
+        plr.update(plr.sample()[0], 0.0)
+    plr.scores = {0: 2.0, 1: 1.0}
+    plr.last_sampled = {0: 2, 1: 1}
+    plr.clock = 3
+    # P_S = (1, 1/2)/1.5 ; P_C = (1, 2)/3
+    expected = 0.8 * np.array([2 / 3, 1 / 3]) + 0.2 * np.array([1 / 3, 2 / 3])
+    np.testing.assert_allclose(plr.probabilities(), expected)
+
+
+def test_plr_buffer_replaces_lowest_score_and_replays_high_scores():
+    plr = PrioritizedLevelReplay(FAM, FAM.bounds(), 0, PLRConfig(buffer_size=3, replay_prob=1.0))
+    for s in (0.1, 0.5, 0.9):
+        plr.update(plr._new_level(), s)
+    new = plr._new_level()
+    plr.update(new, 0.3)
+    assert new in plr.buffer and 0 not in plr.buffer  # 0.1 evicted
+    counts = np.bincount([plr.sample()[0] for _ in range(300)], minlength=4)
+    assert counts[2] > counts[1] and counts[2] > counts[3]  # the top score is replayed most
+
+
+def test_plr_rejects_bad_options():
+    with pytest.raises(ValueError, match="plr_temperature must be > 0, got 0"):
+        PLRConfig(temperature=0)
+    with pytest.raises(ValueError, match="plr_score must be one of"):
+        PLRConfig(score="regret")
+
+
+def test_segment_scores_split_by_episode_and_level():
+    adv = np.array([[1.0], [-1.0], [2.0], [4.0]])
+    ids = np.array([[5], [5], [6], [6]])
+    dones = np.array([[0], [1], [0], [0]], dtype=bool)
+    values = np.zeros((4, 1))
+    returns = np.array([[3.0], [1.0], [2.0], [1.0]])
+    assert segment_scores(adv, returns, values, ids, dones, "positive_value_loss", {}) == [(5, 0.5), (6, 3.0)]
+    assert segment_scores(adv, returns, values, ids, dones, "l1_value_loss", {}) == [(5, 1.0), (6, 3.0)]
+    assert segment_scores(adv, returns, values, ids, dones, "max_mc", {5: 10.0}) == [(5, 10.0), (6, 2.0)]
+
+
+def test_curriculum_widens_towards_harder_levels_when_returns_are_high():
+    cur = SelfPacedCurriculum(FAM, FAM.bounds(), 0, threshold=100.0, start_width=0.1, step=0.2, window=5)
+    dist = []
+    for _ in range(40):
+        _, ctx = cur.sample()
+        dist.append(abs(ctx["pole_length"] - 0.5))
+        cur.update(0, 0.0, episode_return=200.0 - 100 * abs(ctx["pole_length"] - 0.5))  # easy near default
+    assert cur.width == 1.0
+    assert np.mean(dist[-10:]) > 2 * np.mean(dist[:5])
+    stuck = SelfPacedCurriculum(FAM, FAM.bounds(), 0, threshold=1000.0, start_width=0.1)
+    for _ in range(40):
+        stuck.update(0, 0.0, episode_return=200.0)
+    assert stuck.width == 0.1  # never mastered: never widened

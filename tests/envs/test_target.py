@@ -1,0 +1,76 @@
+"""envdesign:sb3 trains, evaluates on held-out levels, saves/loads, and runs as method: plr."""
+
+import pytest
+
+import autorl.envs
+import autorl.methods.envdesign  # noqa: F401  (registers dr, plr, curriculum)
+from autorl.api import sweep
+from autorl.config import parse_sweep
+from autorl.envs.plots import heatmap, plot_level_history
+from autorl.envs.target import EnvDesignTarget
+from autorl.errors import ConfigError
+from autorl.targets import TrialContext
+
+TINY = {
+    "n_envs": 2,
+    "n_steps": 64,
+    "batch_size": 64,
+    "n_epochs": 1,
+    "n_test_levels": 4,
+    "n_train_eval_levels": 2,
+    "train_ranges": {"pole_length": [0.1, 1.5], "force_mag": [3.0, 20.0]},
+}
+
+
+def test_plr_run_scores_levels_and_saves(tmp_path):
+    t = EnvDesignTarget({**TINY, "level_sampler": "plr"}, TrialContext(seed=0))
+    m = t.train(512)
+    assert m["budget"] == 512 and {"heldout_return", "heldout_in_range", "gen_gap"} <= set(m)
+    assert t.sampler.buffer and t.levels_log[-1]["buffer_size"] == len(t.sampler.buffer)
+    assert all(0.1 <= t.sampler.levels[i]["pole_length"] <= 1.5 for i in t.sampler.buffer)
+    df = t.last_eval
+    assert len(df) == 6 and df["in_range"].sum() == 4
+    assert heatmap(df, "pole_length", "force_mag", tmp_path / "h.png", bins=2).is_file()
+    assert plot_level_history(t.levels_log, tmp_path / "l.png").is_file()
+    t.save(tmp_path / "ck")
+    u = EnvDesignTarget({**TINY, "level_sampler": "plr"}, TrialContext(seed=0))
+    u.load(tmp_path / "ck")
+    assert u.sampler.scores == t.sampler.scores and u.model.num_timesteps == 512
+    assert u.evaluate()["heldout_return"] == pytest.approx(m["heldout_return"])
+
+
+def test_bad_sampler_is_refused():
+    with pytest.raises(ConfigError, match="level_sampler must be one of"):
+        EnvDesignTarget({"level_sampler": "adr"}, TrialContext(seed=0))
+
+
+def _cfg(tmp_path, method):
+    return {
+        "target": "envdesign:sb3",
+        "args": TINY,
+        "space": {"learning_rate": {"type": "fixed", "value": 3.0e-4}},
+        "method": method,
+        "budget": {"max": 256, "report_every": 256},
+        "trials": 2,
+        "out": str(tmp_path / "s"),
+    }
+
+
+def test_sweep_with_method_plr(tmp_path):
+    res = sweep(_cfg(tmp_path, {"name": "plr", "temperature": 0.3}), plots=False)
+    df = res.trials
+    assert len(df) == 2 and set(df["state"]) == {"COMPLETE"} and df["seed"].nunique() == 2
+
+
+def test_envdesign_methods_refuse_other_targets(tmp_path):
+    cfg = {**_cfg(tmp_path, "dr"), "target": "synthetic:curve", "args": {}, "space": None}
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    with pytest.raises(ConfigError, match="needs an environment-design target"):
+        parse_sweep(cfg, "dr.yaml")
+
+
+def test_unknown_arg_is_refused_before_trials(tmp_path):
+    cfg = _cfg(tmp_path, "plr")
+    cfg["args"] = {**TINY, "plr_temprature": 0.2}
+    with pytest.raises(ConfigError, match="plr_temprature not understood by envdesign:sb3"):
+        parse_sweep(cfg, "plr.yaml")

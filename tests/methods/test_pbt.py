@@ -1,0 +1,250 @@
+"""PBT/PB2: exploit copies state, explored values survive restore, checkpoints bounded, resume works."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from autorl.methods.pbt import PBTOptions, _sb3_logger, explore, pb2_explore, run_population
+from autorl.space.base import SearchSpace
+from autorl.targets import TrialContext
+
+SPACE = SearchSpace.from_dict(
+    {
+        "lr": {"type": "float", "low": 1.0e-3, "high": 1.0, "log": True, "mutable": True},
+        "width": {"type": "int", "low": 1, "high": 8},
+    }
+)
+
+
+class Toy:
+    """Score grows by lr per step (lr near 0.3 best: above it the gain drops); state is a counter."""
+
+    loads: ClassVar[list[tuple[str, float]]] = []
+
+    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
+        self.config, self.steps, self.value = dict(config), 0, 0.0
+        self.lr = float(config.get("lr", 0.01))
+        self.used: list[float] = []
+
+    def train(self, budget: int) -> dict[str, float]:
+        for _ in range(budget):
+            self.value += self.lr if self.lr < 0.3 else 0.6 - self.lr
+            self.used.append(self.lr)
+        self.steps += budget
+        return {"score": self.value, "budget": float(self.steps)}
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "s.json").write_text(json.dumps({"steps": self.steps, "value": self.value, "lr": self.lr}))
+
+    def load(self, path: Path) -> None:
+        s = json.loads((path / "s.json").read_text())
+        self.steps, self.value, self.lr = s["steps"], s["value"], s["lr"]  # the donor's lr (ray#62173)
+        Toy.loads.append((str(path), self.lr))
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self.lr = float(config["lr"])
+
+
+def test_explore_changes_only_mutable_within_bounds() -> None:
+    rng = np.random.default_rng(0)
+    cfg = {"lr": 0.5, "width": 3}
+    for _ in range(50):
+        new = explore(SPACE, cfg, rng, PBTOptions())
+        assert new["width"] == 3 and 1.0e-3 <= new["lr"] <= 1.0
+    assert explore(SPACE, cfg, np.random.default_rng(1), PBTOptions(resample_probability=0))["lr"] in (
+        0.4,
+        0.6,
+    )
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="population"):
+        PBTOptions(population=1).check()
+    with pytest.raises(ValueError, match="quantile"):
+        PBTOptions(quantile=0.9).check()
+
+
+def test_pbt_improves_and_records(tmp_path: Path) -> None:
+    members, summary = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path,
+        budget=100,
+        interval=10,
+        metric="score",
+        seed=0,
+        opts=PBTOptions(population=4),
+    )
+    assert summary["total_steps"] == 400 and summary["exploits"] > 0
+    best = max(m.score for m in members)
+    initial = [m.schedule[0]["lr"] for m in members]
+    assert best > 100 * max(lr if lr < 0.3 else 0.6 - lr for lr in initial)
+    for f in ["pbt_schedule.csv", "pbt_lineage.csv", "best_schedule.yaml", "plots/pbt_schedules.png"]:
+        assert (tmp_path / f).is_file(), f
+    lineage = (tmp_path / "pbt_lineage.csv").read_text().splitlines()
+    assert len(lineage) == summary["exploits"] + 1
+
+
+def test_explored_values_survive_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: list[tuple[int, float, float]] = []
+    orig = Toy.train
+
+    def spy(self: Toy, budget: int) -> dict[str, float]:
+        trained.append((id(self), self.lr, self.config["lr"]))
+        return orig(self, budget)
+
+    monkeypatch.setattr(Toy, "train", spy)
+    members, _ = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path,
+        budget=40,
+        interval=10,
+        metric="score",
+        seed=3,
+        opts=PBTOptions(population=4),
+    )
+    # each member trains with exactly its scheduled lr in every interval
+    for m in members:
+        assert m.schedule[-1]["lr"] == m.config["lr"]
+    lrs_scheduled = {round(s["lr"], 12) for m in members for s in m.schedule}
+    assert {round(lr, 12) for _, lr, _ in trained} <= lrs_scheduled
+
+
+def test_checkpoints_bounded_and_donors_have_checkpoints(tmp_path: Path) -> None:
+    Toy.loads.clear()
+    _, summary = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path,
+        budget=60,
+        interval=10,
+        metric="score",
+        seed=1,
+        opts=PBTOptions(population=4),
+    )
+    dirs = list((tmp_path / "pbt_checkpoints").iterdir())
+    assert len(dirs) == 4  # only the latest per member (ray#4287)
+    assert all(Path(p).parent == tmp_path / "pbt_checkpoints" for p, _ in Toy.loads)
+    assert summary["max_checkpoint_bytes"] <= 4 * max(f.stat().st_size for d in dirs for f in d.iterdir()) * 2
+
+
+def test_resume_loses_at_most_one_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full, _ = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path / "a",
+        budget=50,
+        interval=10,
+        metric="score",
+        seed=2,
+        opts=PBTOptions(population=4),
+    )
+    calls = {"n": 0}
+    orig = Toy.train
+
+    def dying(self: Toy, budget: int) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 4 * 3 + 2:  # killed in the 4th interval
+            raise KeyboardInterrupt
+        return orig(self, budget)
+
+    monkeypatch.setattr(Toy, "train", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_population(
+            Toy,
+            SPACE,
+            {},
+            tmp_path / "b",
+            budget=50,
+            interval=10,
+            metric="score",
+            seed=2,
+            opts=PBTOptions(population=4),
+        )
+    state = json.loads((tmp_path / "b" / "pbt_state.json").read_text())
+    assert min(m["steps"] for m in state["members"]) == 30
+    monkeypatch.setattr(Toy, "train", orig)
+    resumed, _ = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path / "b",
+        budget=50,
+        interval=10,
+        metric="score",
+        seed=2,
+        opts=PBTOptions(population=4),
+        resume=True,
+    )
+    assert [m.score for m in resumed] == pytest.approx([m.score for m in full])
+    assert [m.config for m in resumed] == [m.config for m in full]
+
+
+def test_pb2_picks_within_bounds_and_runs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    hist = [
+        (t, {"lr": lr, "width": 2}, 10 * lr if lr < 0.3 else 6 - 10 * lr)
+        for t in (10, 20)
+        for lr in (0.01, 0.05, 0.2, 0.9)
+    ]
+    new = pb2_explore(SPACE, {"lr": 0.01, "width": 2}, hist, rng)
+    assert 1.0e-3 <= new["lr"] <= 1.0 and new["width"] == 2
+    members, summary = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path,
+        budget=60,
+        interval=10,
+        metric="score",
+        seed=0,
+        opts=PBTOptions(population=4, pb2=True),
+    )
+    assert summary["exploits"] > 0 and max(m.score for m in members) > 0
+
+
+def test_sb3_ppo_reconfigure_and_exploit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("stable_baselines3")
+    from autorl.targets import TARGETS
+
+    cls = TARGETS.get("sb3:ppo")
+    args = {
+        "env": "CartPole-v1",
+        "n_envs": 1,
+        "n_steps": 64,
+        "batch_size": 32,
+        "n_epochs": 1,
+        "eval_episodes": 1,
+    }
+    donor = cls({**args, "learning_rate": 1.0e-3, "gamma": 0.99}, TrialContext(seed=0, budget=256))
+    donor.train(64)
+    donor.save(tmp_path / "d")
+    m = cls({**args, "learning_rate": 1.0e-3, "gamma": 0.99}, TrialContext(seed=1, budget=256))
+    m.load(tmp_path / "d")
+    _sb3_logger(m)
+    m.reconfigure({"learning_rate": 3.0e-4, "gamma": 0.95, "clip_range": 0.1})
+    seen: list[float] = []
+    orig = m.model.train
+
+    def spy() -> None:
+        seen.append(m.model.policy.optimizer.param_groups[0]["lr"])
+        orig()
+        seen.append(m.model.policy.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(m.model, "train", spy)
+    res = m.train(64)
+    assert seen[-1] == pytest.approx(3.0e-4)
+    assert m.model.gamma == 0.95 and m.model.rollout_buffer.gamma == 0.95
+    assert m.model.clip_range(1.0) == pytest.approx(0.1)
+    assert res["budget"] == 128  # the donor's counter was copied
