@@ -209,15 +209,6 @@ def build_pb2(
     return _options(sweep, worker, population=population, interval=interval, quantile=quantile)
 
 
-def _sb3_logger(obj: Any) -> None:
-    """Stopgap: SB3 `load` sets no logger, but SB3Target.reconfigure logs the lr (fix belongs in sb3.py)."""
-    model = getattr(obj, "model", None)
-    if model is not None and hasattr(model, "set_logger") and not hasattr(model, "_logger"):
-        from stable_baselines3.common.logger import configure
-
-        model.set_logger(configure(None, [""]))
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
@@ -308,7 +299,6 @@ def run_population(
                 # values, so the restore cannot overwrite the explored ones (ray#62173)
                 obj = build(m, donor.config)
                 obj.load(Path(donor.checkpoint))
-                _sb3_logger(obj)
                 if hasattr(obj, "reconfigure"):
                     obj.reconfigure(new)
                 live[m.index] = obj

@@ -198,7 +198,9 @@ class SB3Target:
             if key == "learning_rate":
                 model.learning_rate = value
                 model.lr_schedule = ConstantSchedule(float(value))
-                model._update_learning_rate(model.policy.optimizer)
+                # Set directly: SB3's _update_learning_rate also logs, and a loaded model has no logger.
+                for group in model.policy.optimizer.param_groups:
+                    group["lr"] = float(value)
             elif key in ("clip_range", "clip_range_vf"):
                 setattr(model, key, ConstantSchedule(float(value)))
             elif key == "n_steps":

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from autorl.methods.pbt import PBTOptions, _sb3_logger, explore, pb2_explore, run_population
+from autorl.methods.pbt import PBTOptions, explore, pb2_explore, run_population
 from autorl.space.base import SearchSpace
 from autorl.targets import TrialContext
 
@@ -232,7 +232,6 @@ def test_sb3_ppo_reconfigure_and_exploit(tmp_path: Path, monkeypatch: pytest.Mon
     donor.save(tmp_path / "d")
     m = cls({**args, "learning_rate": 1.0e-3, "gamma": 0.99}, TrialContext(seed=1, budget=256))
     m.load(tmp_path / "d")
-    _sb3_logger(m)
     m.reconfigure({"learning_rate": 3.0e-4, "gamma": 0.95, "clip_range": 0.1})
     seen: list[float] = []
     orig = m.model.train
