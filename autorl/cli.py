@@ -288,6 +288,22 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
 
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seeds", type=int, multiple=True, help="Seeds to train on (default: 3 fresh seeds).")
+@click.option("--budget", type=int, help="Env steps per run (default: the sweep's budget.max).")
+def replay(out_dir: Path, seeds: tuple[int, ...], budget: int | None) -> None:
+    """Retrain one agent from scratch with the best schedule of a pbt/pb2 sweep in OUT_DIR."""
+    from autorl.methods.pbt import replay_best
+
+    try:
+        df = replay_best(out_dir, list(seeds) or None, budget)
+    except FileNotFoundError as exc:
+        _fail(exc)
+    out_console.print(df.to_string(index=False))
+    out_console.print(f"written: {out_dir / 'replay.csv'}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--top", default=3, show_default=True, help="How many of the best configurations.")
 @click.option("--seeds", "n_seeds", default=5, show_default=True, help="Fresh seeds per configuration.")
 def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
@@ -315,7 +331,9 @@ def compare(
     from autorl.compare import load_suite, run_suite
 
     s = load_suite(suite, list(overrides), out)
-    console.print(f"{len(s.cells)} cells ({len(s.config.tasks)} tasks, {len(s.config.methods)} methods) -> {s.out}")
+    console.print(
+        f"{len(s.cells)} cells ({len(s.config.tasks)} tasks, {len(s.config.methods)} methods) -> {s.out}"
+    )
     if dry_run:
         for c in s.cells:
             out_console.print(f"{c.task} {c.method} seed {c.seed}: {c.sweep.config.target}", highlight=False)

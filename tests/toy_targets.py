@@ -62,20 +62,25 @@ def busy(config):
 
 
 class Counter:
-    """A Trainable: value grows by rate per unit; save/load keep the state."""
+    """A Trainable: value grows by rate per unit; save/load keep the state; reconfigure changes rate."""
 
     def __init__(self, config, ctx):
         self.rate = float(config["x"])
         self.t = 0
+        self.value = 0.0
 
     def train(self, budget):
         self.t += budget
-        return {"value": self.rate * self.t, "budget": self.t}
+        self.value += self.rate * budget
+        return {"value": self.value, "budget": self.t}
+
+    def reconfigure(self, config):
+        self.rate = float(config["x"])
 
     def save(self, path: Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
-        (Path(path) / "s.json").write_text(json.dumps({"t": self.t, "rate": self.rate}))
+        (Path(path) / "s.json").write_text(json.dumps({"t": self.t, "rate": self.rate, "value": self.value}))
 
     def load(self, path: Path) -> None:
         s = json.loads((Path(path) / "s.json").read_text())
-        self.t, self.rate = s["t"], s["rate"]
+        self.t, self.rate, self.value = s["t"], s["rate"], s["value"]

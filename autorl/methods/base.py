@@ -126,7 +126,16 @@ def check_method(sweep: Sweep) -> None:
             sweep.source,
         )
     budget = sweep.config.budget
-    if budget.total is not None and info.kind is not MethodKind.MULTI_FIDELITY and budget.total < budget.max:
+    with_init = [p.name for p in sweep.space.values() if p.init is not None]
+    if with_init and info.kind is not MethodKind.POPULATION:
+        raise ConfigError(
+            f"'init' (the first population's range) is only used by population methods (pbt, pb2), "
+            f"not by {sweep.method!r}; remove it or narrow low/high",
+            f"space.{with_init[0]}.init",
+            sweep.source,
+        )
+    spread = info.kind in (MethodKind.MULTI_FIDELITY, MethodKind.POPULATION)
+    if budget.total is not None and not spread and budget.total < budget.max:
         raise ConfigError(
             f"method {sweep.method!r} trains every trial to budget.max={budget.max}, so it cannot "
             f"honour budget.total={budget.total}",

@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class PBTOptions:
     resample_probability: float = 0.25
     factors: tuple[float, float] = (0.8, 1.2)
     pb2: bool = False
+    exploit: bool = True  # False: the same population with fixed hyperparameters (the baseline)
 
     def check(self) -> None:
         if not isinstance(self.population, int) or self.population < 2:
@@ -66,12 +69,13 @@ class Member:
     schedule: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _sample(p: Param, rng: np.random.Generator) -> Any:
+def _sample(p: Param, rng: np.random.Generator, initial: bool = False) -> Any:
+    """A value of ``p``; ``initial`` draws from ``p.init`` (the first population) where it is set."""
     if p.type is ParamType.FIXED:
         return p.value  # type: ignore[attr-defined]
     if p.type is ParamType.CATEGORICAL:
         return p.choices[int(rng.integers(len(p.choices)))]  # type: ignore[attr-defined]
-    lo, hi = float(p.low), float(p.high)  # type: ignore[arg-type]
+    lo, hi = p.init if initial and p.init else (float(p.low), float(p.high))  # type: ignore[arg-type]
     x = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if p.log else float(rng.uniform(lo, hi))
     return _clip(p, x)
 
@@ -84,11 +88,11 @@ def _clip(p: Param, x: float) -> Any:
 
 
 def sample_config(space: SearchSpace, rng: np.random.Generator) -> dict[str, Any]:
-    """Draw a config (transforms are ignored: values are drawn in the user's units)."""
+    """Draw an initial member's config (from ``init`` ranges where set; in the user's units)."""
     out: dict[str, Any] = {}
     for p in space.values():
         if p.active(out):
-            out[p.name] = _sample(p, rng)
+            out[p.name] = _sample(p, rng, initial=True)
     return out
 
 
@@ -136,6 +140,7 @@ def pb2_explore(
 
     Categorical mutable params fall back to PBT's resampling (PB2's paper handles only continuous ones).
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, WhiteKernel
 
@@ -148,7 +153,9 @@ def pb2_explore(
     y = np.array([d for _, _, d in history], dtype=float)
     y = (y - y.mean()) / (y.std() + 1e-8)
     gp = GaussianProcessRegressor(RBF(length_scale=np.ones(X.shape[1])) + WhiteKernel(0.1), normalize_y=False)
-    gp.fit(X, y)
+    with warnings.catch_warnings():  # few, noisy points: length scales at their bounds are expected
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(X, y)
     U = rng.random((candidates, len(params)))
     Xc = np.hstack([np.ones((candidates, 1)), U])  # the next interval starts at the latest time
     mu, sd = gp.predict(Xc, return_std=True)
@@ -180,6 +187,7 @@ def build_pbt(
     quantile: float = 0.25,
     resample_probability: float = 0.25,
     factors: tuple[float, float] = (0.8, 1.2),
+    exploit: bool = True,
 ) -> Plan:
     return _options(
         sweep,
@@ -189,6 +197,7 @@ def build_pbt(
         quantile=quantile,
         resample_probability=resample_probability,
         factors=tuple(factors),
+        exploit=exploit,
     )
 
 
@@ -245,11 +254,12 @@ def run_population(
         lineage, history = st["lineage"], [tuple(h) for h in st["history"]]
         rng.bit_generator.state = st["rng"]
         total, exploits, exploit_bytes = st["total_steps"], st["exploits"], st["exploit_bytes"]
+        exploit_seconds = st.get("exploit_seconds", 0.0)
     else:
         members = [Member(i, sample_config(space, rng)) for i in range(opts.population)]
         for m in members:
             m.schedule.append({"step": 0, **m.config})
-        lineage, history, total, exploits, exploit_bytes = [], [], 0, 0, 0
+        lineage, history, total, exploits, exploit_bytes, exploit_seconds = [], [], 0, 0, 0, 0.0
     max_disk = 0
 
     def build(m: Member, config: dict[str, Any]) -> Any:
@@ -286,7 +296,8 @@ def run_population(
         ranked = sorted([m for m in members if m.checkpoint], key=lambda m: sign * m.score)
         k = max(1, round(len(ranked) * opts.quantile))
         bottom, top = ranked[:k], ranked[-k:]
-        if min(m.steps for m in members) < budget:
+        t_exploit = time.perf_counter()
+        if opts.exploit and min(m.steps for m in members) < budget:
             for m in bottom:
                 donor = top[int(rng.integers(len(top)))]
                 if donor is m:
@@ -322,6 +333,7 @@ def run_population(
                 )
                 m.config, m.steps, m.score = new, donor.steps, donor.score
                 m.schedule.append({"step": m.steps, **new})
+        exploit_seconds += time.perf_counter() - t_exploit
         state = {
             "members": [asdict(m) for m in members],
             "lineage": lineage,
@@ -330,6 +342,7 @@ def run_population(
             "total_steps": total,
             "exploits": exploits,
             "exploit_bytes": exploit_bytes,
+            "exploit_seconds": exploit_seconds,
         }
         tmp = state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, default=float))
@@ -341,6 +354,7 @@ def run_population(
         "total_steps": total,
         "exploits": exploits,
         "exploit_bytes": exploit_bytes,
+        "exploit_seconds": round(exploit_seconds, 3),
         "max_checkpoint_bytes": max_disk,
         "final_checkpoint_bytes": _dir_bytes(ckdir),
     }
@@ -406,14 +420,18 @@ def run_pbt(sweep: Any, resume: bool = False, progress: Any = None) -> optuna.St
     opts = PBTOptions(**{**mo, "factors": tuple(mo.get("factors", (0.8, 1.2)))}, pb2=sweep.method == "pb2")
     opts.check()
     b = sweep.config.budget
-    interval = opts.interval or b.report_every or max(1, b.max // 10)
+    # budget.total (env steps of the whole population, as in a comparison) caps each member's share
+    per_member = min(b.max, b.total // opts.population) if b.total is not None else b.max
+    if per_member < 1:
+        raise ValueError(f"budget.total={b.total} leaves no steps for {opts.population} members")
+    interval = min(opts.interval or b.report_every or max(1, b.max // 10), per_member)
     cls = TARGETS.get(sweep.config.target)
     members, summary = run_population(
         cls,
         sweep.space,
         dict(sweep.config.args),
         sweep.out,
-        budget=b.max,
+        budget=per_member,
         interval=interval,
         metric=sweep.metrics[0],
         maximize="max" in str(sweep.directions[0]).lower(),
@@ -491,3 +509,37 @@ def replay_schedule(
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "replay_metrics.json").write_text(json.dumps(res))
     return res
+
+
+def replay_best(out_dir: str | Path, seeds: list[int] | None = None, budget: int | None = None) -> Any:
+    """Retrain the best member's schedule of a finished ``pbt``/``pb2`` sweep from scratch on ``seeds``
+    (default: 3 fresh seeds); returns one row of final metrics per seed and writes ``replay.csv``."""
+    import pandas as pd
+
+    from autorl.evaluate import fresh_seeds
+    from autorl.yamlio import load_yaml
+
+    out = Path(out_dir)
+    sched = out / "best_schedule.yaml"
+    if not sched.is_file():
+        raise FileNotFoundError(
+            f"{sched} is missing: replay needs the output directory of a pbt or pb2 sweep"
+        )
+    cfg = load_yaml(out / "config.yaml")
+    metric = cfg.get("metric") or "value"
+    metric = metric[0] if isinstance(metric, list) else metric
+    rows = []
+    for seed in seeds or fresh_seeds(3):
+        res = replay_schedule(
+            sched,
+            seed,
+            out / "replay" / f"seed{seed}",
+            target=cfg["target"],
+            args=cfg.get("args") or {},
+            budget=budget or int(cfg["budget"]["max"]),
+            metric=metric,
+        )
+        rows.append({"seed": seed, **res})
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "replay.csv", index=False)
+    return df

@@ -48,8 +48,8 @@ class Transform(enum.Enum):
 
 
 _KEYS = {
-    ParamType.FLOAT: {"low", "high", "log", "step"},
-    ParamType.INT: {"low", "high", "log", "step"},
+    ParamType.FLOAT: {"low", "high", "log", "step", "init"},
+    ParamType.INT: {"low", "high", "log", "step", "init"},
     ParamType.CATEGORICAL: {"choices"},
     ParamType.FIXED: {"value"},
 }
@@ -71,6 +71,7 @@ class Param:
     condition: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     transform: Transform | None = None
     mutable: bool = False
+    init: tuple[float, float] | None = None  # where population methods draw initial values
     doc: str = ""
 
     @property
@@ -177,7 +178,8 @@ class Param:
                 raise ConfigError(
                     "transform pow2 cannot be combined with step or log (it is already a log scale)", name
                 )
-        return cls(name, ptype, low=low, high=high, log=log, step=step, **common)
+        init = _parse_init(name, spec.get("init"), low, high)
+        return cls(name, ptype, low=low, high=high, log=log, step=step, init=init, **common)
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form, inverse of :meth:`from_dict`."""
@@ -192,6 +194,8 @@ class Param:
                 out["log"] = True
             if self.step is not None:
                 out["step"] = self.step
+            if self.init is not None:
+                out["init"] = list(self.init)
         if self.transform is not None:
             out["transform"] = self.transform.value
         if self.condition:
@@ -211,6 +215,19 @@ def _number(name: str, spec: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key} must be a number, got {value!r}", name)
     return value
+
+
+def _parse_init(name: str, init: Any, low: float, high: float) -> tuple[float, float] | None:
+    """``init: [a, b]``: the sub-range a population's first members are drawn from (PBT/PB2)."""
+    if init is None:
+        return None
+    ok = isinstance(init, list | tuple) and len(init) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in init)
+    if not ok or not low <= init[0] <= init[1] <= high:
+        raise ConfigError(
+            f"init must be [a, b] with low <= a <= b <= high ({low}, {high}), got {init!r}", name
+        )
+    return float(init[0]), float(init[1])
 
 
 def _parse_condition(name: str, cond: Any) -> dict[str, tuple[Any, ...]]:

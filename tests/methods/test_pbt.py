@@ -247,3 +247,130 @@ def test_sb3_ppo_reconfigure_and_exploit(tmp_path: Path, monkeypatch: pytest.Mon
     assert m.model.gamma == 0.95 and m.model.rollout_buffer.gamma == 0.95
     assert m.model.clip_range(1.0) == pytest.approx(0.1)
     assert res["budget"] == 128  # the donor's counter was copied
+
+
+def test_init_range_draws_the_first_population_only() -> None:
+    from autorl.methods.pbt import sample_config
+
+    space = SearchSpace.from_dict(
+        {
+            "lr": {
+                "type": "float",
+                "low": 1e-5,
+                "high": 1e-1,
+                "log": True,
+                "mutable": True,
+                "init": [1e-5, 2e-5],
+            }
+        }
+    )
+    rng = np.random.default_rng(0)
+    first = [sample_config(space, rng)["lr"] for _ in range(200)]
+    assert 1e-5 <= min(first) and max(first) <= 2e-5
+    opts = PBTOptions(resample_probability=1.0)
+    later = [explore(space, {"lr": 1.5e-5}, rng, opts)["lr"] for _ in range(200)]
+    assert max(later) > 1e-3  # resampling reaches the whole range, not just init
+    assert space["lr"].to_dict()["init"] == [1e-5, 2e-5]  # round-trips to YAML
+
+
+@pytest.mark.parametrize(
+    "init, rule", [([1e-6, 1e-5], "low <= a <= b <= high"), ([2e-5, 1e-5], "low <= a"), ("x", "init must be")]
+)
+def test_init_range_is_validated(init: Any, rule: str) -> None:
+    from autorl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rule) as exc:
+        SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1e-1, "init": init}})
+    assert exc.value.key == "lr"
+
+
+def test_fixed_baseline_never_exploits(tmp_path: Path) -> None:
+    members, s = run_population(
+        Toy,
+        SPACE,
+        {},
+        tmp_path,
+        budget=40,
+        interval=10,
+        metric="score",
+        seed=0,
+        opts=PBTOptions(population=4, exploit=False),
+    )
+    assert s["exploits"] == 0 and s["exploit_seconds"] == 0
+    assert all(len(m.schedule) == 1 and m.config == {k: m.schedule[0][k] for k in m.config} for m in members)
+    assert all(len(m.curve) == 4 for m in members)  # evaluated at every interval like PBT
+
+
+def _pbt_config(make_config: Any, tmp_path: Path, **over: Any) -> dict[str, Any]:
+    from tests.conftest import toy
+
+    return make_config(
+        target=toy("Counter"),
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0, "mutable": True, "init": [0.0, 0.1]}},
+        metric="value",
+        direction="maximize",
+        budget={"max": 40, "report_every": 10},
+        method={"name": "pbt", "population": 4},
+        out=str(tmp_path / "pbt_run"),
+        **over,
+    )
+
+
+def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> None:
+    """`autorl sweep` with method pbt writes the usual tables plus schedules; `autorl replay` retrains
+    the best schedule from scratch and gets the value the schedule implies."""
+    import pandas as pd
+    import yaml
+    from click.testing import CliRunner
+
+    from autorl.cli import main
+
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump(_pbt_config(make_config, tmp_path)))
+    res = CliRunner().invoke(main, ["sweep", str(path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "pbt_run"
+    df = pd.read_csv(out / "trials.csv")
+    assert len(df) == 4 and (df["state"] == "COMPLETE").all()
+    assert (df["budget"] == 40).all() and (df["metric_population_steps"] == 160).all()
+    for f in ("pbt_schedule.csv", "pbt_lineage.csv", "best_schedule.yaml", "pbt_summary.json", "best.yaml"):
+        assert (out / f).is_file(), f
+    lineage = pd.read_csv(out / "pbt_lineage.csv")
+    assert len(lineage) == 3  # one exploit per interval boundary (quantile 0.25 of 4 = 1 member)
+    best = yaml.safe_load((out / "best_schedule.yaml").read_text())
+    # exploits move x out of init: the best schedule ends above the 0.1 the fixed population is stuck at
+    assert best["schedule"][-1]["x"] > 0.1 and best["score"] == pytest.approx(df["value"].max())
+    # the value a schedule implies: sum over segments of x * segment length (the Counter's contract)
+    steps = [s["step"] for s in best["schedule"]] + [40]
+    expected = sum(s["x"] * (b - a) for s, a, b in zip(best["schedule"], steps, steps[1:], strict=False))
+    res = CliRunner().invoke(main, ["replay", str(out), "--seeds", "7"])
+    assert res.exit_code == 0, res.output
+    replay = pd.read_csv(out / "replay.csv")
+    assert replay["seed"].tolist() == [7] and replay["value"].iloc[0] == pytest.approx(expected)
+    res = CliRunner().invoke(main, ["replay", str(tmp_path)])
+    assert res.exit_code == 2 and "best_schedule.yaml is missing" in res.output
+
+
+def test_pbt_budget_total_caps_each_member(make_config: Any, tmp_path: Path) -> None:
+    from autorl.api import sweep
+
+    cfg = _pbt_config(make_config, tmp_path)
+    cfg["budget"] = {"max": 40, "report_every": 10, "total": 80}
+    result = sweep(cfg, plots=False)
+    df = result.trials
+    assert (df["budget"] == 20).all() and (df["metric_population_steps"] == 80).all()
+
+
+def test_init_refused_for_static_methods(make_config: Any, tmp_path: Path) -> None:
+    from autorl.config import parse_sweep
+    from autorl.errors import ConfigError
+    from autorl.methods.base import check_method
+
+    cfg = _pbt_config(
+        make_config,
+        tmp_path,
+    )
+    cfg["method"] = "tpe"
+    with pytest.raises(ConfigError, match="only used by population methods") as exc:
+        check_method(parse_sweep(cfg))
+    assert exc.value.key == "space.x.init"
