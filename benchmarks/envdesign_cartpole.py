@@ -1,4 +1,5 @@
-"""Default-only vs DR vs PLR vs curriculum on a CartPole family with wide pole-length and force ranges.
+"""Default-only vs DR vs PLR vs curricula (ALP-GMM, widening ranges) on a CartPole family with wide
+pole-length and force ranges.
 
 Equal env steps per run, 3 seeds, PPO with rl-zoo3's CartPole settings; held-out levels inside and
 outside the training ranges (the same set for every run). Prints a table and writes
@@ -43,7 +44,12 @@ METHODS = {
     "default": {"level_sampler": "default"},
     "dr": {"level_sampler": "dr"},
     "plr": {"level_sampler": "plr"},  # paper defaults: rank, beta 0.1, rho 0.1, positive value loss
-    "curriculum": {"level_sampler": "curriculum", "curriculum_threshold": 250.0},
+    "alp_gmm": {"level_sampler": "curriculum"},  # ALP-GMM teacher, paper defaults (fit every 100 episodes)
+    "widening": {
+        "level_sampler": "curriculum",
+        "curriculum_teacher": "widening",
+        "curriculum_threshold": 250.0,
+    },
 }
 
 
@@ -51,13 +57,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30_000)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed+seeds-1")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--tag", default="", help="suffix of the output files, to keep several budgets")
     a = ap.parse_args()
     torch.set_num_threads(1)
     FIG.mkdir(parents=True, exist_ok=True)
     rows, levels = [], []
-    for seed in range(a.seeds):
+    for seed in range(a.first_seed, a.first_seed + a.seeds):
         for name in a.methods.split(","):
             t = time.time()
             cfg = {
@@ -78,7 +85,7 @@ def main() -> None:
                 f"train {m['train_return']:.1f} [{time.time() - t:.0f}s]",
                 flush=True,
             )
-            if name in ("plr", "curriculum") and seed == 0:
+            if name in ("plr", "alp_gmm", "widening") and seed == 0:
                 plot_level_history(target.levels_log, FIG / f"envdesign_{name}_history{a.tag}.png")
             pd.DataFrame(rows).to_csv(FIG / f"envdesign_results{a.tag}.csv", index=False)
             pd.concat(levels).to_csv(FIG / f"envdesign_levels{a.tag}.csv", index=False)

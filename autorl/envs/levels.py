@@ -239,3 +239,127 @@ class SelfPacedCurriculum(LevelSampler):
 
     def snapshot(self) -> dict[str, Any]:
         return {"width": self.width}
+
+
+@dataclass
+class ALPGMMConfig:
+    """ALP-GMM defaults from Portelas, Colas, Hofmann & Oudeyer 2019 ("Teacher algorithms for curriculum
+    learning of Deep RL in continuously parameterized environments", CoRL): 20 % random levels, GMMs
+    with 2..``max_components`` (10) Gaussians chosen by AIC. ``fit_every`` is 100 episodes here (the
+    paper: 250, for runs of millions of steps; ours see a few hundred episodes)."""
+
+    random_prob: float = 0.2
+    fit_every: int = 100
+    max_components: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.random_prob <= 1:
+            raise ValueError(f"alp_random_prob must be in [0, 1], got {self.random_prob}")
+        if self.fit_every < 2 or self.max_components < 2:
+            raise ValueError(
+                "alp_fit_every and alp_max_components must be >= 2, got "
+                f"({self.fit_every}, {self.max_components})"
+            )
+
+
+class ALPGMM(LevelSampler):
+    """ALP-GMM: sample levels where the agent's return changes most (absolute learning progress).
+
+    Each finished episode on context ``c`` gets ``ALP = |r - r_old|``, ``r_old`` the return on the
+    nearest earlier context (contexts scaled to [0, 1] over the training ranges; returns scaled by the
+    range seen so far). Every ``fit_every`` episodes a Gaussian mixture is fitted on the last
+    ``fit_every`` (context, ALP) points; a level is then drawn from a component picked in proportion to
+    its mean ALP, or uniformly with probability ``random_prob`` (and before the first fit). Levels that
+    are mastered (no change) or hopeless (no change either) thus fade; learnable ones are replayed.
+    """
+
+    name = "alp_gmm"
+
+    def __init__(
+        self, family: Family, ranges: Ranges, seed: int = 0, config: ALPGMMConfig | None = None
+    ) -> None:
+        super().__init__(family, ranges, seed)
+        self.cfg = config or ALPGMMConfig()
+        self.keys = [k for k, (lo, hi) in ranges.items() if hi > lo]  # the varied dimensions
+        self.history_x: list[np.ndarray] = []
+        self.history_r: list[float] = []
+        self.window: list[np.ndarray] = []  # (context..., alp) since the last fit
+        self.gmm: Any = None
+        self.r_lo, self.r_hi = np.inf, -np.inf
+        self.fits = 0
+
+    def _unit(self, ctx: Context) -> np.ndarray:
+        return np.array(
+            [(ctx[k] - self.ranges[k][0]) / (self.ranges[k][1] - self.ranges[k][0]) for k in self.keys]
+        )
+
+    def sample(self) -> tuple[int, Context]:
+        if self.gmm is None or not self.keys or self.rng.random() < self.cfg.random_prob:
+            i = self._new_level()
+            return i, self.levels[i]
+        d = len(self.keys)
+        c = int(self.rng.choice(len(self.gmm.means_), p=self.component_probabilities()))
+        x = self.rng.multivariate_normal(self.gmm.means_[c, :d], self.gmm.covariances_[c][:d, :d])
+        x = np.clip(x, 0.0, 1.0)
+        ctx = {k: float(lo) for k, (lo, hi) in self.ranges.items()}  # fixed keys keep their value
+        for k, u in zip(self.keys, x, strict=True):
+            lo, hi = self.ranges[k]
+            ctx[k] = float(lo + u * (hi - lo))
+        self.levels.append(ctx)
+        return len(self.levels) - 1, ctx
+
+    def update(self, level_id: int, score: float, episode_return: float | None = None) -> None:
+        if episode_return is None or level_id < 0 or not self.keys:
+            return
+        x, r = self._unit(self.levels[level_id]), float(episode_return)
+        self.r_lo, self.r_hi = min(self.r_lo, r), max(self.r_hi, r)
+        if self.history_x:
+            near = int(np.argmin(np.linalg.norm(np.stack(self.history_x) - x, axis=1)))
+            span = self.r_hi - self.r_lo if self.r_hi > self.r_lo else 1.0
+            alp = abs(r - self.history_r[near]) / span
+            self.window.append(np.append(x, alp))
+        self.history_x.append(x)
+        self.history_r.append(r)
+        if len(self.window) >= self.cfg.fit_every:
+            self._fit(np.stack(self.window[-self.cfg.fit_every :]))
+            self.window.clear()
+
+    def _fit(self, data: np.ndarray) -> None:
+        from sklearn.mixture import GaussianMixture
+
+        best, best_aic = None, np.inf
+        for k in range(2, min(self.cfg.max_components, len(data) // 2) + 1):
+            gmm = GaussianMixture(k, covariance_type="full", random_state=int(self.rng.integers(2**31)))
+            gmm.fit(data)
+            aic = gmm.aic(data)
+            if aic < best_aic:
+                best, best_aic = gmm, aic
+        self.gmm, self.fits = best, self.fits + 1
+
+    def component_probabilities(self) -> np.ndarray:
+        """Chance each fitted component is picked when the teacher does not sample at random."""
+        alp = np.maximum(self.gmm.means_[:, -1], 0.0)
+        return np.asarray(alp / alp.sum() if alp.sum() > 0 else np.full(len(alp), 1.0 / len(alp)))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Episodes seen, fits so far and, once fitted, each component's mean context (in the
+        context's units), mean ALP (``score``) and pick probability ``p``."""
+        out: dict[str, Any] = {"episodes": len(self.history_r), "fits": self.fits}
+        if self.gmm is None:
+            return out
+        d, p = len(self.keys), self.component_probabilities()
+        out["alp_max"] = float(self.gmm.means_[:, -1].max())
+        out["levels"] = [
+            {
+                **{
+                    k: float(lo + u * (hi - lo))
+                    for k, u, (lo, hi) in zip(
+                        self.keys, mean[:d], [self.ranges[k] for k in self.keys], strict=True
+                    )
+                },
+                "score": float(mean[-1]),
+                "p": float(pi),
+            }
+            for mean, pi in zip(self.gmm.means_, p, strict=True)
+        ]
+        return out

@@ -48,9 +48,9 @@ def heatmap(
 def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | None = None) -> Path:
     """The level buffer's scores and sampling distribution over env steps.
 
-    Top: mean and max buffered score (PLR) or the curriculum width. Bottom: buffered levels over
-    context dimension ``x`` (first context key by default) at each logged step, coloured by replay
-    probability.
+    Top: mean and max buffered score (PLR), the widening curriculum's width, or ALP-GMM's highest
+    component ALP. Bottom (PLR, ALP-GMM): buffered levels or mixture components over context dimension
+    ``x`` (first context key by default) at each logged step, coloured by their sampling probability.
     """
     import matplotlib
 
@@ -59,12 +59,12 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
 
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
     steps = [e["step"] for e in log]
-    for key in ("score_mean", "score_max", "p_max", "width"):
+    for key in ("score_mean", "score_max", "p_max", "width", "alp_max"):
         vals = [e.get(key, np.nan) for e in log]
         if not all(np.isnan(vals)):
             a1.plot(steps, vals, label=key)
     a1.legend()
-    a1.set_ylabel("buffer scores / width")
+    a1.set_ylabel("scores / width / ALP")
     pts = [(e["step"], lv, lv["p"]) for e in log for lv in e.get("levels", [])]
     if pts:
         key = x or next(k for k in pts[0][1] if k not in ("score", "p"))
@@ -73,7 +73,11 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
         )
         fig.colorbar(sc, ax=a2, label="replay probability")
         a2.set_ylabel(key)
-    a2.set_xlabel("env steps")
+        a2.set_xlabel("env steps")
+    else:  # a sampler with no per-level state (the widening curriculum): one panel
+        fig.delaxes(a2)
+        a1.set_xlabel("env steps")
+        a1.xaxis.set_tick_params(labelbottom=True)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,15 +8,19 @@ Config (fixed args and hyperparameters in one dict; every key has a default):
 - ``dr_width`` (1.0): scales the training ranges about the default; the outer loop tunes it.
 - PLR: ``plr_score``, ``plr_prioritization``, ``plr_temperature``, ``plr_staleness``, ``plr_replay_prob``,
   ``plr_buffer_size`` (defaults: :class:`~autorl.envs.levels.PLRConfig`).
-- curriculum: ``curriculum_threshold`` (default 0.8 x the env's reward threshold, or 0),
-  ``curriculum_start_width``, ``curriculum_step``.
+- curriculum: ``curriculum_teacher`` "alp_gmm" (default; ``alp_random_prob``, ``alp_fit_every``,
+  ``alp_max_components``: :class:`~autorl.envs.levels.ALPGMMConfig`) or "widening"
+  (``curriculum_threshold``, default 0.8 x the env's reward threshold or 0; ``curriculum_start_width``,
+  ``curriculum_step``).
 - evaluation: ``n_test_levels`` (20 in range + half as many outside it, drawn with ``test_seed``
-  (1234) so every run of a sweep sees the same set), ``n_train_eval_levels`` (5).
+  (1234) so every run of a sweep sees the same set), ``n_train_eval_levels`` (5), ``n_val_levels``
+  (0; validation levels drawn the same way from ``val_seed``, default ``test_seed + 1``).
 - SB3 hyperparameters and ``net_arch``/``activation_fn``/... as for ``sb3:ppo``.
 
 Metrics: ``heldout_return`` (mean over all held-out levels), ``heldout_in_range``,
 ``heldout_out_of_range``, ``train_return`` (on levels from the training distribution), ``gen_gap``
-(train minus held-out) and ``budget`` (env steps).
+(train minus held-out), ``budget`` (env steps) and, with ``n_val_levels``, ``val_return``: the score an
+outer loop should tune on, so the held-out test levels stay unseen by the tuning.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import pandas as pd
 
 from autorl.envs.families import Context, Family, get_family
 from autorl.envs.levels import (
+    ALPGMM,
+    ALPGMMConfig,
     DefaultSampler,
     DomainRandomization,
     LevelSampler,
@@ -47,6 +53,7 @@ from autorl.targets.sb3 import POLICY_KEYS, SB3Target, _algo_class
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 
 SAMPLERS = ("default", "dr", "plr", "curriculum")
+TEACHERS = ("alp_gmm", "widening")  # curriculum teachers
 ARG_KEYS = {
     "algo",
     "family",
@@ -60,12 +67,18 @@ ARG_KEYS = {
     "plr_staleness",
     "plr_replay_prob",
     "plr_buffer_size",
+    "curriculum_teacher",
     "curriculum_threshold",
     "curriculum_start_width",
     "curriculum_step",
+    "alp_random_prob",
+    "alp_fit_every",
+    "alp_max_components",
     "n_test_levels",
     "n_train_eval_levels",
     "test_seed",
+    "n_val_levels",
+    "val_seed",
     "policy",
 }
 ON_POLICY = ("ppo", "a2c")
@@ -89,7 +102,15 @@ def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: i
             buffer_size=int(config.get("plr_buffer_size", 64)),
         )
         return PrioritizedLevelReplay(family, ranges, seed, cfg)
-    if name == "curriculum":
+    teacher = config.get("curriculum_teacher", "alp_gmm")
+    if name == "curriculum" and teacher == "alp_gmm":
+        alp = ALPGMMConfig(
+            random_prob=float(config.get("alp_random_prob", 0.2)),
+            fit_every=int(config.get("alp_fit_every", 100)),
+            max_components=int(config.get("alp_max_components", 10)),
+        )
+        return ALPGMM(family, ranges, seed, alp)
+    if name == "curriculum" and teacher == "widening":
         threshold = config.get("curriculum_threshold")
         if threshold is None:
             spec = gym.spec(family.env_id)
@@ -101,6 +122,10 @@ def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: i
             threshold=float(threshold),
             start_width=float(config.get("curriculum_start_width", 0.1)),
             step=float(config.get("curriculum_step", 0.15)),
+        )
+    if name == "curriculum":
+        raise ConfigError(
+            f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}", "curriculum_teacher"
         )
     raise ConfigError(f"level_sampler must be one of {', '.join(SAMPLERS)}, got {name!r}", "level_sampler")
 
@@ -243,6 +268,12 @@ class EnvDesignTarget(SB3Target):
         self.test_levels = sample_test_levels(
             self.family, self.ranges, n_test, max(n_test // 2, 1), int(config.get("test_seed", 1234))
         )
+        # validation levels (same in/out mix, another seed): what an outer loop should tune on
+        n_val = int(config.get("n_val_levels", 0))
+        val_seed = int(config.get("val_seed", int(config.get("test_seed", 1234)) + 1))
+        self.val_levels = (
+            sample_test_levels(self.family, self.ranges, n_val, max(n_val // 2, 1), val_seed) if n_val else []
+        )
         fam, sampler = self.family, self.sampler
         self.env = make_vec_env(
             lambda: ContextualEnv(gym.make(fam.env_id), fam, sampler.sample),
@@ -280,6 +311,8 @@ class EnvDesignTarget(SB3Target):
         }
         if (~df["in_range"]).any():
             metrics["heldout_out_of_range"] = float(df.loc[~df["in_range"], "return"].mean())
+        if self.val_levels:
+            metrics["val_return"] = float(evaluate_levels(self, self.val_levels)["return"].mean())
         return metrics
 
     def train_levels(self) -> list[Context]:
@@ -316,6 +349,11 @@ def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
         raise ConfigError(
             f"level_sampler must be one of {', '.join(SAMPLERS)}, got {args['level_sampler']!r}",
             "level_sampler",
+        )
+    if args.get("curriculum_teacher", "alp_gmm") not in TEACHERS:
+        raise ConfigError(
+            f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {args['curriculum_teacher']!r}",
+            "curriculum_teacher",
         )
     algo = args.get("algo", "ppo")
     if algo not in ON_POLICY:

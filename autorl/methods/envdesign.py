@@ -84,22 +84,37 @@ def plr(
 
 @register_method(
     "curriculum",
-    "self-paced curriculum: ranges widen from the default as returns pass a threshold",
+    "curriculum: ALP-GMM teacher (Portelas et al. 2019) or ranges widening from the default",
     MethodKind.ENV_DESIGN,
 )
 def curriculum(
     sweep: Sweep,
     worker: int = 0,
     *,
+    teacher: str | None = None,
+    random_prob: float | None = None,
+    fit_every: int | None = None,
+    max_components: int | None = None,
     threshold: float | None = None,
     start_width: float | None = None,
     step: float | None = None,
 ) -> Plan:
+    from autorl.envs.levels import ALPGMMConfig
+    from autorl.envs.target import TEACHERS
+
+    if teacher is not None and teacher not in TEACHERS:
+        raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
+    alp = {"random_prob": random_prob, "fit_every": fit_every, "max_components": max_components}
+    ALPGMMConfig(**{k: v for k, v in alp.items() if v is not None})  # validates, raising ValueError
     return _plan(
         sweep,
         worker,
         "curriculum",
         {
+            "curriculum_teacher": teacher,
+            "alp_random_prob": random_prob,
+            "alp_fit_every": fit_every,
+            "alp_max_components": max_components,
             "curriculum_threshold": threshold,
             "curriculum_start_width": start_width,
             "curriculum_step": step,

@@ -97,3 +97,40 @@ def test_curriculum_widens_towards_harder_levels_when_returns_are_high():
     for _ in range(40):
         stuck.update(0, 0.0, episode_return=200.0)
     assert stuck.width == 0.1  # never mastered: never widened
+
+
+def test_alp_gmm_concentrates_on_levels_where_return_is_changing():
+    """Pole lengths below 0.8 are "being learnt" (return there grows with practice); above, the return
+    never changes (mastered or hopeless). After a few fits the teacher samples the learnable part."""
+    from autorl.envs.levels import ALPGMM, ALPGMMConfig
+
+    fixed = {k: [v, v] for k, v in FAM.default().items() if k != "pole_length"}
+    ranges = FAM.check_ranges({"pole_length": [0.1, 1.5], **fixed})
+    teacher = ALPGMM(FAM, ranges, seed=0, config=ALPGMMConfig(fit_every=50, max_components=4))
+    practice = 0
+    xs = []
+    for _ in range(600):
+        i, ctx = teacher.sample()
+        assert 0.1 <= ctx["pole_length"] <= 1.5 and ctx["cart_mass"] == FAM.default()["cart_mass"]
+        learnable = ctx["pole_length"] < 0.8
+        practice += learnable
+        # learnable levels: the return climbs and jumps level to level; the others stay at 20
+        ret = 20.0 + (practice % 50) * 5.0 * (1 + ctx["pole_length"]) if learnable else 20.0
+        teacher.update(i, 0.0, episode_return=ret)
+        xs.append(ctx["pole_length"])
+    assert teacher.fits >= 5
+    early, late = np.array(xs[:100]), np.array(xs[-200:])
+    assert np.mean(early < 0.8) == pytest.approx(0.5, abs=0.15)  # uniform before the first fit
+    assert np.mean(late < 0.8) > 0.8  # 20 % random + most GMM mass on the learnable side
+    snap = teacher.snapshot()
+    assert snap["fits"] == teacher.fits and sum(c["p"] for c in snap["levels"]) == pytest.approx(1.0)
+    assert all(0.1 - 1e-9 <= c["pole_length"] <= 1.5 + 1e-9 for c in snap["levels"])
+
+
+def test_alp_gmm_options_are_checked():
+    from autorl.envs.levels import ALPGMMConfig
+
+    with pytest.raises(ValueError, match="alp_random_prob"):
+        ALPGMMConfig(random_prob=1.5)
+    with pytest.raises(ValueError, match="alp_fit_every"):
+        ALPGMMConfig(fit_every=1)

@@ -74,3 +74,29 @@ def test_unknown_arg_is_refused_before_trials(tmp_path):
     cfg["args"] = {**TINY, "plr_temprature": 0.2}
     with pytest.raises(ConfigError, match="plr_temprature not understood by envdesign:sb3"):
         parse_sweep(cfg, "plr.yaml")
+
+
+def test_curriculum_alp_gmm_run_and_validation_levels(tmp_path):
+    """The default curriculum teacher is ALP-GMM; it fits on real episodes, survives save/load, and
+    validation levels (for an outer loop) are scored apart from the held-out test levels."""
+    from autorl.envs.levels import ALPGMM
+
+    cfg = {**TINY, "level_sampler": "curriculum", "alp_fit_every": 10, "n_val_levels": 4}
+    t = EnvDesignTarget(cfg, TrialContext(seed=0))
+    m = t.train(1024)
+    assert isinstance(t.sampler, ALPGMM) and t.sampler.fits >= 1
+    assert "val_return" in m and t.val_levels and t.val_levels != t.test_levels
+    assert "alp_max" in t.levels_log[-1] and plot_level_history(t.levels_log, tmp_path / "a.png").is_file()
+    t.save(tmp_path / "ck")
+    u = EnvDesignTarget(cfg, TrialContext(seed=0))
+    u.load(tmp_path / "ck")
+    assert u.sampler.fits == t.sampler.fits and len(u.sampler.history_r) == len(t.sampler.history_r)
+
+
+def test_sweep_with_method_curriculum_options(tmp_path):
+    res = sweep(_cfg(tmp_path, {"name": "curriculum", "teacher": "widening", "threshold": 50.0}), plots=False)
+    assert set(res.trials["state"]) == {"COMPLETE"}
+    with pytest.raises(ConfigError, match="teacher must be one of alp_gmm, widening"):
+        parse_sweep(_cfg(tmp_path, {"name": "curriculum", "teacher": "spl"}), "c.yaml")
+    with pytest.raises(ConfigError, match="alp_random_prob must be in"):
+        parse_sweep(_cfg(tmp_path, {"name": "curriculum", "random_prob": 2.0}), "c.yaml")
