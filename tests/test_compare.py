@@ -95,17 +95,43 @@ def test_bad_suites_are_refused_before_anything_runs(tmp_path, changes, match):
 
 
 def test_tasks_with_different_method_sets_are_reported_in_groups(tmp_path):
-    path = _suite(tmp_path, tasks={
-        "branin": {"target": "synthetic:branin", "budget": {"max": 1, "total": 4}, "ref": [50.0, 0.397887]},
-        "curve": {"target": "synthetic:curve", "budget": {"max": 100, "total": 200}, "ref": [0.0, 1.0],
-                  "methods": ["random"]},
-    })
+    path = _suite(
+        tmp_path,
+        tasks={
+            "branin": {
+                "target": "synthetic:branin",
+                "budget": {"max": 1, "total": 4},
+                "ref": [50.0, 0.397887],
+            },
+            "curve": {
+                "target": "synthetic:curve",
+                "budget": {"max": 100, "total": 200},
+                "ref": [0.0, 1.0],
+                "methods": ["random"],
+            },
+        },
+    )
     results, _, report = run_suite(load_suite(path))
     assert sorted(set(zip(results["task"], results["method"], strict=True))) == [
-        ("branin", "random"), ("branin", "tpe"), ("curve", "random")]
+        ("branin", "random"),
+        ("branin", "tpe"),
+        ("curve", "random"),
+    ]
     index = report.read_text()
     assert "[branin](group1/report.md)" in index and "[curve](group2/report.md)" in index
     assert (tmp_path / "cmp" / "group2" / "report.md").is_file()
-    with pytest.raises(ConfigError, match="tasks.curve.methods: names methods the suite does not define: pbt"):
-        load_suite(_suite(tmp_path, tasks={"curve": {"target": "synthetic:curve", "methods": ["pbt"],
-                                                     "budget": {"max": 100, "total": 200}}}))
+    with pytest.raises(
+        ConfigError, match=r"tasks\.curve\.methods: names methods the suite does not define: pbt"
+    ):
+        load_suite(
+            _suite(
+                tmp_path,
+                tasks={
+                    "curve": {
+                        "target": "synthetic:curve",
+                        "methods": ["pbt"],
+                        "budget": {"max": 100, "total": 200},
+                    }
+                },
+            )
+        )

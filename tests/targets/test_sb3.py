@@ -5,7 +5,13 @@ import torch
 
 from autorl.targets import TARGETS, TrialContext, run_target, target_info
 
-ENVS = {"ppo": "CartPole-v1", "a2c": "CartPole-v1", "dqn": "CartPole-v1", "sac": "Pendulum-v1", "td3": "Pendulum-v1"}
+ENVS = {
+    "ppo": "CartPole-v1",
+    "a2c": "CartPole-v1",
+    "dqn": "CartPole-v1",
+    "sac": "Pendulum-v1",
+    "td3": "Pendulum-v1",
+}
 SMALL = {
     "ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 2},
     "a2c": {"n_steps": 16},
@@ -31,7 +37,9 @@ def test_same_seed_same_result_and_another_seed_differs():
     cfg = {"env": "CartPole-v1", "eval_episodes": 3, "n_steps": 64, "batch_size": 32, "n_epochs": 2}
 
     def run(seed):
-        return run_target(cls, cfg, TrialContext(seed=seed, budget=256, report_every=128, metric="eval_return")).curve
+        return run_target(
+            cls, cfg, TrialContext(seed=seed, budget=256, report_every=128, metric="eval_return")
+        ).curve
 
     assert run(3) == run(3)
     assert run(3) != run(4)
@@ -46,8 +54,17 @@ def test_ppo_overshoot_is_recorded_not_hidden():
 
 def test_reconfigure_learning_rate_reaches_the_optimiser():
     cls = TARGETS.get("sb3:ppo")
-    t = cls({"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 1, "eval_episodes": 1,
-             "learning_rate": 1e-3}, TrialContext(seed=0))
+    t = cls(
+        {
+            "env": "CartPole-v1",
+            "n_steps": 64,
+            "batch_size": 32,
+            "n_epochs": 1,
+            "eval_episodes": 1,
+            "learning_rate": 1e-3,
+        },
+        TrialContext(seed=0),
+    )
     t.train(64)
     t.reconfigure({"learning_rate": 5e-5, "gamma": 0.9, "clip_range": 0.05})
     t.train(64)
