@@ -135,3 +135,19 @@ def test_tasks_with_different_method_sets_are_reported_in_groups(tmp_path):
                 },
             )
         )
+
+
+def test_dry_run_lists_every_cell_and_runs_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from autorl.cli import main
+
+    res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path)), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    cells = [line for line in res.output.splitlines() if line.startswith("branin ")]
+    assert sorted(cells) == sorted(
+        f"branin {m} seed {s}: synthetic:branin" for m in ("random", "tpe") for s in (0, 1)
+    )
+    assert not (tmp_path / "cmp" / "results.csv").exists()
+    res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path, seeds=0)), "--dry-run"])
+    assert res.exit_code == 2 and "seeds" in res.output

@@ -182,30 +182,28 @@ def asha(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: s
 
 @register_method("hyperband", "Hyperband: several successive-halving brackets over random configs", MULTI)
 def hyperband(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
-    pruner = HyperbandPruner(
+    return Plan(_named_sampler(sweep, worker, sampler), _hyperband_pruner(sweep, reduction_factor))
+
+
+def _hyperband_pruner(sweep: Sweep, reduction_factor: int) -> HyperbandPruner:
+    return HyperbandPruner(
         min_resource=_rungs(sweep, reduction_factor),
         max_resource=sweep.config.budget.max,
         reduction_factor=reduction_factor,
     )
-    return Plan(_named_sampler(sweep, worker, sampler), pruner)
 
 
 @register_method(
     "bohb", "BOHB-style model-based Hyperband: multivariate TPE proposes, Hyperband stops", MULTI
 )
 def bohb(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, n_startup_trials: int = 10) -> Plan:
-    pruner = HyperbandPruner(
-        min_resource=_rungs(sweep, reduction_factor),
-        max_resource=sweep.config.budget.max,
-        reduction_factor=reduction_factor,
-    )
     sampler = TPESampler(
         seed=_seed(sweep, worker),
         n_startup_trials=n_startup_trials,
         multivariate=True,
         constant_liar=sweep.config.workers > 1,
     )
-    return Plan(sampler, pruner)
+    return Plan(sampler, _hyperband_pruner(sweep, reduction_factor))
 
 
 def _named_sampler(sweep: Sweep, worker: int, name: str) -> optuna.samplers.BaseSampler:
