@@ -189,21 +189,27 @@ class SB3Target:
         SB3 re-reads the learning rate and clip range from schedules at every update, so those are
         replaced rather than the optimiser edited; a new ``n_steps`` rebuilds the rollout buffer.
         """
-        from stable_baselines3.common.utils import ConstantSchedule
+        from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 
         model = self.model
         for key, value in config.items():
             if key not in _algo_kwargs(self.algo) or self.config.get(key) == value:
                 continue
+            if key in FIXED_DURING_TRAINING or (key == "n_steps" and not hasattr(model, "rollout_buffer")):
+                raise ValueError(
+                    f"sb3:{self.algo} cannot change {key!r} during training (it sizes a buffer or the "
+                    "networks); do not mark it mutable"
+                )
             if key == "learning_rate":
                 model.learning_rate = value
                 model.lr_schedule = ConstantSchedule(float(value))
                 # Set directly: SB3's _update_learning_rate also logs, and a loaded model has no logger.
-                for group in model.policy.optimizer.param_groups:
-                    group["lr"] = float(value)
+                for opt in _optimizers(model):
+                    for group in opt.param_groups:
+                        group["lr"] = float(value)
             elif key in ("clip_range", "clip_range_vf"):
                 setattr(model, key, ConstantSchedule(float(value)))
-            elif key == "n_steps":
+            elif key == "n_steps":  # on-policy: the rollout buffer has n_steps rows
                 model.n_steps = int(value)
                 model.rollout_buffer = model.rollout_buffer_class(
                     model.n_steps,
@@ -215,6 +221,21 @@ class SB3Target:
                     n_envs=model.n_envs,
                     **model.rollout_buffer_kwargs,
                 )
+            elif key == "train_freq":
+                model.train_freq = value
+                model._convert_train_freq()
+            elif key.startswith("exploration_"):  # DQN's epsilon schedule is built from these three
+                setattr(model, key, float(value))
+                model.exploration_schedule = LinearSchedule(
+                    model.exploration_initial_eps, model.exploration_final_eps, model.exploration_fraction
+                )
+            elif key == "ent_coef" and self.algo == "sac":
+                if getattr(model, "ent_coef_optimizer", None) is not None or isinstance(value, str):
+                    raise ValueError("sb3:sac can change a fixed ent_coef mid-run, not an 'auto' one")
+                model.ent_coef = float(value)
+                import torch
+
+                model.ent_coef_tensor = torch.tensor(float(value), device=model.device)
             elif hasattr(model, key):
                 setattr(
                     model, key, type(getattr(model, key))(value) if getattr(model, key) is not None else value
@@ -224,6 +245,31 @@ class SB3Target:
             self.config[key] = value
         if hasattr(model, "rollout_buffer"):  # the buffer computes GAE with its own gamma and lambda
             model.rollout_buffer.gamma, model.rollout_buffer.gae_lambda = model.gamma, model.gae_lambda
+
+
+# Sizes buffers or networks, or switches code paths, when the model is built: never mutable.
+FIXED_DURING_TRAINING = frozenset(
+    {
+        "buffer_size",
+        "replay_buffer_class",
+        "replay_buffer_kwargs",
+        "optimize_memory_usage",
+        "use_sde",
+        "n_envs",
+    }
+)
+
+
+def _optimizers(model: Any) -> list[Any]:
+    """Every optimiser SB3's lr schedule drives: the policy's (PPO/A2C/DQN) or actor, critic and
+    entropy coefficient (SAC/TD3)."""
+    p = model.policy
+    found = [getattr(p, "optimizer", None), getattr(getattr(p, "actor", None), "optimizer", None)]
+    found += [
+        getattr(getattr(p, "critic", None), "optimizer", None),
+        getattr(model, "ent_coef_optimizer", None),
+    ]
+    return [o for o in found if o is not None]
 
 
 class PPOTarget(SB3Target):

@@ -374,3 +374,52 @@ def test_init_refused_for_static_methods(make_config: Any, tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="only used by population methods") as exc:
         check_method(parse_sweep(cfg))
     assert exc.value.key == "space.x.init"
+
+
+OFF_POLICY = {"learning_starts": 32, "buffer_size": 1000, "batch_size": 32}
+
+
+@pytest.mark.parametrize(
+    "algo, env, extra, change",
+    [
+        ("a2c", "CartPole-v1", {"n_steps": 8}, {"n_steps": 16, "ent_coef": 0.01}),
+        ("dqn", "CartPole-v1", OFF_POLICY, {"exploration_final_eps": 0.3, "train_freq": 2}),
+        ("sac", "Pendulum-v1", {**OFF_POLICY, "ent_coef": 0.1}, {"ent_coef": 0.02, "tau": 0.01}),
+        ("td3", "Pendulum-v1", OFF_POLICY, {"tau": 0.01, "target_policy_noise": 0.1}),
+    ],
+)
+def test_sb3_off_policy_and_a2c_exploit_then_train_with_new_values(
+    tmp_path: Path, algo: str, env: str, extra: dict[str, Any], change: dict[str, Any]
+) -> None:
+    """Load a donor, reconfigure, train: every optimiser (SAC/TD3: actor and critic) and the changed
+    attributes hold the new values while training, and the donor's step counter came along."""
+    pytest.importorskip("stable_baselines3")
+    from autorl.targets import TARGETS
+    from autorl.targets.sb3 import _optimizers
+
+    cls = TARGETS.get(f"sb3:{algo}")
+    args = {"env": env, "eval_episodes": 1, "learning_rate": 1.0e-3, **extra}
+    donor = cls(args, TrialContext(seed=0, budget=256))
+    donor.train(64)
+    donor.save(tmp_path / "d")
+    m = cls(args, TrialContext(seed=1, budget=256))
+    m.load(tmp_path / "d")
+    m.reconfigure({"learning_rate": 3.0e-4, **change})
+    res = m.train(64)
+    lrs = [g["lr"] for o in _optimizers(m.model) for g in o.param_groups]
+    assert lrs == pytest.approx([3.0e-4] * len(lrs)) and len(_optimizers(m.model)) >= (
+        2 if algo in ("sac", "td3") else 1
+    )
+    if algo == "dqn":
+        assert m.model.exploration_rate == pytest.approx(0.3) and m.model.train_freq.frequency == 2
+    if algo == "sac":
+        assert float(m.model.ent_coef_tensor) == pytest.approx(0.02)
+    if algo == "a2c":
+        assert m.model.rollout_buffer.buffer_size == 16
+    for key, value in change.items():
+        if key not in ("train_freq", "n_steps"):
+            assert getattr(m.model, key) == pytest.approx(value)
+    assert res["budget"] >= 128  # the donor's counter was copied
+    if algo != "a2c":
+        with pytest.raises(ValueError, match="cannot change 'buffer_size' during training"):
+            m.reconfigure({"buffer_size": 500})
