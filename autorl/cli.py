@@ -208,14 +208,14 @@ def sweep(
 def validate(config: Path, overrides: tuple[str, ...]) -> None:
     """Check CONFIG without running anything."""
     from autorl.config import load_sweep
-
     from autorl.methods.base import MethodKind, method_info
     from autorl.methods.pbt import PBTOptions
 
     sw = load_sweep(config, list(overrides))
     runs = f"{sw.config.trials} trials of up to"
     if method_info(sw.method).kind is MethodKind.POPULATION:
-        runs = f"a population of {sw.method_options.get('population', PBTOptions.population)} members, each up to"
+        size = sw.method_options.get("population", PBTOptions.population)
+        runs = f"a population of {size} members, each up to"
     out_console.print(
         f"{config}: ok: {sw.config.target} with {sw.method}, {len(sw.space)} parameters, "
         f"{runs} {sw.config.budget.max} {sw.info.unit}, output {sw.out}",

@@ -134,6 +134,18 @@ def check_method(sweep: Sweep) -> None:
             f"space.{with_init[0]}.init",
             sweep.source,
         )
+    if info.kind is MethodKind.POPULATION and sweep.config.target:
+        from autorl.targets import TARGETS
+
+        fixed = getattr(TARGETS.get(sweep.config.target), "immutable", frozenset())
+        for p in sweep.space.values():
+            if p.mutable and p.name in fixed:
+                raise ConfigError(
+                    f"{sweep.config.target} cannot change {p.name!r} during training (it sizes a buffer or "
+                    "the networks): remove mutable",
+                    f"space.{p.name}.mutable",
+                    sweep.source,
+                )
     spread = info.kind in (MethodKind.MULTI_FIDELITY, MethodKind.POPULATION)
     if budget.total is not None and not spread and budget.total < budget.max:
         raise ConfigError(

@@ -485,8 +485,13 @@ def replay_schedule(
     args: dict[str, Any] | None = None,
     budget: int | None = None,
     metric: str = "eval_return",
+    mutable: set[str] | None = None,
 ) -> dict[str, float]:
-    """Retrain one agent from scratch following ``best_schedule.yaml``; returns the final metrics."""
+    """Retrain one agent from scratch following ``best_schedule.yaml``; returns the final metrics.
+
+    With ``mutable`` given, every other parameter takes its value from the schedule's last entry from
+    the start: an exploit hands over the donor's immutable values with its weights, so the last entry
+    holds those the final agent was built with."""
     import yaml
 
     from autorl.targets import TARGETS, TrialContext
@@ -496,11 +501,13 @@ def replay_schedule(
     budget = budget or int(sched[-1]["step"]) * 2 or 1
     cls = TARGETS.get(target)
     first = {k: v for k, v in sched[0].items() if k != "step"}
+    if mutable is not None:
+        first.update({k: v for k, v in sched[-1].items() if k != "step" and k not in mutable})
     obj = cls({**(args or {}), **first}, TrialContext(seed=seed, budget=budget, metric=metric))
     steps, res = 0, {}
     ends = [int(s["step"]) for s in sched[1:]] + [budget]
     for s, end in zip(sched, ends, strict=True):
-        cfg = {k: v for k, v in s.items() if k != "step"}
+        cfg = {k: v for k, v in s.items() if k != "step" and (mutable is None or k in mutable)}
         if hasattr(obj, "reconfigure"):
             obj.reconfigure(cfg)
         if end > steps:
@@ -526,6 +533,7 @@ def replay_best(out_dir: str | Path, seeds: list[int] | None = None, budget: int
             f"{sched} is missing: replay needs the output directory of a pbt or pb2 sweep"
         )
     cfg = load_yaml(out / "config.yaml")
+    space = SearchSpace.from_yaml(out / "space.yaml")
     metric = cfg.get("metric") or "value"
     metric = metric[0] if isinstance(metric, list) else metric
     rows = []
@@ -538,6 +546,7 @@ def replay_best(out_dir: str | Path, seeds: list[int] | None = None, budget: int
             args=cfg.get("args") or {},
             budget=budget or int(cfg["budget"]["max"]),
             metric=metric,
+            mutable={p.name for p in space.values() if p.mutable},
         )
         rows.append({"seed": seed, **res})
     df = pd.DataFrame(rows)

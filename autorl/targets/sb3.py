@@ -92,6 +92,8 @@ class SB3Target:
     """One SB3 agent trained in increments of env steps and evaluated deterministically."""
 
     algo: ClassVar[str] = "ppo"
+    # what population methods may never perturb (checked before a pbt/pb2 sweep starts)
+    immutable: ClassVar[frozenset[str]] = frozenset()  # set below, once FIXED_DURING_TRAINING exists
 
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         import torch
@@ -193,9 +195,11 @@ class SB3Target:
 
         model = self.model
         for key, value in config.items():
-            if key not in _algo_kwargs(self.algo) or self.config.get(key) == value:
+            if self.config.get(key) == value or (
+                key not in _algo_kwargs(self.algo) and key not in self.immutable
+            ):
                 continue
-            if key in FIXED_DURING_TRAINING or (key == "n_steps" and not hasattr(model, "rollout_buffer")):
+            if key in self.immutable or (key == "n_steps" and not hasattr(model, "rollout_buffer")):
                 raise ValueError(
                     f"sb3:{self.algo} cannot change {key!r} during training (it sizes a buffer or the "
                     "networks); do not mark it mutable"
@@ -270,6 +274,9 @@ def _optimizers(model: Any) -> list[Any]:
         getattr(model, "ent_coef_optimizer", None),
     ]
     return [o for o in found if o is not None]
+
+
+SB3Target.immutable = FIXED_DURING_TRAINING | frozenset(POLICY_KEYS)
 
 
 class PPOTarget(SB3Target):

@@ -423,3 +423,26 @@ def test_sb3_off_policy_and_a2c_exploit_then_train_with_new_values(
     if algo != "a2c":
         with pytest.raises(ValueError, match="cannot change 'buffer_size' during training"):
             m.reconfigure({"buffer_size": 500})
+
+
+def test_mutable_net_arch_is_refused_before_a_pbt_sweep(make_config: Any, tmp_path: Path) -> None:
+    from autorl.config import parse_sweep
+    from autorl.errors import ConfigError
+
+    cfg = make_config(
+        target="sb3:ppo",
+        args={"env": "CartPole-v1"},
+        space={
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "mutable": True},
+            "net_arch": {"type": "categorical", "choices": ["tiny", "small"], "mutable": True},
+        },
+        metric="eval_return",
+        direction="maximize",
+        budget={"max": 1000, "report_every": 500},
+        method={"name": "pbt", "population": 2},
+    )
+    with pytest.raises(ConfigError, match="cannot change 'net_arch' during training") as exc:
+        parse_sweep(cfg, "pbt.yaml")
+    assert exc.value.key == "space.net_arch.mutable" and exc.value.file == "pbt.yaml"
+    cfg["space"]["net_arch"]["mutable"] = False
+    parse_sweep(cfg, "pbt.yaml")  # sampled once per member: fine
