@@ -44,7 +44,7 @@ METHODS = {
     "default": {"level_sampler": "default"},
     "dr": {"level_sampler": "dr"},
     "plr": {"level_sampler": "plr"},  # paper defaults: rank, beta 0.1, rho 0.1, positive value loss
-    "alp_gmm": {"level_sampler": "curriculum"},  # ALP-GMM teacher, paper defaults (fit every 100 episodes)
+    "alp_gmm": {"level_sampler": "curriculum"},  # ALP-GMM teacher with its defaults
     "widening": {
         "level_sampler": "curriculum",
         "curriculum_teacher": "widening",

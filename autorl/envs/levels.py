@@ -245,11 +245,12 @@ class SelfPacedCurriculum(LevelSampler):
 class ALPGMMConfig:
     """ALP-GMM defaults from Portelas, Colas, Hofmann & Oudeyer 2019 ("Teacher algorithms for curriculum
     learning of Deep RL in continuously parameterized environments", CoRL): 20 % random levels, GMMs
-    with 2..``max_components`` (10) Gaussians chosen by AIC. ``fit_every`` is 100 episodes here (the
-    paper: 250, for runs of millions of steps; ours see a few hundred episodes)."""
+    with 2..``max_components`` (10) Gaussians chosen by AIC. ``fit_every`` is 30 episodes here (the
+    paper: 250, in runs of millions of steps that refit dozens of times; ours see a few hundred
+    episodes, and 30 keeps about ten refits per run)."""
 
     random_prob: float = 0.2
-    fit_every: int = 100
+    fit_every: int = 30
     max_components: int = 10
 
     def __post_init__(self) -> None:

@@ -84,6 +84,18 @@ ARG_KEYS = {
 ON_POLICY = ("ppo", "a2c")
 
 
+def _prefixed(config: dict[str, Any], prefix: str, renames: dict[str, str] | None = None) -> dict[str, Any]:
+    """``{"plr_temperature": 0.3}`` -> ``{"temperature": 0.3}``: a sampler config's fields from the args
+    (absent ones keep the dataclass defaults, so each default is written once)."""
+    renames = renames or {}
+    out = {}
+    for key, value in config.items():
+        if key.startswith(prefix):
+            name = key[len(prefix) :]
+            out[renames.get(name, name)] = value
+    return out
+
+
 def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: int) -> LevelSampler:
     """The level sampler named by ``config["level_sampler"]`` over ``ranges`` scaled by ``dr_width``."""
     name = config.get("level_sampler", "default")
@@ -93,23 +105,11 @@ def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: i
     if name == "dr":
         return DomainRandomization(family, ranges, seed)
     if name == "plr":
-        cfg = PLRConfig(
-            score=config.get("plr_score", "positive_value_loss"),
-            prioritization=config.get("plr_prioritization", "rank"),
-            temperature=float(config.get("plr_temperature", 0.1)),
-            staleness_coef=float(config.get("plr_staleness", 0.1)),
-            replay_prob=float(config.get("plr_replay_prob", 0.5)),
-            buffer_size=int(config.get("plr_buffer_size", 64)),
-        )
+        cfg = PLRConfig(**_prefixed(config, "plr_", {"staleness": "staleness_coef"}))
         return PrioritizedLevelReplay(family, ranges, seed, cfg)
     teacher = config.get("curriculum_teacher", "alp_gmm")
     if name == "curriculum" and teacher == "alp_gmm":
-        alp = ALPGMMConfig(
-            random_prob=float(config.get("alp_random_prob", 0.2)),
-            fit_every=int(config.get("alp_fit_every", 100)),
-            max_components=int(config.get("alp_max_components", 10)),
-        )
-        return ALPGMM(family, ranges, seed, alp)
+        return ALPGMM(family, ranges, seed, ALPGMMConfig(**_prefixed(config, "alp_")))
     if name == "curriculum" and teacher == "widening":
         threshold = config.get("curriculum_threshold")
         if threshold is None:
