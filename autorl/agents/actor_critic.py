@@ -37,7 +37,7 @@ import itertools
 import math
 import pickle
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -290,12 +290,13 @@ def _make_env(env_id: str) -> gym.Env:
     return env
 
 
-def make_envs(env_id: str, num_envs: int, seed: int) -> EnvState:
-    """A ``SyncVectorEnv`` that resets finished episodes in the same step (final obs kept in ``info``)."""
+def make_envs(env_id: str, num_envs: int, seed: int, env_fn: Callable[[], gym.Env] | None = None) -> EnvState:
+    """A ``SyncVectorEnv`` that resets finished episodes in the same step (final obs kept in ``info``).
 
-    envs = gym.vector.SyncVectorEnv(
-        [functools.partial(_make_env, env_id)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
+    ``env_fn`` (picklable, e.g. a ``functools.partial`` of a module-level function) replaces
+    ``gym.make(env_id)``: environment design passes contextual envs this way."""
+    fn = env_fn or functools.partial(_make_env, env_id)
+    envs = gym.vector.SyncVectorEnv([fn] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     obs, _ = envs.reset(seed=seed)
     return EnvState(envs, obs, np.zeros(num_envs))
 
@@ -557,7 +558,7 @@ class ActorCriticTarget:
         self.out_dir = ctx.checkpoint_dir  # in a sweep: where eta_history.csv and eta.png go
         self.total_budget = int(ctx.budget)
         cfg = self.cfg
-        self.env = make_envs(cfg.env_id, cfg.num_envs, self.seed)
+        self.env = make_envs(cfg.env_id, cfg.num_envs, self.seed, self._env_fn())
         self.eval_env = gym.make(cfg.env_id)
         self._eval_seeded = False
         obs_dim = int(np.prod(self.env.envs.single_observation_space.shape or ()))
@@ -582,6 +583,10 @@ class ActorCriticTarget:
         self._pending: dict[str, torch.Tensor] | None = None
 
     # -- pieces
+    def _env_fn(self) -> Callable[[], gym.Env] | None:
+        """The training envs' factory; None = ``gym.make(env_id)`` (subclasses plug in other envs)."""
+        return None
+
     def _make_meta_opt(self) -> torch.optim.Optimizer | None:
         if not self.cfg.learned:
             return None
@@ -642,6 +647,19 @@ class ActorCriticTarget:
 
     # -- evaluation
     @torch.no_grad()
+    def act(self, obs: np.ndarray, feats: torch.Tensor | None = None) -> Any:
+        """The deterministic action (argmax, or the Gaussian mean clipped to the action box)."""
+        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+        if self.cfg.condition_on_eta:
+            x = torch.cat([x, self._eta_feats() if feats is None else feats], -1)
+        dist, _ = functional_call(self.net, self.params, (x,))
+        if self.net.discrete:
+            return int(dist.logits.argmax(-1))
+        box = self.eval_env.action_space
+        assert isinstance(box, gym.spaces.Box)
+        return np.clip(dist.mean[0].numpy(), box.low, box.high)
+
+    @torch.no_grad()
     def evaluate(self, episodes: int | None = None) -> float:
         """Mean return of deterministic episodes (argmax / Gaussian mean) on the evaluation env."""
         episodes = self.cfg.eval_episodes if episodes is None else episodes
@@ -655,18 +673,7 @@ class ActorCriticTarget:
                 obs, _ = self.eval_env.reset()
             done = False
             while not done:
-                x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
-                if feats is not None:
-                    x = torch.cat([x, feats], -1)
-                dist, _ = functional_call(self.net, self.params, (x,))
-                if self.net.discrete:
-                    action = int(dist.logits.argmax(-1))
-                else:
-                    box = self.eval_env.action_space
-                    assert isinstance(box, gym.spaces.Box)
-                    low, high = box.low, box.high
-                    action = np.clip(dist.mean[0].numpy(), low, high)
-                obs, reward, term, trunc, _ = self.eval_env.step(action)
+                obs, reward, term, trunc, _ = self.eval_env.step(self.act(obs, feats))
                 total += float(reward)
                 done = term or trunc
         return total / max(episodes, 1)

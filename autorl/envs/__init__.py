@@ -1,4 +1,4 @@
-"""Environment design: contextual families, level samplers (DR, PLR, curriculum) and their target."""
+"""Environment design: contextual families, level samplers (DR, PLR, curricula) and their targets."""
 
 from autorl.envs.families import FAMILIES, ContextParam, Family, get_family, register_family
 from autorl.envs.levels import (
@@ -23,6 +23,17 @@ if "envdesign:sb3" not in TARGETS:
         direction="maximize",
         space="envdesign/ppo.yaml",
         check="autorl.envs.target:check_envdesign",
+    )
+if "envdesign:actor_critic" not in TARGETS:
+    register_target(
+        "envdesign:actor_critic",
+        "autorl.envs.ac:EnvDesignACTarget",
+        "the meta-gradient actor-critic on a contextual env family; levels from default, dr or curriculum",
+        unit="env_steps",
+        metric="heldout_return",
+        direction="maximize",
+        space="agents/actor_critic.yaml",
+        check="autorl.envs.ac:check_envdesign_ac",
     )
 
 __all__ = [

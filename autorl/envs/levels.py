@@ -50,6 +50,10 @@ class LevelSampler:
     def update(self, level_id: int, score: float, episode_return: float | None = None) -> None:
         """Record the agent's score on a level (ignored by samplers that do not adapt)."""
 
+    def episode_end(self, level_id: int, episode_return: float) -> None:
+        """An episode on ``level_id`` ended with ``episode_return`` (the env wrapper calls this)."""
+        self.update(level_id, episode_return, episode_return)
+
     def snapshot(self) -> dict[str, Any]:
         return {}
 
@@ -163,6 +167,10 @@ class PrioritizedLevelReplay(LevelSampler):
             i = self._new_level()
         self.last_sampled[i] = self.clock
         return i, self.levels[i]
+
+    def episode_end(self, level_id: int, episode_return: float) -> None:
+        """Returns only feed MaxMC's highest return; scores come from the agent's value losses."""
+        self.max_return[level_id] = max(self.max_return.get(level_id, -np.inf), episode_return)
 
     def update(self, level_id: int, score: float, episode_return: float | None = None) -> None:
         if level_id < 0:

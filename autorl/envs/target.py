@@ -54,10 +54,8 @@ from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 
 SAMPLERS = ("default", "dr", "plr", "curriculum")
 TEACHERS = ("alp_gmm", "widening")  # curriculum teachers
-ARG_KEYS = {
-    "algo",
+LEVEL_KEYS = {
     "family",
-    "n_envs",
     "train_ranges",
     "level_sampler",
     "dr_width",
@@ -79,8 +77,8 @@ ARG_KEYS = {
     "test_seed",
     "n_val_levels",
     "val_seed",
-    "policy",
-}
+}  # what every env-design learner understands
+ARG_KEYS = LEVEL_KEYS | {"algo", "n_envs", "policy"}  # plus the SB3 learner's own
 ON_POLICY = ("ppo", "a2c")
 
 
@@ -175,18 +173,9 @@ def _callback(target: EnvDesignTarget) -> Any:
             self.ids: list[np.ndarray] = []
             self.dones: list[np.ndarray] = []
 
-        def _on_step(self) -> bool:
-            infos = self.locals["infos"]
-            self.ids.append(np.array([i.get("level_id", -1) for i in infos]))
+        def _on_step(self) -> bool:  # episode returns reach the sampler through the env wrapper
+            self.ids.append(np.array([i.get("level_id", -1) for i in self.locals["infos"]]))
             self.dones.append(np.asarray(self.locals["dones"], dtype=bool))
-            for info in infos:
-                if "episode" in info:  # Monitor's end-of-episode record
-                    lvl, ret = info.get("level_id", -1), float(info["episode"]["r"])
-                    if isinstance(target.sampler, PrioritizedLevelReplay):
-                        best = target.sampler.max_return.get(lvl, -np.inf)
-                        target.sampler.max_return[lvl] = max(best, ret)
-                    else:
-                        target.sampler.update(lvl, ret, ret)
             return True
 
         def _on_rollout_end(self) -> None:
@@ -226,8 +215,8 @@ def sample_test_levels(family: Family, ranges: Ranges, n_in: int, n_out: int, se
     return levels + out
 
 
-def evaluate_levels(target: EnvDesignTarget, levels: list[Context], episodes: int = 1) -> pd.DataFrame:
-    """Deterministic return of ``target``'s policy on each level: one row per level, context columns,
+def evaluate_levels(target: Any, levels: list[Context], episodes: int = 1) -> pd.DataFrame:
+    """Deterministic return of ``target.act`` on each level: one row per level, context columns,
     ``return`` and ``in_range`` (inside the training ranges)."""
     env = ContextualEnv(gym.make(target.family.env_id), target.family)
     rows = []
@@ -237,14 +226,66 @@ def evaluate_levels(target: EnvDesignTarget, levels: list[Context], episodes: in
             obs, _ = env.reset(seed=target.ctx.seed + 10_000 + 100 * j + ep, options={"context": ctx})
             done = False
             while not done:
-                action, _ = target.model.predict(obs, deterministic=True)
-                obs, r, term, trunc, _ = env.step(action)
+                obs, r, term, trunc, _ = env.step(target.act(obs))
                 total += float(r)
                 done = term or trunc
         inside = all(target.ranges[k][0] <= v <= target.ranges[k][1] for k, v in ctx.items())
         rows.append({**ctx, "return": total / episodes, "in_range": inside})
     env.close()
     return pd.DataFrame(rows)
+
+
+def setup_levels(target: Any, config: dict[str, Any], seed: int) -> None:
+    """Give an env-design target its family, training ranges, level sampler and test/validation levels
+    (shared by the SB3 and the actor-critic learner)."""
+    target.family = get_family(config.get("family", "CartPole"))
+    target.ranges = target.family.check_ranges(config.get("train_ranges") or {})
+    target.sampler = make_sampler(target.family, target.ranges, config, seed)
+    target.levels_log = []
+    target.last_eval = None
+    n_test = int(config.get("n_test_levels", 20))
+    test_seed = int(config.get("test_seed", 1234))
+    target.test_levels = sample_test_levels(
+        target.family, target.ranges, n_test, max(n_test // 2, 1), test_seed
+    )
+    # validation levels (same in/out mix, another seed): what an outer loop should tune on
+    n_val = int(config.get("n_val_levels", 0))
+    val_seed = int(config.get("val_seed", test_seed + 1))
+    target.val_levels = (
+        sample_test_levels(target.family, target.ranges, n_val, max(n_val // 2, 1), val_seed) if n_val else []
+    )
+
+
+def heldout_metrics(target: Any, steps: float) -> dict[str, float]:
+    """Held-out, in/out-of-range, training-distribution and validation returns of ``target.act``."""
+    df = evaluate_levels(target, target.test_levels)
+    target.last_eval = df
+    train_ret = float(evaluate_levels(target, train_levels(target))["return"].mean())
+    held = float(df["return"].mean())
+    metrics = {
+        "heldout_return": held,
+        "heldout_in_range": float(df.loc[df["in_range"], "return"].mean()),
+        "train_return": train_ret,
+        "gen_gap": train_ret - held,
+        "budget": float(steps),
+    }
+    if (~df["in_range"]).any():
+        metrics["heldout_out_of_range"] = float(df.loc[~df["in_range"], "return"].mean())
+    if target.val_levels:
+        metrics["val_return"] = float(evaluate_levels(target, target.val_levels)["return"].mean())
+    return metrics
+
+
+def train_levels(target: Any) -> list[Context]:
+    """``n_train_eval_levels`` levels from the current training distribution (seeded per run)."""
+    s = target.sampler
+    if isinstance(s, DefaultSampler):
+        return [target.family.default()]
+    curric = isinstance(s, SelfPacedCurriculum)
+    ranges = scale_ranges(target.family, s.ranges, s.width) if curric else s.ranges
+    rng = np.random.default_rng(target.ctx.seed + 777)
+    n = int(target.config.get("n_train_eval_levels", 5))
+    return [{k: float(rng.uniform(lo, hi)) for k, (lo, hi) in ranges.items()} for _ in range(n)]
 
 
 class EnvDesignTarget(SB3Target):
@@ -260,23 +301,10 @@ class EnvDesignTarget(SB3Target):
         self.algo = str(config.get("algo", "ppo"))
         if self.algo not in ON_POLICY:
             raise ConfigError(f"algo must be one of {', '.join(ON_POLICY)}, got {self.algo!r}", "algo")
-        self.family = get_family(config.get("family", "CartPole"))
-        self.ranges = self.family.check_ranges(config.get("train_ranges") or {})
-        self.sampler = make_sampler(self.family, self.ranges, config, ctx.seed)
-        self.levels_log: list[dict[str, Any]] = []
-        n_test = int(config.get("n_test_levels", 20))
-        self.test_levels = sample_test_levels(
-            self.family, self.ranges, n_test, max(n_test // 2, 1), int(config.get("test_seed", 1234))
-        )
-        # validation levels (same in/out mix, another seed): what an outer loop should tune on
-        n_val = int(config.get("n_val_levels", 0))
-        val_seed = int(config.get("val_seed", int(config.get("test_seed", 1234)) + 1))
-        self.val_levels = (
-            sample_test_levels(self.family, self.ranges, n_val, max(n_val // 2, 1), val_seed) if n_val else []
-        )
+        setup_levels(self, config, ctx.seed)
         fam, sampler = self.family, self.sampler
         self.env = make_vec_env(
-            lambda: ContextualEnv(gym.make(fam.env_id), fam, sampler.sample),
+            lambda: ContextualEnv(gym.make(fam.env_id), fam, sampler.sample, sampler.episode_end),
             n_envs=int(config.get("n_envs", 4)),
             seed=ctx.seed,
         )
@@ -289,7 +317,9 @@ class EnvDesignTarget(SB3Target):
             policy_kwargs=self._policy_kwargs(config),
             **self._algo_kwargs(config),
         )
-        self.last_eval: pd.DataFrame | None = None
+
+    def act(self, obs: np.ndarray) -> Any:
+        return self.model.predict(obs, deterministic=True)[0]
 
     def train(self, budget: int) -> dict[str, float]:
         self.model.learn(
@@ -298,33 +328,7 @@ class EnvDesignTarget(SB3Target):
         return self.evaluate()
 
     def evaluate(self) -> dict[str, float]:
-        df = evaluate_levels(self, self.test_levels)
-        self.last_eval = df
-        train_ret = float(evaluate_levels(self, self.train_levels())["return"].mean())
-        held = float(df["return"].mean())
-        metrics = {
-            "heldout_return": held,
-            "heldout_in_range": float(df.loc[df["in_range"], "return"].mean()),
-            "train_return": train_ret,
-            "gen_gap": train_ret - held,
-            "budget": float(self.model.num_timesteps),
-        }
-        if (~df["in_range"]).any():
-            metrics["heldout_out_of_range"] = float(df.loc[~df["in_range"], "return"].mean())
-        if self.val_levels:
-            metrics["val_return"] = float(evaluate_levels(self, self.val_levels)["return"].mean())
-        return metrics
-
-    def train_levels(self) -> list[Context]:
-        """``n_train_eval_levels`` levels from the current training distribution (seeded per run)."""
-        s = self.sampler
-        if isinstance(s, DefaultSampler):
-            return [self.family.default()]
-        curric = isinstance(s, SelfPacedCurriculum)
-        ranges = scale_ranges(self.family, s.ranges, s.width) if curric else s.ranges
-        rng = np.random.default_rng(self.ctx.seed + 777)
-        n = int(self.config.get("n_train_eval_levels", 5))
-        return [{k: float(rng.uniform(lo, hi)) for k, (lo, hi) in ranges.items()} for _ in range(n)]
+        return heldout_metrics(self, self.model.num_timesteps)
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -341,8 +345,8 @@ class EnvDesignTarget(SB3Target):
         self.model = _algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu")
 
 
-def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
-    """Refuse an unknown family, sampler or algorithm before any trial starts."""
+def check_levels(args: dict[str, Any]) -> None:
+    """Refuse an unknown family, bad ranges, sampler or curriculum teacher."""
     family = get_family(args.get("family", "CartPole"))
     family.check_ranges(args.get("train_ranges") or {})
     if args.get("level_sampler", "default") not in SAMPLERS:
@@ -355,12 +359,21 @@ def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
             f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {args['curriculum_teacher']!r}",
             "curriculum_teacher",
         )
+
+
+def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
+    """Refuse an unknown family, sampler or algorithm before any trial starts."""
+    check_levels(args)
     algo = args.get("algo", "ppo")
     if algo not in ON_POLICY:
         raise ConfigError(f"algo must be one of {', '.join(ON_POLICY)}, got {algo!r}", "algo")
-    known = ARG_KEYS | POLICY_KEYS | _sb3_kwargs(algo)
-    unknown = sorted((set(args) | set(params)) - known)
+    refuse_unknown("envdesign:sb3", set(args) | set(params), ARG_KEYS | POLICY_KEYS | _sb3_kwargs(algo))
+
+
+def refuse_unknown(target: str, keys: set[str], known: set[str]) -> None:
+    """A ConfigError listing the keys ``target`` does not understand, and the valid ones."""
+    unknown = sorted(keys - known)
     if unknown:
         raise ConfigError(
-            f"{', '.join(unknown)} not understood by envdesign:sb3; valid: {', '.join(sorted(known))}"
+            f"{', '.join(unknown)} not understood by {target}; valid: {', '.join(sorted(known))}"
         )

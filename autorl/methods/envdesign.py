@@ -18,7 +18,7 @@ from autorl.methods.base import MethodKind, Plan, register_method
 if TYPE_CHECKING:
     from autorl.config import Sweep
 
-ENVDESIGN_TARGETS = ("envdesign:sb3",)
+ENVDESIGN_TARGETS = ("envdesign:sb3", "envdesign:actor_critic")
 
 
 def _plan(sweep: Sweep, worker: int, name: str, options: dict[str, Any]) -> Plan:
