@@ -332,7 +332,8 @@ def run_population(
                     }
                 )
                 m.config, m.steps, m.score = new, donor.steps, donor.score
-                m.schedule.append({"step": m.steps, **new})
+                # the weights carry the donor's past: so does the schedule (what a replay must follow)
+                m.schedule = [dict(s) for s in donor.schedule] + [{"step": m.steps, **new}]
         exploit_seconds += time.perf_counter() - t_exploit
         state = {
             "members": [asdict(m) for m in members],

@@ -101,6 +101,19 @@ def test_explored_values_survive_restore(tmp_path: Path, monkeypatch: pytest.Mon
         return orig(self, budget)
 
     monkeypatch.setattr(Toy, "train", spy)
+    import autorl.methods.pbt as pbt
+
+    explored: list[dict[str, Any]] = []
+    initial_schedules: list[dict[str, Any]] = []
+    orig_explore, orig_sample = pbt.explore, pbt.sample_config
+    monkeypatch.setattr(
+        pbt, "explore", lambda *a, **k: explored.append(orig_explore(*a, **k)) or explored[-1]
+    )
+    monkeypatch.setattr(
+        pbt,
+        "sample_config",
+        lambda *a, **k: initial_schedules.append(orig_sample(*a, **k)) or initial_schedules[-1],
+    )
     members, _ = run_population(
         Toy,
         SPACE,
@@ -112,11 +125,15 @@ def test_explored_values_survive_restore(tmp_path: Path, monkeypatch: pytest.Mon
         seed=3,
         opts=PBTOptions(population=4),
     )
-    # each member trains with exactly its scheduled lr in every interval
-    for m in members:
+    # every explored value is trained with (Toy.load restores the donor's lr, as ray#62173 did), and
+    # nothing but initial or explored values is ever trained with
+    trained_lrs = {round(lr, 12) for _, lr, _ in trained}
+    assert explored and all(round(e["lr"], 12) in trained_lrs for e in explored)
+    initial = {round(s["lr"], 12) for s in initial_schedules}
+    assert trained_lrs <= initial | {round(e["lr"], 12) for e in explored}
+    for m in members:  # schedules follow the lineage: steps only grow, and end with the current config
         assert m.schedule[-1]["lr"] == m.config["lr"]
-    lrs_scheduled = {round(s["lr"], 12) for m in members for s in m.schedule}
-    assert {round(lr, 12) for _, lr, _ in trained} <= lrs_scheduled
+        assert [s["step"] for s in m.schedule] == sorted(s["step"] for s in m.schedule)
 
 
 def test_checkpoints_bounded_and_donors_have_checkpoints(tmp_path: Path) -> None:
@@ -347,6 +364,8 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     assert res.exit_code == 0, res.output
     replay = pd.read_csv(out / "replay.csv")
     assert replay["seed"].tolist() == [7] and replay["value"].iloc[0] == pytest.approx(expected)
+    # the schedule follows the lineage (donors' past included), so a replay reproduces the best score
+    assert expected == pytest.approx(best["score"])
     res = CliRunner().invoke(main, ["replay", str(tmp_path)])
     assert res.exit_code == 2 and "best_schedule.yaml is missing" in res.output
 
