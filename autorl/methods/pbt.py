@@ -421,8 +421,9 @@ def run_pbt(sweep: Any, resume: bool = False, progress: Any = None) -> optuna.St
     opts = PBTOptions(**{**mo, "factors": tuple(mo.get("factors", (0.8, 1.2)))}, pb2=sweep.method == "pb2")
     opts.check()
     b = sweep.config.budget
-    # budget.total (env steps of the whole population, as in a comparison) caps each member's share
-    per_member = min(b.max, b.total // opts.population) if b.total is not None else b.max
+    # budget.total is the whole population's budget (as in a comparison): split evenly, so PBT spends
+    # what the other methods spend, even if a member then trains longer than one trial's budget.max
+    per_member = b.total // opts.population if b.total is not None else b.max
     if per_member < 1:
         raise ValueError(f"budget.total={b.total} leaves no steps for {opts.population} members")
     interval = min(opts.interval or b.report_every or max(1, b.max // 10), per_member)

@@ -370,14 +370,17 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     assert res.exit_code == 2 and "best_schedule.yaml is missing" in res.output
 
 
-def test_pbt_budget_total_caps_each_member(make_config: Any, tmp_path: Path) -> None:
+def test_pbt_budget_total_is_split_over_members(make_config: Any, tmp_path: Path) -> None:
     from autorl.api import sweep
 
     cfg = _pbt_config(make_config, tmp_path)
     cfg["budget"] = {"max": 40, "report_every": 10, "total": 80}
-    result = sweep(cfg, plots=False)
-    df = result.trials
+    df = sweep(cfg, plots=False).trials
     assert (df["budget"] == 20).all() and (df["metric_population_steps"] == 80).all()
+    cfg["budget"] = {"max": 40, "report_every": 10, "total": 240}  # the population spends all of total
+    cfg["out"] = str(tmp_path / "pbt_run2")
+    df = sweep(cfg, plots=False).trials
+    assert (df["budget"] == 60).all() and (df["metric_population_steps"] == 240).all()
 
 
 def test_init_refused_for_static_methods(make_config: Any, tmp_path: Path) -> None:
