@@ -28,6 +28,7 @@ from autorl.config import Budget, Direction, Sweep, _error_from_pydantic, apply_
 from autorl.errors import ConfigError
 from autorl.evaluate import evaluate_config, fresh_seeds
 from autorl.executors.objective import ATTR
+from autorl.methods.base import MethodKind, method_info
 from autorl.yamlio import load_yaml
 
 
@@ -179,14 +180,21 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
         config = best_trial.user_attrs.get(ATTR, {}).get("config", best_trial.params)
         params = {k: v for k, v in config.items() if k in cell.sweep.space}
         budget = cell.sweep.config.budget
-        test = evaluate_config(
-            cell.sweep.config.target,
-            cell.sweep.config.args,
-            params,
-            fresh_seeds(test_seeds),
-            Budget(max=budget.max, report_every=budget.interval),
-            cell.sweep.metrics[0],
-        )
+        if method_info(cell.sweep.method).kind is MethodKind.POPULATION:
+            # a population's result is a schedule, not a config: retrain one agent along it
+            from autorl.methods.pbt import replay_best
+
+            steps = int(best_trial.user_attrs[ATTR]["metrics"]["budget"])
+            test = replay_best(cell.sweep.out, fresh_seeds(test_seeds), budget=steps)
+        else:
+            test = evaluate_config(
+                cell.sweep.config.target,
+                cell.sweep.config.args,
+                params,
+                fresh_seeds(test_seeds),
+                Budget(max=budget.max, report_every=budget.interval),
+                cell.sweep.metrics[0],
+            )
         row["test_value"] = float(test[cell.sweep.metrics[0]].mean())
         row["score"] = sign * row["test_value"]
         row["incumbent"] = params

@@ -151,3 +151,31 @@ def test_dry_run_lists_every_cell_and_runs_nothing(tmp_path):
     assert not (tmp_path / "cmp" / "results.csv").exists()
     res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path, seeds=0)), "--dry-run"])
     assert res.exit_code == 2 and "seeds" in res.output
+
+
+def test_pbt_cell_spends_the_budget_and_is_judged_by_replaying_its_schedule(tmp_path):
+    """A population method takes part in a comparison: it spends budget.total split over its members,
+    and its incumbent is the best schedule, retrained from scratch on fresh seeds."""
+    suite = load_suite(
+        _suite(
+            tmp_path,
+            tasks={
+                "curve": {
+                    "target": "synthetic:curve",
+                    "args": {"noise": 0.0},
+                    "budget": {"max": 300, "report_every": 100, "total": 1200},
+                    "ref": [0.0, 1.0],
+                }
+            },
+            methods={"pbt": {"name": "pbt", "population": 4}},
+            seeds=1,
+        )
+    )
+    results, _, _ = run_suite(suite)
+    row = results.iloc[0]
+    assert row["budget_used"] == 1200 and row["trials"] == 4
+    out = suite.cells[0].sweep.out
+    replay = (out / "replay.csv").read_text().splitlines()
+    assert len(replay) == 1 + 2 and replay[1].startswith(str(FRESH_SEED_BASE))  # 2 fresh test seeds
+    # noise-free curve: replaying the best schedule reproduces the tuning score
+    assert row["test_value"] == pytest.approx(row["tuning_value"])
