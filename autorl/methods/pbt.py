@@ -350,7 +350,7 @@ def run_population(
         tmp.replace(state_path)
         for old in stale:  # keep only the latest checkpoint per member (ray#4287)
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    _write_outputs(out, members, lineage, maximize)
+    _write_outputs(out, members, lineage, maximize, {p.name for p in space.values() if p.log})
     summary = {
         "total_steps": total,
         "exploits": exploits,
@@ -363,7 +363,9 @@ def run_population(
     return members, summary
 
 
-def _write_outputs(out: Path, members: list[Member], lineage: list[dict[str, Any]], maximize: bool) -> None:
+def _write_outputs(
+    out: Path, members: list[Member], lineage: list[dict[str, Any]], maximize: bool, log_scale: set[str]
+) -> None:
     import yaml
 
     keys = sorted({k for m in members for s in m.schedule for k in s if k != "step"})
@@ -402,6 +404,8 @@ def _write_outputs(out: Path, members: list[Member], lineage: list[dict[str, Any
                     ys = [s[k] for s in m.schedule] + [m.schedule[-1][k]]
                     ax.step(xs, ys, where="post", label=f"m{m.index}")
                 ax.set_ylabel(k)
+                if k in log_scale:
+                    ax.set_yscale("log")
             axes[-1, 0].set_xlabel("env steps")
             (out / "plots").mkdir(exist_ok=True)
             fig.tight_layout()
