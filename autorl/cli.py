@@ -193,6 +193,8 @@ def sweep(
         )
     dashboard = sw.storage_url.removeprefix("journal:")
     retrain = f"retrain:  autorl train {sw.out}/best.yaml\n" if (sw.out / "best.yaml").exists() else ""
+    if (sw.out / "best_schedule.yaml").exists():  # a population's result is a schedule
+        retrain = f"replay:   autorl replay {sw.out}   (the best schedule, from scratch)\n"
     out_console.print(
         f"inspect:  autorl show {sw.out}\n{retrain}resume:   {again} --resume\n"
         f"dashboard: optuna-dashboard {dashboard}",

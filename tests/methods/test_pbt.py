@@ -346,6 +346,7 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(_pbt_config(make_config, tmp_path)))
     res = CliRunner().invoke(main, ["sweep", str(path), "--quiet"])
     assert res.exit_code == 0, res.output
+    assert "autorl replay" in res.output
     out = tmp_path / "pbt_run"
     df = pd.read_csv(out / "trials.csv")
     assert len(df) == 4 and (df["state"] == "COMPLETE").all()
