@@ -67,6 +67,7 @@ class Member:
     checkpoint: str | None = None
     curve: dict[int, float] = field(default_factory=dict)
     schedule: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # wall time this member spent training
 
 
 def _sample(p: Param, rng: np.random.Generator, initial: bool = False) -> Any:
@@ -277,7 +278,9 @@ def run_population(
             obj = live[m.index]
             n = min(interval, budget - m.steps)
             before = m.steps
+            t_train = time.perf_counter()
             res = obj.train(n)
+            m.seconds += time.perf_counter() - t_train
             m.steps = int(res.get("budget", before + n)) if "budget" in res else before + n
             total += m.steps - before
             score = float(res[metric])
@@ -470,6 +473,7 @@ def run_pbt(sweep: Any, resume: bool = False, progress: Any = None) -> optuna.St
                             sweep.metrics[0]: m.score,
                             "budget": m.steps,
                             "population_steps": summary["total_steps"],
+                            "wall_s": round(m.seconds, 3),
                         },
                         "schedule": m.schedule,
                     }

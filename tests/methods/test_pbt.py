@@ -349,7 +349,7 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     assert "autorl replay" in res.output
     out = tmp_path / "pbt_run"
     df = pd.read_csv(out / "trials.csv")
-    assert len(df) == 4 and (df["state"] == "COMPLETE").all()
+    assert len(df) == 4 and (df["state"] == "COMPLETE").all() and (df["wall_s"] >= 0).all()
     assert (df["budget"] == 40).all() and (df["metric_population_steps"] == 160).all()
     for f in ("pbt_schedule.csv", "pbt_lineage.csv", "best_schedule.yaml", "pbt_summary.json", "best.yaml"):
         assert (out / f).is_file(), f
