@@ -273,7 +273,26 @@ def heldout_metrics(target: Any, steps: float) -> dict[str, float]:
         metrics["heldout_out_of_range"] = float(df.loc[~df["in_range"], "return"].mean())
     if target.val_levels:
         metrics["val_return"] = float(evaluate_levels(target, target.val_levels)["return"].mean())
+    if target.ctx.checkpoint_dir is not None:  # in a sweep: the per-level table and plots per trial
+        write_level_outputs(target, Path(target.ctx.checkpoint_dir))
     return metrics
+
+
+def write_level_outputs(target: Any, out: Path) -> None:
+    """``heldout_levels.csv`` (one row per test level), ``level_history.png`` and a heatmap over the
+    first two varied context keys (those named in ``train_ranges`` first), next to the trial's
+    checkpoints."""
+    from autorl.envs.plots import heatmap, plot_level_history
+
+    out.mkdir(parents=True, exist_ok=True)
+    target.last_eval.to_csv(out / "heldout_levels.csv", index=False)
+    if target.levels_log:
+        plot_level_history(target.levels_log, out / "level_history.png")
+    named = list(target.config.get("train_ranges") or {})  # the keys the user chose come first
+    varied = [k for k in named + list(target.ranges) if target.ranges[k][1] > target.ranges[k][0]]
+    varied = list(dict.fromkeys(varied))
+    if len(varied) >= 2:
+        heatmap(target.last_eval, varied[0], varied[1], out / "heldout_heatmap.png", bins=4)
 
 
 def train_levels(target: Any) -> list[Context]:

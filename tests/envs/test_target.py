@@ -1,5 +1,6 @@
 """envdesign:sb3 trains, evaluates on held-out levels, saves/loads, and runs as method: plr."""
 
+import pandas as pd
 import pytest
 
 import autorl.envs
@@ -60,6 +61,10 @@ def test_sweep_with_method_plr(tmp_path):
     res = sweep(_cfg(tmp_path, {"name": "plr", "temperature": 0.3}), plots=False)
     df = res.trials
     assert len(df) == 2 and set(df["state"]) == {"COMPLETE"} and df["seed"].nunique() == 2
+    trial = tmp_path / "s" / "checkpoints" / "trial-0"  # per-trial level table and plots
+    levels = pd.read_csv(trial / "heldout_levels.csv")
+    assert len(levels) == 6 and {"pole_length", "force_mag", "return", "in_range"} <= set(levels.columns)
+    assert (trial / "level_history.png").is_file() and (trial / "heldout_heatmap.png").is_file()
 
 
 def test_envdesign_methods_refuse_other_targets(tmp_path):
