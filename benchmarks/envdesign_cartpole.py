@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from autorl.analysis import stats
 from autorl.envs.plots import heatmap, plot_level_history
 from autorl.envs.target import EnvDesignTarget
 from autorl.targets.base import TrialContext
@@ -56,6 +57,28 @@ METHODS = {
 }
 
 
+def summarise(res: pd.DataFrame) -> None:
+    """Mean/std table, then held-out mean with a 95 % bootstrap CI over seeds and the probability that
+    a run of each method beats a run of DR and of default-only (Mann-Whitney), with its CI."""
+    cols = ["heldout_return", "heldout_in_range", "heldout_out_of_range", "train_return", "gen_gap"]
+    cols = [c for c in cols if c in res]  # full ranges leave no level outside training
+    print(res.groupby("method")[cols].agg(["mean", "std"]).round(1).to_string())
+    runs = {m: g["heldout_return"].to_numpy()[:, None] for m, g in res.groupby("method")}
+    means = stats.stratified_bootstrap_ci(runs, stats.mean)
+    print(
+        f"\nheld-out return over {res['seed'].nunique()} seeds: mean [95% CI]; "
+        "P(run beats a run of X) [95% CI]"
+    )
+    for m, iv in sorted(means.items(), key=lambda kv: -kv[1].point):
+        vs = [
+            f"P(>{b}) {p.point:.2f} [{p.low:.2f}, {p.high:.2f}]"
+            for b in ("dr", "default")
+            if b in runs and b != m
+            for p in [stats.probability_of_improvement_ci(runs[m], runs[b])]
+        ]
+        print(f"{m:>10}: {iv.point:6.1f} [{iv.low:6.1f}, {iv.high:6.1f}]  " + "  ".join(vs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30_000)
@@ -64,7 +87,11 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--ranges", choices=["issue", "full"], default="issue")
     ap.add_argument("--tag", default="", help="suffix of the output files, to keep several budgets")
+    ap.add_argument("--summarise", nargs="+", metavar="CSV", help="only summarise result CSVs (concatenated)")
     a = ap.parse_args()
+    if a.summarise:
+        summarise(pd.concat([pd.read_csv(f) for f in a.summarise]))
+        return
     torch.set_num_threads(1)
     FIG.mkdir(parents=True, exist_ok=True)
     rows, levels = [], []
@@ -93,11 +120,7 @@ def main() -> None:
                 plot_level_history(target.levels_log, FIG / f"envdesign_{name}_history{a.tag}.png")
             pd.DataFrame(rows).to_csv(FIG / f"envdesign_results{a.tag}.csv", index=False)
             pd.concat(levels).to_csv(FIG / f"envdesign_levels{a.tag}.csv", index=False)
-    res = pd.DataFrame(rows)
-    cols = ["heldout_return", "heldout_in_range", "heldout_out_of_range", "train_return", "gen_gap"]
-    cols = [c for c in cols if c in res]  # full ranges leave no level outside training
-    table = res.groupby("method")[cols].agg(["mean", "std"]).round(1)
-    print(table.to_string())
+    summarise(pd.DataFrame(rows))
     lv = pd.concat(levels)
     for name in lv["method"].unique():
         heatmap(
