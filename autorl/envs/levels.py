@@ -290,7 +290,7 @@ class ALPGMM(LevelSampler):
         super().__init__(family, ranges, seed)
         self.cfg = config or ALPGMMConfig()
         self.keys = [k for k, (lo, hi) in ranges.items() if hi > lo]  # the varied dimensions
-        self.history_x: list[np.ndarray] = []
+        self.history_x = np.empty((64, len(self.keys)))  # rows [:len(history_r)] are filled
         self.history_r: list[float] = []
         self.window: list[np.ndarray] = []  # (context..., alp) since the last fit
         self.gmm: Any = None
@@ -302,6 +302,14 @@ class ALPGMM(LevelSampler):
             [(ctx[k] - self.ranges[k][0]) / (self.ranges[k][1] - self.ranges[k][0]) for k in self.keys]
         )
 
+    def _context(self, u: np.ndarray) -> Context:
+        """The context at unit coordinates ``u`` of the varied keys; fixed keys keep their value."""
+        ctx = {k: float(lo) for k, (lo, hi) in self.ranges.items()}
+        for k, x in zip(self.keys, u, strict=True):
+            lo, hi = self.ranges[k]
+            ctx[k] = float(lo + x * (hi - lo))
+        return ctx
+
     def sample(self) -> tuple[int, Context]:
         if self.gmm is None or not self.keys or self.rng.random() < self.cfg.random_prob:
             i = self._new_level()
@@ -309,11 +317,7 @@ class ALPGMM(LevelSampler):
         d = len(self.keys)
         c = int(self.rng.choice(len(self.gmm.means_), p=self.component_probabilities()))
         x = self.rng.multivariate_normal(self.gmm.means_[c, :d], self.gmm.covariances_[c][:d, :d])
-        x = np.clip(x, 0.0, 1.0)
-        ctx = {k: float(lo) for k, (lo, hi) in self.ranges.items()}  # fixed keys keep their value
-        for k, u in zip(self.keys, x, strict=True):
-            lo, hi = self.ranges[k]
-            ctx[k] = float(lo + u * (hi - lo))
+        ctx = self._context(np.clip(x, 0.0, 1.0))
         self.levels.append(ctx)
         return len(self.levels) - 1, ctx
 
@@ -322,12 +326,15 @@ class ALPGMM(LevelSampler):
             return
         x, r = self._unit(self.levels[level_id]), float(episode_return)
         self.r_lo, self.r_hi = min(self.r_lo, r), max(self.r_hi, r)
-        if self.history_x:
-            near = int(np.argmin(np.linalg.norm(np.stack(self.history_x) - x, axis=1)))
+        n = len(self.history_r)
+        if n:
+            near = int(np.argmin(np.linalg.norm(self.history_x[:n] - x, axis=1)))
             span = self.r_hi - self.r_lo if self.r_hi > self.r_lo else 1.0
             alp = abs(r - self.history_r[near]) / span
             self.window.append(np.append(x, alp))
-        self.history_x.append(x)
+        if n == len(self.history_x):  # grow by doubling: appending stays O(1) amortised
+            self.history_x = np.concatenate([self.history_x, np.empty_like(self.history_x)])
+        self.history_x[n] = x
         self.history_r.append(r)
         if len(self.window) >= self.cfg.fit_every:
             self._fit(np.stack(self.window[-self.cfg.fit_every :]))
@@ -360,12 +367,7 @@ class ALPGMM(LevelSampler):
         out["alp_max"] = float(self.gmm.means_[:, -1].max())
         out["levels"] = [
             {
-                **{
-                    k: float(lo + u * (hi - lo))
-                    for k, u, (lo, hi) in zip(
-                        self.keys, mean[:d], [self.ranges[k] for k in self.keys], strict=True
-                    )
-                },
+                **{k: self._context(mean[:d])[k] for k in self.keys},
                 "score": float(mean[-1]),
                 "p": float(pi),
             }
