@@ -170,6 +170,9 @@ def pb2_explore(
 def _options(sweep: Any, worker: int, **kw: Any) -> Plan:
     opts = PBTOptions(**kw)
     opts.check()
+    total = sweep.config.budget.total
+    if total is not None and total // opts.population < 1:
+        raise ValueError(f"budget.total={total} leaves no env steps for {opts.population} members")
     return Plan(optuna.samplers.RandomSampler(seed=sweep.config.seed + worker), optuna.pruners.NopPruner())
 
 
@@ -431,8 +434,6 @@ def run_pbt(sweep: Any, resume: bool = False, progress: Any = None) -> optuna.St
     # budget.total is the whole population's budget (as in a comparison): split evenly, so PBT spends
     # what the other methods spend, even if a member then trains longer than one trial's budget.max
     per_member = b.total // opts.population if b.total is not None else b.max
-    if per_member < 1:
-        raise ValueError(f"budget.total={b.total} leaves no steps for {opts.population} members")
     interval = min(opts.interval or b.report_every or max(1, b.max // 10), per_member)
     cls = TARGETS.get(sweep.config.target)
     members, summary = run_population(
