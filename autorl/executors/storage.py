@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import event
+from sqlalchemy import event, exc
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError
@@ -31,19 +32,40 @@ def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
     beat: dict[str, Any] = (
-        {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S, "failed_trial_callback": _requeue_stale}
+        {
+            "heartbeat_interval": HEARTBEAT_S,
+            "grace_period": GRACE_S,
+            "heartbeat_stale_trial_callback": _requeue_stale,
+        }
         if shared
         else {}
     )
     if not url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, **beat)
+        return _rdb_storage(url, **beat)
     # Several worker processes write to one file: wait for locks rather than fail, and use SQLite's
     # write-ahead log with synchronous=NORMAL, which survives a killed process (not a power cut) and
     # makes a commit a write instead of an fsync: the difference between ~8 ms and ~1 ms a trial here.
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beat)
+    storage = _rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beat)
     event.listen(storage.engine, "connect", _sqlite_pragmas)
     storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
     return storage
+
+
+def _rdb_storage(url: str, attempts: int = 5, **kwargs: Any) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``, retried when another process created the schema at the same moment.
+
+    Optuna creates the tables with check-then-create, so two processes opening a fresh database
+    together can both try, and one fails with "table ... already exists"; the retry finds them made.
+    """
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError) as err:
+            raced = "already exists" in str(err) or "UNIQUE constraint" in str(err)
+            if not raced or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
