@@ -172,14 +172,22 @@ def _run_trainables(
     aggregate: Aggregate,
 ) -> TrialResult:
     members = [cls(config, replace(ctx, seed=s, curve=[])) for s in seeds]
-    used = 0
+    used, stalls = 0, 0
     history: list[float] = []
     last: list[dict[str, float]] = []
     while used < ctx.budget:
         step = min(ctx.interval, ctx.budget - used)
         last = [_as_metrics(m.train(step), ctx.metric) for m in members]
-        # A target may overshoot a request (SB3 collects whole rollouts); it says so in "budget".
-        used = max(int(m.get("budget", used + step)) for m in last)
+        # A target may overshoot a request (SB3 collects whole rollouts); it says so in "budget". One
+        # that trains whole batches against its cumulative requests may then make no progress on the
+        # next small request: report nothing new for it (a step is reported once).
+        now = max(int(m.get("budget", used + step)) for m in last)
+        if now <= used:
+            stalls += 1
+            if stalls > 3:
+                raise RuntimeError(f"the target made no progress in 4 calls of train({step}) at {used}")
+            continue
+        used, stalls = now, 0
         value = aggregate([m[ctx.metric] for m in last])
         history.append(value)
         ctx.report(value, used)

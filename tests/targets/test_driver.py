@@ -78,3 +78,36 @@ def test_missing_metric_is_an_error():
     assert math.isfinite(
         run_target(toys.two_objectives, {"x": 0.0}, TrialContext(metric="loss")).metrics["cost"]
     )
+
+
+class _Batched:
+    """Trains whole batches of 32 until it has covered its cumulative requests (as the actor-critic does)."""
+
+    def __init__(self, config, ctx):
+        self.requested, self.done = 0, 0
+
+    def train(self, budget):
+        self.requested += budget
+        while self.done < self.requested:
+            self.done += 32
+        return {"value": float(self.done), "budget": float(self.done)}
+
+    def save(self, path):
+        pass
+
+    def load(self, path):
+        pass
+
+
+class _Stuck(_Batched):
+    def train(self, budget):
+        return {"value": 0.0, "budget": 0.0}
+
+
+def test_a_batched_target_reports_each_step_once_and_a_stuck_one_is_an_error():
+    ctx = TrialContext(seed=0, budget=256, report_every=25, metric="value")
+    r = run_target(_Batched, {}, ctx)
+    steps = [s for s, _ in r.curve]
+    assert steps == sorted(set(steps)) and steps[-1] == 256 and r.metrics["budget"] == 256
+    with pytest.raises(RuntimeError, match="no progress"):
+        run_target(_Stuck, {}, TrialContext(seed=0, budget=256, report_every=25, metric="value"))
