@@ -469,3 +469,37 @@ def test_mutable_net_arch_is_refused_before_a_pbt_sweep(make_config: Any, tmp_pa
     assert exc.value.key == "space.net_arch.mutable" and exc.value.file == "pbt.yaml"
     cfg["space"]["net_arch"]["mutable"] = False
     parse_sweep(cfg, "pbt.yaml")  # sampled once per member: fine
+
+
+MODEL_ARGS = {
+    "models:autoencoder": {"width": 32, "channels": 8, "batch_size": 32},
+    "models:dat": {"dim": 16, "batch_size": 32, "deform_stages": "2,3"},
+    "models:data2vec": {"dim": 16, "depth": 2, "heads": 2, "batch_size": 32, "total_steps": 100},
+    "models:hashgrid": {"image_size": 16, "n_levels": 4, "log2_table_size": 6, "n_min": 2, "n_max": 16},
+    "models:relicv2": {"batch_size": 32, "width": 8},
+    "models:stylex": {"channels": 8, "style_dim": 16, "attfind_images": 16, "top_k": 3},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_ARGS))
+def test_research_models_run_pbt_with_their_default_space(name: str, tmp_path: Path) -> None:
+    """Exploit (load a donor, reconfigure the mutable keys) works for every built-in model target."""
+    from autorl.targets import TARGETS, target_info
+
+    info = target_info(name)
+    space = SearchSpace.from_yaml(Path(__file__).resolve().parents[2] / "search_spaces" / str(info.space))
+    assert any(p.mutable for p in space.values())
+    metric = info.metric if isinstance(info.metric, str) else info.metric[0]
+    members, s = run_population(
+        TARGETS.get(name),
+        space,
+        MODEL_ARGS[name],
+        tmp_path,
+        budget=4,
+        interval=2,
+        metric=metric,
+        maximize=info.direction == "maximize",
+        seed=0,
+        opts=PBTOptions(population=2),
+    )
+    assert s["exploits"] == 1 and all(m.steps == 4 and np.isfinite(m.score) for m in members)
