@@ -17,7 +17,7 @@ if "envdesign:sb3" not in TARGETS:
     register_target(
         "envdesign:sb3",
         "autorl.envs.target:EnvDesignTarget",
-        "SB3 PPO/A2C on a contextual env family; levels from default, dr, plr or curriculum",
+        "an SB3 agent on a contextual env family; levels from default, dr, plr (PPO/A2C) or curriculum",
         unit="env_steps",
         metric="heldout_return",
         direction="maximize",

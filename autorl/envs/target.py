@@ -2,7 +2,8 @@
 
 Config (fixed args and hyperparameters in one dict; every key has a default):
 
-- ``algo`` ("ppo" or "a2c": PLR's scores need the rollout buffer's advantages), ``family`` ("CartPole"),
+- ``algo`` (any SB3 algorithm, "ppo" by default; PLR needs "ppo" or "a2c": its scores come from the
+  rollout buffer's advantages), ``family`` ("CartPole"),
   ``n_envs`` (4), ``train_ranges`` (``{key: [low, high]}`` inside the declared ranges; default declared).
 - ``level_sampler``: "default" (default context only), "dr", "plr" or "curriculum".
 - ``dr_width`` (1.0): scales the training ranges about the default; the outer loop tunes it.
@@ -49,7 +50,7 @@ from autorl.envs.levels import (
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.sb3 import POLICY_KEYS, SB3Target, _algo_class
+from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 
 SAMPLERS = ("default", "dr", "plr", "curriculum")
@@ -308,7 +309,7 @@ def train_levels(target: Any) -> list[Context]:
 
 
 class EnvDesignTarget(SB3Target):
-    """SB3 PPO/A2C on a contextual family whose training levels come from a level sampler."""
+    """An SB3 agent on a contextual family whose training levels come from a level sampler."""
 
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         import torch
@@ -318,8 +319,7 @@ class EnvDesignTarget(SB3Target):
         self.config = dict(config)
         self.ctx = ctx
         self.algo = str(config.get("algo", "ppo"))
-        if self.algo not in ON_POLICY:
-            raise ConfigError(f"algo must be one of {', '.join(ON_POLICY)}, got {self.algo!r}", "algo")
+        _check_algo(self.algo, config.get("level_sampler", "default"))
         setup_levels(self, config, ctx.seed)
         fam, sampler = self.family, self.sampler
         self.env = make_vec_env(
@@ -384,9 +384,20 @@ def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
     """Refuse an unknown family, sampler or algorithm before any trial starts."""
     check_levels(args)
     algo = args.get("algo", "ppo")
-    if algo not in ON_POLICY:
-        raise ConfigError(f"algo must be one of {', '.join(ON_POLICY)}, got {algo!r}", "algo")
+    _check_algo(algo, args.get("level_sampler", "default"))
     refuse_unknown("envdesign:sb3", set(args) | set(params), ARG_KEYS | POLICY_KEYS | _sb3_kwargs(algo))
+
+
+def _check_algo(algo: str, sampler: str) -> None:
+    """Any SB3 algorithm; PLR only on-policy (its scores come from the rollout buffer's GAE)."""
+    if algo not in ALGOS:
+        raise ConfigError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}", "algo")
+    if sampler == "plr" and algo not in ON_POLICY:
+        raise ConfigError(
+            f"plr scores levels by value losses from an on-policy rollout buffer: use algo "
+            f"{' or '.join(ON_POLICY)}, or dr/curriculum with {algo}",
+            "algo",
+        )
 
 
 def refuse_unknown(target: str, keys: set[str], known: set[str]) -> None:

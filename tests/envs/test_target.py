@@ -105,3 +105,36 @@ def test_sweep_with_method_curriculum_options(tmp_path):
         parse_sweep(_cfg(tmp_path, {"name": "curriculum", "teacher": "spl"}), "c.yaml")
     with pytest.raises(ConfigError, match="alp_random_prob must be in"):
         parse_sweep(_cfg(tmp_path, {"name": "curriculum", "random_prob": 2.0}), "c.yaml")
+
+
+@pytest.mark.parametrize(
+    "algo, family, sampler, ranges",
+    [
+        ("dqn", "CartPole", "dr", {"pole_length": [0.2, 1.0]}),
+        ("sac", "Pendulum", "curriculum", {"mass": [0.5, 2.0], "length": [0.5, 1.5]}),
+    ],
+)
+def test_off_policy_agents_train_on_sampled_levels(algo, family, sampler, ranges):
+    cfg = {
+        "algo": algo,
+        "family": family,
+        "level_sampler": sampler,
+        "train_ranges": ranges,
+        "n_envs": 1,
+        "learning_starts": 32,
+        "buffer_size": 1000,
+        "batch_size": 32,
+        "n_test_levels": 2,
+        "n_train_eval_levels": 1,
+        "alp_fit_every": 3,
+    }
+    t = EnvDesignTarget(cfg, TrialContext(seed=0))
+    m = t.train(1000 if algo == "sac" else 600)
+    assert m["budget"] >= 600 and len(t.sampler.levels) >= 3  # episodes ended, new levels were drawn
+    key = next(iter(ranges))
+    assert all(ranges[key][0] <= lv[key] <= ranges[key][1] for lv in t.sampler.levels)
+
+
+def test_plr_needs_an_on_policy_agent():
+    with pytest.raises(ConfigError, match="plr scores levels by value losses"):
+        EnvDesignTarget({**TINY, "algo": "dqn", "level_sampler": "plr"}, TrialContext(seed=0))
