@@ -494,7 +494,7 @@ def replay_schedule(
     *,
     target: str,
     args: dict[str, Any] | None = None,
-    budget: int | None = None,
+    budget: int,
     metric: str = "eval_return",
     mutable: set[str] | None = None,
 ) -> dict[str, float]:
@@ -509,7 +509,6 @@ def replay_schedule(
 
     sched = yaml.safe_load(Path(schedule_file).read_text())["schedule"]
     sched = sorted(sched, key=lambda s: s["step"])
-    budget = budget or int(sched[-1]["step"]) * 2 or 1
     cls = TARGETS.get(target)
     first = {k: v for k, v in sched[0].items() if k != "step"}
     if mutable is not None:
