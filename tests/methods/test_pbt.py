@@ -503,3 +503,36 @@ def test_research_models_run_pbt_with_their_default_space(name: str, tmp_path: P
         opts=PBTOptions(population=2),
     )
     assert s["exploits"] == 1 and all(m.steps == 4 and np.isfinite(m.score) for m in members)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_ARGS))
+def test_research_models_declare_what_cannot_change(name: str, make_config: Any) -> None:
+    """Each model's default space marks only changeable keys mutable (a pbt sweep of it validates), and
+    reconfigure refuses a new value for an immutable key instead of ignoring it."""
+    from autorl.config import parse_sweep
+    from autorl.errors import ConfigError
+    from autorl.targets import TARGETS, TrialContext, target_info
+
+    cls = TARGETS.get(name)
+    info = target_info(name)
+    assert cls.immutable and "learning_rate" not in cls.immutable
+    cfg = make_config(
+        target=name,
+        args=MODEL_ARGS[name],
+        space=str(info.space),
+        metric=info.metric,
+        direction=info.direction.value if hasattr(info.direction, "value") else info.direction,
+        budget={"max": 4, "report_every": 2},
+        method={"name": "pbt", "population": 2},
+    )
+    parse_sweep(cfg, "pbt.yaml")  # would raise for a mutable key in the model's immutable set
+    target = cls(MODEL_ARGS[name], TrialContext(seed=0, budget=4))
+    key = next(
+        k
+        for k in sorted(cls.immutable)
+        if isinstance(getattr(target.cfg, k), int) and not isinstance(getattr(target.cfg, k), bool)
+    )
+    with pytest.raises(ConfigError, match="can change mid-run"):
+        target.reconfigure({key: getattr(target.cfg, key) + 1})
+    target.reconfigure({key: getattr(target.cfg, key), "learning_rate": 1e-3})  # unchanged: a no-op
+    assert target.cfg.learning_rate == pytest.approx(1e-3)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import fields
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, fields
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -80,6 +80,21 @@ class BatchSampler:
         self.generator.set_state(state["generator"])
         self._order = state["order"].clone()
         self._pos = int(state["pos"])
+
+
+def refuse_fixed_changes(cfg: Any, config: Mapping[str, Any], mutable: Iterable[str]) -> None:
+    """A ConfigError if ``config`` gives a new value to a field of ``cfg`` outside ``mutable`` (what
+    ``reconfigure`` may change mid-run); keys that are not fields are left to the caller."""
+    current, mutable = asdict(cfg), tuple(mutable)
+    fixed = sorted(k for k, v in config.items() if k in current and k not in mutable and v != current[k])
+    if fixed:
+        raise ConfigError(f"only {', '.join(mutable)} can change mid-run, but got new values for {fixed}")
+
+
+def immutable_fields(cls: type, mutable: Iterable[str]) -> frozenset[str]:
+    """The config fields of ``cls`` outside ``mutable``: a target's ``immutable`` set, which population
+    sweeps check before they start."""
+    return frozenset(f.name for f in fields(cls)) - frozenset(mutable)
 
 
 def config_from_dict(cls: type[T], config: Mapping[str, Any], target: str) -> T:

@@ -16,20 +16,21 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
 from autorl.targets.models._data import (
     BatchSampler,
     check_choice,
     check_range,
     config_from_dict,
+    immutable_fields,
     load_digits_split,
+    refuse_fixed_changes,
 )
 
 ARCHS = ("mlp", "conv")
@@ -130,6 +131,8 @@ class Autoencoder(nn.Module):
 class AutoencoderTarget:
     """Trainable autoencoder on the digits; ``train(n)`` takes ``n`` Adam steps, then evaluates."""
 
+    immutable: ClassVar[frozenset[str]] = immutable_fields(AutoencoderConfig, MUTABLE)
+
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         self.cfg = config_from_dict(AutoencoderConfig, config, "models:autoencoder")
         torch.set_num_threads(self.cfg.num_threads)
@@ -207,10 +210,8 @@ class AutoencoderTarget:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Change ``learning_rate``, ``noise_std`` or ``sparsity_weight``; other keys must be unchanged."""
+        refuse_fixed_changes(self.cfg, config, MUTABLE)
         new = config_from_dict(AutoencoderConfig, {**asdict(self.cfg), **config}, "models:autoencoder")
-        fixed = [k for k, v in asdict(new).items() if k not in MUTABLE and v != getattr(self.cfg, k)]
-        if fixed:
-            raise ConfigError(f"only {', '.join(MUTABLE)} can change mid-run, but got new values for {fixed}")
         self.cfg = new
         for group in self.optimizer.param_groups:
             group["lr"] = new.learning_rate

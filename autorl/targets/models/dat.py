@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +23,11 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import load_digits_split
+from autorl.targets.models._data import immutable_fields, load_digits_split, refuse_fixed_changes
 
 IMAGE_SIZE = 16
 NUM_CLASSES = 10
+MUTABLE = ("learning_rate", "weight_decay")
 
 
 @dataclass
@@ -300,6 +301,8 @@ def _upsample(images: torch.Tensor) -> torch.Tensor:
 class DATTarget:
     """Trainable DAT: one budget unit is one AdamW step on a minibatch; reports ``val_acc``."""
 
+    immutable: ClassVar[frozenset[str]] = immutable_fields(DATConfig, MUTABLE)
+
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         torch.set_num_threads(1)
         self.cfg = DATConfig.from_dict(config)
@@ -340,7 +343,8 @@ class DATTarget:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Change ``learning_rate`` and ``weight_decay`` mid-run; architecture keys cannot change."""
-        for key in ("learning_rate", "weight_decay"):
+        refuse_fixed_changes(self.cfg, config, MUTABLE)
+        for key in MUTABLE:
             if key in config:
                 setattr(self.cfg, key, float(config[key]))
         for group in self.optimizer.param_groups:

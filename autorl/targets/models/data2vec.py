@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,9 @@ from autorl.targets.models._data import (
     check_choice,
     check_range,
     config_from_dict,
+    immutable_fields,
     load_digits_split,
+    refuse_fixed_changes,
 )
 
 TOKENS = ("patch", "row")
@@ -204,6 +206,8 @@ def teacher_targets(layers: list[torch.Tensor], top_k: int, norm: str) -> torch.
 class Data2VecTarget:
     """Trainable data2vec pre-training; ``train(n)`` takes ``n`` steps, then fits and scores the probe."""
 
+    immutable: ClassVar[frozenset[str]] = immutable_fields(Data2VecConfig, MUTABLE)
+
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         self.cfg = config_from_dict(Data2VecConfig, config, "models:data2vec")
         torch.set_num_threads(self.cfg.num_threads)
@@ -330,10 +334,8 @@ class Data2VecTarget:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Change ``learning_rate`` (the peak after warm-up); other keys must be unchanged."""
+        refuse_fixed_changes(self.cfg, config, MUTABLE)
         new = config_from_dict(Data2VecConfig, {**asdict(self.cfg), **config}, "models:data2vec")
-        fixed = [k for k, v in asdict(new).items() if k not in MUTABLE and v != getattr(self.cfg, k)]
-        if fixed:
-            raise ConfigError(f"only {', '.join(MUTABLE)} can change mid-run, but got new values for {fixed}")
         self.cfg = new
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.steps)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,7 +29,14 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import BatchSampler, check_choice, check_range, config_from_dict
+from autorl.targets.models._data import (
+    BatchSampler,
+    check_choice,
+    check_range,
+    config_from_dict,
+    immutable_fields,
+    refuse_fixed_changes,
+)
 
 # The paper's primes, one per dimension; the first is 1 so the first coordinate stays coherent in memory.
 PRIMES = (1, 2654435761, 805459861)
@@ -282,6 +289,8 @@ class HashGridModel(nn.Module):
 class HashGridTarget:
     """Trainable image fit with a hash-grid encoding; ``train(n)`` takes ``n`` Adam steps, then evaluates."""
 
+    immutable: ClassVar[frozenset[str]] = immutable_fields(HashGridConfig, MUTABLE)
+
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         self.cfg = config_from_dict(HashGridConfig, config, "models:hashgrid")
         torch.set_num_threads(self.cfg.num_threads)
@@ -358,10 +367,8 @@ class HashGridTarget:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Change ``learning_rate``; other keys must be unchanged."""
+        refuse_fixed_changes(self.cfg, config, MUTABLE)
         new = config_from_dict(HashGridConfig, {**asdict(self.cfg), **config}, "models:hashgrid")
-        fixed = [k for k, v in asdict(new).items() if k not in MUTABLE and v != getattr(self.cfg, k)]
-        if fixed:
-            raise ConfigError(f"only {', '.join(MUTABLE)} can change mid-run, but got new values for {fixed}")
         self.cfg = new
         for group in self.optimizer.param_groups:
             group["lr"] = new.learning_rate

@@ -18,7 +18,7 @@ import copy
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import load_digits_split
+from autorl.targets.models._data import immutable_fields, load_digits_split, refuse_fixed_changes
 
 IMAGE_SIZE = 16
 
@@ -271,9 +271,11 @@ class RelicV2Target:
         return float(clf.score(scaler.transform(self.features(self.x_val)), self.y_val))
 
     _MUTABLE = ("learning_rate", "temperature", "invariance_weight", "ema_decay", "aug_strength")
+    immutable: ClassVar[frozenset[str]] = immutable_fields(RelicConfig, _MUTABLE)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Change the keys in ``_MUTABLE`` mid-run; the others need a new instance."""
+        refuse_fixed_changes(self.cfg, config, self._MUTABLE)
         for key in self._MUTABLE:
             if key in config:
                 setattr(self.cfg, key, float(config[key]))

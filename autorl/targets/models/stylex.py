@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import load_digits_split
+from autorl.targets.models._data import immutable_fields, load_digits_split, refuse_fixed_changes
 
 NUM_CLASSES = 10
 _CLASSIFIERS: dict[tuple[int, float], nn.Module] = {}
@@ -371,9 +371,11 @@ class StylExTarget:
         }
 
     _MUTABLE = ("learning_rate", "recon_weight", "kl_weight", "adv_weight")
+    immutable: ClassVar[frozenset[str]] = immutable_fields(StylExConfig, _MUTABLE)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Change the mutable keys mid-run: ``learning_rate`` and the three loss weights."""
+        refuse_fixed_changes(self.cfg, config, self._MUTABLE)
         for key in self._MUTABLE:
             if key in config:
                 setattr(self.cfg, key, float(config[key]))
