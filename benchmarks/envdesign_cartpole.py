@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from autorl.analysis import stats
+from autorl.envs.ac import EnvDesignACTarget
 from autorl.envs.plots import heatmap, plot_level_history
 from autorl.envs.target import EnvDesignTarget
 from autorl.targets.base import TrialContext
@@ -43,6 +44,17 @@ PPO = {
     "gae_lambda": 0.8,
     "learning_rate": 1.0e-3,
     "ent_coef": 0.0,
+}
+# --learner actor_critic: the meta-gradient agent (gamma and lambda learned online), CleanRL-style A2C
+# settings as in benchmarks/metagrad_vs_fixed.py; PLR is not available for it.
+ACTOR_CRITIC = {
+    "num_envs": 8,
+    "num_steps": 16,
+    "lr": 7.0e-4,
+    "eval_episodes": 1,
+    "meta_gamma": True,
+    "meta_gae_lambda": True,
+    "meta_lr": 0.03,
 }
 METHODS = {
     "default": {"level_sampler": "default"},
@@ -86,6 +98,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed+seeds-1")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--ranges", choices=["issue", "full"], default="issue")
+    ap.add_argument("--learner", choices=["ppo", "actor_critic"], default="ppo")
     ap.add_argument("--tag", default="", help="suffix of the output files, to keep several budgets")
     ap.add_argument("--summarise", nargs="+", metavar="CSV", help="only summarise result CSVs (concatenated)")
     a = ap.parse_args()
@@ -97,15 +110,18 @@ def main() -> None:
     rows, levels = [], []
     for seed in range(a.first_seed, a.first_seed + a.seeds):
         for name in a.methods.split(","):
+            if a.learner == "actor_critic" and name == "plr":
+                continue  # PLR needs an on-policy rollout buffer's value losses
             t = time.time()
             cfg = {
-                **PPO,
+                **(PPO if a.learner == "ppo" else ACTOR_CRITIC),
                 **METHODS[name],
                 "train_ranges": FULL_RANGES if a.ranges == "full" else TRAIN_RANGES,
                 "n_test_levels": 30,
                 "family": "CartPole",
             }
-            target = EnvDesignTarget(cfg, TrialContext(seed=seed))
+            learner = EnvDesignTarget if a.learner == "ppo" else EnvDesignACTarget
+            target = learner(cfg, TrialContext(seed=seed, budget=a.steps))
             m = target.train(a.steps)
             rows.append({"method": name, "seed": seed, **m, "wall_s": time.time() - t})
             df = target.last_eval.assign(method=name, seed=seed)
