@@ -297,7 +297,7 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seeds", type=int, multiple=True, help="Seeds to train on (default: 3 fresh seeds).")
-@click.option("--budget", type=int, help="Env steps per run (default: the sweep's budget.max).")
+@click.option("--budget", type=int, help="Budget per run (default: the best member's, as in the sweep).")
 def replay(out_dir: Path, seeds: tuple[int, ...], budget: int | None) -> None:
     """Retrain one agent from scratch with the best schedule of a pbt/pb2 sweep in OUT_DIR."""
     from autorl.methods.pbt import replay_best

@@ -388,7 +388,8 @@ def _write_outputs(
     best = max(members, key=lambda m: (1 if maximize else -1) * (m.score or 0.0))
     (out / "best_schedule.yaml").write_text(
         yaml.safe_dump(
-            {"member": best.index, "score": best.score, "schedule": best.schedule}, sort_keys=False
+            {"member": best.index, "score": best.score, "steps": best.steps, "schedule": best.schedule},
+            sort_keys=False,
         )
     )
     try:
@@ -554,7 +555,7 @@ def replay_best(out_dir: str | Path, seeds: list[int] | None = None, budget: int
             out / "replay" / f"seed{seed}",
             target=cfg["target"],
             args=cfg.get("args") or {},
-            budget=budget or int(cfg["budget"]["max"]),
+            budget=budget or int(load_yaml(sched).get("steps") or cfg["budget"]["max"]),
             metric=metric,
             mutable={p.name for p in space.values() if p.mutable},
         )

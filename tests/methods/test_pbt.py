@@ -382,6 +382,10 @@ def test_pbt_budget_total_is_split_over_members(make_config: Any, tmp_path: Path
     cfg["out"] = str(tmp_path / "pbt_run2")
     df = sweep(cfg, plots=False).trials
     assert (df["budget"] == 60).all() and (df["metric_population_steps"] == 240).all()
+    from autorl.methods.pbt import replay_best
+
+    replay = replay_best(tmp_path / "pbt_run2", seeds=[1])  # as long as the member trained, not max
+    assert replay["budget"].tolist() == [60]
 
 
 def test_init_refused_for_static_methods(make_config: Any, tmp_path: Path) -> None:
