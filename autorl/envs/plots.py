@@ -57,7 +57,9 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+    pts = [(e["step"], lv, lv["p"]) for e in log for lv in e.get("levels", [])]
+    fig, axes = plt.subplots(2 if pts else 1, 1, figsize=(6, 6 if pts else 3.2), sharex=True, squeeze=False)
+    a1 = axes[0, 0]
     steps = [e["step"] for e in log]
     for key in ("score_mean", "score_max", "p_max", "width", "alp_max"):
         vals = [e.get(key, np.nan) for e in log]
@@ -65,8 +67,8 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
             a1.plot(steps, vals, label=key)
     a1.legend()
     a1.set_ylabel("scores / width / ALP")
-    pts = [(e["step"], lv, lv["p"]) for e in log for lv in e.get("levels", [])]
     if pts:
+        a2 = axes[1, 0]
         key = x or next(k for k in pts[0][1] if k not in ("score", "p"))
         sc = a2.scatter(
             [p[0] for p in pts], [p[1][key] for p in pts], c=[p[2] for p in pts], s=6, cmap="magma"
@@ -75,9 +77,7 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
         a2.set_ylabel(key)
         a2.set_xlabel("env steps")
     else:  # a sampler with no per-level state (the widening curriculum): one panel
-        fig.delaxes(a2)
         a1.set_xlabel("env steps")
-        a1.xaxis.set_tick_params(labelbottom=True)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
