@@ -51,6 +51,22 @@ class Toy:
         self.lr = float(config["lr"])
 
 
+def _toy(out: Path, *, budget: int, seed: int, resume: bool = False, **opts: Any) -> Any:
+    """PBT over the Toy target: 4 members, interval 10."""
+    return run_population(
+        Toy,
+        SPACE,
+        {},
+        out,
+        budget=budget,
+        interval=10,
+        metric="score",
+        seed=seed,
+        opts=PBTOptions(population=4, **opts),
+        resume=resume,
+    )
+
+
 def test_explore_changes_only_mutable_within_bounds() -> None:
     rng = np.random.default_rng(0)
     cfg = {"lr": 0.5, "width": 3}
@@ -71,17 +87,7 @@ def test_options_are_validated() -> None:
 
 
 def test_pbt_improves_and_records(tmp_path: Path) -> None:
-    members, summary = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path,
-        budget=100,
-        interval=10,
-        metric="score",
-        seed=0,
-        opts=PBTOptions(population=4),
-    )
+    members, summary = _toy(tmp_path, budget=100, seed=0)
     assert summary["total_steps"] == 400 and summary["exploits"] > 0
     best = max(m.score for m in members)
     initial = [m.schedule[0]["lr"] for m in members]
@@ -114,17 +120,7 @@ def test_explored_values_survive_restore(tmp_path: Path, monkeypatch: pytest.Mon
         "sample_config",
         lambda *a, **k: initial_schedules.append(orig_sample(*a, **k)) or initial_schedules[-1],
     )
-    members, _ = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path,
-        budget=40,
-        interval=10,
-        metric="score",
-        seed=3,
-        opts=PBTOptions(population=4),
-    )
+    members, _ = _toy(tmp_path, budget=40, seed=3)
     # every explored value is trained with (Toy.load restores the donor's lr, as ray#62173 did), and
     # nothing but initial or explored values is ever trained with
     trained_lrs = {round(lr, 12) for _, lr, _ in trained}
@@ -138,17 +134,7 @@ def test_explored_values_survive_restore(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_checkpoints_bounded_and_donors_have_checkpoints(tmp_path: Path) -> None:
     Toy.loads.clear()
-    _, summary = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path,
-        budget=60,
-        interval=10,
-        metric="score",
-        seed=1,
-        opts=PBTOptions(population=4),
-    )
+    _, summary = _toy(tmp_path, budget=60, seed=1)
     dirs = list((tmp_path / "pbt_checkpoints").iterdir())
     assert len(dirs) == 4  # only the latest per member (ray#4287)
     assert all(Path(p).parent == tmp_path / "pbt_checkpoints" for p, _ in Toy.loads)
@@ -156,17 +142,7 @@ def test_checkpoints_bounded_and_donors_have_checkpoints(tmp_path: Path) -> None
 
 
 def test_resume_loses_at_most_one_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    full, _ = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path / "a",
-        budget=50,
-        interval=10,
-        metric="score",
-        seed=2,
-        opts=PBTOptions(population=4),
-    )
+    full, _ = _toy(tmp_path / "a", budget=50, seed=2)
     calls = {"n": 0}
     orig = Toy.train
 
@@ -178,32 +154,11 @@ def test_resume_loses_at_most_one_interval(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(Toy, "train", dying)
     with pytest.raises(KeyboardInterrupt):
-        run_population(
-            Toy,
-            SPACE,
-            {},
-            tmp_path / "b",
-            budget=50,
-            interval=10,
-            metric="score",
-            seed=2,
-            opts=PBTOptions(population=4),
-        )
+        _toy(tmp_path / "b", budget=50, seed=2)
     state = json.loads((tmp_path / "b" / "pbt_state.json").read_text())
     assert min(m["steps"] for m in state["members"]) == 30
     monkeypatch.setattr(Toy, "train", orig)
-    resumed, _ = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path / "b",
-        budget=50,
-        interval=10,
-        metric="score",
-        seed=2,
-        opts=PBTOptions(population=4),
-        resume=True,
-    )
+    resumed, _ = _toy(tmp_path / "b", budget=50, seed=2, resume=True)
     assert [m.score for m in resumed] == pytest.approx([m.score for m in full])
     assert [m.config for m in resumed] == [m.config for m in full]
 
@@ -217,17 +172,7 @@ def test_pb2_picks_within_bounds_and_runs(tmp_path: Path) -> None:
     ]
     new = pb2_explore(SPACE, {"lr": 0.01, "width": 2}, hist, rng)
     assert 1.0e-3 <= new["lr"] <= 1.0 and new["width"] == 2
-    members, summary = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path,
-        budget=60,
-        interval=10,
-        metric="score",
-        seed=0,
-        opts=PBTOptions(population=4, pb2=True),
-    )
+    members, summary = _toy(tmp_path, budget=60, seed=0, pb2=True)
     assert summary["exploits"] > 0 and max(m.score for m in members) > 0
 
 
@@ -302,17 +247,7 @@ def test_init_range_is_validated(init: Any, rule: str) -> None:
 
 
 def test_fixed_baseline_never_exploits(tmp_path: Path) -> None:
-    members, s = run_population(
-        Toy,
-        SPACE,
-        {},
-        tmp_path,
-        budget=40,
-        interval=10,
-        metric="score",
-        seed=0,
-        opts=PBTOptions(population=4, exploit=False),
-    )
+    members, s = _toy(tmp_path, budget=40, seed=0, exploit=False)
     assert s["exploits"] == 0 and s["exploit_seconds"] == 0
     assert all(len(m.schedule) == 1 and m.config == {k: m.schedule[0][k] for k in m.config} for m in members)
     assert all(len(m.curve) == 4 for m in members)  # evaluated at every interval like PBT
