@@ -799,6 +799,8 @@ def plot_history(history: Sequence[Mapping[str, float]], path: Path, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from autorl.results.plots import save_figure
+
     rows = sorted(history, key=lambda r: r["env_steps"])
     x = np.array([r["env_steps"] for r in rows])
 
@@ -832,10 +834,7 @@ def plot_history(history: Sequence[Mapping[str, float]], path: Path, title: str 
     ax.set_xlabel("env steps")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def write_history_csv(history: Sequence[Mapping[str, float]], path: Path) -> None:

@@ -23,6 +23,8 @@ def heatmap(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from autorl.results.plots import save_figure
+
     for key in (x, y, value):
         if key not in df.columns:
             raise ValueError(f"column {key!r} not in the level table; columns: {', '.join(df.columns)}")
@@ -37,12 +39,7 @@ def heatmap(
     ax.set_ylabel(y)
     ax.set_title(title or f"mean {value}")
     fig.colorbar(im, ax=ax, label=value)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | None = None) -> Path:
@@ -56,6 +53,8 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from autorl.results.plots import save_figure
 
     pts = [(e["step"], lv, lv["p"]) for e in log for lv in e.get("levels", [])]
     fig, axes = plt.subplots(2 if pts else 1, 1, figsize=(6, 6 if pts else 3.2), sharex=True, squeeze=False)
@@ -78,9 +77,4 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
         a2.set_xlabel("env steps")
     else:  # a sampler with no per-level state (the widening curriculum): one panel
         a1.set_xlabel("env steps")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

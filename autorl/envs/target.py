@@ -110,18 +110,11 @@ def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: i
     if name == "curriculum" and teacher == "alp_gmm":
         return ALPGMM(family, ranges, seed, ALPGMMConfig(**_prefixed(config, "alp_")))
     if name == "curriculum" and teacher == "widening":
-        threshold = config.get("curriculum_threshold")
-        if threshold is None:
+        options = {k: float(v) for k, v in _prefixed(config, "curriculum_").items() if k != "teacher"}
+        if "threshold" not in options:  # 0.8 x the env's reward threshold, where it has one
             spec = gym.spec(family.env_id)
-            threshold = 0.8 * spec.reward_threshold if spec.reward_threshold is not None else 0.0
-        return SelfPacedCurriculum(
-            family,
-            ranges,
-            seed,
-            threshold=float(threshold),
-            start_width=float(config.get("curriculum_start_width", 0.1)),
-            step=float(config.get("curriculum_step", 0.15)),
-        )
+            options["threshold"] = 0.8 * spec.reward_threshold if spec.reward_threshold is not None else 0.0
+        return SelfPacedCurriculum(family, ranges, seed, **options)
     if name == "curriculum":
         raise ConfigError(
             f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}", "curriculum_teacher"
@@ -327,15 +320,7 @@ class EnvDesignTarget(SB3Target):
             n_envs=int(config.get("n_envs", 4)),
             seed=ctx.seed,
         )
-        self.model = _algo_class(self.algo)(
-            config.get("policy", "MlpPolicy"),
-            self.env,
-            seed=ctx.seed,
-            device="cpu",
-            verbose=0,
-            policy_kwargs=self._policy_kwargs(config),
-            **self._algo_kwargs(config),
-        )
+        self.model = self._build_model(config, ctx.seed)
 
     def act(self, obs: np.ndarray) -> Any:
         return self.model.predict(obs, deterministic=True)[0]

@@ -186,11 +186,11 @@ def build_pbt(
     sweep: Any,
     worker: int = 0,
     *,
-    population: int = 8,
+    population: int = PBTOptions.population,
     interval: int | None = None,
-    quantile: float = 0.25,
-    resample_probability: float = 0.25,
-    factors: tuple[float, float] = (0.8, 1.2),
+    quantile: float = PBTOptions.quantile,
+    resample_probability: float = PBTOptions.resample_probability,
+    factors: tuple[float, float] = PBTOptions.factors,
     exploit: bool = True,
 ) -> Plan:
     return _options(
@@ -215,9 +215,9 @@ def build_pb2(
     sweep: Any,
     worker: int = 0,
     *,
-    population: int = 8,
+    population: int = PBTOptions.population,
     interval: int | None = None,
-    quantile: float = 0.25,
+    quantile: float = PBTOptions.quantile,
 ) -> Plan:
     return _options(sweep, worker, population=population, interval=interval, quantile=quantile)
 
@@ -392,34 +392,36 @@ def _write_outputs(
             sort_keys=False,
         )
     )
-    try:
-        import matplotlib
+    _plot_schedules(members, keys, log_scale, out / "plots" / "pbt_schedules.png")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        numeric = [
-            k
-            for k in keys
-            if all(isinstance(s.get(k), int | float) for m in members for s in m.schedule if k in s)
-        ]
-        if numeric:
-            fig, axes = plt.subplots(len(numeric), 1, figsize=(6, 2.2 * len(numeric)), squeeze=False)
-            for ax, k in zip(axes[:, 0], numeric, strict=True):
-                for m in members:
-                    xs = [s["step"] for s in m.schedule] + [m.steps]
-                    ys = [s[k] for s in m.schedule] + [m.schedule[-1][k]]
-                    ax.step(xs, ys, where="post", label=f"m{m.index}")
-                ax.set_ylabel(k)
-                if k in log_scale:
-                    ax.set_yscale("log")
-            axes[-1, 0].set_xlabel("env steps")
-            (out / "plots").mkdir(exist_ok=True)
-            fig.tight_layout()
-            fig.savefig(out / "plots" / "pbt_schedules.png")
-            plt.close(fig)
-    except ImportError:  # plotting is optional
-        pass
+def _plot_schedules(members: list[Member], keys: list[str], log_scale: set[str], path: Path) -> None:
+    """Each numeric parameter over env steps, one line per member (log axes for log-scale ones)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autorl.results.plots import save_figure
+
+    numeric = [
+        k
+        for k in keys
+        if all(isinstance(s.get(k), int | float) for m in members for s in m.schedule if k in s)
+    ]
+    if not numeric:
+        return
+    fig, axes = plt.subplots(len(numeric), 1, figsize=(6, 2.2 * len(numeric)), squeeze=False)
+    for ax, k in zip(axes[:, 0], numeric, strict=True):
+        for m in members:
+            xs = [s["step"] for s in m.schedule] + [m.steps]
+            ys = [s[k] for s in m.schedule] + [m.schedule[-1][k]]
+            ax.step(xs, ys, where="post", label=f"m{m.index}")
+        ax.set_ylabel(k)
+        if k in log_scale:
+            ax.set_yscale("log")
+    axes[-1, 0].set_xlabel("env steps")
+    save_figure(fig, path)
 
 
 def run_pbt(sweep: Any, resume: bool = False, progress: Any = None) -> optuna.Study:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +14,16 @@ import optuna
 import pandas as pd
 
 from autorl.config import Sweep
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out, write (creating the folder) and close a pyplot figure; the one way plots are saved."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def write_plots(trials: pd.DataFrame, curves: pd.DataFrame, sweep: Sweep, study: optuna.Study) -> list[Path]:
@@ -40,10 +51,7 @@ def _history(df: pd.DataFrame, sweep: Sweep, path: Path) -> Path:
     ax.set_ylabel(sweep.metrics[0])
     ax.set_title(f"{sweep.study_name}: optimisation history")
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _importances(study: optuna.Study, sweep: Sweep, path: Path) -> Path | None:
@@ -62,10 +70,7 @@ def _importances(study: optuna.Study, sweep: Sweep, path: Path) -> Path | None:
     names = list(imp)[::-1]
     ax.barh(names, [imp[n] for n in names])
     ax.set_xlabel(f"importance for {sweep.metrics[0]} (fANOVA)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _curves(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep, path: Path) -> Path:
@@ -77,7 +82,4 @@ def _curves(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep, path: Path
     ax.set_xlabel(f"budget ({sweep.info.unit})")
     ax.set_ylabel(sweep.metrics[0])
     ax.set_title("learning curves (grey: pruned)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -108,10 +108,14 @@ class SB3Target:
 
             self.env = VecNormalize(self.env)
             self.eval_env = VecNormalize(self.eval_env, training=False, norm_reward=False)
-        self.model = _algo_class(self.algo)(
+        self.model = self._build_model(config, ctx.seed)
+
+    def _build_model(self, config: dict[str, Any], seed: int) -> Any:
+        """The SB3 model of ``self.algo`` on ``self.env`` from the config's policy and algo keys."""
+        return _algo_class(self.algo)(
             config.get("policy", "MlpPolicy"),
             self.env,
-            seed=ctx.seed,
+            seed=seed,
             device="cpu",
             verbose=0,
             policy_kwargs=self._policy_kwargs(config),

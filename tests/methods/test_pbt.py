@@ -286,7 +286,8 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     df = pd.read_csv(out / "trials.csv")
     assert len(df) == 4 and (df["state"] == "COMPLETE").all() and (df["wall_s"] >= 0).all()
     assert (df["budget"] == 40).all() and (df["metric_population_steps"] == 160).all()
-    for f in ("pbt_schedule.csv", "pbt_lineage.csv", "best_schedule.yaml", "pbt_summary.json", "best.yaml"):
+    files = ("pbt_schedule.csv", "pbt_lineage.csv", "best_schedule.yaml", "pbt_summary.json", "best.yaml")
+    for f in (*files, "plots/pbt_schedules.png"):
         assert (out / f).is_file(), f
     lineage = pd.read_csv(out / "pbt_lineage.csv")
     assert len(lineage) == 3  # one exploit per interval boundary (quantile 0.25 of 4 = 1 member)
