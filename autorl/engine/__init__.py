@@ -1,0 +1,1 @@
+"""The batched population engine: many agents trained as one torch computation."""
