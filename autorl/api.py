@@ -1,8 +1,11 @@
-"""The Python entry points: ``autorl.sweep(...)`` and friends, what the CLI calls."""
+"""The Python entry points: ``autorl.api.sweep(...)`` and friends, what the CLI calls."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +14,8 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from autorl.config import Sweep, load_sweep, parse_sweep
-from autorl.results import export, write_run_files
+from autorl.config import Sweep, apply_overrides, load_sweep, parse_sweep
+from autorl.results import export, open_study, owned_run
 
 
 @dataclass
@@ -30,10 +33,10 @@ class SweepResult:
     @property
     def best_value(self) -> float | None:
         col = "value" if "value" in self.trials else f"value_{self.sweep.metrics[0]}"
-        done = self.trials[self.trials["state"] == "COMPLETE"]
+        done = self.trials[self.trials["state"] == "COMPLETE"] if len(self.trials) else self.trials
         if done.empty:
             return None
-        return float(done[col].max() if self.sweep.directions[0] == "maximize" else done[col].min())
+        return float(done[col].max() if self.sweep.maximize else done[col].min())
 
 
 def as_sweep(
@@ -43,27 +46,30 @@ def as_sweep(
     if isinstance(config, Sweep):
         return config
     if isinstance(config, dict):
-        from autorl.config import apply_overrides
-
         return parse_sweep(apply_overrides(config, overrides or [], "<config>"), "<config>", out)
     return load_sweep(config, overrides, out)
 
 
-def _runner(sw: Sweep) -> Callable[..., optuna.Study]:
-    """The method's own runner (population methods), else the configured executor."""
-    from autorl.methods import method_info
-    from autorl.registry import load_reference
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a sweep runs, SIGTERM (a scheduler's or ``kill``'s stop) is handled like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    info = method_info(sw.method)
-    if info.runner:
-        return load_reference(info.runner)  # type: ignore[no-any-return]
-    if sw.config.executor == "ray":
-        from autorl.executors.ray import run_ray
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
 
-        return run_ray
-    from autorl.executors import run_embedded
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
-    return run_embedded
+
+def _progress_so_far(sw: Sweep) -> int:
+    """Trials in the sweep's storage, plus one for a population's state: what a new run would mix with."""
+    return len(open_study(sw).get_trials(deepcopy=False)) + int((sw.out / "population.json").is_file())
 
 
 def sweep(
@@ -77,17 +83,17 @@ def sweep(
 ) -> SweepResult:
     """Run a sweep described by a YAML file or a mapping, and export its results.
 
-    Interrupting it (Ctrl-C) still writes the results so far; ``resume=True`` continues a sweep whose
-    output directory already holds trials.
+    The output directory is owned by this call: a second process on it is refused. Interrupting it
+    (Ctrl-C, SIGTERM) still writes the results so far; ``resume=True`` continues a sweep whose output
+    directory already holds trials (a new sweep into such a directory is refused).
     """
-    sw = as_sweep(config, overrides, out)
-    write_run_files(sw)
-    runner = _runner(sw)
-    try:
-        study = runner(sw, resume=resume, progress=progress)
-    except KeyboardInterrupt:
-        from autorl.executors import open_study
+    from autorl.executors import run
 
-        export(open_study(sw), sw, plots=plots)
-        raise
-    return SweepResult(sw, study, export(study, sw, plots=plots))
+    sw = as_sweep(config, overrides, out)
+    with owned_run(sw, resume, lambda: _progress_so_far(sw)), sigterm_as_interrupt():
+        try:
+            study = run(sw, resume=resume, progress=progress)
+        except KeyboardInterrupt:
+            export(open_study(sw), sw, plots=plots)
+            raise
+        return SweepResult(sw, study, export(study, sw, plots=plots))

@@ -43,10 +43,7 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="autorl")
 def main() -> None:
-    """autorl: automated reinforcement learning on Optuna, Ray Tune and stable-baselines3."""
-    # Like `python -m`, let "module:function" targets next to the user's config import.
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
+    """autorl: automated reinforcement learning on Optuna, Ray and stable-baselines3."""
 
 
 _set_option = click.option(
@@ -78,7 +75,7 @@ class SweepProgress:
         self.task = self.progress.add_task("sweep", total=total, best="-", states="")
 
     def __call__(self, trials: list[Any]) -> None:
-        from autorl.executors.storage import counted
+        from autorl.results import counted
 
         values = [t.values[0] for t in trials if t.state.name == "COMPLETE"]
         best = (max(values) if self.maximize else min(values)) if values else None
@@ -106,7 +103,8 @@ def _table(df: Any, metrics: list[str], maximize: bool, top: int) -> Table:
     params = [
         c
         for c in df.columns
-        if c not in {"trial", "state", "budget", "wall_s", "seed", "error", "interrupted"}
+        if c
+        not in {"trial", "state", "budget", "wall_s", "seed", "error", "exit", "log", "member", "interrupted"}
         and not c.startswith(("value", "metric_"))
         and "_seed" not in c
     ]
@@ -210,17 +208,14 @@ def sweep(
 def validate(config: Path, overrides: tuple[str, ...]) -> None:
     """Check CONFIG without running anything."""
     from autorl.config import load_sweep
-    from autorl.methods.base import MethodKind, method_info
-    from autorl.methods.pbt import PBTOptions
 
     sw = load_sweep(config, list(overrides))
     runs = f"{sw.config.trials} trials of up to"
-    if method_info(sw.method).kind is MethodKind.POPULATION:
-        size = sw.method_options.get("population", PBTOptions.population)
-        runs = f"a population of {size} members, each up to"
+    if sw.spec.population:
+        runs = f"a population of {sw.population.size} members, each up to"
     out_console.print(
         f"{config}: ok: {sw.config.target} with {sw.method}, {len(sw.space)} parameters, "
-        f"{runs} {sw.config.budget.max} {sw.info.unit}, output {sw.out}",
+        f"{runs} {sw.config.budget.steps} {sw.info.unit}, output {sw.out}",
         highlight=False,
     )
 
@@ -244,8 +239,8 @@ def list_(what: str) -> None:
     table.add_column("description")
     for entry in registry.entries():
         if what == "methods":
-            info = entry.extra.get("info")
-            table.add_row(entry.name, info.kind.value if info else "", entry.description)
+            spec = entry.extra.get("spec")
+            table.add_row(entry.name, spec.kind.value if spec else "", entry.description)
         else:
             table.add_row(entry.name, entry.description)
     out_console.print(table)
@@ -300,7 +295,7 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
 @click.option("--budget", type=int, help="Budget per run (default: the best member's, as in the sweep).")
 def replay(out_dir: Path, seeds: tuple[int, ...], budget: int | None) -> None:
     """Retrain one agent from scratch with the best schedule of a pbt/pb2 sweep in OUT_DIR."""
-    from autorl.methods.pbt import replay_best
+    from autorl.evaluate import replay_best
 
     try:
         df = replay_best(out_dir, list(seeds) or None, budget)

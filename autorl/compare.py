@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from autorl.config import Budget, Direction, Sweep, _error_from_pydantic, apply_overrides, parse_sweep
 from autorl.errors import ConfigError
 from autorl.evaluate import evaluate_config, fresh_seeds
-from autorl.executors.objective import ATTR
-from autorl.methods.base import MethodKind, method_info
+from autorl.methods import METHODS, method_spec
+from autorl.results import record_of
 from autorl.yamlio import load_yaml
 
 
@@ -119,10 +119,12 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, out: str | 
             if task.methods is not None and mname not in task.methods:
                 continue
             for seed in seeds:
+                name = method if isinstance(method, str) else str(method.get("name"))
+                population = name in METHODS and method_spec(name).population
                 data = {
                     **task.model_dump(exclude={"ref", "methods"}, exclude_none=True),
                     "method": method,
-                    "trials": cfg.max_trials,
+                    **({} if population else {"trials": cfg.max_trials}),
                     "seed": seed,
                     "name": f"{tname}-{mname}-s{seed}",
                     "out": str(out_dir / "cells" / tname / mname / f"seed{seed}"),
@@ -157,7 +159,7 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     )
     used, best, best_trial, curve = 0.0, None, None, []
     for t in finished:
-        cost = float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0)
+        cost = record_of(t).budget
         if used + cost > total:
             break  # this trial ended past the budget: it does not count
         used += cost
@@ -177,14 +179,14 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     if best_trial is None:
         row.update(test_value=None, score=None)
     else:
-        config = best_trial.user_attrs.get(ATTR, {}).get("config", best_trial.params)
+        config = record_of(best_trial).config or best_trial.params
         params = {k: v for k, v in config.items() if k in cell.sweep.space}
         budget = cell.sweep.config.budget
-        if method_info(cell.sweep.method).kind is MethodKind.POPULATION:
+        if cell.sweep.spec.population:
             # a population's result is a schedule, not a config: retrain one agent along it
-            from autorl.methods.pbt import replay_best
+            from autorl.evaluate import replay_best
 
-            steps = int(best_trial.user_attrs[ATTR]["metrics"]["budget"])
+            steps = int(record_of(best_trial).budget) // cell.sweep.config.seeds_per_trial
             test = replay_best(cell.sweep.out, fresh_seeds(test_seeds), budget=steps)
         else:
             test = evaluate_config(
@@ -192,7 +194,7 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
                 cell.sweep.config.args,
                 params,
                 fresh_seeds(test_seeds),
-                Budget(max=budget.max, report_every=budget.interval),
+                Budget(max=budget.steps, report_every=budget.interval),
                 cell.sweep.metrics[0],
             )
         row["test_value"] = float(test[cell.sweep.metrics[0]].mean())

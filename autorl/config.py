@@ -7,22 +7,75 @@ Every error names the file, the key and the rule, e.g.
 from __future__ import annotations
 
 import copy
+import difflib
+import math
+import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from autorl.errors import ConfigError
+from autorl.methods import MethodContext, MethodSpec, PopulationPlan, build_population, check_method
 from autorl.space import SearchSpace
-from autorl.targets import TARGETS, Aggregate, Select, TargetInfo, target_info
+from autorl.targets import TARGETS, Aggregate, Select, TargetInfo, TargetKind, target_info, target_kind
 from autorl.yamlio import load_yaml, loads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACES_DIR = REPO_ROOT / "search_spaces"
+MAX_TRIALS = 1_000_000
+MAX_WORKERS_RAY = 4096  # a cluster's CPUs are checked when it is reached
 
 Direction = Literal["maximize", "minimize"]
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS_B = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1h"`` or ``"1h30m"``; must be positive and finite."""
+    if isinstance(value, bool):
+        raise ValueError(f"a duration is seconds or a string such as '15m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (parts := re.findall(r"(\d+(?:\.\d*)?)\s*([smhd])", value.lower())):
+        if re.sub(r"[\d.\s]+[smhd]", "", value.lower()).strip():
+            raise ValueError(f"a duration looks like 90, '90s', '15m', '1h30m', got {value!r}")
+        seconds = sum(float(n) * _UNITS_S[u] for n, u in parts)
+    else:
+        raise ValueError(f"a duration looks like 90, '90s', '15m', '1h30m', got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a duration must be positive and finite, got {value!r}")
+    return seconds
+
+
+def parse_bytes(value: Any) -> int:
+    """Bytes from ``4_000_000_000``, ``"4GB"``, ``"512MiB"``; must be positive."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = (
+        re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?i?b)\s*", str(value).lower())
+        if isinstance(value, str)
+        else None
+    )
+    if m is None or m.group(2) not in _UNITS_B or float(m.group(1)) <= 0:
+        raise ValueError(f"a memory size looks like '4GB' or '512MiB', got {value!r}")
+    return int(float(m.group(1)) * _UNITS_B[m.group(2)])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Bytes = Annotated[int, BeforeValidator(parse_bytes)]
 
 
 class _Strict(BaseModel):
@@ -32,19 +85,22 @@ class _Strict(BaseModel):
 class Budget(_Strict):
     """Budget of one trial in the target's unit (env steps for RL, optimiser steps for models).
 
+    ``max`` is what one trial may spend (not needed by a plain function, which has no budget);
     ``min`` is the first rung of multi-fidelity methods; ``report_every`` the interval between
     intermediate evaluations (default: ``min`` if given, else a tenth of ``max``); ``total`` caps the
-    budget of the whole sweep: no trial starts once the trials so far consumed it (the trial count
-    still caps it too). Comparisons use it to charge every method the same.
+    budget units of the whole sweep; ``time`` its wall-clock time, summed across resumes.
     """
 
-    max: PositiveInt
+    max: PositiveInt | None = None
     min: PositiveInt | None = None
     report_every: PositiveInt | None = None
     total: PositiveInt | None = None
+    time: Duration | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Budget:
+        if self.max is None:
+            return self
         if self.min is not None and self.min > self.max:
             raise ValueError(f"min <= max must hold, but got (min={self.min}, max={self.max})")
         if self.total is not None and self.total < (self.min or self.max):
@@ -57,8 +113,13 @@ class Budget(_Strict):
         return self
 
     @property
+    def steps(self) -> int:
+        """``max``, or 1 where none is needed (a plain function)."""
+        return self.max or 1
+
+    @property
     def interval(self) -> int:
-        return self.report_every or self.min or max(1, self.max // 10)
+        return self.report_every or self.min or max(1, self.steps // 10)
 
 
 class ValueSpec(_Strict):
@@ -77,10 +138,10 @@ class SweepConfig(_Strict):
     space: str | dict[str, Any] | None = None
     metric: str | list[str] | None = None
     direction: Direction | list[Direction] | None = None
-    budget: Budget
+    budget: Budget = Field(default_factory=Budget)
     method: str | dict[str, Any] = "tpe"
-    trials: PositiveInt = 20
-    workers: PositiveInt = 1
+    trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 20
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS_RAY)] = 1
     seed: int = 0
     out: str | None = None
     seeds_per_trial: PositiveInt = 1
@@ -89,12 +150,26 @@ class SweepConfig(_Strict):
     executor: Literal["embedded", "ray"] = "embedded"
     storage: str | None = None
     ray_address: str | None = None
+    trial_timeout: Duration | None = None
+    trial_memory: Bytes | None = None
 
     @model_validator(mode="after")
     def _method_has_name(self) -> SweepConfig:
         if isinstance(self.method, dict) and not isinstance(self.method.get("name"), str):
             raise ValueError("method must be a name or a mapping with a 'name' key")
         return self
+
+
+# What a resume may change: the rest must match the run it continues (docs/config.md, "Resume").
+RESUMABLE_CHANGES = (
+    "trials",
+    "workers",
+    "budget.time",
+    "trial_timeout",
+    "trial_memory",
+    "executor",
+    "ray_address",
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +186,8 @@ class Sweep:
     method_options: dict[str, Any]
     out: Path
     study_name: str
+    spec: MethodSpec
+    base_dir: Path  # where a target reference next to the config is looked up
 
     @property
     def value_spec(self) -> ValueSpec:
@@ -119,15 +196,68 @@ class Sweep:
 
     @property
     def storage_url(self) -> str:
-        return self.config.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
+        """The storage: ``storage``, else ``$AUTORL_STORAGE``, else SQLite in the run directory."""
+        from autorl.urls import STORAGE_ENV
+
+        return (
+            self.config.storage
+            or os.environ.get(STORAGE_ENV)
+            or f"sqlite:///{(self.out / 'study.db').resolve()}"
+        )
 
     @property
     def shared_storage(self) -> bool:
-        """True when the storage was given explicitly and other processes may share it."""
-        return self.config.storage is not None
+        """True when the storage was given (``storage`` or ``$AUTORL_STORAGE``): other processes may
+        share it."""
+        from autorl.urls import STORAGE_ENV
+
+        return bool(self.config.storage or os.environ.get(STORAGE_ENV))
+
+    @property
+    def maximize(self) -> bool:
+        return self.directions[0] == "maximize"
+
+    def trial_seeds(self, number: int) -> list[int]:
+        """Seeds of trial (or member) ``number``: distinct across a sweep, reproducible from its seed."""
+        k = self.config.seeds_per_trial
+        start = self.config.seed * 1_000_003 + number * k
+        return list(range(start, start + k))
+
+    def context(self, stream: int = 0) -> MethodContext:
+        """What the sweep's method may know of it."""
+        b = self.config.budget
+        return MethodContext(
+            space=self.space,
+            directions=self.directions,
+            seed=self.config.seed,
+            stream=stream,
+            workers=self.config.workers,
+            trials=self.config.trials,
+            budget_max=b.steps,
+            budget_min=b.min,
+            budget_total=b.total,
+            report_every=b.report_every,
+            target=self.config.target,
+        )
+
+    @cached_property
+    def population(self) -> PopulationPlan:
+        """The population method's plan (population methods only)."""
+        return build_population(self.method, self.context(), self.method_options)
+
+    def portable(self) -> dict[str, Any]:
+        """What another process needs to rebuild this sweep with :func:`parse_sweep`: the keys the
+        user set, with the space, target and out resolved (and never the storage's URL)."""
+        data = self.config.model_dump(mode="json", exclude_unset=True, exclude={"storage"})
+        data.update(
+            space=self.space.to_dict(), target=self.config.target, out=str(self.out), name=self.study_name
+        )
+        return data
 
     def resolved(self) -> dict[str, Any]:
-        """The config with defaults filled in, as written to the run directory."""
+        """The config with defaults filled in, as written to the run directory (no storage password)."""
+        from autorl.urls import redact
+
         data = self.config.model_dump(mode="json")
         data.update(
             space=self.space.to_dict(),
@@ -135,28 +265,40 @@ class Sweep:
             direction=list(self.directions),
             out=str(self.out),
             name=self.study_name,
+            storage=redact(self.config.storage) if self.config.storage else None,
         )
         return data
 
 
-def _error_from_pydantic(exc: ValidationError, source: str) -> ConfigError:
-    err = exc.errors()[0]
+def _error_from_pydantic(
+    exc: ValidationError, source: str, models: dict[str, type[BaseModel]] | None = None
+) -> ConfigError:
+    """The first error as ``FILE: KEY: RULE``; an unknown key comes first and gets a "did you mean"."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
     loc = [
         str(x)
         for x in err["loc"]
-        if not re.fullmatch(r"(str|int|dict\[.*\]|list\[.*\]|literal\[.*\]|.*-enum)", str(x))
+        if not re.fullmatch(
+            r"(str|int|float|dict\[.*\]|list\[.*\]|literal\[.*\]|.*-enum|function-before\[.*\])", str(x)
+        )
     ]
     key = ".".join(loc) or None
     if err["type"] == "extra_forbidden":
-        nested: dict[str, type[BaseModel]] = {"budget": Budget, "value": ValueSpec}
-        parent = SweepConfig if len(loc) == 1 else nested.get(loc[0], SweepConfig)
-        rule = f"unknown key; valid keys: {', '.join(parent.model_fields)}"
+        nested: dict[str, type[BaseModel]] = {"budget": Budget, "value": ValueSpec, **(models or {})}
+        parent = (models or {}).get("") or SweepConfig
+        if len(loc) > 1:
+            parent = nested.get(loc[-2], nested.get(loc[0], parent))
+        valid = list(parent.model_fields)
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        rule = f"unknown key{hint}; valid keys: {', '.join(valid)}"
     elif err["type"] == "missing":
         rule = "is required"
+    elif err["type"] == "value_error":
+        rule = err["msg"].removeprefix("Value error, ")
     else:
         rule = f"{err['msg'].removeprefix('Value error, ')}, got {err.get('input')!r}"
-        if err["type"] == "value_error":
-            rule = err["msg"].removeprefix("Value error, ")
     return ConfigError(rule, key, source)
 
 
@@ -182,13 +324,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
     return data
 
 
-def resolve_space_path(ref: str) -> Path:
-    """A space file: as given, or relative to the repository's search_spaces/ folder."""
-    p = Path(ref)
-    if p.is_file():
-        return p
-    if (SPACES_DIR / ref).is_file():
-        return SPACES_DIR / ref
+def resolve_space_path(ref: str, base_dir: Path | None = None) -> Path:
+    """A space file: relative to the config's directory, the working directory, or search_spaces/."""
+    p = Path(ref).expanduser()
+    for candidate in ([base_dir / p] if base_dir and not p.is_absolute() else []) + [p, SPACES_DIR / ref]:
+        if candidate.is_file():
+            return candidate
     return p
 
 
@@ -202,25 +343,39 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
         raise _error_from_pydantic(exc, source) from None
     if out is not None:
         cfg = cfg.model_copy(update={"out": out})
-    cfg = cfg.model_copy(update=_absolute_paths(cfg))
+    base_dir = (
+        Path(source).resolve().parent
+        if source not in ("<config>", "") and Path(source).exists()
+        else Path.cwd()
+    )
+    try:
+        cfg = cfg.model_copy(update=_resolved_references(cfg, base_dir))
+        return _resolve(cfg, source, base_dir)
+    except ConfigError as exc:
+        raise (exc if exc.file else exc.at(file=source)) from None
+
+
+def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
+    from autorl.urls import STORAGE_ENV, check_storage_url
 
     if cfg.target not in TARGETS:  # a user's reference: import it now so a typo fails before running
-        from autorl.targets.driver import target_kind
-
         try:
             target_kind(TARGETS.get(cfg.target))
         except ConfigError as exc:
-            raise exc.at("target", source) from None
+            raise exc.at("target") from None
     info = target_info(cfg.target)
-    space = _load_space(cfg, info, source)
+    if cfg.budget.max is None and target_kind(TARGETS.get(cfg.target)) is not TargetKind.FUNCTION:
+        raise ConfigError(
+            f"is required: {cfg.target} trains in {info.unit}, so each trial needs a budget", "budget.max"
+        )
+    space = _load_space(cfg, info, base_dir)
     if info.check:
         from autorl.registry import load_reference
 
         try:
             load_reference(info.check)(cfg.args, list(space))
         except ConfigError as exc:
-            raise exc.at("args", source) from None
-
+            raise exc.at("args") from None
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
     directions: tuple[Any, ...] = (
         tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)
@@ -231,47 +386,83 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
         raise ConfigError(
             f"metric and direction must have the same length, got {len(metrics)} and {len(directions)}",
             "direction",
-            source,
         )
     if isinstance(cfg.method, dict):
         method, options = cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"}
     else:
         method, options = cfg.method, {}
+    if cfg.executor == "embedded" and cfg.workers > (cores := os.cpu_count() or 1):
+        raise ConfigError(
+            f"workers <= {cores} (this machine's cores) must hold for the embedded executor, got "
+            f"{cfg.workers}; use executor: ray with a cluster for more",
+            "workers",
+        )
+    storage = cfg.storage or os.environ.get(STORAGE_ENV)
+    if storage:
+        check_storage_url(storage)
     name = cfg.name or (Path(source).stem if source != "<config>" else "sweep")
-    out_dir = Path(cfg.out or f"runs/{name}")
-    sweep = Sweep(cfg, source, space, metrics, directions, info, method, options, out_dir, name)
+    out_dir = Path(cfg.out or f"runs/{name}").expanduser()
+    ctx = MethodContext(
+        space=space,
+        directions=directions,
+        seed=cfg.seed,
+        workers=cfg.workers,
+        trials=cfg.trials,
+        budget_max=cfg.budget.steps,
+        budget_min=cfg.budget.min,
+        budget_total=cfg.budget.total,
+        report_every=cfg.budget.report_every,
+        target=cfg.target,
+    )
+    spec = check_method(method, ctx, options)
+    if spec.population:
+        _check_population(cfg, method)
+    return Sweep(
+        cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir
+    )
 
-    from autorl.methods import check_method
 
-    check_method(sweep)
-    return sweep
+def _check_population(cfg: SweepConfig, method: str) -> None:
+    """Keys that have no meaning for a population are refused, not ignored."""
+    if "trials" in cfg.model_fields_set:
+        raise ConfigError(
+            f"a {method} sweep trains one population: its size is the method option 'population', "
+            "so trials has no meaning here; remove it",
+            "trials",
+        )
 
 
-def _absolute_paths(cfg: SweepConfig) -> dict[str, Any]:
-    """File references made absolute, so the run directory works from any directory later."""
+def _resolved_references(cfg: SweepConfig, base_dir: Path) -> dict[str, Any]:
+    """File references made absolute (so the run directory works from anywhere later); a module
+    reference that only exists next to the config or in the working directory becomes a file one."""
+    from autorl.registry import find_local_module
+
     update: dict[str, Any] = {}
     module, sep, attr = cfg.target.partition(":")
-    if sep and module.endswith(".py") and Path(module).is_file():
-        update["target"] = f"{Path(module).resolve()}:{attr}"
+    if sep and module.endswith(".py"):
+        for base in (base_dir, Path.cwd()):
+            if (base / module).expanduser().is_file():
+                update["target"] = f"{(base / module).expanduser().resolve()}:{attr}"
+                break
+    elif sep and cfg.target not in TARGETS and (found := find_local_module(module, (base_dir, Path.cwd()))):
+        update["target"] = f"{found}:{attr}"
     if cfg.storage and cfg.storage.startswith("journal:"):
-        update["storage"] = f"journal:{Path(cfg.storage.removeprefix('journal:')).resolve()}"
+        update["storage"] = f"journal:{Path(cfg.storage.removeprefix('journal:')).expanduser().resolve()}"
     return update
 
 
-def _load_space(cfg: SweepConfig, info: TargetInfo, source: str) -> SearchSpace:
+def _load_space(cfg: SweepConfig, info: TargetInfo, base_dir: Path) -> SearchSpace:
     if isinstance(cfg.space, dict):
         try:
             return SearchSpace.from_dict(cfg.space)
         except ConfigError as exc:
-            raise exc.at("space", source) from None
+            raise exc.at("space") from None
     ref = cfg.space or info.space
     if ref is None:
-        raise ConfigError("is required: this target has no default search space", "space", source)
-    path = resolve_space_path(ref)
+        raise ConfigError("is required: this target has no default search space", "space")
+    path = resolve_space_path(ref, base_dir)
     if not path.is_file():
-        raise ConfigError(
-            f"search space file {ref!r} not found (looked here and in {SPACES_DIR})", "space", source
-        )
+        raise ConfigError(f"search space file {ref!r} not found (looked here and in {SPACES_DIR})", "space")
     return SearchSpace.from_yaml(path)
 
 

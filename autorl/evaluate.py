@@ -1,4 +1,4 @@
-"""Retrain a configuration on fresh seeds: ``autorl train best.yaml`` and ``autorl reeval DIR``.
+"""Retrain on fresh seeds: ``autorl train best.yaml``, ``autorl reeval DIR`` and ``autorl replay DIR``.
 
 The best of many noisy trials is optimistically biased (Eimer et al. 2023), so a sweep's incumbents
 are judged again on seeds that tuning never used.
@@ -6,6 +6,7 @@ are judged again on seeds that tuning never used.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pandas as pd
 
 from autorl.config import Budget
 from autorl.errors import ConfigError
-from autorl.targets import TARGETS, TrialContext, run_target, target_info
+from autorl.results import open_run, record_of
+from autorl.space import SearchSpace
+from autorl.targets import TARGETS, Aggregate, TrialContext, run_target, target_info
 from autorl.yamlio import load_yaml
 
 FRESH_SEED_BASE = 900_000_000  # far above the seeds a sweep gives its trials
@@ -30,7 +33,7 @@ def evaluate_config(
     fn = TARGETS.get(target)
     rows = []
     for seed in seeds:
-        ctx = TrialContext(seed=seed, budget=budget.max, report_every=budget.interval, metric=metric)
+        ctx = TrialContext(seed=seed, budget=budget.steps, report_every=budget.interval, metric=metric)
         result = run_target(fn, {**args, **params}, ctx)
         rows.append({"seed": seed, **result.metrics})
     return pd.DataFrame(rows)
@@ -62,10 +65,6 @@ def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFr
     Returns one row per (trial, seed) and writes ``reeval.csv`` plus ``reeval_summary.csv`` (mean,
     std and IQM per trial next to its tuning value) in the sweep's directory.
     """
-    from autorl.executors.objective import ATTR
-    from autorl.results import open_run
-    from autorl.targets import Aggregate
-
     out = Path(out_dir)
     study, cfg = open_run(out)
     maximize = cfg["direction"][0] == "maximize"
@@ -74,7 +73,7 @@ def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFr
     budget = Budget(**{k: v for k, v in cfg["budget"].items() if v is not None})
     frames = []
     for t in done:
-        config = t.user_attrs.get(ATTR, {}).get("config", t.params)
+        config = record_of(t).config or t.params
         params = {k: v for k, v in config.items() if k in cfg["space"]}
         res = evaluate_config(
             cfg["target"], cfg.get("args", {}), params, fresh_seeds(n_seeds), budget, cfg["metric"][0]
@@ -98,3 +97,74 @@ def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFr
         result.to_csv(out / "reeval.csv", index=False)
         summary.to_csv(out / "reeval_summary.csv", index=False)
     return result
+
+
+def replay_schedule(
+    schedule: list[dict[str, Any]],
+    seed: int,
+    *,
+    target: str,
+    args: dict[str, Any] | None = None,
+    budget: int,
+    metric: str = "eval_return",
+    mutable: set[str] | None = None,
+) -> dict[str, float]:
+    """Retrain one agent from scratch following ``schedule`` (``[{"step": 0, ...}, ...]``); returns its
+    final metrics.
+
+    With ``mutable`` given, every other parameter takes its value from the schedule's last entry from
+    the start: an exploit hands over the donor's immutable values with its weights, so the last entry
+    holds those the final agent was built with."""
+    sched = sorted(schedule, key=lambda s: s["step"])
+    first = {k: v for k, v in sched[0].items() if k != "step"}
+    if mutable is not None:
+        first.update({k: v for k, v in sched[-1].items() if k != "step" and k not in mutable})
+    obj = TARGETS.get(target)(
+        {**(args or {}), **first}, TrialContext(seed=seed, budget=budget, metric=metric)
+    )
+    steps, res = 0, {}
+    ends = [int(s["step"]) for s in sched[1:]] + [budget]
+    for s, end in zip(sched, ends, strict=True):
+        cfg = {k: v for k, v in s.items() if k != "step" and (mutable is None or k in mutable)}
+        if hasattr(obj, "reconfigure"):
+            obj.reconfigure(cfg)
+        if end > steps:
+            res = dict(obj.train(end - steps))
+            steps = int(res.get("budget", end))
+    return {k: float(v) for k, v in res.items()}
+
+
+def replay_best(
+    out_dir: str | Path, seeds: list[int] | None = None, budget: int | None = None
+) -> pd.DataFrame:
+    """Retrain the best member's schedule of a finished population sweep from scratch on ``seeds``
+    (default: 3 fresh seeds); one row of final metrics per seed, also written to ``replay.csv``."""
+    out = Path(out_dir)
+    sched_file = out / "best_schedule.yaml"
+    if not sched_file.is_file():
+        raise FileNotFoundError(
+            f"{sched_file} is missing: replay needs the output directory of a pbt or pb2 sweep"
+        )
+    cfg = load_yaml(out / "config.yaml")
+    best = load_yaml(sched_file)
+    space = SearchSpace.from_yaml(out / "space.yaml")
+    metric = cfg.get("metric") or "value"
+    metric = metric[0] if isinstance(metric, list) else metric
+    rows = []
+    for seed in seeds or fresh_seeds(3):
+        res = replay_schedule(
+            best["schedule"],
+            seed,
+            target=cfg["target"],
+            args=cfg.get("args") or {},
+            budget=budget or int(best.get("steps") or cfg["budget"]["max"]),
+            metric=metric,
+            mutable={p.name for p in space.values() if p.mutable},
+        )
+        rows.append({"seed": seed, **res})
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "replay.csv", index=False)
+    (out / "replay_summary.json").write_text(
+        json.dumps(df.drop(columns=["seed"]).agg(["mean", "std"]).to_dict())
+    )
+    return df

@@ -11,7 +11,7 @@ import difflib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -22,8 +22,33 @@ from autorl.errors import ConfigError
 T = TypeVar("T")
 
 
+def find_local_module(module: str, dirs: Sequence[Path]) -> Path | None:
+    """Where a user's module lives when it is not importable as installed: the first of ``dirs``
+    (the config's directory, then the working directory) holding it.
+
+    A top-level module ``name.py`` is returned as its file, which :func:`load_reference` then loads
+    by path. For a package (``pkg.mod``), its directory is appended to ``sys.path`` (at the end, so it
+    never shadows an installed package) and None is returned: the reference stays ``pkg.mod:attr``.
+    """
+    top = module.split(".")[0]
+    if not top.isidentifier() or importlib.util.find_spec(top) is not None:
+        return None
+    for d in dirs:
+        if "." not in module and (d / f"{top}.py").is_file():
+            return (d / f"{top}.py").resolve()
+        if (d / top / "__init__.py").is_file():
+            if str(d.resolve()) not in sys.path:
+                sys.path.append(str(d.resolve()))
+            return None
+    return None
+
+
 def load_reference(ref: str) -> Any:
-    """Import ``"package.module:attr"`` or ``"path/to/file.py:attr"`` and return the attribute."""
+    """Import ``"package.module:attr"`` or ``"path/to/file.py:attr"`` and return the attribute.
+
+    A file's directory is appended to ``sys.path`` (after everything installed) so that it can import
+    its neighbours; nothing else adds to the path.
+    """
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"a reference must look like 'package.module:name' or 'file.py:name', got {ref!r}")
@@ -34,6 +59,8 @@ def load_reference(ref: str) -> Any:
         mod_key = f"autorl_user_{abs(hash(str(path)))}"
         module = sys.modules.get(mod_key)
         if module is None:
+            if str(path.parent) not in sys.path:
+                sys.path.append(str(path.parent))
             spec = importlib.util.spec_from_file_location(mod_key, path)
             assert spec is not None and spec.loader is not None  # a .py file always has a loader
             module = importlib.util.module_from_spec(spec)

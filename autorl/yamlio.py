@@ -1,4 +1,9 @@
-"""YAML in and out: safe loading that reads ``1e4`` as a number, and file-naming errors."""
+"""YAML in and out: safe loading that reads ``1e4`` as a number, and file-naming errors.
+
+Loading is bounded: a document may hold at most :data:`MAX_BYTES` bytes and, with every alias
+expanded, :data:`MAX_NODES` nodes, so a few lines of nested aliases (a "billion laughs") are refused
+before anything expands them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from typing import Any
 import yaml
 
 from autorl.errors import ConfigError
+
+MAX_BYTES = 1_000_000  # a sweep config or search space is a few KB
+MAX_NODES = 100_000  # scalars, sequences and mappings after expanding aliases
 
 
 class _Loader(yaml.SafeLoader):
@@ -40,15 +48,45 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes ``node`` stands for once aliases are expanded (an alias counts its anchor's size again)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias is a cycle: counted once, it cannot grow the total
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        memo[key] = 1 + sum(_expanded_size(c, memo) for c in children)
+    return memo[key]
+
+
 def loads(text: str, source: str = "<string>") -> Any:
-    """Parse YAML text; a syntax error becomes a one-line ConfigError naming ``source``."""
+    """Parse YAML text; a syntax error or an oversized document is a one-line ConfigError naming
+    ``source``."""
+    if len(text.encode()) > MAX_BYTES:
+        raise ConfigError(f"a YAML document may hold at most {MAX_BYTES} bytes", file=source)
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_NODES:
+            raise ConfigError(
+                f"the YAML expands to {size} nodes (aliases repeat their anchors); at most {MAX_NODES} "
+                "are accepted",
+                file=source,
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"invalid YAML at {where}: {problem}", file=source) from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -56,6 +94,8 @@ def load_yaml(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("file not found", file=str(path))
+    if p.stat().st_size > MAX_BYTES:
+        raise ConfigError(f"a YAML file may hold at most {MAX_BYTES} bytes", file=str(path))
     return loads(p.read_text(), str(path))
 
 

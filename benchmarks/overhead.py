@@ -21,11 +21,10 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from autorl.executors.storage import make_storage
+from autorl.results.storage import make_storage
 from tests.toy_targets import busy
 
 TOY = Path(__file__).resolve().parent.parent / "tests" / "toy_targets.py"
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

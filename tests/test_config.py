@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import yaml
 
@@ -5,6 +7,8 @@ from autorl.config import apply_overrides, load_sweep, parse_sweep
 from autorl.errors import ConfigError
 
 from .conftest import toy
+
+CORES = os.cpu_count() or 1
 
 
 def write(tmp_path, cfg):
@@ -23,9 +27,25 @@ def test_valid_config_resolves(make_config, tmp_path):
 @pytest.mark.parametrize(
     "change, key, rule",
     [
-        ({"trails": 5}, "trails", "unknown key; valid keys: name, target"),
+        ({"trails": 5}, "trails", "unknown key (did you mean 'trials'?); valid keys: name, target"),
         ({"trials": "many"}, "trials", "valid integer"),
-        ({"trials": 0}, "trials", "greater than 0"),
+        ({"trials": 0}, "trials", "greater than or equal to 1"),
+        ({"trials": 2**32 + 5}, "trials", "less than or equal to 1000000"),
+        ({"workers": CORES + 1}, "workers", f"workers <= {CORES} (this machine's cores)"),
+        ({"budget": {"maxx": 5000}}, "budget.maxx", "unknown key (did you mean 'max'?)"),
+        (
+            {"space": {"x": {"type": "float", "low": 0, "high": float("inf")}}},
+            "space.x",
+            "high must be a finite number",
+        ),
+        (
+            {"space": {"x": {"type": "float", "low": float("nan"), "high": 1}}},
+            "space.x",
+            "low must be a finite number",
+        ),
+        ({"storage": "postgresql://u:secret@localhost/db"}, "storage", "pip install 'psycopg[binary]'"),
+        ({"trial_timeout": "15 minutes"}, "trial_timeout", "a duration looks like"),
+        ({"trial_memory": "lots"}, "trial_memory", "a memory size looks like"),
         ({"budget": {"max": 10, "min": 20}}, "budget", "min <= max must hold"),
         ({"budget": {"max": 10, "mni": 2}}, "budget.mni", "unknown key"),
         ({"space": {"x": {"type": "float", "low": 2, "high": 1}}}, "space.x", "low <= high"),

@@ -29,6 +29,7 @@ def curve(config, ctx):
     """Reports a learning curve; configs far from x=0.3 learn slowly (so pruners stop them)."""
     value = 0.0
     for step in range(ctx.interval, ctx.budget + 1, ctx.interval):
+        time.sleep(float(config.get("sleep", 0)))
         value = (1.0 - abs(config["x"] - 0.3)) * step / ctx.budget
         ctx.report(value, step)
     return {"score": value, "budget": ctx.budget}
@@ -84,3 +85,124 @@ class Counter:
     def load(self, path: Path) -> None:
         s = json.loads((Path(path) / "s.json").read_text())
         self.t, self.rate, self.value = s["t"], s["rate"], s["value"]
+
+
+class Toy:
+    """A Trainable for population tests: the score grows by ``lr`` per step while lr < 0.3 (above it the
+    gain drops), so a population improves by moving lr up from a poor start.
+
+    Fixed args: ``log`` (a JSONL file: one row per train call with the seed, the steps before it and
+    the lr in effect), ``sleep`` (seconds per call, so a test can kill a run mid-way), ``crash`` (a
+    mapping ``{seed, at, marker}``: the agent with that seed kills its process with SIGSEGV once, when a
+    train call starts at or after ``at`` steps, and writes ``marker`` first so it happens only once).
+    """
+
+    def __init__(self, config, ctx):
+        self.config = dict(config)
+        self.seed = ctx.seed
+        self.lr = float(config["lr"])
+        self.steps, self.value = 0, 0.0
+
+    def train(self, budget):
+        crash = self.config.get("crash")
+        if (
+            crash
+            and self.seed == crash["seed"]
+            and self.steps >= crash["at"]
+            and not os.path.exists(crash["marker"])
+        ):
+            Path(crash["marker"]).write_text("crashed")
+            import ctypes
+
+            ctypes.string_at(0)  # SIGSEGV
+        if self.config.get("log"):
+            with open(self.config["log"], "a") as f:
+                f.write(json.dumps({"seed": self.seed, "start": self.steps, "lr": self.lr}) + "\n")
+        time.sleep(float(self.config.get("sleep", 0)))
+        for _ in range(budget):
+            self.value += self.lr if self.lr < 0.3 else 0.6 - self.lr
+        self.steps += budget
+        return {"score": self.value, "budget": float(self.steps)}
+
+    def save(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "s.json").write_text(
+            json.dumps({"steps": self.steps, "value": self.value, "lr": self.lr})
+        )
+
+    def load(self, path):
+        s = json.loads((Path(path) / "s.json").read_text())
+        self.steps, self.value, self.lr = s["steps"], s["value"], s["lr"]  # the donor's lr (ray#62173)
+
+    def reconfigure(self, config):
+        self.lr = float(config["lr"])
+
+
+class NoReconfigure:
+    """A Trainable without reconfigure: it cannot take a mutable hyperparameter."""
+
+    def __init__(self, config, ctx):
+        self.t = 0
+
+    def train(self, budget):
+        self.t += budget
+        return {"value": float(self.t), "budget": self.t}
+
+    def save(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+    def load(self, path):
+        pass
+
+
+class Pow2:
+    """A Trainable over a power-of-two size (``n``) and an lr: value = lr * log2(n) per step."""
+
+    def __init__(self, config, ctx):
+        self.n, self.lr, self.t, self.value = int(config["n"]), float(config["lr"]), 0, 0.0
+        if self.n & (self.n - 1):
+            raise ValueError(f"n must be a power of two, got {self.n}")
+
+    def train(self, budget):
+        self.t += budget
+        self.value += budget * self.lr * math.log2(self.n)
+        return {"value": self.value, "budget": self.t}
+
+    def reconfigure(self, config):
+        self.lr = float(config["lr"])
+        if "n" in config and int(config["n"]) & (int(config["n"]) - 1):
+            raise ValueError(f"n must be a power of two, got {config['n']}")
+        self.n = int(config.get("n", self.n))
+
+    def save(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "s.json").write_text(json.dumps([self.n, self.lr, self.t, self.value]))
+
+    def load(self, path):
+        self.n, self.lr, self.t, self.value = json.loads((Path(path) / "s.json").read_text())
+
+
+def faulty(config):
+    """Fails in the way ``config["fault"]`` names: ``segfault``, ``exit`` (os._exit(3)), ``sys_exit``
+    (sys.exit(3)), ``memory`` (allocates ``config["gb"]`` GB), ``hang`` (sleeps an hour), ``print``
+    (writes to stdout and stderr); ``none`` returns x."""
+    import sys
+
+    fault = config.get("fault", "none")
+    print(f"trial x={config['x']} fault={fault}", flush=True)
+    if fault == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+    elif fault == "exit":
+        os._exit(3)
+    elif fault == "sys_exit":
+        sys.exit(3)
+    elif fault == "memory":
+        block = bytearray(int(float(config.get("gb", 4)) * 1e9))
+        return float(len(block))
+    elif fault == "hang":
+        time.sleep(3600)
+    elif fault == "print":
+        print("to stderr", file=sys.stderr, flush=True)
+    return float(config["x"])

@@ -794,12 +794,9 @@ class ActorCriticTarget:
 # --------------------------------------------------------------------------------------------- outputs
 def plot_history(history: Sequence[Mapping[str, float]], path: Path, title: str = "") -> None:
     """Write a PNG: eta (gamma, lambda; loss coefficients) over env steps, returns, meta-step time share."""
-    import matplotlib
+    from autorl.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from autorl.results.plots import save_figure
+    plt = pyplot()
 
     rows = sorted(history, key=lambda r: r["env_steps"])
     x = np.array([r["env_steps"] for r in rows])

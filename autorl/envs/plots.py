@@ -18,12 +18,9 @@ def heatmap(
     df: pd.DataFrame, x: str, y: str, path: str | Path, value: str = "return", bins: int = 6, title: str = ""
 ) -> Path:
     """Mean ``value`` of per-level rows binned over context columns ``x`` and ``y``, saved as PNG."""
-    import matplotlib
+    from autorl.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from autorl.results.plots import save_figure
+    plt = pyplot()
 
     for key in (x, y, value):
         if key not in df.columns:
@@ -49,12 +46,9 @@ def plot_level_history(log: list[dict[str, Any]], path: str | Path, x: str | Non
     component ALP. Bottom (PLR, ALP-GMM): buffered levels or mixture components over context dimension
     ``x`` (first context key by default) at each logged step, coloured by their sampling probability.
     """
-    import matplotlib
+    from autorl.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from autorl.results.plots import save_figure
+    plt = pyplot()
 
     pts = [(e["step"], lv, lv["p"]) for e in log for lv in e.get("levels", [])]
     fig, axes = plt.subplots(2 if pts else 1, 1, figsize=(6, 6 if pts else 3.2), sharex=True, squeeze=False)

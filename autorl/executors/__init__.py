@@ -1,17 +1,54 @@
-"""Executors: where trials run. ``embedded`` (Optuna, worker processes) and ``ray`` (Ray Tune)."""
+"""Executors run what methods decide: trials and populations on supervised worker processes, locally
+(``embedded``) or as Ray actors on a local instance or a cluster (``ray``)."""
 
-from autorl.executors.embedded import run_embedded
-from autorl.executors.objective import ATTR, Objective, TrialFailed, trial_seeds
-from autorl.executors.storage import counted, make_storage, open_study, recover
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import optuna
+
+from autorl.executors.population import ProcessHosts, run_population
+from autorl.executors.sweep import Backend, Progress, run_trials
+from autorl.executors.trial import TrialJob, TrialOutcome, run_trial
+from autorl.executors.workers import ProcessPool
+
+if TYPE_CHECKING:
+    from autorl.config import Sweep
+
+
+def open_backend(sweep: Sweep) -> Backend:
+    """The sweep's workers: ``workers`` processes here, or that many Ray actors (fewer for a smaller
+    population)."""
+    cfg = sweep.config
+    size = min(cfg.workers, sweep.population.size) if sweep.spec.population else cfg.workers
+    if cfg.executor == "ray":
+        from autorl.executors.ray import RayPool
+
+        return RayPool(sweep, size)
+    return ProcessPool(size, memory=cfg.trial_memory)
+
+
+def run(sweep: Sweep, resume: bool = False, progress: Progress | None = None) -> optuna.Study:
+    """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup."""
+    backend = open_backend(sweep)
+    try:
+        if sweep.spec.population:
+            hosts = ProcessHosts(sweep, backend, sweep.config.trial_timeout)
+            return run_population(sweep, hosts, resume, progress)
+        return run_trials(sweep, backend, resume, progress)
+    finally:
+        backend.close()
+
 
 __all__ = [
-    "ATTR",
-    "Objective",
-    "TrialFailed",
-    "counted",
-    "make_storage",
-    "open_study",
-    "recover",
-    "run_embedded",
-    "trial_seeds",
+    "Backend",
+    "ProcessHosts",
+    "ProcessPool",
+    "TrialJob",
+    "TrialOutcome",
+    "open_backend",
+    "run",
+    "run_population",
+    "run_trial",
+    "run_trials",
 ]

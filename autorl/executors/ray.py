@@ -1,273 +1,274 @@
-"""The Ray Tune executor: the same sweep on Ray, locally or on a cluster (``ray_address``).
+"""The Ray backend: the same trial and population loops, with workers as Ray actors, on a local Ray
+instance or a cluster (``ray_address``).
 
-Sampling stays with the method's Optuna sampler (through Ray's OptunaSearch, define-by-run, so
-conditions hold); multi-fidelity methods map to Ray's schedulers (ASHA, HyperBand). Every finished
-Ray trial is written into the sweep's Optuna storage as it ends, so ``trials.csv``, ``best.yaml``,
-``autorl show`` and optuna-dashboard work exactly as for the embedded executor.
+Only the workers move: the orchestrator (sampler, pruner, population decisions, the study) stays in
+the ``autorl`` process, so every method, ``budget.total``, ``budget.time``, timeouts and resume behave as
+with the embedded executor. Each actor runs one job at a time in a thread and streams its messages
+back (an intermediate report waits for the orchestrator's answer); an actor that dies is replaced and
+its job recorded FAIL. Files never travel through a path another node cannot see: an actor works in
+a directory of its own, a job's input checkpoints are sent to it through Ray's object store and the
+checkpoints it writes come back the same way into the run directory. A job's stdout and stderr come
+back with its result and land in the run directory's ``logs/``.
 
-Ray costs about 1 s per trial here (process start); for many short trials the embedded executor is
-faster, and ``reuse_actors`` is on to keep the cost down.
+Measured here (benchmarks/pbt_overhead.py): an orchestrated job costs milliseconds on actors, where
+Ray Tune's trial machinery cost about 0.4 s per PBT member-interval, so Ray Tune is not used.
+
+Security: a local instance is bound to 127.0.0.1 and keeps Ray's token authentication (on by default
+for local clusters since Ray 2.59); autorl never turns authentication off.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import math
+import contextlib
+import dataclasses
+import io
 import os
+import queue
+import sys
+import tarfile
+import tempfile
+import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
+from autorl.config import Sweep
+from autorl.errors import ConfigError
+from autorl.executors.trial import SweepRef, checkpoint_path
+from autorl.executors.workers import THREAD_VARS, Event, _output_to
 
-from autorl.config import Sweep, parse_sweep
-from autorl.errors import ConfigError, TrialPruned
-from autorl.executors.objective import ATTR, trial_seeds
-from autorl.executors.storage import check_resumable, open_study
-from autorl.methods import build_plan
-from autorl.space import suggest
-from autorl.space.optuna import to_distribution
-from autorl.targets import TARGETS, TrialContext, run_target
-
-FINAL = "autorl_final"  # key set on a trial's last report
-ERROR = "autorl_error"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a local node uses 127.0.0.1, not a LAN address
 
 
-@functools.lru_cache(maxsize=4)
-def _sweep_from(data_json: str, source: str, out: str) -> Sweep:
-    return parse_sweep(json.loads(data_json), source, out)
+def _on_loopback(address: str | None) -> bool:
+    """No address (a local instance), or one of this host's loopback addresses."""
+    if not address:
+        return True
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def _trainable(config: dict[str, Any], data_json: str, source: str, out: str) -> None:
-    """Runs on a Ray worker: one trial, reporting each interval and a final record."""
-    from ray import tune
-
-    sweep = _sweep_from(data_json, source, out)
-    cfg = sweep.config
-    params = {k: config[k] for k in sweep.space if k in config}
-    number = int(config.get("__number", 0))
-    seeds = trial_seeds(sweep, number)
-
-    def report(value: float, step: int) -> bool:
-        # The last interval is left to the final report, so a scheduler that stops trials at max_t
-        # cannot cut off the record of a finished trial.
-        if step < cfg.budget.max:
-            tune.report({sweep.metrics[0]: value, "budget": step})
-        return False  # Ray's scheduler stops the trial itself
-
-    ctx = TrialContext(
-        seed=seeds[0],
-        budget=cfg.budget.max,
-        report_every=cfg.budget.interval,
-        number=number,
-        metric=sweep.metrics[0],
-        should_prune=report,
-    )
-    start = time.perf_counter()
-    record: dict[str, Any] = {"config": sweep.space.record(params), "seeds": seeds}
-    try:
-        result = run_target(
-            TARGETS.get(cfg.target),
-            {**cfg.args, **params},
-            ctx,
-            select=sweep.value_spec.select,
-            k=sweep.value_spec.k,
-            maximize=sweep.directions[0] == "maximize",
-            seeds=seeds,
-            aggregate=cfg.aggregate,
-        )
-        values = [result.metrics[m] for m in sweep.metrics]
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"{sweep.metrics} not finite (diverged): {values}")
-    except TrialPruned:
-        return
-    except Exception as exc:
-        record.update(
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(limit=-8),
-            metrics={"wall_s": time.perf_counter() - start},
-        )
-        tune.report({FINAL: True, ERROR: json.dumps(record)})
-        return
-    record["metrics"] = result.metrics
-    if result.per_seed:
-        record["per_seed"] = result.per_seed
-    tune.report(
-        {**{m: float(v) for m, v in result.metrics.items()}, FINAL: True, "record": json.dumps(record)}
-    )
-
-
-def _recorder(sweep: Sweep, study: optuna.Study, progress: Any) -> Any:
-    from ray.tune import Callback
-
-    class Recorder(Callback):
-        """Writes each Ray trial into the Optuna study the moment it ends."""
-
-        def __init__(self) -> None:
-            self.curves: dict[str, dict[int, float]] = {}
-
-        def on_trial_result(
-            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-        ) -> None:
-            if not result.get(FINAL) and sweep.metrics[0] in result:
-                self.curves.setdefault(trial.trial_id, {})[int(result["budget"])] = float(
-                    result[sweep.metrics[0]]
-                )
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._add(trial, trial.last_result or {})
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._add(
-                trial, {FINAL: True, ERROR: json.dumps({"error": f"Ray trial error: {trial.error_file}"})}
-            )
-
-        def _add(self, trial: Any, last: dict[str, Any]) -> None:
-            curve = self.curves.pop(trial.trial_id, {})
-            params = {
-                p.search_name: _search_value(p, trial.config[p.name])
-                for p in sweep.space.values()
-                if p.name in trial.config and p.type.value != "fixed"
-            }
-            dists = {
-                p.search_name: d
-                for p in sweep.space.values()
-                if p.search_name in params and (d := to_distribution(p)) is not None
-            }
-            if last.get(FINAL) and ERROR not in last:
-                record, state = json.loads(last["record"]), TrialState.COMPLETE
-                values = [record["metrics"][m] for m in sweep.metrics]
-            elif last.get(FINAL):
-                record, state, values = json.loads(last[ERROR]), TrialState.FAIL, None
-            else:  # stopped by the scheduler
-                step = max(curve) if curve else 0
-                record = {
-                    "config": sweep.space.record(
-                        {k: trial.config[k] for k in sweep.space if k in trial.config}
-                    ),
-                    "metrics": {"budget": step},
-                }
-                state, values = TrialState.PRUNED, None
-            record["ray_trial_id"] = trial.trial_id
-            study.add_trial(
-                optuna.trial.create_trial(
-                    params=params,
-                    distributions=dists,
-                    values=values,
-                    state=state,
-                    user_attrs={ATTR: record},
-                    intermediate_values=curve,
-                )
-            )
-            if progress:
-                progress(study.get_trials(deepcopy=False))
-
-    return Recorder()
-
-
-class _DefineByRun:
-    """Ray's OptunaSearch space: samples with our conditions; returns what Optuna's params lack.
-
-    Transformed and fixed parameters come back on their own scale, and each trial gets a number that
-    fixes its seeds. A class (not a closure) so that Ray can checkpoint the searcher.
-    """
-
-    def __init__(self, space: Any, first_number: int) -> None:
-        self.space = space
-        self.next_number = first_number
-
-    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        values = suggest(self.space, trial)
-        extra = {
-            k: v
-            for k, v in values.items()
-            if self.space[k].transform is not None or self.space[k].type.value == "fixed"
-        }
-        self.next_number += 1
-        return {**extra, "__number": self.next_number - 1}
-
-
-def _search_value(p: Any, value: Any) -> Any:
-    return p.transform.to_search(value) if p.transform is not None else value
-
-
-def _scheduler(sweep: Sweep) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
-
-    b, opts = sweep.config.budget, sweep.method_options
-    eta = opts.get("reduction_factor", 3)
-    if sweep.method == "asha":
-        return ASHAScheduler(time_attr="budget", max_t=b.max, grace_period=b.min or 1, reduction_factor=eta)
-    if sweep.method in ("hyperband", "bohb"):
-        return HyperBandScheduler(time_attr="budget", max_t=b.max, reduction_factor=eta)
-    return None
-
-
-def _init_ray(sweep: Sweep) -> bool:
-    """Connect to ``ray_address`` or start a local Ray; True when this call started it."""
+def init_ray(sweep: Sweep) -> bool:
+    """Connect to ``ray_address`` or start a local Ray on loopback; True when this call started it."""
+    loopback = _on_loopback(sweep.config.ray_address)
+    if loopback:
+        # Ray resolves 127.0.0.1 to the host's network address unless its "cluster mode" is off: a
+        # local instance then binds its servers to all interfaces, and a client cannot reach a head
+        # that listens on loopback. Off, everything stays on 127.0.0.1 (the user may say otherwise).
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     import ray
+    from ray._private import ray_constants
 
+    if loopback and os.environ.get(LOOPBACK_ENV) == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: ray may have been imported before
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if sweep.config.ray_address:
         ray.init(address=sweep.config.ray_address, log_to_driver=False)
     else:
-        # "local": a fresh instance, never a cluster some earlier process left registered in /tmp/ray.
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
     return True
 
 
-def run_ray(sweep: Sweep, resume: bool = False, progress: Any = None) -> optuna.Study:
-    """Run the sweep with Ray Tune; trials land in the sweep's Optuna storage. Returns the study."""
-    if len(sweep.directions) > 1:
-        raise ConfigError(
-            "the ray executor runs single-objective sweeps; use the embedded executor",
-            "executor",
-            sweep.source,
-        )
-    import ray
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
+def _pack(root: Path, relative: str) -> bytes:
+    """A checkpoint directory as tar bytes (paths relative to ``root``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(checkpoint_path(root, relative), arcname=relative)
+    return buf.getvalue()
 
-    study = open_study(sweep)
-    check_resumable(study, sweep, resume)
-    plan = build_plan(sweep)
-    searcher = OptunaSearch(
-        space=_DefineByRun(sweep.space, len(study.trials)),
-        metric=sweep.metrics[0],
-        mode=sweep.directions[0][:3],
-        sampler=plan.sampler,
-    )
-    data_json = json.dumps(sweep.resolved())
-    trainable = tune.with_parameters(_trainable, data_json=data_json, source=sweep.source, out=str(sweep.out))
-    trainable = tune.with_resources(trainable, {"cpu": 1})
-    path = (sweep.out / "ray").resolve()
-    started = _init_ray(sweep)
-    try:
-        run_config = tune.RunConfig(
-            name="tune", storage_path=str(path), verbose=0, callbacks=[_recorder(sweep, study, progress)]
-        )
-        if resume and tune.Tuner.can_restore(str(path / "tune")):
-            tuner = tune.Tuner.restore(str(path / "tune"), trainable, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher,
-                    scheduler=_scheduler(sweep),
-                    metric=sweep.metrics[0],
-                    mode=sweep.directions[0][:3],
-                    num_samples=sweep.config.trials,
-                    max_concurrent_trials=sweep.config.workers,
-                    reuse_actors=True,
-                ),
-                run_config=run_config,
+
+def _unpack(root: Path, data: bytes) -> None:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar.getmembers():
+            checkpoint_path(root, member.name)  # refuses a name that would land outside root
+        tar.extractall(root, filter="data")
+
+
+def _keep_only(path: Path) -> None:
+    """Remove the siblings of ``path`` (a member's earlier checkpoints)."""
+    import shutil
+
+    if path.parent.is_dir():
+        for other in path.parent.iterdir():
+            if other != path:
+                shutil.rmtree(other, ignore_errors=True)
+
+
+class _Actor:
+    """One Ray worker: runs a job in a thread, queues its messages for the orchestrator."""
+
+    def __init__(self, path: list[str]) -> None:
+        for var in THREAD_VARS:
+            os.environ.setdefault(var, "1")
+        for entry in path:
+            if entry not in sys.path:
+                sys.path.append(entry)
+        self.home = Path(tempfile.mkdtemp(prefix="autorl-actor-"))
+        self.outbox: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        self.inbox: dict[int, queue.Queue[Any]] = {}
+
+    def start(self, job: int, fn: Any, arg: Any, files: list[bytes], writes: list[str]) -> None:
+        for data in files:
+            _unpack(self.home, data)
+        if isinstance(getattr(arg, "sweep", None), SweepRef):  # the run directory is this actor's own
+            arg = dataclasses.replace(
+                arg, sweep=SweepRef(arg.sweep.data_json, arg.sweep.source, str(self.home))
             )
-        tuner.fit()
-    finally:
-        if started:
+        self.inbox[job] = queue.Queue()
+        threading.Thread(target=self._run, args=(job, fn, arg, writes), daemon=True).start()
+
+    def _run(self, job: int, fn: Any, arg: Any, writes: list[str]) -> None:
+        actor = self
+
+        class _Link:
+            def ask(self, message: Any) -> Any:
+                actor.outbox.put(("ask", job, message))
+                return actor.inbox[job].get()
+
+        log = self.home / f"job-{job}.log"
+        try:
+            with _output_to(str(log)):
+                result = fn(arg, _Link())
+            produced = [_pack(self.home, w) for w in writes if (self.home / w).exists()]
+            for w in writes:  # a member's older checkpoints here are never read again
+                _keep_only(self.home / w)
+            self.outbox.put(("done", job, (result, produced, log.read_text(errors="replace"))))
+        except BaseException:
+            self.outbox.put(("error", job, traceback.format_exc()))
+        finally:
+            with contextlib.suppress(OSError):
+                log.unlink()
+
+    def next(self) -> tuple[str, int, Any]:
+        return self.outbox.get()
+
+    def answer(self, job: int, value: Any) -> None:
+        self.inbox[job].put(value)
+
+
+@dataclasses.dataclass
+class _Slot:
+    actor: Any
+    pending: Any  # the outstanding next() call
+    job: int | None = None
+    started: float = 0.0
+    log: Path | None = None
+    killed: bool = False
+
+
+class RayPool:
+    """``size`` Ray actors (one CPU each), with the interface of
+    :class:`~autorl.executors.workers.ProcessPool`."""
+
+    def __init__(self, sweep: Sweep, size: int) -> None:
+        self.sweep = sweep
+        self.started = init_ray(sweep)
+        import ray
+
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if size > cpus:
+            self.close()
+            raise ConfigError(
+                f"workers <= {cpus} (the Ray cluster's CPUs) must hold, got {size}", "workers", sweep.source
+            )
+        self._cls = ray.remote(num_cpus=1, max_concurrency=4)(_Actor)
+        self._path = [p for p in sys.path if p not in ("", os.getcwd())]
+        self._slots = [self._start() for _ in range(size)]
+        self._next_job = 0
+        self._made_by: dict[str, int] = {}  # checkpoint -> the worker that wrote it (it has the files)
+
+    def _start(self) -> _Slot:
+        actor = self._cls.remote(self._path)
+        return _Slot(actor, actor.next.remote())
+
+    @property
+    def size(self) -> int:
+        return len(self._slots)
+
+    def idle(self) -> list[int]:
+        return [i for i, s in enumerate(self._slots) if s.job is None]
+
+    def busy(self) -> dict[int, tuple[int, float]]:
+        now = time.monotonic()
+        return {s.job: (i, now - s.started) for i, s in enumerate(self._slots) if s.job is not None}
+
+    def submit(self, fn: Any, arg: Any, log: Any = None, worker: int | None = None) -> int:
+        i = self.idle()[0] if worker is None else worker
+        slot = self._slots[i]
+        out = self.sweep.out
+        reads = [r for r in getattr(arg, "reads", lambda: [])() if self._made_by.get(r) != i]
+        files = [_pack(out, r) for r in reads if checkpoint_path(out, r).exists()]
+        writes = list(getattr(arg, "writes", lambda: [])())
+        job, self._next_job = self._next_job, self._next_job + 1
+        slot.actor.start.remote(job, fn, arg, files, writes)
+        slot.job, slot.started, slot.log, slot.killed = (
+            job,
+            time.monotonic(),
+            Path(log) if log else None,
+            False,
+        )
+        for w in writes:
+            self._made_by[w] = i
+        return job
+
+    def answer(self, worker: int, job: int, value: Any) -> None:
+        self._slots[worker].actor.answer.remote(job, value)
+
+    def events(self, timeout: float | None = None) -> list[Event]:
+        import ray
+
+        refs = [s.pending for s in self._slots]
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        out: list[Event] = []
+        for ref in ready:
+            i = refs.index(ref)
+            slot = self._slots[i]
+            try:
+                kind, job, payload = ray.get(ref)
+            except (
+                ray.exceptions.RayActorError,
+                ray.exceptions.ActorDiedError,
+                ray.exceptions.RayTaskError,
+            ) as exc:
+                how = "killed" if slot.killed else f"the Ray actor died: {type(exc).__name__}"
+                out.append(Event("died", i, slot.job, how))
+                self._slots[i] = self._start()
+                self._made_by = {k: v for k, v in self._made_by.items() if v != i}
+                continue
+            slot.pending = slot.actor.next.remote()
+            if kind == "done":
+                result, produced, log_text = payload
+                for data in produced:
+                    _unpack(self.sweep.out, data)
+                if slot.log is not None:
+                    slot.log.parent.mkdir(parents=True, exist_ok=True)
+                    with open(slot.log, "a") as f:
+                        f.write(log_text)
+                payload = result
+            if kind in ("done", "error"):
+                slot.job = None
+            out.append(Event(kind, i, job, payload))
+        return out
+
+    def kill(self, worker: int) -> None:
+        import ray
+
+        self._slots[worker].killed = True
+        ray.kill(self._slots[worker].actor, no_restart=True)
+
+    def close(self) -> None:
+        import ray
+
+        for s in getattr(self, "_slots", []):
+            with contextlib.suppress(Exception):
+                ray.kill(s.actor, no_restart=True)
+        if self.started:
             ray.shutdown()
-    return study

@@ -1,27 +1,43 @@
 """Methods: the AutoRL survey's classes, registered by name (``autorl list methods``)."""
 
-from autorl.methods import envdesign as _envdesign  # noqa: F401
+from autorl.methods import envdesign as _envdesign  # noqa: F401  (registers dr, plr, curriculum)
 from autorl.methods import metagrad as _metagrad  # noqa: F401  (registers metagrad)
-from autorl.methods import pbt as _pbt  # noqa: F401
+from autorl.methods import pbt as _pbt  # noqa: F401  (registers pbt, pb2)
 from autorl.methods import static as _static  # noqa: F401  (registers the static HPO methods)
 from autorl.methods.base import (
     METHODS,
-    MethodInfo,
+    Copy,
+    Member,
+    MethodContext,
     MethodKind,
+    MethodSpec,
+    Observation,
     Plan,
+    PopulationMethod,
+    PopulationPlan,
     build_plan,
+    build_population,
     check_method,
-    method_info,
+    method_options,
+    method_spec,
     register_method,
 )
 
 __all__ = [
     "METHODS",
-    "MethodInfo",
+    "Copy",
+    "Member",
+    "MethodContext",
     "MethodKind",
+    "MethodSpec",
+    "Observation",
     "Plan",
+    "PopulationMethod",
+    "PopulationPlan",
     "build_plan",
+    "build_population",
     "check_method",
-    "method_info",
+    "method_options",
+    "method_spec",
     "register_method",
 ]

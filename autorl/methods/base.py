@@ -1,25 +1,27 @@
-"""Methods: how the next configuration is chosen and when a trial is stopped.
+"""Methods decide: which configuration next, when to stop a trial, who in a population copies whom.
 
-A static-HPO method is a builder ``build(sweep, worker=0, **options) -> Plan`` returning an Optuna
-sampler and pruner; every executor runs it the same way. Options are the builder's keyword arguments,
-so unknown options are refused with the valid ones listed.
+A method is registered with a builder ``build(ctx, worker=0, **options)`` over a narrow
+:class:`MethodContext` (never the whole sweep) and a :class:`MethodSpec` saying what it needs from an
+executor. A sampler-based method returns a :class:`Plan` (an Optuna sampler and pruner); a population
+method returns a :class:`PopulationPlan`, whose decisions are pure functions. Options are the
+builder's keyword-only arguments, so unknown options are refused with the valid ones listed. Methods
+do no I/O: executors run what they decide, results record it.
 """
 
 from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import numpy as np
 import optuna
 
 from autorl.errors import ConfigError
 from autorl.registry import Registry
-
-if TYPE_CHECKING:
-    from autorl.config import Sweep
+from autorl.space import SearchSpace
 
 
 class MethodKind(enum.Enum):
@@ -33,8 +35,67 @@ class MethodKind(enum.Enum):
 
 
 @dataclass(frozen=True)
+class MethodContext:
+    """What a method may know of the sweep it serves.
+
+    Attributes:
+        space: the search space.
+        directions: ``"maximize"``/``"minimize"`` per objective.
+        seed: the sweep's seed; ``stream`` a further offset for processes that share one study.
+        workers: trials (or population members) run at once.
+        trials: the trial count (static and multi-fidelity methods).
+        budget_max, budget_min, budget_total, report_every: the budget in the target's unit.
+        target: the target's registered name or reference.
+        batch: trials asked for at once and trained together (the batched engine).
+    """
+
+    space: SearchSpace
+    directions: tuple[str, ...] = ("maximize",)
+    seed: int = 0
+    stream: int = 0
+    workers: int = 1
+    trials: int = 1
+    budget_max: int = 1
+    budget_min: int | None = None
+    budget_total: int | None = None
+    report_every: int | None = None
+    target: str = ""
+    batch: int = 1
+
+    @property
+    def maximize(self) -> bool:
+        return self.directions[0] == "maximize"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method needs from an executor, declared once so nothing else tests a method's name.
+
+    ``population``: run by the population loop (a :class:`PopulationPlan`), not trial by trial.
+    ``rungs``: stops trials at budget rungs (needs ``budget.min`` and a target that reports).
+    ``spreads_budget``: may honour a ``budget.total`` smaller than ``budget.max`` (stops early, or
+    splits it over a population).
+    """
+
+    kind: MethodKind
+    multi_objective: bool = False
+
+    @property
+    def population(self) -> bool:
+        return self.kind is MethodKind.POPULATION
+
+    @property
+    def rungs(self) -> bool:
+        return self.kind is MethodKind.MULTI_FIDELITY
+
+    @property
+    def spreads_budget(self) -> bool:
+        return self.kind in (MethodKind.MULTI_FIDELITY, MethodKind.POPULATION)
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What an Optuna-driven executor needs: a sampler, a pruner, and fixed arguments.
+    """A sampler-based method: an Optuna sampler, a pruner, and fixed arguments.
 
     ``args`` are merged into every trial's config (under the sampled parameters): methods that live
     inside one training run (meta-gradients, environment design) switch their target's machinery on
@@ -47,127 +108,174 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class MethodInfo:
-    """How a method runs.
+class Member:
+    """What a population method sees of one member after an interval."""
 
-    ``runner``: a ``"module:function"`` called as ``run(sweep, resume, progress) -> optuna.Study`` for
-    methods that are not a sampler and pruner (population-based training); it must record one trial
-    per run or member in the sweep's study, as the executors do, so results look the same.
-    """
-
-    kind: MethodKind
-    multi_objective: bool = False
-    runner: str | None = None
+    index: int
+    config: dict[str, Any]
+    steps: int
+    score: float | None  # None until it reported; a failed member's score is None too
+    failed: bool = False
 
 
-Builder = Callable[..., Plan]
+@dataclass(frozen=True)
+class Copy:
+    """Copy member ``donor``'s state (weights, optimiser, statistics) into ``member``, then give it
+    ``config``. The executor decides how: a checkpoint file, or an index copy inside a batched engine."""
+
+    member: int
+    donor: int
+    config: dict[str, Any]
+
+
+# One member's interval as population methods learn from it: (member steps, config, score change,
+# signed so that larger is better).
+Observation = tuple[int, dict[str, Any], float]
+
+
+class PopulationMethod(Protocol):
+    """The decisions of a population method: pure functions of what they are given."""
+
+    def initial(self, size: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """The first population's configurations."""
+        ...
+
+    def decide(
+        self, members: Sequence[Member], history: Sequence[Observation], rng: np.random.Generator
+    ) -> list[Copy]:
+        """After every member reached an interval: which members copy which, with what config."""
+        ...
+
+
+@dataclass(frozen=True)
+class PopulationPlan:
+    """A population method: its size, interval (budget units between decisions) and decisions."""
+
+    size: int
+    interval: int
+    method: PopulationMethod
+
+
+Builder = Callable[..., "Plan | PopulationPlan"]
 METHODS: Registry[Builder] = Registry("method", entry_point_group="autorl.methods")
 
 
 def register_method(
-    name: str, description: str, kind: MethodKind, *, multi_objective: bool = False, runner: str | None = None
+    name: str, description: str, kind: MethodKind, *, multi_objective: bool = False
 ) -> Callable[[Builder], Builder]:
-    """Decorator registering a builder ``f(sweep, worker=0, **options) -> Plan``.
+    """Decorator registering a builder ``f(ctx: MethodContext, worker=0, **options)``.
 
-    A method with a ``runner`` still registers a builder: it validates the options (raising
-    ValueError or TypeError) and may return any Plan; the runner does the work.
+    It returns a :class:`Plan` (sampler-based kinds) or a :class:`PopulationPlan` (``POPULATION``), and
+    raises ValueError or TypeError for options it cannot take.
     """
-    return METHODS.decorator(name, description, info=MethodInfo(kind, multi_objective, runner))
+    return METHODS.decorator(name, description, spec=MethodSpec(kind, multi_objective))
 
 
-def method_info(name: str) -> MethodInfo:
-    info = METHODS.entry(name).extra.get("info")
-    return info if isinstance(info, MethodInfo) else MethodInfo(MethodKind.STATIC)
+def method_spec(name: str) -> MethodSpec:
+    """The spec of a registered method (a plug-in without one is a static method)."""
+    spec = METHODS.entry(name).extra.get("spec") if name in METHODS else None
+    return spec if isinstance(spec, MethodSpec) else MethodSpec(MethodKind.STATIC)
 
 
-def _options_of(builder: Builder) -> dict[str, Any]:
-    sig = inspect.signature(builder)
+def method_options(name: str) -> dict[str, Any]:
+    """The options of method ``name`` and their defaults."""
+    sig = inspect.signature(METHODS.get(name))
     return {n: p.default for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
 
 
-def build_plan(sweep: Sweep, worker: int = 0) -> Plan:
-    """Build the sampler and pruner of the sweep's method for one worker."""
-    builder = METHODS.get(sweep.method)
-    return builder(sweep, worker=worker, **sweep.method_options)
+def build_plan(name: str, ctx: MethodContext, options: dict[str, Any], worker: int = 0) -> Plan:
+    """The sampler and pruner of a sampler-based method for one worker."""
+    plan = METHODS.get(name)(ctx, worker=worker, **options)
+    if not isinstance(plan, Plan):
+        raise TypeError(f"method {name!r} is a population method; it has no sampler")
+    return plan
 
 
-def check_method(sweep: Sweep) -> None:
-    """Refuse an unknown method, unknown options, or a method the sweep cannot run."""
+def build_population(name: str, ctx: MethodContext, options: dict[str, Any]) -> PopulationPlan:
+    """The decisions of a population method."""
+    plan = METHODS.get(name)(ctx, worker=0, **options)
+    if not isinstance(plan, PopulationPlan):
+        raise TypeError(f"method {name!r} is not a population method")
+    return plan
+
+
+def check_method(name: str, ctx: MethodContext, options: dict[str, Any]) -> MethodSpec:
+    """Refuse an unknown method, unknown options, or a method this sweep cannot run.
+
+    Raises ConfigError naming the key (``method``, ``budget.min``, ``space.lr.mutable``, ...).
+    """
     try:
-        builder = METHODS.get(sweep.method)
+        METHODS.get(name)
     except ConfigError as exc:
-        raise exc.at("method", sweep.source) from None
-    valid = _options_of(builder)
-    unknown = sorted(set(sweep.method_options) - set(valid))
+        raise exc.at("method") from None
+    valid = method_options(name)
+    unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for method {sweep.method!r}; valid: "
+            f"unknown option(s) {', '.join(unknown)} for method {name!r}; valid: "
             f"{', '.join(sorted(valid)) or 'none'}",
             "method",
-            sweep.source,
         )
-    info = method_info(sweep.method) if sweep.method in METHODS else MethodInfo(MethodKind.STATIC)
-    if len(sweep.directions) > 1 and not info.multi_objective:
-        multi = [
-            e.name
-            for e in METHODS.entries()
-            if isinstance(e.extra.get("info"), MethodInfo) and e.extra["info"].multi_objective
-        ]
+    spec = method_spec(name)
+    if len(ctx.directions) > 1 and not spec.multi_objective:
+        multi = [e.name for e in METHODS.entries() if method_spec(e.name).multi_objective]
         raise ConfigError(
-            f"method {sweep.method!r} optimises one objective but {len(sweep.directions)} are given; "
+            f"method {name!r} optimises one objective but {len(ctx.directions)} are given; "
             f"use one of {', '.join(multi)}",
             "method",
-            sweep.source,
         )
-    if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.budget.min is None:
+    if spec.rungs and ctx.budget_min is None:
         raise ConfigError(
-            f"method {sweep.method!r} is multi-fidelity and needs budget.min (its first rung)",
-            "budget.min",
-            sweep.source,
+            f"method {name!r} is multi-fidelity and needs budget.min (its first rung)", "budget.min"
         )
-    budget = sweep.config.budget
-    with_init = [p.name for p in sweep.space.values() if p.init is not None]
-    if with_init and info.kind is not MethodKind.POPULATION:
+    with_init = [p.name for p in ctx.space.values() if p.init is not None]
+    if with_init and not spec.population:
         raise ConfigError(
             f"'init' (the first population's range) is only used by population methods (pbt, pb2), "
-            f"not by {sweep.method!r}; remove it or narrow low/high",
+            f"not by {name!r}; remove it or narrow low/high",
             f"space.{with_init[0]}.init",
-            sweep.source,
         )
-    if info.kind is MethodKind.POPULATION and sweep.config.target:
-        from autorl.targets import TARGETS
-
-        fixed = getattr(TARGETS.get(sweep.config.target), "immutable", frozenset())
-        for p in sweep.space.values():
-            if p.mutable and p.name in fixed:
-                raise ConfigError(
-                    f"{sweep.config.target} cannot change {p.name!r} during training (it sizes a buffer or "
-                    "the networks): remove mutable",
-                    f"space.{p.name}.mutable",
-                    sweep.source,
-                )
-    spread = info.kind in (MethodKind.MULTI_FIDELITY, MethodKind.POPULATION)
-    if budget.total is not None and not spread and budget.total < budget.max:
+    mutable = [p.name for p in ctx.space.values() if p.mutable]
+    if spec.population and ctx.target:
+        _check_mutable(ctx, mutable)
+    if ctx.budget_total is not None and not spec.spreads_budget and ctx.budget_total < ctx.budget_max:
         raise ConfigError(
-            f"method {sweep.method!r} trains every trial to budget.max={budget.max}, so it cannot "
-            f"honour budget.total={budget.total}",
+            f"method {name!r} trains every trial to budget.max={ctx.budget_max}, so it cannot honour "
+            f"budget.total={ctx.budget_total}",
             "budget.total",
-            sweep.source,
         )
-    if info.kind is MethodKind.MULTI_FIDELITY and sweep.config.target:
+    if spec.rungs and ctx.target:
         from autorl.targets import TARGETS, TargetKind, target_kind
 
-        if target_kind(TARGETS.get(sweep.config.target)) is TargetKind.FUNCTION:
+        if target_kind(TARGETS.get(ctx.target)) is TargetKind.FUNCTION:
             raise ConfigError(
-                f"method {sweep.method!r} stops trials at budget rungs, but a plain function target "
-                "reports no intermediate values; take (config, ctx) and call ctx.report, or use a "
-                "Trainable",
+                f"method {name!r} stops trials at budget rungs, but a plain function target reports no "
+                "intermediate values; take (config, ctx) and call ctx.report, or use a Trainable",
                 "method",
-                sweep.source,
             )
     try:
-        build_plan(sweep)
+        METHODS.get(name)(ctx, worker=0, **options)
     except (ValueError, TypeError) as exc:
+        raise ConfigError(f"method {name!r} rejected its options: {exc}", "method") from None
+    return spec
+
+
+def _check_mutable(ctx: MethodContext, mutable: list[str]) -> None:
+    """A population sweep may only mark mutable what its target can change mid-run."""
+    from autorl.targets import TARGETS
+
+    target = TARGETS.get(ctx.target)
+    fixed = getattr(target, "immutable", frozenset())
+    for name in mutable:
+        if name in fixed:
+            raise ConfigError(
+                f"{ctx.target} cannot change {name!r} during training (it sizes a buffer or the networks): "
+                "remove mutable",
+                f"space.{name}.mutable",
+            )
+    if mutable and not callable(getattr(target, "reconfigure", None)):
         raise ConfigError(
-            f"method {sweep.method!r} rejected its options: {exc}", "method", sweep.source
-        ) from None
+            f"{ctx.target} has no reconfigure(), so it cannot take a changed {mutable[0]!r} mid-run: "
+            "remove mutable, or give the target a reconfigure(config) method",
+            f"space.{mutable[0]}.mutable",
+        )

@@ -8,27 +8,23 @@ method (``method: tpe``) and ``level_sampler`` in ``args``: the outer loop, scor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler
 
-from autorl.methods.base import MethodKind, Plan, register_method
-
-if TYPE_CHECKING:
-    from autorl.config import Sweep
+from autorl.methods.base import MethodContext, MethodKind, Plan, register_method
 
 ENVDESIGN_TARGETS = ("envdesign:sb3", "envdesign:actor_critic")
 
 
-def _plan(sweep: Sweep, worker: int, name: str, options: dict[str, Any]) -> Plan:
-    if sweep.config.target not in ENVDESIGN_TARGETS:
+def _plan(ctx: MethodContext, worker: int, name: str, options: dict[str, Any]) -> Plan:
+    if ctx.target not in ENVDESIGN_TARGETS:
         raise ValueError(
-            f"{name} needs an environment-design target ({', '.join(ENVDESIGN_TARGETS)}), "
-            f"got {sweep.config.target!r}"
+            f"{name} needs an environment-design target ({', '.join(ENVDESIGN_TARGETS)}), got {ctx.target!r}"
         )
     args = {"level_sampler": name, **{k: v for k, v in options.items() if v is not None}}
-    return Plan(RandomSampler(seed=sweep.config.seed + 1000 * worker), NopPruner(), args=args)
+    return Plan(RandomSampler(seed=ctx.seed + ctx.stream + 1000 * worker), NopPruner(), args=args)
 
 
 @register_method(
@@ -36,17 +32,17 @@ def _plan(sweep: Sweep, worker: int, name: str, options: dict[str, Any]) -> Plan
     "domain randomisation: uniform levels over the context ranges (one run per trial)",
     MethodKind.ENV_DESIGN,
 )
-def dr(sweep: Sweep, worker: int = 0, *, width: float | None = None) -> Plan:
+def dr(ctx: MethodContext, worker: int = 0, *, width: float | None = None) -> Plan:
     if width is not None and not 0 <= width <= 1:
         raise ValueError(f"width must be in [0, 1], got {width}")
-    return _plan(sweep, worker, "dr", {"dr_width": width})
+    return _plan(ctx, worker, "dr", {"dr_width": width})
 
 
 @register_method(
     "plr", "Prioritized Level Replay (Jiang et al. 2021): replay high-regret levels", MethodKind.ENV_DESIGN
 )
 def plr(
-    sweep: Sweep,
+    ctx: MethodContext,
     worker: int = 0,
     *,
     score: str | None = None,
@@ -68,7 +64,7 @@ def plr(
     }
     PLRConfig(**{k: v for k, v in opts.items() if v is not None})  # validates, raising ValueError
     return _plan(
-        sweep,
+        ctx,
         worker,
         "plr",
         {
@@ -88,7 +84,7 @@ def plr(
     MethodKind.ENV_DESIGN,
 )
 def curriculum(
-    sweep: Sweep,
+    ctx: MethodContext,
     worker: int = 0,
     *,
     teacher: str | None = None,
@@ -107,7 +103,7 @@ def curriculum(
     alp = {"random_prob": random_prob, "fit_every": fit_every, "max_components": max_components}
     ALPGMMConfig(**{k: v for k, v in alp.items() if v is not None})  # validates, raising ValueError
     return _plan(
-        sweep,
+        ctx,
         worker,
         "curriculum",
         {

@@ -12,15 +12,10 @@ References: Xu, van Hasselt & Silver 2018 (gamma, lambda); Zahavy et al. 2020, S
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler
 
-from autorl.methods.base import MethodKind, Plan, register_method
-
-if TYPE_CHECKING:
-    from autorl.config import Sweep
+from autorl.methods.base import MethodContext, MethodKind, Plan, register_method
 
 META_TARGETS = ("agents:actor_critic",)
 LEARNABLE = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "pg_coef")
@@ -32,17 +27,16 @@ LEARNABLE = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "pg_coef")
     MethodKind.META_GRADIENT,
 )
 def metagrad(
-    sweep: Sweep,
+    ctx: MethodContext,
     worker: int = 0,
     *,
     learn: list[str] | tuple[str, ...] = ("gamma", "gae_lambda"),
     meta_lr: float | None = None,
     condition_on_eta: bool | None = None,
 ) -> Plan:
-    if sweep.config.target not in META_TARGETS:
+    if ctx.target not in META_TARGETS:
         raise ValueError(
-            f"metagrad needs a target with meta-gradients ({', '.join(META_TARGETS)}), "
-            f"got {sweep.config.target!r}"
+            f"metagrad needs a target with meta-gradients ({', '.join(META_TARGETS)}), got {ctx.target!r}"
         )
     unknown = sorted(set(learn) - set(LEARNABLE))
     if unknown or not learn:
@@ -52,4 +46,4 @@ def metagrad(
         args["meta_lr"] = float(meta_lr)
     if condition_on_eta is not None:
         args["condition_on_eta"] = bool(condition_on_eta)
-    return Plan(RandomSampler(seed=sweep.config.seed + 1000 * worker), NopPruner(), args=args)
+    return Plan(RandomSampler(seed=ctx.seed + ctx.stream + 1000 * worker), NopPruner(), args=args)

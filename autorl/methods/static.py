@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import optuna
 from optuna.pruners import HyperbandPruner, NopPruner, SuccessiveHalvingPruner
@@ -25,11 +24,8 @@ from optuna.samplers import (
     TPESampler,
 )
 
-from autorl.methods.base import MethodKind, Plan, register_method
+from autorl.methods.base import MethodContext, MethodKind, Plan, register_method
 from autorl.space.optuna import grid
-
-if TYPE_CHECKING:
-    from autorl.config import Sweep
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -37,13 +33,18 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 STATIC, MULTI = MethodKind.STATIC, MethodKind.MULTI_FIDELITY
 
 
-def _seed(sweep: Sweep, worker: int) -> int:
-    return sweep.config.seed + 1000 * worker
+def _seed(ctx: MethodContext, worker: int) -> int:
+    return ctx.seed + ctx.stream + 1000 * worker
+
+
+def _parallel(ctx: MethodContext) -> bool:
+    """Several trials are pending at once: model-based samplers then need a constant liar."""
+    return ctx.workers > 1 or ctx.batch > 1
 
 
 @register_method("random", "uniform random search", STATIC, multi_objective=True)
-def random(sweep: Sweep, worker: int = 0) -> Plan:
-    return Plan(RandomSampler(seed=_seed(sweep, worker)), NopPruner())
+def random(ctx: MethodContext, worker: int = 0) -> Plan:
+    return Plan(RandomSampler(seed=_seed(ctx, worker)), NopPruner())
 
 
 @register_method(
@@ -52,16 +53,16 @@ def random(sweep: Sweep, worker: int = 0) -> Plan:
     STATIC,
     multi_objective=True,
 )
-def grid_search(sweep: Sweep, worker: int = 0, *, points: int = 5) -> Plan:
+def grid_search(ctx: MethodContext, worker: int = 0, *, points: int = 5) -> Plan:
     if points < 1:
         raise ValueError(f"points >= 1 must hold, got {points}")
-    axes = grid(sweep.space, points)
+    axes = grid(ctx.space, points)
     size = math.prod(len(v) for v in axes.values())
-    if sweep.config.trials > size:
+    if ctx.trials > size:
         raise ValueError(
-            f"the grid has {size} points, so trials <= {size} must hold, but got trials={sweep.config.trials}"
+            f"the grid has {size} points, so trials <= {size} must hold, but got trials={ctx.trials}"
         )
-    return Plan(_Grid(axes, seed=_seed(sweep, worker)), NopPruner())
+    return Plan(_Grid(axes, seed=_seed(ctx, worker)), NopPruner())
 
 
 class _Grid(GridSampler):
@@ -84,9 +85,9 @@ class _Grid(GridSampler):
 @register_method(
     "qmc", "quasi-random search on a scrambled Sobol (or Halton) sequence", STATIC, multi_objective=True
 )
-def qmc(sweep: Sweep, worker: int = 0, *, qmc_type: str = "sobol", scramble: bool = True) -> Plan:
+def qmc(ctx: MethodContext, worker: int = 0, *, qmc_type: str = "sobol", scramble: bool = True) -> Plan:
     # Workers share one sequence seed and Optuna hands out consecutive points across processes.
-    return Plan(QMCSampler(qmc_type=qmc_type, scramble=scramble, seed=sweep.config.seed), NopPruner())
+    return Plan(QMCSampler(qmc_type=qmc_type, scramble=scramble, seed=ctx.seed), NopPruner())
 
 
 @register_method(
@@ -96,16 +97,16 @@ def qmc(sweep: Sweep, worker: int = 0, *, qmc_type: str = "sobol", scramble: boo
     multi_objective=True,
 )
 def tpe(
-    sweep: Sweep,
+    ctx: MethodContext,
     worker: int = 0,
     *,
     n_startup_trials: int = 10,
     multivariate: bool = True,
     constant_liar: bool | None = None,
 ) -> Plan:
-    liar = sweep.config.workers > 1 if constant_liar is None else constant_liar
+    liar = _parallel(ctx) if constant_liar is None else constant_liar
     sampler = TPESampler(
-        seed=_seed(sweep, worker),
+        seed=_seed(ctx, worker),
         n_startup_trials=n_startup_trials,
         multivariate=multivariate,
         group=multivariate,
@@ -118,10 +119,10 @@ def tpe(
     "gp", "Gaussian-process Bayesian optimisation (log EI; multi-objective too)", STATIC, multi_objective=True
 )
 def gp(
-    sweep: Sweep, worker: int = 0, *, n_startup_trials: int = 10, deterministic_objective: bool = False
+    ctx: MethodContext, worker: int = 0, *, n_startup_trials: int = 10, deterministic_objective: bool = False
 ) -> Plan:
     sampler = GPSampler(
-        seed=_seed(sweep, worker),
+        seed=_seed(ctx, worker),
         n_startup_trials=n_startup_trials,
         deterministic_objective=deterministic_objective,
     )
@@ -130,7 +131,7 @@ def gp(
 
 @register_method("cmaes", "CMA-ES (numeric parameters; categorical ones are sampled independently)", STATIC)
 def cmaes(
-    sweep: Sweep,
+    ctx: MethodContext,
     worker: int = 0,
     *,
     sigma0: float | None = None,
@@ -138,7 +139,7 @@ def cmaes(
     n_startup_trials: int = 1,
 ) -> Plan:
     sampler = CmaEsSampler(
-        seed=_seed(sweep, worker),
+        seed=_seed(ctx, worker),
         sigma0=sigma0,
         popsize=popsize,
         n_startup_trials=n_startup_trials,
@@ -149,7 +150,7 @@ def cmaes(
 
 @register_method("nsga2", "NSGA-II evolutionary multi-objective search", STATIC, multi_objective=True)
 def nsga2(
-    sweep: Sweep,
+    ctx: MethodContext,
     worker: int = 0,
     *,
     population_size: int = 20,
@@ -157,7 +158,7 @@ def nsga2(
     crossover_prob: float = 0.9,
 ) -> Plan:
     sampler = NSGAIISampler(
-        seed=_seed(sweep, worker),
+        seed=_seed(ctx, worker),
         population_size=population_size,
         mutation_prob=mutation_prob,
         crossover_prob=crossover_prob,
@@ -165,30 +166,33 @@ def nsga2(
     return Plan(sampler, NopPruner())
 
 
-def _rungs(sweep: Sweep, reduction_factor: int) -> int:
+def _rungs(ctx: MethodContext, reduction_factor: int) -> int:
     if reduction_factor < 2:
         raise ValueError(f"reduction_factor >= 2 must hold, got {reduction_factor}")
-    assert sweep.config.budget.min is not None  # checked for multi-fidelity methods
-    return sweep.config.budget.min
+    if ctx.budget_min is None:
+        raise ValueError("a multi-fidelity method needs budget.min (its first rung)")
+    return ctx.budget_min
 
 
 @register_method("asha", "asynchronous successive halving: random configs stopped at budget rungs", MULTI)
-def asha(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
+def asha(ctx: MethodContext, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
     pruner = SuccessiveHalvingPruner(
-        min_resource=_rungs(sweep, reduction_factor), reduction_factor=reduction_factor
+        min_resource=_rungs(ctx, reduction_factor), reduction_factor=reduction_factor
     )
-    return Plan(_named_sampler(sweep, worker, sampler), pruner)
+    return Plan(_named_sampler(ctx, worker, sampler), pruner)
 
 
 @register_method("hyperband", "Hyperband: several successive-halving brackets over random configs", MULTI)
-def hyperband(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random") -> Plan:
-    return Plan(_named_sampler(sweep, worker, sampler), _hyperband_pruner(sweep, reduction_factor))
+def hyperband(
+    ctx: MethodContext, worker: int = 0, *, reduction_factor: int = 3, sampler: str = "random"
+) -> Plan:
+    return Plan(_named_sampler(ctx, worker, sampler), _hyperband_pruner(ctx, reduction_factor))
 
 
-def _hyperband_pruner(sweep: Sweep, reduction_factor: int) -> HyperbandPruner:
+def _hyperband_pruner(ctx: MethodContext, reduction_factor: int) -> HyperbandPruner:
     return HyperbandPruner(
-        min_resource=_rungs(sweep, reduction_factor),
-        max_resource=sweep.config.budget.max,
+        min_resource=_rungs(ctx, reduction_factor),
+        max_resource=ctx.budget_max,
         reduction_factor=reduction_factor,
     )
 
@@ -196,21 +200,21 @@ def _hyperband_pruner(sweep: Sweep, reduction_factor: int) -> HyperbandPruner:
 @register_method(
     "bohb", "BOHB-style model-based Hyperband: multivariate TPE proposes, Hyperband stops", MULTI
 )
-def bohb(sweep: Sweep, worker: int = 0, *, reduction_factor: int = 3, n_startup_trials: int = 10) -> Plan:
+def bohb(
+    ctx: MethodContext, worker: int = 0, *, reduction_factor: int = 3, n_startup_trials: int = 10
+) -> Plan:
     sampler = TPESampler(
-        seed=_seed(sweep, worker),
+        seed=_seed(ctx, worker),
         n_startup_trials=n_startup_trials,
         multivariate=True,
-        constant_liar=sweep.config.workers > 1,
+        constant_liar=_parallel(ctx),
     )
-    return Plan(sampler, _hyperband_pruner(sweep, reduction_factor))
+    return Plan(sampler, _hyperband_pruner(ctx, reduction_factor))
 
 
-def _named_sampler(sweep: Sweep, worker: int, name: str) -> optuna.samplers.BaseSampler:
+def _named_sampler(ctx: MethodContext, worker: int, name: str) -> optuna.samplers.BaseSampler:
     if name == "random":
-        return RandomSampler(seed=_seed(sweep, worker))
+        return RandomSampler(seed=_seed(ctx, worker))
     if name == "tpe":
-        return TPESampler(
-            seed=_seed(sweep, worker), multivariate=True, constant_liar=sweep.config.workers > 1
-        )
+        return TPESampler(seed=_seed(ctx, worker), multivariate=True, constant_liar=_parallel(ctx))
     raise ValueError(f"sampler must be 'random' or 'tpe', got {name!r}")

@@ -1,5 +1,8 @@
-"""Results: the run directory, trial tables, best configurations and plots."""
+"""Results: the trial record, storages, the run directory, tables, schedules and plots."""
 
+from autorl.results.record import ATTR, TrialRecord, consumed, counted, record_of, was_interrupted
+from autorl.results.rundir import DirectoryLock, owned_run, versions, write_atomic, write_run_files
+from autorl.results.storage import make_storage, open_study, recover
 from autorl.results.store import (
     best_record,
     best_trials,
@@ -8,18 +11,30 @@ from autorl.results.store import (
     load_results,
     open_run,
     trials_frame,
-    versions,
-    write_run_files,
 )
+from autorl.urls import redact
 
 __all__ = [
+    "ATTR",
+    "DirectoryLock",
+    "TrialRecord",
     "best_record",
     "best_trials",
+    "consumed",
+    "counted",
     "curves_frame",
     "export",
     "load_results",
+    "make_storage",
     "open_run",
+    "open_study",
+    "owned_run",
+    "record_of",
+    "recover",
+    "redact",
     "trials_frame",
     "versions",
+    "was_interrupted",
+    "write_atomic",
     "write_run_files",
 ]

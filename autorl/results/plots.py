@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import optuna
 import pandas as pd
 
 from autorl.config import Sweep
+from autorl.plotting import pyplot, save_figure
 
-
-def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
-    """Lay out, write (creating the folder) and close a pyplot figure; the one way plots are saved."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+plt = pyplot()
 
 
 def write_plots(trials: pd.DataFrame, curves: pd.DataFrame, sweep: Sweep, study: optuna.Study) -> list[Path]:

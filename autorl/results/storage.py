@@ -1,36 +1,40 @@
-"""Optuna storages and the bookkeeping that makes a killed sweep resumable."""
+"""Optuna storages: opening them, keeping their credentials out of files and messages, and the
+bookkeeping that makes a killed sweep resumable."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import event, exc
 
-from autorl.config import Sweep
-from autorl.errors import ConfigError
-from autorl.executors.objective import ATTR
+from autorl.results.record import ATTR, RETRY_OF, was_interrupted
+from autorl.urls import check_storage_url, redact, redact_text
+
+if TYPE_CHECKING:
+    from autorl.config import Sweep
 
 HEARTBEAT_S, GRACE_S = 10, 60
 
 
 def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """A shared storage's trial whose process stopped beating: run its config again."""
-    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number}, skip_if_exists=False)
 
 
 def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL: any SQLAlchemy URL, or ``journal:PATH`` for a journal file.
 
     ``shared``: other processes (maybe on other machines) use it too; trials then send heartbeats and
-    a trial whose process died is failed after a grace period and its config queued again.
+    a trial whose process died is failed after a grace period and its config queued again. Errors from
+    the database name the URL without its password.
     """
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    check_storage_url(url)
     beat: dict[str, Any] = (
         {
             "heartbeat_interval": HEARTBEAT_S,
@@ -40,15 +44,21 @@ def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
         if shared
         else {}
     )
-    if not url.startswith("sqlite"):
-        return _rdb_storage(url, **beat)
-    # Several worker processes write to one file: wait for locks rather than fail, and use SQLite's
-    # write-ahead log with synchronous=NORMAL, which survives a killed process (not a power cut) and
-    # makes a commit a write instead of an fsync: the difference between ~8 ms and ~1 ms a trial here.
-    storage = _rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beat)
-    event.listen(storage.engine, "connect", _sqlite_pragmas)
-    storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
-    return storage
+    try:
+        if not url.startswith("sqlite"):
+            return _rdb_storage(url, **beat)
+        from sqlalchemy import event
+
+        # Several processes may write to one file: wait for locks rather than fail, and use SQLite's
+        # write-ahead log with synchronous=NORMAL, which survives a killed process (not a power cut)
+        # and makes a commit a write instead of an fsync: ~8 ms against ~1 ms a trial here.
+        storage = _rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beat)
+        event.listen(storage.engine, "connect", _sqlite_pragmas)
+        storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
+        return storage
+    except Exception as exc:  # a database error: re-raised without the password in its message
+        message = redact_text(f"{type(exc).__name__}: {exc}", url).splitlines()[0]
+        raise RuntimeError(f"cannot open the storage {redact(url)}: {message}") from None
 
 
 def _rdb_storage(url: str, attempts: int = 5, **kwargs: Any) -> optuna.storages.RDBStorage:
@@ -57,6 +67,8 @@ def _rdb_storage(url: str, attempts: int = 5, **kwargs: Any) -> optuna.storages.
     Optuna creates the tables with check-then-create, so two processes opening a fresh database
     together can both try, and one fails with "table ... already exists"; the retry finds them made.
     """
+    from sqlalchemy import exc
+
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
@@ -88,39 +100,15 @@ def open_study(sweep: Sweep, sampler: Any = None, pruner: Any = None) -> optuna.
     )
 
 
-def was_interrupted(t: FrozenTrial) -> bool:
-    """A FAIL that the sweep's death caused (Ctrl-C, kill), not the target: its budget is re-spent."""
-    return t.state == TrialState.FAIL and bool(t.user_attrs.get(ATTR, {}).get("interrupted"))
-
-
-def counted(trials: list[FrozenTrial]) -> int:
-    """Trials that use up the sweep's trial count: finished ones, failures of the target included.
-
-    A failure the sweep's own death caused, or one whose config was queued again, does not count.
-    """
-    retried = {t.user_attrs.get("retry_of") for t in trials}
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in trials if t.state in done and not was_interrupted(t) and t.number not in retried)
-
-
-def consumed(trials: list[FrozenTrial]) -> float:
-    """Budget units the finished trials used (a running trial counts once it ends)."""
-    return sum(
-        float(t.user_attrs.get(ATTR, {}).get("metrics", {}).get("budget") or 0)
-        for t in trials
-        if t.state.is_finished() and not was_interrupted(t)
-    )
-
-
 def recover(study: optuna.Study, stale_running: bool) -> int:
     """Mark trials cut off by a dead sweep as failed-interrupted and queue their configs again.
 
-    ``stale_running``: every RUNNING trial belongs to a dead process (true for a local storage; a
-    shared storage relies on the processes still alive). Returns how many configs were queued again.
+    ``stale_running``: every RUNNING trial belongs to a dead process (true for a private storage; a
+    shared storage relies on heartbeats instead). Returns how many configs were queued again.
     """
     storage = study._storage
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
     requeued = 0
     for t in trials:
         if t.state == TrialState.RUNNING and stale_running:
@@ -130,18 +118,6 @@ def recover(study: optuna.Study, stale_running: bool) -> int:
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             t = storage.get_trial(t._trial_id)
         if was_interrupted(t) and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number}, skip_if_exists=False)
             requeued += 1
     return requeued
-
-
-def check_resumable(study: optuna.Study, sweep: Sweep, resume: bool) -> None:
-    """Refuse to mix a new sweep into an existing one unless asked to resume it."""
-    n = len(study.get_trials(deepcopy=False))
-    if n and not resume and not sweep.shared_storage:
-        raise ConfigError(
-            f"{sweep.out} already holds a sweep with {n} trials: add --resume to continue it, "
-            "or --out DIR to start a new one",
-            "out",
-            sweep.source,
-        )

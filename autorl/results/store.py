@@ -8,9 +8,7 @@ configuration, ready for ``autorl train``), ``pareto.csv`` for several objective
 from __future__ import annotations
 
 import json
-import platform
-import sys
-from importlib import metadata
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +17,10 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
-from autorl.executors.objective import ATTR, trial_seeds
+from autorl.results.record import record_of
+from autorl.results.storage import make_storage
+from autorl.urls import STORAGE_ENV, redact
 from autorl.yamlio import dump_yaml, load_yaml
-
-PACKAGES = ("autorl", "optuna", "torch", "stable-baselines3", "gymnasium", "ray", "numpy", "pandas")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def write_run_files(sweep: Sweep, argv: list[str] | None = None) -> None:
-    """Write what describes the run before any trial starts."""
-    sweep.out.mkdir(parents=True, exist_ok=True)
-    dump_yaml(sweep.resolved(), sweep.out / "config.yaml")
-    dump_yaml(sweep.space.to_dict(), sweep.out / "space.yaml")
-    info = {
-        "source": sweep.source,
-        "seed": sweep.config.seed,
-        "storage": sweep.storage_url,
-        "study_name": sweep.study_name,
-        "command": argv or sys.argv,
-        "versions": versions(),
-    }
-    (sweep.out / "run.json").write_text(json.dumps(info, indent=2))
 
 
 def _value_columns(metrics: tuple[str, ...]) -> list[str]:
@@ -60,25 +32,29 @@ def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",
     rows = []
     vcols = _value_columns(metrics)
     for t in trials:
-        rec = t.user_attrs.get(ATTR, {})
-        m = rec.get("metrics", {})
+        rec = record_of(t)
+        m = rec.metrics
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name}
         values = t.values or [None] * len(vcols)
         row.update(zip(vcols, values, strict=False))
         row["budget"] = m.get("budget")
         row["wall_s"] = m.get("wall_s")
-        seeds = rec.get("seeds", [])
+        seeds = rec.seeds
         row["seed"] = seeds[0] if len(seeds) == 1 else (" ".join(map(str, seeds)) if seeds else None)
-        row.update(rec.get("config", t.params))
+        row.update(rec.config or t.params)
         for name, v in m.items():
             if name not in ("budget", "wall_s") and name not in metrics:
                 row[f"metric_{name}"] = v
-        for i, s in enumerate(rec.get("per_seed", [])):
+        for i, s in enumerate(rec.per_seed):
             for name in metrics:
                 if name in s:
                     row[f"{name}_seed{i}"] = s[name]
-        row["error"] = rec.get("error")
-        row["interrupted"] = bool(rec.get("interrupted", False))
+        if rec.member is not None:
+            row["member"] = rec.member
+        row["error"] = rec.error
+        row["exit"] = rec.exit
+        row["log"] = rec.log
+        row["interrupted"] = rec.interrupted
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -101,8 +77,8 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
     """The best configuration in the form ``autorl train`` reads."""
-    rec = trial.user_attrs.get(ATTR, {})
-    params = {k: v for k, v in rec.get("config", trial.params).items() if k in sweep.space}
+    rec = record_of(trial)
+    params = {k: v for k, v in (rec.config or trial.params).items() if k in sweep.space}
     values = dict(zip(sweep.metrics, trial.values, strict=True))
     return {
         "target": sweep.config.target,
@@ -112,8 +88,8 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
         "direction": list(sweep.directions) if len(sweep.directions) > 1 else sweep.directions[0],
         "value": values if len(values) > 1 else values[sweep.metrics[0]],
         "trial": trial.number,
-        "seeds": rec.get("seeds"),
-        "budget": {"max": sweep.config.budget.max, "report_every": sweep.config.budget.interval},
+        "seeds": rec.seeds,
+        "budget": {"max": sweep.config.budget.steps, "report_every": sweep.config.budget.interval},
         "sweep": str(sweep.out),
     }
 
@@ -143,10 +119,22 @@ def open_run(out_dir: str | Path) -> tuple[optuna.Study, dict[str, Any]]:
         raise FileNotFoundError(f"{out} holds no sweep (config.yaml and run.json are missing)")
     cfg = load_yaml(out / "config.yaml")
     run = json.loads((out / "run.json").read_text())
-    from autorl.executors.storage import make_storage
-
-    study = optuna.load_study(study_name=run["study_name"], storage=make_storage(run["storage"]))
+    study = optuna.load_study(study_name=run["study_name"], storage=make_storage(storage_of(run)))
     return study, cfg
+
+
+def storage_of(run: dict[str, Any]) -> str:
+    """The storage URL of a run (its password is never written: it comes from ``$AUTORL_STORAGE``)."""
+    url = str(run["storage"])
+    if "***" not in url:
+        return url
+    given = os.environ.get(STORAGE_ENV)
+    if given and redact(given) == url:
+        return given
+    raise FileNotFoundError(
+        f"the run's storage {url} needs its password, which autorl never writes: set {STORAGE_ENV} to "
+        "the storage URL"
+    )
 
 
 def load_results(out_dir: str | Path) -> pd.DataFrame:
@@ -159,17 +147,3 @@ def load_results(out_dir: str | Path) -> pd.DataFrame:
         if (out / "trials.csv").is_file():
             return pd.read_csv(out / "trials.csv")
         raise
-
-
-__all__ = [
-    "best_record",
-    "best_trials",
-    "curves_frame",
-    "export",
-    "load_results",
-    "open_run",
-    "trial_seeds",
-    "trials_frame",
-    "versions",
-    "write_run_files",
-]

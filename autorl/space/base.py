@@ -212,8 +212,8 @@ _MISSING = object()
 
 def _number(name: str, spec: Mapping[str, Any], key: str) -> float:
     value = spec.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{key} must be a number, got {value!r}", name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}", name)
     return value
 
 

@@ -131,3 +131,21 @@ def grid(space: SearchSpace, points: int) -> dict[str, list[Any]]:
         else:
             out[p.search_name] = [low + i * (high - low) / (points - 1) for i in range(points)]
     return out
+
+
+def to_params(
+    space: SearchSpace, config: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+    """A configuration on the user's scale as Optuna params (searched scale) and their distributions,
+    for ``optuna.trial.create_trial``; fixed and inactive parameters are left out."""
+    params, dists = {}, {}
+    for p in space.values():
+        dist = to_distribution(p)
+        if p.name in config and dist is not None:
+            value = config[p.name]
+            if p.transform is Transform.POW2:
+                params[p.search_name] = round(p.transform.to_search(value))
+            else:
+                params[p.search_name] = p.transform.to_search(value) if p.transform is not None else value
+            dists[p.search_name] = dist
+    return params, dists

@@ -94,4 +94,24 @@ register_target(
     space="synthetic/branin.yaml",
 )
 
-import autorl.envs  # noqa: E402,F401  (registers envdesign:sb3)
+# Environment design (autorl.envs, a layer above this one: registered by reference, never imported here).
+register_target(
+    "envdesign:sb3",
+    "autorl.envs.target:EnvDesignTarget",
+    "an SB3 agent on a contextual env family; levels from default, dr, plr (PPO/A2C) or curriculum",
+    unit="env_steps",
+    metric="heldout_return",
+    direction="maximize",
+    space="envdesign/ppo.yaml",
+    check="autorl.envs.target:check_envdesign",
+)
+register_target(
+    "envdesign:actor_critic",
+    "autorl.envs.ac:EnvDesignACTarget",
+    "the meta-gradient actor-critic on a contextual env family; levels from default, dr or curriculum",
+    unit="env_steps",
+    metric="heldout_return",
+    direction="maximize",
+    space="agents/actor_critic.yaml",
+    check="autorl.envs.ac:check_envdesign_ac",
+)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from autorl.errors import ConfigError, TrialDiverged
 from autorl.targets.base import TrialContext
@@ -44,7 +43,8 @@ class Aggregate(enum.Enum):
             return float(arr.mean())
         if self is Aggregate.MEDIAN:
             return float(np.median(arr))
-        return float(stats.trim_mean(arr, 0.25))
+        cut = int(0.25 * len(arr))  # the interquartile mean: 25 % trimmed from each end
+        return float(np.sort(arr)[cut : len(arr) - cut].mean())
 
 
 @dataclass
@@ -96,7 +96,8 @@ def _as_metrics(out: Any, metric: str) -> dict[str, float]:
     return metrics
 
 
-def _select(values: list[float], select: Select, k: int, maximize: bool) -> float:
+def select_value(values: list[float], select: Select, k: int, maximize: bool) -> float:
+    """The trial's value from its evaluations: the last, the best, or the mean of the last ``k``."""
     if select is Select.LAST:
         return values[-1]
     if select is Select.BEST:
@@ -192,7 +193,7 @@ def _run_trainables(
         history.append(value)
         ctx.report(value, used)
     metrics = _combine(last, aggregate)
-    metrics[ctx.metric] = _select(history, select, k, maximize)
+    metrics[ctx.metric] = select_value(history, select, k, maximize)
     if len(seeds) > 1:
         for s_metrics in last:
             s_metrics.setdefault("budget", float(used))

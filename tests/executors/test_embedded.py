@@ -62,7 +62,7 @@ def test_two_workers_run_exactly_the_trials(make_config):
 def test_existing_sweep_needs_resume_and_resume_proposes_new_points(make_config):
     cfg = make_config(trials=3)
     sweep(cfg, plots=False)
-    with pytest.raises(ConfigError, match="add --resume"):
+    with pytest.raises(ConfigError, match=r"resume it \(--resume; resume=True in Python\)"):
         sweep(cfg, plots=False)
     r = sweep({**cfg, "trials": 6}, resume=True, plots=False)
     assert len(r.trials) == 6

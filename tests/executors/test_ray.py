@@ -1,6 +1,11 @@
-"""The Ray Tune executor, locally and against a Ray head started on loopback (the cluster user's path)."""
+"""The Ray backend: the same loops on Ray actors, on a local instance (loopback only, token auth kept)
+and against a `ray start --head` on loopback that the test starts and stops by its own process ids."""
+
+from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -9,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,12 +22,26 @@ import yaml
 
 from tests.conftest import toy
 
+pytestmark = pytest.mark.slow  # each test starts a Ray instance (seconds, about 1 GB)
+
 AUTORL = [sys.executable, "-m", "autorl.cli"]
 RAY = str(Path(sys.executable).parent / "ray")
-ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
-def _config(tmp_path, **extra):
+@pytest.fixture
+def ray_env():
+    """A Ray environment of the test's own: Ray's default authentication (token auth for a local
+    instance) with a fresh token, so none is written to ~/.ray; session files in a short temporary
+    directory (Ray's socket paths have a length limit); no usage reporting."""
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_TMPDIR=temp, RAY_USAGE_STATS_ENABLED="0")
+    yield env
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _write(tmp_path: Path, **extra: Any) -> Path:
     cfg = {
         "target": toy("curve"),
         "metric": "score",
@@ -39,38 +59,9 @@ def _config(tmp_path, **extra):
         "out": str(tmp_path / "run"),
         **extra,
     }
-    path = tmp_path / "ray.yaml"
+    path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def _check_results(out: Path, trials: int) -> pd.DataFrame:
-    df = pd.read_csv(out / "trials.csv")
-    assert len(df) == trials and (df["state"] == "COMPLETE").any()
-    assert set(df["state"]) <= {"COMPLETE", "PRUNED"}
-    assert ((df["one_minus_g"] - (1 - df["g"])).abs() < 1e-9).all()  # both scales recorded
-    assert (out / "best.yaml").is_file()
-    return df
-
-
-def test_local_ray_sweep_records_trials_like_the_embedded_executor(tmp_path):
-    path = _config(tmp_path)
-    proc = subprocess.run(
-        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    df = _check_results(tmp_path / "run", 6)
-    assert (df["state"] == "PRUNED").any()  # ASHA stopped some at a rung
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -78,12 +69,101 @@ def _session_pids(sid: int) -> list[int]:
     return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
 
 
-@pytest.mark.timeout(400)
-def test_sweep_against_a_ray_head_on_loopback(tmp_path):
+def _address(hex_addr: str) -> str:
+    """An address of /proc/net/tcp{,6} ("0100007F:1F90") as text ("127.0.0.1")."""
+    raw = bytes.fromhex(hex_addr.split(":")[0])
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def listening(pids: list[int]) -> dict[int, list[str]]:
+    """The addresses each process listens on (TCP), read from /proc."""
+    inodes: dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                inodes[fields[9]] = _address(fields[1])
+    found: dict[int, list[str]] = {}
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        for link in links:
+            m = re.fullmatch(r"socket:\[(\d+)\]", link)
+            if m and m.group(1) in inodes:
+                found.setdefault(pid, []).append(inodes[m.group(1)])
+    return found
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _stop_session(leader: int) -> None:
+    """Stop what a test started, by the process ids of its own session only."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        for pid in _session_pids(leader):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while _session_pids(leader) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def test_a_local_ray_sweep_listens_on_loopback_only_and_keeps_token_auth(tmp_path, ray_env):
+    path = _write(tmp_path, budget={"max": 9, "min": 1, "report_every": 1, "total": 30}, trials=40)
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots", "--set", "args.sleep=0.3"],
+        env=ray_env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sockets: dict[int, list[str]] = {}
+    auth_modes: set[str] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            names = {p: _read(f"/proc/{p}/comm").strip() for p in _session_pids(proc.pid)}
+            if {"gcs_server", "raylet"} <= set(names.values()):
+                time.sleep(1.0)
+                sockets = listening(_session_pids(proc.pid))
+                for pid in _session_pids(proc.pid):  # what the Ray processes were started with
+                    env = dict(v.split("=", 1) for v in _read(f"/proc/{pid}/environ").split("\0") if "=" in v)
+                    auth_modes.add(env.get("RAY_AUTH_MODE", "<default>"))
+                break
+            time.sleep(0.2)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        _stop_session(proc.pid)
+    assert proc.returncode == 0, err[-3000:]
+    assert sockets, "no Ray process was seen listening"
+    addresses = {a for addrs in sockets.values() for a in addrs}
+    assert addresses <= LOOPBACK, sockets
+    assert "Token authentication is enabled" in err  # Ray's default for a local instance, kept
+    assert "disabled" not in auth_modes
+    df = pd.read_csv(tmp_path / "run" / "trials.csv")
+    assert (df["state"] == "PRUNED").any() and (df["state"] == "COMPLETE").any()  # ASHA ran on Ray
+    # budget.total: no trial starts once 30 units are spent (at most the 2 running ones end past it)
+    assert 30 <= df["budget"].sum() < 30 + 2 * 9 and len(df) < 40
+    assert ((df["one_minus_g"] - (1 - df["g"])).abs() < 1e-9).all()
+    assert not _session_pids(proc.pid)
+
+
+def test_a_population_on_a_ray_head_gives_the_embedded_result(tmp_path, ray_env):
     port = _free_port()
-    # Its own short temp dir (Ray's socket paths have a length limit): the head registers itself there,
-    # not in /tmp/ray, so nothing on the machine is pointed at it once it is gone.
-    temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")
+    ray_env["RAY_AUTH_MODE"] = "token"  # `ray start` clusters need it asked for until Ray 2.61
+    env = {**ray_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # the head binds 127.0.0.1 only
     head = subprocess.Popen(
         [
             RAY,
@@ -93,15 +173,31 @@ def test_sweep_against_a_ray_head_on_loopback(tmp_path):
             "--node-ip-address=127.0.0.1",
             "--num-cpus=2",
             "--include-dashboard=false",
-            f"--temp-dir={temp_dir}",
             "--disable-usage-stats",
             "--block",
         ],
-        env=ENV,
+        env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    cfg = {
+        "target": toy("Toy"),
+        "space": {
+            "lr": {
+                "type": "float",
+                "low": 1e-3,
+                "high": 1.0,
+                "log": True,
+                "mutable": True,
+                "init": [1e-3, 1e-2],
+            }
+        },
+        "metric": "score",
+        "budget": {"max": 40, "report_every": 10},
+        "method": {"name": "pbt", "population": 4},
+        "workers": 2,
+    }
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -110,28 +206,33 @@ def test_sweep_against_a_ray_head_on_loopback(tmp_path):
                     break
             assert time.monotonic() < deadline and head.poll() is None, "ray head did not start"
             time.sleep(0.5)
-        path = _config(tmp_path, trials=4, executor="embedded")  # --ray-address switches it to Ray
+        assert set(a for addrs in listening(_session_pids(head.pid)).values() for a in addrs) <= LOOPBACK
+        path = tmp_path / "pbt.yaml"
+        path.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "ray")}))
         proc = subprocess.run(
             [*AUTORL, "sweep", str(path), "--ray-address", f"127.0.0.1:{port}", "--quiet", "--no-plots"],
-            env=ENV,
+            env=ray_env,
             capture_output=True,
             text=True,
             timeout=300,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        _check_results(tmp_path / "run", 4)
-        assert "ray" in (tmp_path / "run" / "config.yaml").read_text()
     finally:
-        # Stop only what this test started: the head's own session, by its process ids.
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-            for pid in _session_pids(head.pid):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait
-            while _session_pids(head.pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
+        _stop_session(head.pid)
         head.wait(timeout=10)
-        shutil.rmtree(temp_dir, ignore_errors=True)
     assert not _session_pids(head.pid)
+    from autorl.api import sweep
+
+    embedded = sweep({**cfg, "out": str(tmp_path / "embedded")}, plots=False).trials
+    on_ray = pd.read_csv(tmp_path / "ray" / "trials.csv")
+    assert on_ray["value"].tolist() == pytest.approx(embedded["value"].tolist())
+    assert sorted(p.name for p in (tmp_path / "ray" / "checkpoints").iterdir()) == [
+        f"member{i}" for i in range(4)
+    ]
+    assert (tmp_path / "ray" / "logs" / "member-0.log").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

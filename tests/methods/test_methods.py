@@ -3,12 +3,12 @@
 import pytest
 
 from autorl.api import sweep
-from autorl.methods import METHODS, MethodKind, method_info
+from autorl.methods import METHODS, MethodKind, method_spec
 from tests.conftest import toy
 
-SINGLE = [n for n in METHODS.names() if method_info(n).kind is MethodKind.STATIC]
-MULTI_FIDELITY = [n for n in METHODS.names() if method_info(n).kind is MethodKind.MULTI_FIDELITY]
-MULTI_OBJECTIVE = [n for n in METHODS.names() if method_info(n).multi_objective]
+SINGLE = [n for n in METHODS.names() if method_spec(n).kind is MethodKind.STATIC]
+MULTI_FIDELITY = [n for n in METHODS.names() if method_spec(n).kind is MethodKind.MULTI_FIDELITY]
+MULTI_OBJECTIVE = [n for n in METHODS.names() if method_spec(n).multi_objective]
 
 
 @pytest.mark.parametrize("method", SINGLE)

@@ -9,7 +9,7 @@ def test_a_schema_race_with_another_process_is_retried(tmp_path, monkeypatch):
     import optuna
     from sqlalchemy import exc
 
-    from autorl.executors import storage as st
+    from autorl.results import storage as st
 
     real, calls = optuna.storages.RDBStorage, []
 
@@ -28,5 +28,5 @@ def test_a_schema_race_with_another_process_is_retried(tmp_path, monkeypatch):
         raise exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
-    with pytest.raises(exc.OperationalError, match="disk I/O error"):  # other errors are not retried
+    with pytest.raises(RuntimeError, match="disk I/O error"):  # other errors are not retried
         st.make_storage(f"sqlite:///{tmp_path / 'other.sqlite'}")

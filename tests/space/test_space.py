@@ -32,7 +32,7 @@ def test_yaml_round_trip():
         ({"type": "categorical", "choices": []}, "choices must be a non-empty list"),
         ({"type": "float", "low": 0, "high": 1, "log": True}, "log scale needs low > 0"),
         ({"type": "floaty", "low": 0, "high": 1}, "type must be one of"),
-        ({"type": "float", "low": "a", "high": 1}, "low must be a number"),
+        ({"type": "float", "low": "a", "high": 1}, "low must be a finite number"),
         ({"type": "int", "low": 0, "high": 10, "stepp": 2}, r"unknown key\(s\) stepp"),
         ({"type": "int", "low": 0, "high": 10, "step": 3}, "multiple of step"),
         ({"type": "int", "low": 3, "high": 64, "transform": "pow2"}, "powers of two"),

@@ -1,0 +1,166 @@
+"""Run one trial: the function every executor runs in its worker processes (local or on Ray).
+
+The orchestrator samples a configuration and sends a :class:`TrialJob`; the worker runs the target on
+it and reports each intermediate value back over a :class:`Link`, which answers whether the method
+prunes the trial. The outcome comes back as a :class:`TrialOutcome`: the state, the values and the
+trial's :class:`~autorl.results.TrialRecord`. Failures of the target are classified here (an
+exception or a non-finite metric is FAIL, only the pruner prunes); a dying process is the
+supervisor's to record.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from optuna.trial import TrialState
+
+from autorl.config import Sweep, parse_sweep
+from autorl.errors import TrialPruned
+from autorl.results.record import TrialRecord
+from autorl.targets import TARGETS, TrialContext, run_target
+
+
+class Link(Protocol):
+    """The worker's line to its orchestrator: ``ask`` sends a message and waits for the answer."""
+
+    def ask(self, message: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SweepRef:
+    """A sweep as it travels to a worker: the resolved config, re-validated there once."""
+
+    data_json: str
+    source: str
+    out: str
+
+    @classmethod
+    def of(cls, sweep: Sweep) -> SweepRef:
+        return cls(json.dumps(sweep.portable()), sweep.source, str(sweep.out))
+
+    def load(self) -> Sweep:
+        return _sweep(self.data_json, self.source, self.out)
+
+
+@functools.lru_cache(maxsize=8)
+def _sweep(data_json: str, source: str, out: str) -> Sweep:
+    return parse_sweep(json.loads(data_json), source, out)
+
+
+@functools.lru_cache(maxsize=8)
+def _target_args(sweep_ref: SweepRef) -> tuple[Any, dict[str, Any]]:
+    """The target and its fixed arguments (the config's ``args`` and the method's), loaded once."""
+    from autorl.methods import build_plan
+
+    sweep = sweep_ref.load()
+    extra = (
+        {} if sweep.spec.population else build_plan(sweep.method, sweep.context(), sweep.method_options).args
+    )
+    return TARGETS.get(sweep.config.target), {**sweep.config.args, **extra}
+
+
+@dataclass(frozen=True)
+class Report:
+    """An intermediate value of a running trial; the orchestrator answers True to prune it."""
+
+    step: int
+    value: float
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One trial to run: its number, the sampled configuration (user's scale) and its budget."""
+
+    sweep: SweepRef
+    number: int
+    params: dict[str, Any]
+    budget: int
+    report: bool = True  # send intermediate values (single-objective sweeps)
+
+
+@dataclass
+class TrialOutcome:
+    """How a trial ended: its state, its values (COMPLETE) and its record."""
+
+    state: TrialState
+    record: TrialRecord
+    values: list[float] | None = None
+    message: str = ""
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def run_trial(job: TrialJob, link: Link) -> TrialOutcome:
+    """Run ``job`` and classify the result. Never raises for the target's own failures."""
+    sweep = job.sweep.load()
+    target, args = _target_args(job.sweep)
+    cfg = sweep.config
+    seeds = sweep.trial_seeds(job.number)
+    record = TrialRecord(config=sweep.space.record(job.params), seeds=seeds)
+
+    def should_prune(value: float, step: int) -> bool:
+        # A trial that has spent its whole budget is finished, not stopped early.
+        return bool(link.ask(Report(step, value))) and step < job.budget
+
+    ctx = TrialContext(
+        seed=seeds[0],
+        budget=job.budget,
+        report_every=cfg.budget.interval,
+        number=job.number,
+        checkpoint_dir=sweep.out / "checkpoints" / f"trial-{job.number}",
+        metric=sweep.metrics[0],
+        should_prune=should_prune if job.report else None,
+    )
+    start = time.perf_counter()
+    try:
+        result = run_target(
+            target,
+            {**args, **job.params},
+            ctx,
+            select=sweep.value_spec.select,
+            k=sweep.value_spec.k,
+            maximize=sweep.maximize,
+            seeds=seeds,
+            aggregate=cfg.aggregate,
+        )
+        values = [result.metrics[m] for m in sweep.metrics]
+        bad = [m for m, v in zip(sweep.metrics, values, strict=True) if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"{', '.join(bad)} is not finite (diverged)")
+    except TrialPruned as exc:
+        step = ctx.curve[-1][0] if ctx.curve else 0
+        record.metrics = {"budget": float(step * len(seeds)), "wall_s": time.perf_counter() - start}
+        return TrialOutcome(TrialState.PRUNED, record, message=str(exc), curve=list(ctx.curve))
+    except (Exception, SystemExit) as exc:  # sys.exit() in a target fails the trial, not the worker
+        record.error = f"{type(exc).__name__}: {exc}"
+        record.traceback = traceback.format_exc(limit=-8)
+        record.metrics = {"wall_s": time.perf_counter() - start}
+        if ctx.curve:
+            record.metrics["budget"] = float(ctx.curve[-1][0] * len(seeds))
+        return TrialOutcome(TrialState.FAIL, record, message=record.error, curve=list(ctx.curve))
+    record.metrics = result.metrics
+    record.per_seed = result.per_seed
+    return TrialOutcome(TrialState.COMPLETE, record, values=values, curve=list(ctx.curve))
+
+
+def checkpoint_path(run_dir: Path, relative: str) -> Path:
+    """``relative`` inside ``run_dir``; anything that resolves outside it is refused.
+
+    Checkpoints can hold pickled data (SB3's model.zip, VecNormalize): autorl loads them only from
+    the run directory it wrote them to.
+    """
+    root = run_dir.resolve()
+    path = (root / relative).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"checkpoint {relative!r} lies outside the run directory {root}: refused")
+    return path
+
+
+JobFunction = Callable[[Any, Link], Any]

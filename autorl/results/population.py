@@ -1,0 +1,135 @@
+"""What a population run leaves in its run directory: schedules, lineage, the best schedule, a plot.
+
+``pbt_schedule.csv`` (one row per member and change), ``pbt_lineage.csv`` (every exploit and
+failure), ``best_schedule.yaml`` (the best member's schedule, which ``autorl replay`` retrains from
+scratch), ``pbt_summary.json`` (steps, exploits, copy costs) and ``plots/pbt_schedules.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from autorl.config import Sweep
+from autorl.plotting import pyplot, save_figure
+from autorl.targets.driver import select_value
+
+
+class MemberLike(Protocol):
+    index: int
+    steps: int
+    score: float | None
+    failed: bool
+    curve: dict[int, float]
+    schedule: list[dict[str, Any]]
+
+
+def member_value(sweep: Sweep, m: MemberLike) -> float | None:
+    """A member's value as for any trial (``value.select`` over its evaluations); None if it failed."""
+    values = [v for _, v in sorted(m.curve.items())]
+    if m.failed or not values:
+        return None
+    return select_value(values, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize)
+
+
+def best_member(sweep: Sweep, members: Sequence[MemberLike]) -> MemberLike | None:
+    scored = [(v, m) for m in members if (v := member_value(sweep, m)) is not None]
+    if not scored:
+        return None
+    sign = 1.0 if sweep.maximize else -1.0
+    return max(scored, key=lambda vm: sign * vm[0])[1]
+
+
+def write_population_outputs(
+    out: Path,
+    sweep: Sweep,
+    members: Sequence[MemberLike],
+    lineage: list[dict[str, Any]],
+    summary: dict[str, Any],
+) -> None:
+    keys = sorted({k for m in members for s in m.schedule for k in s if k != "step"})
+    with open(out / "pbt_schedule.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["member", "step", *keys])
+        for m in members:
+            for s in m.schedule:
+                w.writerow([m.index, s["step"], *[s.get(k, "") for k in keys]])
+    fields = ["step", "member", "event", "donor", "donor_score", "member_score", "error", *keys]
+    with open(out / "pbt_lineage.csv", "w", newline="") as f:
+        dw = csv.DictWriter(f, fields, extrasaction="ignore")
+        dw.writeheader()
+        dw.writerows({**e, **e.get("config", {})} for e in lineage)  # the explored values as columns
+    best = best_member(sweep, members)
+    if best is not None:
+        (out / "best_schedule.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "member": best.index,
+                    "score": member_value(sweep, best),
+                    "steps": best.steps,
+                    "schedule": best.schedule,
+                },
+                sort_keys=False,
+            )
+        )
+    (out / "pbt_summary.json").write_text(json.dumps(summary, indent=2))
+    plot_schedules(members, keys, out / "plots" / "pbt_schedules.png", sweep, best)
+
+
+def plot_schedules(
+    members: Sequence[MemberLike],
+    keys: list[str],
+    path: Path,
+    sweep: Sweep,
+    best: MemberLike | None,
+) -> Path | None:
+    """Each numeric hyperparameter over budget units, one line per member (the best one bold), plus the
+    members' scores; log axes for log-scale parameters."""
+    plt = pyplot()
+    numeric = [
+        k
+        for k in keys
+        if all(
+            isinstance(s.get(k), int | float) and not isinstance(s.get(k), bool)
+            for m in members
+            for s in m.schedule
+            if k in s
+        )
+        and len({s.get(k) for m in members for s in m.schedule}) > 1
+    ]
+    rows = len(numeric) + 1
+    fig, axes = plt.subplots(rows, 1, figsize=(7, 2.1 * rows + 0.6), squeeze=False, sharex=True)
+    colours = plt.get_cmap("tab10" if len(members) <= 10 else "tab20")
+    for m in members:
+        lw, alpha = (2.6, 1.0) if best is not None and m.index == best.index else (1.0, 0.65)
+        colour = colours(m.index % colours.N)
+        label = f"member {m.index}" + (" (best)" if best is not None and m.index == best.index else "")
+        for ax, k in zip(axes[:-1, 0], numeric, strict=True):
+            xs = [s["step"] for s in m.schedule] + [m.steps]
+            ys = [s.get(k) for s in m.schedule] + [m.schedule[-1].get(k)]
+            ax.step(xs, ys, where="post", color=colour, lw=lw, alpha=alpha)
+        curve = sorted(m.curve.items())
+        if curve:
+            axes[-1, 0].plot(
+                [c[0] for c in curve], [c[1] for c in curve], color=colour, lw=lw, alpha=alpha, label=label
+            )
+    for ax, k in zip(axes[:-1, 0], numeric, strict=True):
+        ax.set_ylabel(k)
+        p = sweep.space.get(k)
+        if p is not None and p.transform is not None and p.transform.value == "pow2":
+            ax.set_yscale("log", base=2)
+        elif p is not None and p.log and p.transform is None:
+            ax.set_yscale("log")
+    axes[-1, 0].set_ylabel(sweep.metrics[0])
+    axes[-1, 0].set_xlabel(f"budget per member ({sweep.info.unit})")
+    if len(members) <= 16:
+        axes[-1, 0].legend(fontsize=7, ncol=min(4, len(members)), loc="best")
+    fig.suptitle(
+        f"{sweep.study_name}: {sweep.method} schedules of {len(members)} members (bold: best)", fontsize=10
+    )
+    return save_figure(fig, path)

@@ -1,0 +1,95 @@
+"""The trial record: what every executor writes for a trial, and every reader reads back.
+
+It travels in the Optuna trial's user attribute :data:`ATTR` as plain JSON data, so optuna-dashboard
+and other Optuna tools can still read it; :func:`record_of` turns it back into a :class:`TrialRecord`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+ATTR = "autorl"  # the user attribute holding a trial's record
+RETRY_OF = "retry_of"  # user attribute of a trial that re-runs an interrupted trial's config
+
+
+@dataclass
+class TrialRecord:
+    """One trial as autorl records it.
+
+    Attributes:
+        config: the configuration on the user's scale, plus each transformed parameter's searched value
+            under its search name (``one_minus_gamma``).
+        seeds: the training seeds (one per ``seeds_per_trial``).
+        metrics: the final metrics; ``budget`` (units actually spent, all seeds) and ``wall_s`` always.
+        per_seed: each seed's metrics, when there are several.
+        error: ``Type: message`` of a failure; ``traceback`` its last frames.
+        interrupted: the sweep itself was stopped (Ctrl-C, SIGTERM, kill, time budget) while it ran:
+            not counted as a trial, its configuration is run again on resume.
+        exit: how the trial's worker process ended when it died with it (``signal SIGSEGV``,
+            ``exit code 3``, ``timeout after 90 s``).
+        log: the trial's stdout and stderr, relative to the run directory.
+        member: the population member this trial is (population methods).
+        schedule: a population member's hyperparameter schedule (``[{"step": 0, ...}, ...]``).
+    """
+
+    config: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    per_seed: list[dict[str, float]] = field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+    interrupted: bool = False
+    exit: str | None = None
+    log: str | None = None
+    member: int | None = None
+    schedule: list[dict[str, Any]] | None = None
+
+    @property
+    def budget(self) -> float:
+        """Budget units the trial spent (0 when unknown)."""
+        return float(self.metrics.get("budget") or 0)
+
+    def to_attr(self) -> dict[str, Any]:
+        """The JSON form stored in the trial, without empty fields."""
+        return {k: v for k, v in asdict(self).items() if not (v is None or v is False or v == [] or v == {})}
+
+    @classmethod
+    def from_attr(cls, data: dict[str, Any] | None) -> TrialRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+
+def record_of(trial: FrozenTrial) -> TrialRecord:
+    """The record of ``trial`` (an empty one for a trial autorl did not write)."""
+    return TrialRecord.from_attr(trial.user_attrs.get(ATTR))
+
+
+def was_interrupted(trial: FrozenTrial) -> bool:
+    """A FAIL that the sweep's stop caused (Ctrl-C, kill, time budget), not the target."""
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(ATTR, {}).get("interrupted"))
+
+
+def counted(trials: list[FrozenTrial]) -> int:
+    """Trials that use up the sweep's trial count: finished ones, failures of the target included.
+
+    A trial the sweep's own stop interrupted, or one whose config was queued again, does not count.
+    """
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in trials if t.state in done and not was_interrupted(t) and t.number not in retried)
+
+
+def consumed(trials: list[FrozenTrial]) -> float:
+    """Budget units the finished trials spent (a running trial counts once it ends)."""
+    return sum(record_of(t).budget for t in trials if t.state.is_finished() and not was_interrupted(t))
+
+
+def finish(
+    study: Any, trial: Any, state: TrialState, record: TrialRecord, values: list[float] | None = None
+) -> None:
+    """Write ``record`` into ``trial`` and end it with ``state`` (the values only for COMPLETE)."""
+    study._storage.set_trial_user_attr(trial._trial_id, ATTR, record.to_attr())
+    study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
