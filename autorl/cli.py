@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from autorl.errors import ConfigError
+from autorl.urls import STORAGE_ENV, redact
 
 console = Console(stderr=True, soft_wrap=True)
 out_console = Console(soft_wrap=True)  # long paths and commands stay on one line
@@ -119,6 +120,25 @@ def _table(df: Any, metrics: list[str], maximize: bool, top: int) -> Table:
     return table
 
 
+def _again(config: Path, overrides: tuple[str, ...], out: str | None, storage: str | None) -> str:
+    """The command that resumes this sweep, with no storage password in it: a URL with one is left to
+    ``$AUTORL_STORAGE`` (autorl never writes or prints a password)."""
+    secret = storage is not None and redact(storage) != storage
+    words = [
+        "autorl sweep",
+        shlex.quote(str(config)),
+        *(f"--set {shlex.quote(o)}" for o in overrides),
+        *([f"--out {shlex.quote(out)}"] if out else []),
+        *([f"--storage {shlex.quote(storage)}"] if storage and not secret else []),
+    ]
+    return " ".join(words) + (f"  (with {STORAGE_ENV} set to the storage URL)" if secret else "")
+
+
+def _resume(again: str) -> str:
+    command, sep, note = again.partition("  (")
+    return f"{command} --resume" + (f"  ({note}" if sep else "")
+
+
 def _summary(df: Any) -> str:
     counts = df["state"].value_counts().to_dict() if len(df) else {}
     return ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
@@ -160,15 +180,7 @@ def sweep(
         extra.append(f"executor={executor}")
     sw = load_sweep(config, extra, out)
     bar = None if quiet else SweepProgress(sw.config.trials, sw.directions[0] == "maximize")
-    again = " ".join(
-        [
-            "autorl sweep",
-            shlex.quote(str(config)),
-            *(f"--set {shlex.quote(o)}" for o in overrides),
-            *([f"--out {shlex.quote(out)}"] if out else []),
-            *([f"--storage {storage}"] if storage else []),
-        ]
-    )
+    again = _again(config, overrides, out, storage)
     try:
         if bar:
             with bar.progress:
@@ -176,7 +188,7 @@ def sweep(
         else:
             result = run_sweep(sw, resume=resume, plots=not no_plots)
     except KeyboardInterrupt:
-        console.print(f"\ninterrupted: results so far are in {sw.out}\nresume with: {again} --resume")
+        console.print(f"\ninterrupted: results so far are in {sw.out}\nresume with: {_resume(again)}")
         sys.exit(130)
     df = result.trials
     out_console.print(_table(df, list(sw.metrics), sw.directions[0] == "maximize", 5))
@@ -189,12 +201,12 @@ def sweep(
             f"{errors.iloc[0]['error']}",
             highlight=False,
         )
-    dashboard = sw.storage_url.removeprefix("journal:")
+    dashboard = redact(sw.storage_url).removeprefix("journal:")
     retrain = f"retrain:  autorl train {sw.out}/best.yaml\n" if (sw.out / "best.yaml").exists() else ""
     if (sw.out / "best_schedule.yaml").exists():  # a population's result is a schedule
         retrain = f"replay:   autorl replay {sw.out}   (the best schedule, from scratch)\n"
     out_console.print(
-        f"inspect:  autorl show {sw.out}\n{retrain}resume:   {again} --resume\n"
+        f"inspect:  autorl show {sw.out}\n{retrain}resume:   {_resume(again)}\n"
         f"dashboard: optuna-dashboard {dashboard}",
         highlight=False,
     )

@@ -12,6 +12,7 @@ Finished cells are cached (``cell.json``) and skipped; an unfinished one resumes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,8 +29,9 @@ from autorl.config import Budget, Direction, Sweep, _error_from_pydantic, apply_
 from autorl.errors import ConfigError
 from autorl.evaluate import evaluate_config, fresh_seeds
 from autorl.methods import METHODS, method_spec
-from autorl.results import record_of
-from autorl.yamlio import load_yaml
+from autorl.results import DirectoryLock, record_of, write_atomic
+from autorl.results.rundir import check_directory
+from autorl.yamlio import dump_yaml, load_yaml
 
 
 class TaskSpec(BaseModel):
@@ -50,6 +52,9 @@ class TaskSpec(BaseModel):
     budget: Budget
     ref: tuple[float, float] | None = None
     methods: list[str] | None = None  # a subset of the suite's methods, where not all of them apply
+
+
+SUITE_FILE = "suite.yaml"  # the resolved suite, which marks a directory as a comparison's
 
 
 class SuiteConfig(BaseModel):
@@ -127,8 +132,10 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, out: str | 
                     **({} if population else {"trials": cfg.max_trials}),
                     "seed": seed,
                     "name": f"{tname}-{mname}-s{seed}",
-                    "out": str(out_dir / "cells" / tname / mname / f"seed{seed}"),
                 }
+                # a cell is keyed by its resolved definition: a changed suite never reuses an old result
+                key = _key({**data, "test_seeds": cfg.test_seeds})
+                data["out"] = str(out_dir / "cells" / tname / mname / f"seed{seed}-{key}")
                 try:
                     sweep = parse_sweep(data, source)
                 except ConfigError as exc:
@@ -146,10 +153,10 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     from autorl.api import sweep as run_sweep
 
     done = cell.sweep.out / "cell.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if (cached := _read_cell(done)) is not None:
+        return cached
     start = time.perf_counter()
-    result = run_sweep(cell.sweep, resume=(cell.sweep.out / "study.db").exists(), plots=False)
+    result = run_sweep(cell.sweep, resume=True, plots=False)
     total = cell.sweep.config.budget.total
     assert total is not None
     sign = 1.0 if cell.maximize else -1.0
@@ -202,15 +209,39 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
         row["incumbent"] = params
     row["wall_s"] = time.perf_counter() - start
     payload = {"row": row, "curve": curve}
-    done.write_text(json.dumps(payload, default=str))
+    write_atomic(done, json.dumps(payload, default=str))  # a kill leaves the old file or the new one
     return payload
 
 
+def _key(definition: dict[str, Any]) -> str:
+    """A short digest of a cell's resolved definition."""
+    return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _read_cell(path: Path) -> dict[str, Any] | None:
+    """A finished cell's payload, or None when it is missing or unreadable (then it runs again: its sweep
+    resumes from its own storage, so only the evaluation is repeated)."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return payload if isinstance(payload, dict) and "row" in payload else None
+
+
 def run_suite(suite: Suite, jobs: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
-    """Run every cell (``jobs`` at a time), then write results.csv, curves.csv and report.md."""
+    """Run every cell (``jobs`` at a time), then write results.csv, curves.csv and report.md.
+
+    The suite's directory is owned by this call (a second ``compare`` on it is refused) and must be
+    empty or hold this comparison (``suite.yaml``)."""
+    check_directory(suite.out, SUITE_FILE, "comparison")
+    with DirectoryLock(suite.out, "comparison"):
+        dump_yaml(suite.config.model_dump(mode="json"), suite.out / SUITE_FILE)
+        return _run_cells(suite, jobs)
+
+
+def _run_cells(suite: Suite, jobs: int | None) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     from autorl.analysis import write_report
 
-    suite.out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or suite.config.jobs
     n_test = suite.config.test_seeds
     if jobs == 1:

@@ -53,7 +53,7 @@ def test_cells_are_cached_and_minimised_metrics_become_higher_is_better(tmp_path
     results, _, _ = run_suite(load_suite(path))
     assert (results["trials"] == 8).all()
     assert (results["score"] == -results["test_value"]).all()
-    cell = tmp_path / "cmp" / "cells" / "branin" / "tpe" / "seed0" / "cell.json"
+    (cell,) = (tmp_path / "cmp" / "cells" / "branin" / "tpe").glob("seed0-*/cell.json")
     stamp = cell.stat().st_mtime_ns
     again, _, _ = run_suite(load_suite(path))
     assert cell.stat().st_mtime_ns == stamp  # read back, not re-run
@@ -61,6 +61,31 @@ def test_cells_are_cached_and_minimised_metrics_become_higher_is_better(tmp_path
     # the incumbent is judged on fresh seeds that tuning never used
     tuning_seeds = json.loads((cell.parent / "run.json").read_text())["seed"]
     assert tuning_seeds < FRESH_SEED_BASE
+
+
+def test_a_changed_suite_never_reuses_old_cells_and_a_truncated_cell_is_evaluated_again(tmp_path):
+    path = _suite(tmp_path)
+    run_suite(load_suite(path))
+    cells = sorted((tmp_path / "cmp" / "cells").rglob("cell.json"))
+    changed = load_suite(path, overrides=["test_seeds=3"])
+    assert {c.sweep.out for c in changed.cells}.isdisjoint({c.parent for c in cells})  # keyed by definition
+    cells[0].write_text('{"row": {"method": "tp')  # a kill in the middle of a write (before it was atomic)
+    results, _, _ = run_suite(load_suite(path))
+    assert json.loads(cells[0].read_text())["row"]["score"] in results["score"].tolist()
+
+
+def test_a_second_comparison_on_one_directory_is_refused(tmp_path):
+    from autorl.results import DirectoryLock
+
+    suite = load_suite(_suite(tmp_path))
+    with DirectoryLock(suite.out, "comparison"):  # as a live `autorl compare` holds it
+        with pytest.raises(ConfigError, match="is in use by pid"):
+            run_suite(suite)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds no autorl comparison"):
+        run_suite(load_suite(_suite(tmp_path), out=str(other)))
 
 
 @pytest.mark.parametrize(

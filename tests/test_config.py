@@ -43,7 +43,7 @@ def test_valid_config_resolves(make_config, tmp_path):
             "space.x",
             "low must be a finite number",
         ),
-        ({"storage": "postgresql://u:secret@localhost/db"}, "storage", "pip install 'psycopg[binary]'"),
+        ({"storage": "mysql://u:secret@localhost/db"}, "storage", "pip install 'mysqlclient'"),
         ({"trial_timeout": "15 minutes"}, "trial_timeout", "a duration looks like"),
         ({"trial_memory": "lots"}, "trial_memory", "a memory size looks like"),
         ({"budget": {"max": 10, "min": 20}}, "budget", "min <= max must hold"),

@@ -731,7 +731,9 @@ class ActorCriticTarget:
         self.history.append(self._row(stats))
 
     def save(self, path: Path) -> None:
-        """Write weights, optimiser states, eta, RNG, envs (pickled) and counters under ``path``."""
+        """Write weights, optimiser states, eta, RNG and counters (``agent.pt``: tensors and plain data,
+        read back with ``weights_only=True``) and the gymnasium envs mid-episode (``envs.pkl``, pickled:
+        the only way to continue an arbitrary gymnasium env exactly) under ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {
@@ -753,7 +755,7 @@ class ActorCriticTarget:
     def load(self, path: Path) -> None:
         """Restore what :meth:`save` wrote; training then continues as if never stopped."""
         path = Path(path)
-        state = torch.load(path / "agent.pt", weights_only=False)
+        state = torch.load(path / "agent.pt", weights_only=True)
         self.params = state["params"]
         self.opt_state = state["opt_state"]
         self.eta.load_state_dict(state["eta"])

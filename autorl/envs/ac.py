@@ -10,11 +10,11 @@ only the SB3 learner exposes (``envdesign:sb3``).
 from __future__ import annotations
 
 import functools
-import pickle
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 from autorl.agents.actor_critic import ActorCriticTarget, _make_env
 from autorl.envs.families import get_family
@@ -56,13 +56,13 @@ class EnvDesignACTarget(ActorCriticTarget):
         return {**metrics, **heldout_metrics(self, self.env_steps)}
 
     def save(self, path: Path) -> None:
-        super().save(path)  # the envs, and the sampler inside them, are pickled together
-        (Path(path) / "levels_log.pkl").write_bytes(pickle.dumps(self.levels_log))
+        super().save(path)  # the envs, and the sampler inside them, are pickled together (envs.pkl)
+        torch.save(self.levels_log, Path(path) / "levels_log.pt")
 
     def load(self, path: Path) -> None:
         super().load(path)
         self.sampler = self.env.envs.envs[0].source.__self__  # the unpickled envs' shared sampler
-        self.levels_log = pickle.loads((Path(path) / "levels_log.pkl").read_bytes())
+        self.levels_log = torch.load(Path(path) / "levels_log.pt", weights_only=True)
 
 
 def check_envdesign_ac(args: dict[str, Any], params: list[str]) -> None:

@@ -57,6 +57,64 @@ class LevelSampler:
     def snapshot(self) -> dict[str, Any]:
         return {}
 
+    # Rebuilt from the sampler's arguments, never saved (the family holds code: a derive function).
+    _REBUILT = ("family", "ranges", "cfg", "keys")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the sampler learned, as tensors and plain data (``torch.load(weights_only=True)``
+        reads it back: no pickled objects)."""
+        return {k: _plain(v) for k, v in vars(self).items() if k not in self._REBUILT}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, _restored(v))
+
+
+@dataclass
+class _GaussianMixture:
+    """What ALP-GMM reads of a fitted sklearn GaussianMixture (restored from a checkpoint)."""
+
+    means_: np.ndarray
+    covariances_: np.ndarray
+    weights_: np.ndarray
+
+
+def _plain(v: Any) -> Any:
+    """``v`` as tensors and plain data: arrays become tensors, generators their state."""
+    import torch
+
+    if isinstance(v, np.random.Generator):
+        return {"__generator__": v.bit_generator.state}
+    if isinstance(v, np.ndarray):
+        return {"__array__": torch.from_numpy(np.ascontiguousarray(v))}
+    if hasattr(v, "means_") and hasattr(v, "covariances_"):  # a fitted GaussianMixture
+        return {
+            "__gmm__": {k: _plain(np.asarray(getattr(v, k))) for k in ("means_", "covariances_", "weights_")}
+        }
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return type(v)(_plain(x) for x in v)
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _restored(v: Any) -> Any:
+    if isinstance(v, dict) and "__generator__" in v:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = v["__generator__"]
+        return rng
+    if isinstance(v, dict) and "__array__" in v:
+        return v["__array__"].numpy()
+    if isinstance(v, dict) and "__gmm__" in v:
+        return _GaussianMixture(**{k: _restored(x) for k, x in v["__gmm__"].items()})
+    if isinstance(v, dict):
+        return {k: _restored(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return type(v)(_restored(x) for x in v)
+    return v
+
 
 class DefaultSampler(LevelSampler):
     """Always the family's default context (the baseline: no environment design)."""

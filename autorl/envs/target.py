@@ -26,13 +26,13 @@ outer loop should tune on, so the held-out test levels stay unseen by the tuning
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+import torch
 
 from autorl.envs.families import Context, Family, get_family
 from autorl.envs.levels import (
@@ -50,7 +50,7 @@ from autorl.envs.levels import (
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class
+from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class, quiet
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 
 SAMPLERS = ("default", "dr", "plr", "curriculum")
@@ -338,15 +338,15 @@ class EnvDesignTarget(SB3Target):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.model.save(path / "model.zip")
-        (path / "levels.pkl").write_bytes(pickle.dumps({"sampler": self.sampler, "log": self.levels_log}))
+        torch.save({"sampler": self.sampler.state_dict(), "log": self.levels_log}, path / "levels.pt")
 
     def load(self, path: Path) -> None:
         path = Path(path)
-        state = pickle.loads((path / "levels.pkl").read_bytes())
-        # the vec env's reset callbacks hold the old sampler: copy the state into it instead
-        self.sampler.__dict__.update(state["sampler"].__dict__)
+        state = torch.load(path / "levels.pt", weights_only=True)
+        # the vec env's reset callbacks hold this sampler: its state is loaded into it in place
+        self.sampler.load_state_dict(state["sampler"])
         self.levels_log = state["log"]
-        self.model = _algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu")
+        self.model = quiet(_algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu"))
 
 
 def check_levels(args: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from autorl.executors.trial import Report, SweepRef, TrialJob, TrialOutcome, run
 from autorl.executors.workers import Event
 from autorl.methods import build_plan
 from autorl.results.record import TrialRecord, consumed, counted, finish
+from autorl.results.rundir import note_run
 from autorl.results.storage import GRACE_S, HEARTBEAT_S, open_study, recover
 from autorl.space import suggest
 
@@ -92,6 +94,12 @@ class Heartbeats:
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
 
+    def add(self, trial_id: int) -> None:
+        """Beat for ``trial_id`` from now on (a trial that never beat is never found stale)."""
+        self.ids.add(trial_id)
+        if self._thread is not None:
+            self.storage.record_heartbeat(trial_id)
+
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             for trial_id in list(self.ids):
@@ -141,6 +149,7 @@ def run_trials(
     recover(study, stale_running=not sweep.shared_storage)
     trials = study.get_trials(deepcopy=False)
     stream = stream_of(sweep, trials)
+    note_run(sweep.out, stream=stream)
     plan = build_plan(sweep.method, sweep.context(stream), sweep.method_options)
     study.sampler, study.pruner = plan.sampler, plan.pruner
     ref = SweepRef.of(sweep)
@@ -167,13 +176,15 @@ def run_trials(
         )
 
     def start(worker: int) -> None:
-        trial = study.ask()
+        with warnings.catch_warnings():  # Optuna warns that heartbeats belong to study.optimize: we beat
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
         params = suggest(sweep.space, trial)
         log = f"logs/trial-{trial.number}.log"
         job = TrialJob(ref, trial.number, params, cfg.budget.steps, report=len(sweep.directions) == 1)
         job_id = backend.submit(run_trial, job, log=sweep.out / log, worker=worker)
         running[job_id] = _Running(trial, params, worker, log)
-        beats.ids.add(trial._trial_id)
+        beats.add(trial._trial_id)
 
     def end(job_id: int, state: TrialState, record: TrialRecord, values: list[float] | None = None) -> None:
         run = running.pop(job_id)

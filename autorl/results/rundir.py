@@ -118,7 +118,7 @@ def differences(
 ) -> list[str]:
     """What differs between two resolved configs, outside the keys a resume may change."""
     a, b = _flat(old), _flat(new)
-    skip = {*allowed, "out", "name"}
+    skip = {*allowed, "out", "name", "storage"}  # the storage is compared as the URL it resolves to
     keys = sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
     return [f"{k} ({_short(b.get(k))}, was {_short(a.get(k))})" for k in keys]
 
@@ -177,6 +177,13 @@ def write_run_files(sweep: Sweep, argv: list[str] | None = None, **extra: Any) -
         **extra,
     }
     write_atomic(sweep.out / RUN_FILE, json.dumps(info, indent=2))
+
+
+def note_run(out: Path, **fields: Any) -> None:
+    """Add ``fields`` to ``run.json`` (what a run learns once it started, e.g. its random stream)."""
+    path = out / RUN_FILE
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    write_atomic(path, json.dumps({**info, **fields}, indent=2))
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -3,19 +3,22 @@ bookkeeping that makes a killed sweep resumable."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autorl.errors import ConfigError
 from autorl.results.record import ATTR, RETRY_OF, was_interrupted
 from autorl.urls import check_storage_url, redact, redact_text
 
 if TYPE_CHECKING:
     from autorl.config import Sweep
 
-HEARTBEAT_S, GRACE_S = 10, 60
+HEARTBEAT_S = int(os.environ.get("AUTORL_HEARTBEAT_S", "10"))  # a shared storage's trials beat this often
+GRACE_S = int(os.environ.get("AUTORL_GRACE_S", "60"))  # and count as dead after this long without a beat
 
 
 def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -56,9 +59,9 @@ def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
         event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
         return storage
-    except Exception as exc:  # a database error: re-raised without the password in its message
+    except Exception as exc:  # a database error: one line, without the password
         message = redact_text(f"{type(exc).__name__}: {exc}", url).splitlines()[0]
-        raise RuntimeError(f"cannot open the storage {redact(url)}: {message}") from None
+        raise ConfigError(f"cannot open the storage {redact(url)}: {message}", "storage") from None
 
 
 def _rdb_storage(url: str, attempts: int = 5, **kwargs: Any) -> optuna.storages.RDBStorage:

@@ -82,6 +82,14 @@ def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
         raise ConfigError(f"sb3:{algo} needs a continuous action space, but {env_id} is discrete", "env")
 
 
+def quiet(model: Any) -> Any:
+    """``model`` with a logger that writes nothing: SB3's default makes a folder in /tmp per learn()."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def _make_env(args: dict[str, Any], n: int, seed: int) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -112,14 +120,16 @@ class SB3Target:
 
     def _build_model(self, config: dict[str, Any], seed: int) -> Any:
         """The SB3 model of ``self.algo`` on ``self.env`` from the config's policy and algo keys."""
-        return _algo_class(self.algo)(
-            config.get("policy", "MlpPolicy"),
-            self.env,
-            seed=seed,
-            device="cpu",
-            verbose=0,
-            policy_kwargs=self._policy_kwargs(config),
-            **self._algo_kwargs(config),
+        return quiet(
+            _algo_class(self.algo)(
+                config.get("policy", "MlpPolicy"),
+                self.env,
+                seed=seed,
+                device="cpu",
+                verbose=0,
+                policy_kwargs=self._policy_kwargs(config),
+                **self._algo_kwargs(config),
+            )
         )
 
     def _policy_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +195,7 @@ class SB3Target:
             from stable_baselines3.common.vec_env import VecNormalize
 
             self.env = VecNormalize.load(str(path / "vecnormalize.pkl"), self.env.venv)
-        self.model = _algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu")
+        self.model = quiet(_algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu"))
         if (path / "replay_buffer.pkl").is_file():
             self.model.load_replay_buffer(path / "replay_buffer.pkl")
 

@@ -3,7 +3,6 @@ how it ended; signals stop a sweep cleanly; nothing is lost, and a resume finish
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -26,7 +25,10 @@ HOW = {"segfault": "signal SIGSEGV", "exit": "exit code 3"}
 def _config(tmp_path: Path, faults: list[str], **over: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "target": toy("faulty"),
-        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}, "fault": {"type": "categorical", "choices": faults}},
+        "space": {
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "fault": {"type": "categorical", "choices": faults},
+        },
         "method": {"name": "grid", "points": 1},
         "trials": len(faults),
         "out": str(tmp_path / "run"),
@@ -99,14 +101,18 @@ def test_sigterm_stops_a_sweep_like_ctrl_c_and_resume_finishes_it(tmp_path: Path
     }
     path = tmp_path / "slow.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--no-plots"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--no-plots"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for_trials(tmp_path / "run", 3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "resume with:" in err
     df = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert df["interrupted"].any() and not (df["state"] == "RUNNING").any()
-    res = subprocess.run([*AUTORL, "sweep", str(path), "--no-plots", "--resume", "--quiet"], capture_output=True, text=True)
+    res = subprocess.run(
+        [*AUTORL, "sweep", str(path), "--no-plots", "--resume", "--quiet"], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     df = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert (df["state"] == "COMPLETE").sum() == 6
@@ -123,13 +129,23 @@ def test_a_second_process_on_a_run_directory_is_refused_naming_the_owner(tmp_pat
     }
     path = tmp_path / "slow.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    first = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for_trials(tmp_path / "run", 1)
         for extra in ([], ["--resume"]):  # a duplicate sweep, and a resume beside the live one
-            second = subprocess.run([*AUTORL, "sweep", str(path), "--quiet", *extra], capture_output=True, text=True)
+            second = subprocess.run(
+                [*AUTORL, "sweep", str(path), "--quiet", *extra], capture_output=True, text=True
+            )
             assert second.returncode == 2
-            assert f"is in use by pid {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+            assert (
+                f"is in use by pid {first.pid}" in second.stderr
+                and len(second.stderr.strip().splitlines()) == 1
+            )
         first.communicate(timeout=120)
         assert first.returncode == 0
     finally:

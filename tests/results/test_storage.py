@@ -2,6 +2,8 @@
 
 import pytest
 
+from autorl.errors import ConfigError
+
 
 def test_a_schema_race_with_another_process_is_retried(tmp_path, monkeypatch):
     """Two processes opening a fresh database together: Optuna's check-then-create lets one of them
@@ -28,5 +30,5 @@ def test_a_schema_race_with_another_process_is_retried(tmp_path, monkeypatch):
         raise exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
-    with pytest.raises(RuntimeError, match="disk I/O error"):  # other errors are not retried
+    with pytest.raises(ConfigError, match="disk I/O error"):  # other errors are not retried
         st.make_storage(f"sqlite:///{tmp_path / 'other.sqlite'}")
