@@ -83,7 +83,7 @@ def population_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[st
         "target": f"{TOY}:Toy",
         "space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "mutable": True, "init": [1e-3, 1e-2]}},
         "metric": "score",
-        "budget": {"max": 80, "report_every": 10},
+        "budget": {"max": 160, "report_every": 10},
         "method": {"name": "pbt", "population": 4},
         "workers": 2,
     }
@@ -163,7 +163,8 @@ def bad_input(tmp: Path) -> dict[str, Any]:
     refused = 0
     for i, (line, key) in enumerate(BAD):
         path = tmp / f"bad{i}.yaml"
-        path.write_text(yaml.safe_dump({"target": "synthetic:branin", "method": "random", **yaml.safe_load(line)}))
+        base = {"target": "synthetic:branin", "method": "random", "budget": {"max": 1}}
+        path.write_text(yaml.safe_dump({**base, **yaml.safe_load(line)}))
         res = _run(["validate", str(path)])
         one_line = res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
         refused += one_line and f"{path}: {key}" in res.stderr
