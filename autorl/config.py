@@ -34,6 +34,7 @@ from autorl.yamlio import load_yaml, loads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACES_DIR = REPO_ROOT / "search_spaces"
+STUDY_FILE = "study.log"  # the default storage: an Optuna journal file in the run directory
 MAX_TRIALS = 1_000_000
 MAX_WORKERS_RAY = 4096  # a cluster's CPUs are checked when it is reached
 
@@ -196,13 +197,14 @@ class Sweep:
 
     @property
     def storage_url(self) -> str:
-        """The storage: ``storage``, else ``$AUTORL_STORAGE``, else SQLite in the run directory."""
+        """The storage: ``storage``, else ``$AUTORL_STORAGE``, else an Optuna journal file in the run
+        directory (``study.log``: an append-only log, about 1 ms a trial against SQLite's 10)."""
         from autorl.urls import STORAGE_ENV
 
         return (
             self.config.storage
             or os.environ.get(STORAGE_ENV)
-            or f"sqlite:///{(self.out / 'study.db').resolve()}"
+            or f"journal:{(self.out / STUDY_FILE).resolve()}"
         )
 
     @property

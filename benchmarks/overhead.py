@@ -1,8 +1,11 @@
-"""Per-trial orchestration overhead of autorl's executors against plain Optuna and plain Ray Tune.
+"""Per-trial orchestration overhead of autorl against plain Optuna and plain Ray Tune.
 
 Each figure is a slope: (time of N2 trials - time of N1 trials) / (N2 - N1), so process and Ray
 start-up costs cancel out and what remains is the cost each extra trial adds. The objective is
-trivial (x**2); all Optuna variants use a fresh SQLite file. The last rows run a CPU-bound target
+trivial (x**2), the sampler random for all. autorl runs as a user runs it: the `autorl sweep` command
+(supervised worker processes, its default storage: an Optuna journal file), in a subprocess. Plain
+Optuna runs `study.optimize` on a journal file (its fastest persistent storage) and on SQLite opened
+the way autorl opens it (WAL journal, synchronous=NORMAL). The last rows run a CPU-bound target
 (about 0.1-0.3 s per trial) with 1 and 2 workers and compare completed trials per second.
 
     python benchmarks/overhead.py            # about 5 minutes on 2 cores
@@ -38,17 +41,43 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def plain_optuna(n: int, tmp: Path) -> float:
+def plain_optuna(n: int, tmp: Path, storage: str) -> float:
     def objective(trial):
         return trial.suggest_float("x", -1, 1) ** 2
 
     def run():
-        # The same storage autorl uses (SQLite in WAL mode), so the difference is autorl's own work.
-        storage = make_storage(f"sqlite:///{tmp / f'plain{n}.db'}")
-        study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(0))
+        url = (
+            f"journal:{tmp / f'plain{n}.log'}"
+            if storage == "journal"
+            else f"sqlite:///{tmp / f'plain{n}.db'}"
+        )
+        study = optuna.create_study(storage=make_storage(url), sampler=optuna.samplers.RandomSampler(0))
         study.optimize(objective, n_trials=n)
 
     return _timed(run)
+
+
+def autorl_cli(n: int, tmp: Path, workers: int, storage: str | None = None) -> float:
+    """`autorl sweep` in a subprocess, as a user runs it (its start-up cancels out in the slope)."""
+    import subprocess
+
+    import yaml
+
+    out = tmp / f"cli-{workers}-{storage or 'default'}-{n}"
+    cfg = {
+        "target": f"{Path(__file__).resolve()}:trivial",
+        "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        "direction": "minimize",
+        "method": "random",
+        "trials": n,
+        "workers": workers,
+        "out": str(out),
+        **({"storage": f"sqlite:///{out}.db"} if storage == "sqlite" else {}),
+    }
+    path = tmp / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"]
+    return _timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
 
 
 def autorl_sweep(
@@ -65,7 +94,6 @@ def autorl_sweep(
         "target": f"{Path(__file__).resolve()}:{target}" if target == "trivial" else f"{TOY}:{target}",
         "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}, **(extra or {})},
         "direction": "minimize",
-        "budget": {"max": 1},
         "method": "random",
         "trials": n,
         "workers": workers,
@@ -107,19 +135,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    n1, n2 = (20, 80) if args.quick else (50, 250)
+    n1, n2 = (20, 120) if args.quick else (20, 220)
     r1, r2 = 8, 24
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        print(f"\n{'executor':34s} {'workers':>7s} {'s/trial':>9s} {'over plain Optuna':>18s}", flush=True)
-        plain, _ = slope(lambda n: plain_optuna(n, tmp), n1, n2)
+        print(
+            f"\n{'executor':40s} {'workers':>7s} {'s/trial':>9s} {'over plain Optuna, journal':>27s}",
+            flush=True,
+        )
+        plain, _ = slope(lambda n: plain_optuna(n, tmp, "journal"), n1, n2)
 
         def row(name: str, w: int, s: float) -> None:
-            print(f"{name:34s} {w:7d} {s * 1000:7.1f}ms {(s - plain) * 1000:+16.1f}ms", flush=True)
+            print(f"{name:40s} {w:7d} {s * 1000:7.1f}ms {(s - plain) * 1000:+25.1f}ms", flush=True)
 
-        row("plain Optuna, SQLite", 1, plain)
+        row("plain Optuna, journal file", 1, plain)
+        row("plain Optuna, SQLite", 1, slope(lambda n: plain_optuna(n, tmp, "sqlite"), n1, n2)[0])
         for w in (1, 2):
-            row("autorl embedded, SQLite", w, slope(lambda n, w=w: autorl_sweep(n, tmp, w), n1, n2)[0])
+            row(
+                "autorl sweep (CLI), journal (default)",
+                w,
+                slope(lambda n, w=w: autorl_cli(n, tmp, w), n1, n2)[0],
+            )
+        row("autorl sweep (CLI), SQLite", 1, slope(lambda n: autorl_cli(n, tmp, 1, "sqlite"), n1, n2)[0])
         if not args.quick:
             row("plain Ray Tune (reuse_actors)", 2, slope(lambda n: plain_ray(n, tmp), r1, r2)[0])
             row("autorl on Ray", 2, slope(lambda n: autorl_sweep(n, tmp, 2, executor="ray"), r1, r2)[0])
@@ -133,7 +170,7 @@ def main() -> None:
             rates[w] = n / t
             study = optuna.load_study(
                 study_name="sweep",
-                storage=make_storage(f"sqlite:///{tmp / f'embedded-busy-{w}-{n}' / 'study.db'}"),
+                storage=make_storage(f"journal:{tmp / f'embedded-busy-{w}-{n}' / 'study.log'}"),
             )
             first = min(tr.datetime_start for tr in study.trials)
             last = max(tr.datetime_complete for tr in study.trials)

@@ -17,7 +17,7 @@ import gymnasium as gym
 import torch
 
 from autorl.agents.actor_critic import ActorCriticTarget, _make_env
-from autorl.envs.families import get_family
+from autorl.envs.families import Family, get_family
 from autorl.envs.levels import LevelSampler
 from autorl.envs.target import LEVEL_KEYS, check_levels, heldout_metrics, refuse_unknown, setup_levels
 from autorl.envs.wrapper import ContextualEnv
@@ -34,6 +34,11 @@ def make_contextual_env(family: str, sampler: LevelSampler) -> gym.Env:
 
 class EnvDesignACTarget(ActorCriticTarget):
     """``agents:actor_critic`` (meta-gradients optional) on a contextual family."""
+
+    # set by setup_levels, shared with the SB3 learner
+    family: Family
+    sampler: LevelSampler
+    levels_log: list[dict[str, Any]]
 
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         if config.get("level_sampler") == "plr":
@@ -61,7 +66,7 @@ class EnvDesignACTarget(ActorCriticTarget):
 
     def load(self, path: Path) -> None:
         super().load(path)
-        self.sampler = self.env.envs.envs[0].source.__self__  # the unpickled envs' shared sampler
+        self.sampler = self.env.envs.envs[0].source.__self__  # type: ignore[attr-defined]  # the envs' sampler
         self.levels_log = torch.load(Path(path) / "levels_log.pt", weights_only=True)
 
 

@@ -114,7 +114,7 @@ def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: i
         if "threshold" not in options:  # 0.8 x the env's reward threshold, where it has one
             spec = gym.spec(family.env_id)
             options["threshold"] = 0.8 * spec.reward_threshold if spec.reward_threshold is not None else 0.0
-        return SelfPacedCurriculum(family, ranges, seed, **options)
+        return SelfPacedCurriculum(family, ranges, seed, **options)  # type: ignore[arg-type]  # floats
     if name == "curriculum":
         raise ConfigError(
             f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}", "curriculum_teacher"
@@ -175,7 +175,7 @@ def _callback(target: EnvDesignTarget) -> Any:
         def _on_rollout_end(self) -> None:
             sampler = target.sampler
             if isinstance(sampler, PrioritizedLevelReplay) and self.ids:
-                buf = self.model.rollout_buffer
+                buf = self.model.rollout_buffer  # type: ignore[attr-defined]  # on-policy only (checked)
                 n = len(self.ids)
                 for lvl, s in segment_scores(
                     buf.advantages[:n],
@@ -303,6 +303,12 @@ def train_levels(target: Any) -> list[Context]:
 
 class EnvDesignTarget(SB3Target):
     """An SB3 agent on a contextual family whose training levels come from a level sampler."""
+
+    # set by setup_levels, shared with the actor-critic learner
+    family: Family
+    ranges: Ranges
+    sampler: LevelSampler
+    levels_log: list[dict[str, Any]]
 
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         import torch

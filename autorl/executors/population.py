@@ -313,7 +313,7 @@ def _new_state(sweep: Sweep) -> PopulationState:
     members = [MemberState(i, c) for i, c in enumerate(plan.method.initial(plan.size, rng))]
     for m in members:
         m.schedule.append({"step": 0, **m.config})
-    return PopulationState(members, rng.bit_generator.state)
+    return PopulationState(members, dict(rng.bit_generator.state))
 
 
 def per_member_budget(sweep: Sweep) -> int:

@@ -179,7 +179,8 @@ class RayPool:
             raise ConfigError(
                 f"workers <= {cpus} (the Ray cluster's CPUs) must hold, got {size}", "workers", sweep.source
             )
-        self._cls = ray.remote(num_cpus=1, max_concurrency=4)(_Actor)
+        # threaded: next() waits for a message while the job runs (Ray's stubs lack max_concurrency)
+        self._cls = ray.remote(num_cpus=1, max_concurrency=4)(_Actor)  # type: ignore[call-overload]
         self._path = [p for p in sys.path if p not in ("", os.getcwd())]
         self._slots = [self._start() for _ in range(size)]
         self._next_job = 0

@@ -84,7 +84,7 @@ class Heartbeats:
     """One thread that keeps the running trials of a shared storage alive (Optuna's heartbeat)."""
 
     def __init__(self, study: optuna.Study) -> None:
-        self.storage = study._storage
+        self.storage: Any = study._storage  # an RDB storage with heartbeats (checked below)
         self.ids: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -265,7 +265,7 @@ def _check_mutable(ctx: MethodContext, mutable: list[str]) -> None:
     from autorl.targets import TARGETS
 
     target = TARGETS.get(ctx.target)
-    fixed = getattr(target, "immutable", frozenset())
+    fixed: frozenset[str] = getattr(target, "immutable", frozenset())
     for name in mutable:
         if name in fixed:
             raise ConfigError(

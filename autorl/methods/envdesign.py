@@ -62,7 +62,7 @@ def plr(
         "replay_prob": replay_prob,
         "buffer_size": buffer_size,
     }
-    PLRConfig(**{k: v for k, v in opts.items() if v is not None})  # validates, raising ValueError
+    PLRConfig(**{k: v for k, v in opts.items() if v is not None})  # type: ignore[arg-type]  # validates
     return _plan(
         ctx,
         worker,
@@ -101,7 +101,7 @@ def curriculum(
     if teacher is not None and teacher not in TEACHERS:
         raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
     alp = {"random_prob": random_prob, "fit_every": fit_every, "max_components": max_components}
-    ALPGMMConfig(**{k: v for k, v in alp.items() if v is not None})  # validates, raising ValueError
+    ALPGMMConfig(**{k: v for k, v in alp.items() if v is not None})  # type: ignore[arg-type]  # validates
     return _plan(
         ctx,
         worker,

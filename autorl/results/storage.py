@@ -21,6 +21,19 @@ HEARTBEAT_S = int(os.environ.get("AUTORL_HEARTBEAT_S", "10"))  # a shared storag
 GRACE_S = int(os.environ.get("AUTORL_GRACE_S", "60"))  # and count as dead after this long without a beat
 
 
+def _repair_journal(path: str) -> None:
+    """Cut a journal's unfinished last line (a write cut off by a power loss or a full disk): Optuna
+    would read past it, but a later append would glue onto it and make the journal unreadable."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        f.truncate(f.read().rfind(b"\n") + 1)
+
+
 def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """A shared storage's trial whose process stopped beating: run its config again."""
     study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number}, skip_if_exists=False)
@@ -36,7 +49,9 @@ def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        path = url.removeprefix("journal:")
+        _repair_journal(path)
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
     check_storage_url(url)
     beat: dict[str, Any] = (
         {

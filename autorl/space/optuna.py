@@ -138,7 +138,8 @@ def to_params(
 ) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
     """A configuration on the user's scale as Optuna params (searched scale) and their distributions,
     for ``optuna.trial.create_trial``; fixed and inactive parameters are left out."""
-    params, dists = {}, {}
+    params: dict[str, Any] = {}
+    dists: dict[str, BaseDistribution] = {}
     for p in space.values():
         dist = to_distribution(p)
         if p.name in config and dist is not None:

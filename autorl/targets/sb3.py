@@ -99,7 +99,7 @@ def _make_env(args: dict[str, Any], n: int, seed: int) -> Any:
 class SB3Target:
     """One SB3 agent trained in increments of env steps and evaluated deterministically."""
 
-    algo: ClassVar[str] = "ppo"
+    algo: str = "ppo"  # a class attribute; env design sets it per instance
     # what population methods may never perturb (checked before a pbt/pb2 sweep starts)
     immutable: ClassVar[frozenset[str]] = frozenset()  # set below, once FIXED_DURING_TRAINING exists
 

@@ -14,6 +14,7 @@ import yaml
 
 from autorl.api import sweep
 from autorl.errors import ConfigError
+from autorl.results import make_storage
 from tests.conftest import toy
 
 AUTORL = [sys.executable, "-m", "autorl.cli"]
@@ -126,7 +127,7 @@ def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_
     _wait_for(lambda: len(_starts(log)) >= 3 + workers)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: nothing survives
     proc.wait()
-    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    storage = make_storage(f"journal:{tmp_path / 'run' / 'study.log'}")
     before = optuna.load_study(study_name="slow", storage=storage).get_trials()
     complete_before = {t.number for t in before if t.state.name == "COMPLETE"}
     running = [t for t in before if t.state.name == "RUNNING"]
