@@ -51,6 +51,7 @@ from torch.func import functional_call
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
+from autorl.targets.models._data import refuse_unknown_keys
 
 # Names of the meta-parameters eta, in the order used for conditioning the network on them.
 ETA_NAMES = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "pg_coef")
@@ -189,6 +190,51 @@ class ActorCriticConfig:
     def reference_eta(self) -> dict[str, torch.Tensor]:
         """The fixed eta_ref of the meta-objective."""
         return {n: torch.tensor(float(getattr(self, f"ref_{n}"))) for n in ETA_NAMES}
+
+
+def check_args(args: Mapping[str, Any], params: Sequence[str]) -> None:
+    """The check ``autorl validate`` runs for ``agents:actor_critic``, before any trial starts.
+
+    Refuses an unknown key in ``args`` or among the search space's ``params`` (naming the closest valid key
+    and all of them), a value of the wrong type, an impossible value (:meth:`ActorCriticConfig.validate`)
+    and an ``env_id`` gymnasium does not know. It builds the config only: no env, no network.
+    """
+    # A searched-scale copy next to its parameter (one_minus_gamma and gamma) is ignored, as in from_dict.
+    copies = {k for k in args if k.startswith("one_minus_") and k[len("one_minus_") :] in args}
+    given = {k: v for k, v in args.items() if k not in copies}
+    defaults = {f.name: f.default for f in fields(ActorCriticConfig)}
+    refuse_unknown_keys("agents:actor_critic", given, defaults, params)
+    for key, value in given.items():
+        _check_type(key, value, defaults[key])
+    cfg = ActorCriticConfig.from_dict(given)
+    if ":" not in cfg.env_id:  # "module:Env-v0" registers its env on import, which only gym.make does
+        try:
+            gym.spec(cfg.env_id)
+        except gym.error.Error as exc:
+            raise ConfigError(str(exc).splitlines()[0], "env_id") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+    """Raise ConfigError unless ``value`` has the type of the field whose default is ``default``."""
+    if key == "hidden":
+        ok = _is_int(value) or (isinstance(value, list | tuple) and all(map(_is_int, value)))
+        rule = "an int or a list of ints"
+    elif key == "clip_coef":
+        ok, rule = value is None or _is_int(value) or isinstance(value, float), "a number or null"
+    elif isinstance(default, bool):
+        ok, rule = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, rule = _is_int(value), "an integer"
+    elif isinstance(default, float):
+        ok, rule = _is_int(value) or isinstance(value, float), "a number"
+    else:
+        ok, rule = isinstance(value, str), "a string"
+    if not ok:
+        raise ConfigError(f"must be {rule}, but got {value!r}", key)
 
 
 # --------------------------------------------------------------------------------------------- network
@@ -651,7 +697,9 @@ class ActorCriticTarget:
         """The deterministic action (argmax, or the Gaussian mean clipped to the action box)."""
         x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
         if self.cfg.condition_on_eta:
-            x = torch.cat([x, self._eta_feats() if feats is None else feats], -1)
+            eta = self._eta_feats() if feats is None else feats
+            assert eta is not None  # conditioning on eta: there are features
+            x = torch.cat([x, eta], -1)
         dist, _ = functional_call(self.net, self.params, (x,))
         if self.net.discrete:
             return int(dist.logits.argmax(-1))

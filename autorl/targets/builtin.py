@@ -63,6 +63,7 @@ for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
         metric=_metric,
         direction=_direction,
         space=f"models/{_name}.yaml",
+        check=f"autorl.targets.models.{_name}:check_args",
     )
 
 register_target(
@@ -73,6 +74,7 @@ register_target(
     metric="eval_return",
     direction="maximize",
     space="agents/actor_critic.yaml",
+    check="autorl.agents.actor_critic:check_args",
 )
 
 register_target(

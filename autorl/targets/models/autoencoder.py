@@ -14,9 +14,7 @@ per pixel on clean validation images (lower is better).
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,12 +23,11 @@ from torch import nn
 from autorl.targets.base import TrialContext
 from autorl.targets.models._data import (
     BatchSampler,
+    ModelTarget,
     check_choice,
+    check_fraction,
     check_range,
-    config_from_dict,
-    immutable_fields,
     load_digits_split,
-    refuse_fixed_changes,
 )
 
 ARCHS = ("mlp", "conv")
@@ -82,6 +79,7 @@ class AutoencoderConfig:
         check_range("sparsity_weight", self.sparsity_weight, 0.0)
         check_range("learning_rate", self.learning_rate, 0.0)
         check_range("batch_size", self.batch_size, 1)
+        check_fraction("val_fraction", self.val_fraction)
         check_range("num_threads", self.num_threads, 1)
 
 
@@ -128,27 +126,28 @@ class Autoencoder(nn.Module):
         return torch.sigmoid(self.decoder(code)), code
 
 
-class AutoencoderTarget:
+class AutoencoderTarget(ModelTarget):
     """Trainable autoencoder on the digits; ``train(n)`` takes ``n`` Adam steps, then evaluates."""
 
-    immutable: ClassVar[frozenset[str]] = immutable_fields(AutoencoderConfig, MUTABLE)
+    name = "models:autoencoder"
+    config_class = AutoencoderConfig
+    mutable = MUTABLE
+    checkpoint = "autoencoder.pt"
+    checkpointed = ("model", "optimizer", "sampler", "noise")
+    train_modules = ("model",)
+    cfg: AutoencoderConfig
 
-    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        self.cfg = config_from_dict(AutoencoderConfig, config, "models:autoencoder")
-        torch.set_num_threads(self.cfg.num_threads)
-        self.seed = ctx.seed
-        self.x_train, _, self.x_val, _ = load_digits_split(ctx.seed, self.cfg.val_fraction)
-        # Weights come from a forked global generator and all later randomness from our own one, so a
-        # trial neither depends on nor disturbs the caller's random state.
-        with torch.random.fork_rng():
-            torch.manual_seed(ctx.seed)
-            self.model = Autoencoder(self.cfg)
+    def load_data(self, seed: int) -> None:
+        self.x_train, _, self.x_val, _ = load_digits_split(seed, self.cfg.val_fraction)
+
+    def build(self, ctx: TrialContext) -> None:
+        self.model = Autoencoder(self.cfg)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.learning_rate)
         self.sampler = BatchSampler(len(self.x_train), self.cfg.batch_size, seed=ctx.seed + 1)
         self.noise = torch.Generator().manual_seed(ctx.seed + 2)
-        self.steps = 0
 
-    def _loss(self, x: torch.Tensor) -> torch.Tensor:
+    def step(self) -> float:
+        x = self.x_train[self.sampler.next()]
         inputs = x
         if self.cfg.variant == "denoising":
             inputs = x + self.cfg.noise_std * torch.randn(x.shape, generator=self.noise)
@@ -156,23 +155,10 @@ class AutoencoderTarget:
         loss = F.mse_loss(recon, x)
         if self.cfg.variant == "sparse":
             loss = loss + self.cfg.sparsity_weight * code.abs().mean()
-        return loss
-
-    def train(self, budget: int) -> dict[str, float]:
-        """Take ``budget`` optimiser steps; return ``val_mse``, ``train_loss`` (mean over these steps)."""
-        self.model.train()
-        total = 0.0
-        for _ in range(budget):
-            loss = self._loss(self.x_train[self.sampler.next()])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item()
-            self.steps += 1
-        metrics = self.evaluate()
-        metrics["train_loss"] = total / budget if budget else float("nan")
-        metrics["budget"] = float(self.steps)
-        return metrics
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -181,37 +167,5 @@ class AutoencoderTarget:
         recon, code = self.model(self.x_val)
         return {"val_mse": F.mse_loss(recon, self.x_val).item(), "code_l1": code.abs().mean().item()}
 
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            "config": asdict(self.cfg),
-            "seed": self.seed,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "noise": self.noise.get_state(),
-            "steps": self.steps,
-        }
-        torch.save(state, path / "autoencoder.pt")
 
-    def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "autoencoder.pt", weights_only=True)
-        # Mutable keys may differ (PBT copies weights between members), the architecture may not.
-        self.reconfigure(state["config"])
-        # The data split follows the seed, so a checkpoint from another seed brings its split along.
-        self.seed = int(state["seed"])
-        self.x_train, _, self.x_val, _ = load_digits_split(self.seed, self.cfg.val_fraction)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.noise.set_state(state["noise"])
-        self.steps = int(state["steps"])
-
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Change ``learning_rate``, ``noise_std`` or ``sparsity_weight``; other keys must be unchanged."""
-        refuse_fixed_changes(self.cfg, config, MUTABLE)
-        new = config_from_dict(AutoencoderConfig, {**asdict(self.cfg), **config}, "models:autoencoder")
-        self.cfg = new
-        for group in self.optimizer.param_groups:
-            group["lr"] = new.learning_rate
+check_args = AutoencoderTarget.check

@@ -13,9 +13,8 @@ Config keys (defaults in :class:`DATConfig`): ``learning_rate``, ``weight_decay`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,14 +22,14 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import immutable_fields, load_digits_split, refuse_fixed_changes
+from autorl.targets.models._data import ModelTarget, check_fraction, check_range, load_digits_split
 
 IMAGE_SIZE = 16
 NUM_CLASSES = 10
 MUTABLE = ("learning_rate", "weight_decay")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DATConfig:
     """Hyperparameters of :class:`DATTarget`; every field is a config key.
 
@@ -63,30 +62,22 @@ class DATConfig:
     data_seed: int = 0
     val_fraction: float = 0.2
 
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> DATConfig:
-        """Take the known keys of ``config`` (others, e.g. another target's args, are ignored)."""
-        known = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in config.items() if k in known})
-        cfg.validate()
-        return cfg
-
     def stages_deformed(self) -> set[int]:
         """The deformable stages as 1-based ints."""
         spec = self.deform_stages
         if isinstance(spec, str):
-            parts = [p.strip() for p in spec.replace(" ", ",").split(",")]
+            parts: list[Any] = [p.strip() for p in spec.replace(" ", ",").split(",")]
             parts = [p for p in parts if p and p.lower() != "none"]
-            try:
-                stages = {int(p) for p in parts}
-            except ValueError:
-                raise ConfigError(
-                    f"must be stage numbers like '2,3', got {spec!r}", "deform_stages"
-                ) from None
-        elif isinstance(spec, int):
-            stages = {spec}
         else:
-            stages = {int(s) for s in spec}
+            parts = list(spec) if isinstance(spec, list | tuple) else [spec]
+        if not all(
+            (isinstance(p, int) and not isinstance(p, bool)) or (isinstance(p, str) and p.isdigit())
+            for p in parts
+        ):
+            raise ConfigError(
+                f"must be stage numbers like '2,3', a list of ints or 'none', got {spec!r}", "deform_stages"
+            )
+        stages = {int(p) for p in parts}
         bad = sorted(s for s in stages if not 1 <= s <= self.num_stages)
         if bad:
             raise ConfigError(
@@ -94,7 +85,12 @@ class DATConfig:
             )
         return stages
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "dim", "depth", "heads", "offset_groups", "ref_stride", "window"):
+            check_range(key, getattr(self, key), 1)
+        for key in ("learning_rate", "weight_decay", "offset_range_factor", "mlp_ratio"):
+            check_range(key, getattr(self, key), 0.0)
+        check_fraction("val_fraction", self.val_fraction)
         if self.heads % self.offset_groups != 0:
             raise ConfigError(
                 f"heads % offset_groups == 0 must hold (each head reads one offset group), "
@@ -109,8 +105,6 @@ class DATConfig:
             raise ConfigError(f"must be a positive odd int, got {self.offset_kernel}", "offset_kernel")
         if not 1 <= self.num_stages <= 3:
             raise ConfigError(f"must lie in 1..3 for 16x16 inputs, got {self.num_stages}", "num_stages")
-        if self.offset_range_factor < 0:
-            raise ConfigError(f"must be >= 0, got {self.offset_range_factor}", "offset_range_factor")
         self.stages_deformed()
 
 
@@ -298,78 +292,57 @@ def _upsample(images: torch.Tensor) -> torch.Tensor:
     )
 
 
-class DATTarget:
+class DATTarget(ModelTarget):
     """Trainable DAT: one budget unit is one AdamW step on a minibatch; reports ``val_acc``."""
 
-    immutable: ClassVar[frozenset[str]] = immutable_fields(DATConfig, MUTABLE)
+    name = "models:dat"
+    config_class = DATConfig
+    mutable = MUTABLE
+    checkpoint = "dat.pt"
+    checkpointed = ("model", "optimizer", "rng", "last_loss")
+    train_modules = ("model",)
+    steps_key = "steps"
+    cfg: DATConfig
 
-    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        torch.set_num_threads(1)
-        self.cfg = DATConfig.from_dict(config)
+    def load_data(self, seed: int) -> None:
         x_train, self.y_train, x_val, self.y_val = load_digits_split(
             self.cfg.data_seed, self.cfg.val_fraction
         )
         self.x_train, self.x_val = _upsample(x_train), _upsample(x_val)
-        torch.manual_seed(ctx.seed)
+
+    def build(self, ctx: TrialContext) -> None:
         self.model = DAT(self.cfg)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay
         )
         # A private generator draws the minibatches, so a checkpoint can restore exactly where it was.
         self.rng = torch.Generator().manual_seed(ctx.seed)
-        self.steps = 0
         self.last_loss = math.nan
 
-    def train(self, budget: int) -> dict[str, float]:
-        """Take ``budget`` optimiser steps (0 only evaluates), then evaluate on the validation split."""
-        self.model.train()
+    def step(self) -> float:
         n = len(self.x_train)
-        for _ in range(budget):
-            idx = torch.randint(n, (min(self.cfg.batch_size, n),), generator=self.rng)
-            loss = F.cross_entropy(self.model(self.x_train[idx]), self.y_train[idx])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.steps += 1
-            self.last_loss = loss.item()
-        return {"val_acc": self.evaluate(), "train_loss": self.last_loss, "steps": float(self.steps)}
+        idx = torch.randint(n, (min(self.cfg.batch_size, n),), generator=self.rng)
+        loss = F.cross_entropy(self.model(self.x_train[idx]), self.y_train[idx])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.last_loss = loss.item()
+        return self.last_loss
+
+    def report(self, train_loss: float) -> dict[str, float]:
+        """``val_acc`` and the last step's ``train_loss``."""
+        return {**self.evaluate(), "train_loss": self.last_loss}
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Accuracy on the validation split."""
+    def evaluate(self) -> dict[str, float]:
+        """``val_acc``: accuracy on the validation split."""
         self.model.eval()
         pred = self.model(self.x_val).argmax(dim=1)
-        return float((pred == self.y_val).float().mean())
+        return {"val_acc": float((pred == self.y_val).float().mean())}
 
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Change ``learning_rate`` and ``weight_decay`` mid-run; architecture keys cannot change."""
-        refuse_fixed_changes(self.cfg, config, MUTABLE)
-        for key in MUTABLE:
-            if key in config:
-                setattr(self.cfg, key, float(config[key]))
+    def apply_config(self) -> None:
         for group in self.optimizer.param_groups:
             group["lr"], group["weight_decay"] = self.cfg.learning_rate, self.cfg.weight_decay
 
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.get_state(),
-                "steps": self.steps,
-                "last_loss": self.last_loss,
-                "lr": self.cfg.learning_rate,
-                "wd": self.cfg.weight_decay,
-            },
-            path / "dat.pt",
-        )
 
-    def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "dat.pt", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.set_state(state["rng"])
-        self.steps, self.last_loss = int(state["steps"]), float(state["last_loss"])
-        self.cfg.learning_rate, self.cfg.weight_decay = float(state["lr"]), float(state["wd"])
+check_args = DATTarget.check

@@ -17,9 +17,7 @@ logistic regression fitted on the frozen, mean-pooled features of the student (u
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,12 +27,11 @@ from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
 from autorl.targets.models._data import (
     BatchSampler,
+    ModelTarget,
     check_choice,
+    check_fraction,
     check_range,
-    config_from_dict,
-    immutable_fields,
     load_digits_split,
-    refuse_fixed_changes,
 )
 
 TOKENS = ("patch", "row")
@@ -118,6 +115,7 @@ class Data2VecConfig:
         check_range("warmup_frac", self.warmup_frac, 0.0, 1.0)
         check_range("weight_decay", self.weight_decay, 0.0)
         check_range("batch_size", self.batch_size, 1)
+        check_fraction("val_fraction", self.val_fraction)
         check_range("probe_c", self.probe_c, 0.0)
         check_range("num_threads", self.num_threads, 1)
 
@@ -203,21 +201,26 @@ def teacher_targets(layers: list[torch.Tensor], top_k: int, norm: str) -> torch.
     return torch.stack(normed).mean(0)
 
 
-class Data2VecTarget:
+class Data2VecTarget(ModelTarget):
     """Trainable data2vec pre-training; ``train(n)`` takes ``n`` steps, then fits and scores the probe."""
 
-    immutable: ClassVar[frozenset[str]] = immutable_fields(Data2VecConfig, MUTABLE)
+    name = "models:data2vec"
+    config_class = Data2VecConfig
+    mutable = MUTABLE
+    checkpoint = "data2vec.pt"
+    checkpointed = ("total_steps", "student", "head", "teacher", "optimizer", "sampler", "masking")
+    train_modules = ("student", "head")
+    cfg: Data2VecConfig
 
-    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        self.cfg = config_from_dict(Data2VecConfig, config, "models:data2vec")
-        torch.set_num_threads(self.cfg.num_threads)
+    def load_data(self, seed: int) -> None:
+        x_train, self.y_train, x_val, self.y_val = load_digits_split(seed, self.cfg.val_fraction)
+        self.t_train, self.t_val = tokenize(x_train, self.cfg.tokens), tokenize(x_val, self.cfg.tokens)
+
+    def build(self, ctx: TrialContext) -> None:
         self.total_steps = self.cfg.total_steps or ctx.budget
-        self._load_data(ctx.seed)
         n_tokens, token_dim = self.t_train.shape[1:]
-        with torch.random.fork_rng():
-            torch.manual_seed(ctx.seed)
-            self.student = Encoder(self.cfg, n_tokens, token_dim)
-            self.head = nn.Linear(self.cfg.dim, self.cfg.dim)
+        self.student = Encoder(self.cfg, n_tokens, token_dim)
+        self.head = nn.Linear(self.cfg.dim, self.cfg.dim)
         self.teacher = copy.deepcopy(self.student).requires_grad_(False).eval()
         self.optimizer = torch.optim.AdamW(
             [*self.student.parameters(), *self.head.parameters()],
@@ -226,12 +229,6 @@ class Data2VecTarget:
         )
         self.sampler = BatchSampler(len(self.t_train), self.cfg.batch_size, seed=ctx.seed + 1)
         self.masking = torch.Generator().manual_seed(ctx.seed + 2)
-        self.steps = 0
-
-    def _load_data(self, seed: int) -> None:
-        self.seed = seed
-        x_train, self.y_train, x_val, self.y_val = load_digits_split(seed, self.cfg.val_fraction)
-        self.t_train, self.t_val = tokenize(x_train, self.cfg.tokens), tokenize(x_val, self.cfg.tokens)
 
     def ema_decay(self, step: int) -> float:
         """Teacher decay at ``step``: linear from ``ema_start`` to ``ema_end``, then constant."""
@@ -246,7 +243,7 @@ class Data2VecTarget:
             self.cfg.learning_rate * min(1.0, (step + 1) / warmup) if warmup > 0 else self.cfg.learning_rate
         )
 
-    def _step(self) -> float:
+    def step(self) -> float:
         tokens = self.t_train[self.sampler.next()]
         mask = span_mask(len(tokens), tokens.shape[1], self.cfg.mask_ratio, self.cfg.mask_span, self.masking)
         with torch.no_grad():
@@ -262,7 +259,6 @@ class Data2VecTarget:
         loss.backward()
         self.optimizer.step()
         self._update_teacher(self.ema_decay(self.steps))
-        self.steps += 1
         return loss.item()
 
     @torch.no_grad()
@@ -270,16 +266,9 @@ class Data2VecTarget:
         for teacher, student in zip(self.teacher.parameters(), self.student.parameters(), strict=True):
             teacher.lerp_(student, 1.0 - decay)
 
-    def train(self, budget: int) -> dict[str, float]:
-        """Take ``budget`` steps; return ``probe_acc``, ``train_loss`` (mean over them) and ``ema_decay``."""
-        self.student.train()
-        self.head.train()
-        total = sum(self._step() for _ in range(budget))
-        metrics = self.evaluate()
-        metrics["train_loss"] = total / budget if budget else float("nan")
-        metrics["ema_decay"] = self.ema_decay(self.steps)
-        metrics["budget"] = float(self.steps)
-        return metrics
+    def report(self, train_loss: float) -> dict[str, float]:
+        """``probe_acc``, ``train_loss`` (mean over the call's steps) and the teacher's ``ema_decay``."""
+        return {**super().report(train_loss), "ema_decay": self.ema_decay(self.steps)}
 
     @torch.no_grad()
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -301,41 +290,10 @@ class Data2VecTarget:
             acc = probe.score(self.features(self.t_val).numpy(), self.y_val.numpy())
         return {"probe_acc": float(acc)}
 
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            "config": asdict(self.cfg),
-            "seed": self.seed,
-            "total_steps": self.total_steps,
-            "student": self.student.state_dict(),
-            "head": self.head.state_dict(),
-            "teacher": self.teacher.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "masking": self.masking.get_state(),
-            "steps": self.steps,
-        }
-        torch.save(state, path / "data2vec.pt")
-
-    def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "data2vec.pt", weights_only=True)
-        self.reconfigure(state["config"])
-        # The data split follows the seed, so a checkpoint from another seed brings its split along.
-        self._load_data(int(state["seed"]))
-        self.total_steps = int(state["total_steps"])
-        self.student.load_state_dict(state["student"])
-        self.head.load_state_dict(state["head"])
-        self.teacher.load_state_dict(state["teacher"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.masking.set_state(state["masking"])
-        self.steps = int(state["steps"])
-
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Change ``learning_rate`` (the peak after warm-up); other keys must be unchanged."""
-        refuse_fixed_changes(self.cfg, config, MUTABLE)
-        new = config_from_dict(Data2VecConfig, {**asdict(self.cfg), **config}, "models:data2vec")
-        self.cfg = new
+    def apply_config(self) -> None:
+        # learning_rate is the peak after warm-up; the schedule gives the rate of this step.
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.steps)
+
+
+check_args = Data2VecTarget.check

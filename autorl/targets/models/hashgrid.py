@@ -17,10 +17,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,14 +27,7 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import (
-    BatchSampler,
-    check_choice,
-    check_range,
-    config_from_dict,
-    immutable_fields,
-    refuse_fixed_changes,
-)
+from autorl.targets.models._data import BatchSampler, ModelTarget, check_choice, check_range
 
 # The paper's primes, one per dimension; the first is 1 so the first coordinate stays coherent in memory.
 PRIMES = (1, 2654435761, 805459861)
@@ -51,6 +42,16 @@ def level_resolutions(n_levels: int, n_min: int, n_max: int) -> list[int]:
     b = math.exp((math.log(n_max) - math.log(n_min)) / (n_levels - 1))
     # A hair of slack so that floor(N_min * b**(L-1)) is N_max, not N_max - 1, after rounding error.
     return [math.floor(n_min * b**level + 1e-9) for level in range(n_levels)]
+
+
+def check_encoding(n_levels: int, log2_table_size: int, n_features: int, n_min: int, n_max: int) -> None:
+    """Raise ConfigError for an impossible L, log2 T, F, N_min or N_max of :class:`HashGridEncoding`."""
+    check_range("n_levels", n_levels, 1)
+    check_range("log2_table_size", log2_table_size, 1, 30)
+    check_range("n_features", n_features, 1)
+    check_range("n_min", n_min, 1)
+    if n_max < n_min:
+        raise ConfigError(f"n_min <= n_max must hold, but got (n_min={n_min}, n_max={n_max})", "n_max")
 
 
 class HashGridEncoding(nn.Module):
@@ -88,12 +89,7 @@ class HashGridEncoding(nn.Module):
     ) -> None:
         super().__init__()
         check_range("dims", dims, 1, len(PRIMES))
-        check_range("n_levels", n_levels, 1)
-        check_range("log2_table_size", log2_table_size, 1, 30)
-        check_range("n_features", n_features, 1)
-        check_range("n_min", n_min, 1)
-        if n_max < n_min:
-            raise ConfigError(f"n_min <= n_max must hold, but got (n_min={n_min}, n_max={n_max})", "n_max")
+        check_encoding(n_levels, log2_table_size, n_features, n_min, n_max)
         self.dims = dims
         self.n_levels = n_levels
         self.table_size = 2**log2_table_size
@@ -231,6 +227,8 @@ class HashGridConfig:
     def __post_init__(self) -> None:
         check_range("image_size", self.image_size, 2, 512)
         check_choice("image", self.image, IMAGES)
+        # The encoding checks these too; here they refuse a sweep before it trains.
+        check_encoding(self.n_levels, self.log2_table_size, self.n_features, self.n_min, self.n_max)
         check_range("hidden", self.hidden, 1)
         check_range("mlp_layers", self.mlp_layers, 0)
         check_range("learning_rate", self.learning_rate, 0.0)
@@ -286,19 +284,23 @@ class HashGridModel(nn.Module):
         return self.mlp(self.encoding(x))
 
 
-class HashGridTarget:
+class HashGridTarget(ModelTarget):
     """Trainable image fit with a hash-grid encoding; ``train(n)`` takes ``n`` Adam steps, then evaluates."""
 
-    immutable: ClassVar[frozenset[str]] = immutable_fields(HashGridConfig, MUTABLE)
+    name = "models:hashgrid"
+    config_class = HashGridConfig
+    mutable = MUTABLE
+    checkpoint = "hashgrid.pt"
+    checkpointed = ("model", "optimizer", "sampler")
+    train_modules = ("model",)
+    cfg: HashGridConfig
 
-    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        self.cfg = config_from_dict(HashGridConfig, config, "models:hashgrid")
-        torch.set_num_threads(self.cfg.num_threads)
+    def load_data(self, seed: int) -> None:
         self.coords = pixel_grid(self.cfg.image_size)
         self.rgb = torch.from_numpy(load_image(self.cfg.image, self.cfg.image_size).copy()).reshape(-1, 3)
-        with torch.random.fork_rng():
-            torch.manual_seed(ctx.seed)
-            self.model = HashGridModel(self.cfg)
+
+    def build(self, ctx: TrialContext) -> None:
+        self.model = HashGridModel(self.cfg)
         mlp_weights = [p for n, p in self.model.mlp.named_parameters() if n.endswith("weight")]
         others = [
             p for n, p in self.model.named_parameters() if not (n.startswith("mlp") and n.endswith("weight"))
@@ -315,27 +317,18 @@ class HashGridTarget:
         )
         batch = min(self.cfg.batch_size, len(self.coords))
         self.sampler = BatchSampler(len(self.coords), batch, seed=ctx.seed + 1)
-        self.steps = 0
 
-    def train(self, budget: int) -> dict[str, float]:
-        """Take ``budget`` optimiser steps; return ``psnr`` on all pixels and ``train_loss``."""
-        self.model.train()
-        total = 0.0
-        for _ in range(budget):
-            idx = self.sampler.next()
-            loss = F.mse_loss(self.model(self.coords[idx]), self.rgb[idx])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item()
-            self.steps += 1
-        metrics = self.evaluate()
-        metrics["train_loss"] = total / budget if budget else float("nan")
-        metrics["budget"] = float(self.steps)
-        return metrics
+    def step(self) -> float:
+        idx = self.sampler.next()
+        loss = F.mse_loss(self.model(self.coords[idx]), self.rgb[idx])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        """``psnr`` on all pixels."""
         self.model.eval()
         return {"psnr": psnr(self.model(self.coords), self.rgb)}
 
@@ -345,30 +338,5 @@ class HashGridTarget:
         size = self.cfg.image_size
         return self.model(self.coords).clamp(0.0, 1.0).reshape(size, size, 3).numpy()
 
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            "config": asdict(self.cfg),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "steps": self.steps,
-        }
-        torch.save(state, path / "hashgrid.pt")
 
-    def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "hashgrid.pt", weights_only=True)
-        self.reconfigure(state["config"])
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.steps = int(state["steps"])
-
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Change ``learning_rate``; other keys must be unchanged."""
-        refuse_fixed_changes(self.cfg, config, MUTABLE)
-        new = config_from_dict(HashGridConfig, {**asdict(self.cfg), **config}, "models:hashgrid")
-        self.cfg = new
-        for group in self.optimizer.param_groups:
-            group["lr"] = new.learning_rate
+check_args = HashGridTarget.check

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,12 +25,14 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import immutable_fields, load_digits_split, refuse_fixed_changes
+from autorl.targets.models._data import ModelTarget, check_fraction, check_range, load_digits_split
 
 IMAGE_SIZE = 16
+# Keys reconfigure() may change mid-run; the others fix the networks or the data.
+MUTABLE = ("learning_rate", "temperature", "invariance_weight", "ema_decay", "aug_strength")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RelicConfig:
     """Hyperparameters of :class:`RelicV2Target`; every field is a config key.
 
@@ -58,22 +58,26 @@ class RelicConfig:
     data_seed: int = 0
     val_fraction: float = 0.2
 
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> RelicConfig:
-        """Take the known keys of ``config`` (others are ignored) and check their ranges."""
-        known = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in config.items() if k in known})
-        if cfg.temperature <= 0:
-            raise ConfigError(f"must be > 0, got {cfg.temperature}", "temperature")
-        if not 0.0 <= cfg.ema_decay <= 1.0:
-            raise ConfigError(f"must lie in [0, 1], got {cfg.ema_decay}", "ema_decay")
-        if cfg.aug_strength < 0:
-            raise ConfigError(f"must be >= 0, got {cfg.aug_strength}", "aug_strength")
-        if cfg.batch_size < 2:
+    def __post_init__(self) -> None:
+        for key in ("learning_rate", "weight_decay", "invariance_weight"):
+            check_range(key, getattr(self, key), 0.0)
+        if self.temperature <= 0:
+            raise ConfigError(f"must be > 0, got {self.temperature}", "temperature")
+        if not 0.0 <= self.ema_decay <= 1.0:
+            raise ConfigError(f"must lie in [0, 1], got {self.ema_decay}", "ema_decay")
+        if self.aug_strength < 0:
+            raise ConfigError(f"must be >= 0, got {self.aug_strength}", "aug_strength")
+        if self.batch_size < 2:
             raise ConfigError(
-                f"must be >= 2 (the batch supplies the negatives), got {cfg.batch_size}", "batch_size"
+                f"must be >= 2 (the batch supplies the negatives), got {self.batch_size}", "batch_size"
             )
-        return cfg
+        if self.width < 4 or self.width % 4:
+            raise ConfigError(
+                f"must be a positive multiple of 4 (GroupNorm's groups), got {self.width}", "width"
+            )
+        check_range("proj_dim", self.proj_dim, 1)
+        check_range("probe_per_class", self.probe_per_class, 0)
+        check_fraction("val_fraction", self.val_fraction)
 
 
 def augment(images: torch.Tensor, strength: float, rng: torch.Generator) -> torch.Tensor:
@@ -183,18 +187,25 @@ def _probe_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-class RelicV2Target:
+class RelicV2Target(ModelTarget):
     """Trainable RELICv2: one budget unit is one Adam step on a batch of view pairs; reports ``probe_acc``."""
 
-    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        torch.set_num_threads(1)
-        self.cfg = RelicConfig.from_dict(config)
+    name = "models:relicv2"
+    config_class = RelicConfig
+    mutable = MUTABLE
+    checkpoint = "relicv2.pt"
+    checkpointed = ("online", "target", "optimizer", "rng", "last")
+    steps_key = "steps"
+    cfg: RelicConfig
+
+    def load_data(self, seed: int) -> None:
         x_train, y_train, x_val, y_val = load_digits_split(self.cfg.data_seed, self.cfg.val_fraction)
         self.x_train = _upsample(x_train)
         self.x_val, self.y_val = _upsample(x_val), y_val.numpy()
         probe = _probe_indices(y_train.numpy(), self.cfg.probe_per_class, self.cfg.data_seed)
         self.x_probe, self.y_probe = self.x_train[probe], y_train.numpy()[probe]
-        torch.manual_seed(ctx.seed)
+
+    def build(self, ctx: TrialContext) -> None:
         c = self.cfg
         self.online = nn.ModuleDict(
             {
@@ -214,7 +225,6 @@ class RelicV2Target:
             self.online.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay
         )
         self.rng = torch.Generator().manual_seed(ctx.seed)
-        self.steps = 0
         self.last = {"loss": math.nan, "contrastive": math.nan, "invariance": math.nan}
 
     def _online(self, x: torch.Tensor) -> torch.Tensor:
@@ -230,30 +240,35 @@ class RelicV2Target:
             for pt, po in zip(self.target[name].parameters(), self.online[name].parameters(), strict=True):
                 pt.lerp_(po, 1.0 - self.cfg.ema_decay)
 
-    def train(self, budget: int) -> dict[str, float]:
-        """Take ``budget`` optimiser steps (0 only evaluates), then fit and score the linear probe."""
+    def step(self) -> float:
         n = len(self.x_train)
-        for _ in range(budget):
-            idx = torch.randint(n, (min(self.cfg.batch_size, n),), generator=self.rng)
-            x = self.x_train[idx]
-            v1, v2 = augment(x, self.cfg.aug_strength, self.rng), augment(x, self.cfg.aug_strength, self.rng)
-            loss = relic_loss(
-                (self._online(v1), self._online(v2)),
-                (self._target(v1), self._target(v2)),
-                self.cfg.temperature,
-                self.cfg.invariance_weight,
-            )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            self.optimizer.step()
-            self._ema_update()
-            self.steps += 1
-            self.last = {
-                "loss": loss.total.item(),
-                "contrastive": loss.contrastive.item(),
-                "invariance": loss.invariance.item(),
-            }
-        return {"probe_acc": self.probe_accuracy(), **self.last, "steps": float(self.steps)}
+        idx = torch.randint(n, (min(self.cfg.batch_size, n),), generator=self.rng)
+        x = self.x_train[idx]
+        v1, v2 = augment(x, self.cfg.aug_strength, self.rng), augment(x, self.cfg.aug_strength, self.rng)
+        loss = relic_loss(
+            (self._online(v1), self._online(v2)),
+            (self._target(v1), self._target(v2)),
+            self.cfg.temperature,
+            self.cfg.invariance_weight,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        self.optimizer.step()
+        self._ema_update()
+        self.last = {
+            "loss": loss.total.item(),
+            "contrastive": loss.contrastive.item(),
+            "invariance": loss.invariance.item(),
+        }
+        return self.last["loss"]
+
+    def report(self, train_loss: float) -> dict[str, float]:
+        """``probe_acc`` and the last step's losses."""
+        return {**self.evaluate(), **self.last}
+
+    def evaluate(self) -> dict[str, float]:
+        """``probe_acc``: see :meth:`probe_accuracy`."""
+        return {"probe_acc": self.probe_accuracy()}
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> np.ndarray:
@@ -270,46 +285,11 @@ class RelicV2Target:
         clf.fit(scaler.transform(self.features(self.x_probe)), self.y_probe)
         return float(clf.score(scaler.transform(self.features(self.x_val)), self.y_val))
 
-    _MUTABLE = ("learning_rate", "temperature", "invariance_weight", "ema_decay", "aug_strength")
-    immutable: ClassVar[frozenset[str]] = immutable_fields(RelicConfig, _MUTABLE)
-
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Change the keys in ``_MUTABLE`` mid-run; the others need a new instance."""
-        refuse_fixed_changes(self.cfg, config, self._MUTABLE)
-        for key in self._MUTABLE:
-            if key in config:
-                setattr(self.cfg, key, float(config[key]))
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.learning_rate
-
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "online": self.online.state_dict(),
-                "target": self.target.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.get_state(),
-                "steps": self.steps,
-                "last": self.last,
-                "mutable": {k: getattr(self.cfg, k) for k in self._MUTABLE},
-            },
-            path / "relicv2.pt",
-        )
-
-    def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "relicv2.pt", weights_only=True)
-        self.online.load_state_dict(state["online"])
-        self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.set_state(state["rng"])
-        self.steps, self.last = int(state["steps"]), dict(state["last"])
-        for key, value in state["mutable"].items():
-            setattr(self.cfg, key, float(value))
-
 
 def _upsample(images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(
         images.unsqueeze(1), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False
     )
+
+
+check_args = RelicV2Target.check

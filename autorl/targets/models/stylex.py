@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,13 +30,15 @@ from torch import nn
 
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.models._data import immutable_fields, load_digits_split, refuse_fixed_changes
+from autorl.targets.models._data import ModelTarget, check_fraction, check_range, load_digits_split
 
 NUM_CLASSES = 10
+# Keys reconfigure() may change mid-run: the learning rate and the loss weights.
+MUTABLE = ("learning_rate", "recon_weight", "kl_weight", "adv_weight")
 _CLASSIFIERS: dict[tuple[int, float], nn.Module] = {}
 
 
-@dataclass
+@dataclass(frozen=True)
 class StylExConfig:
     """Hyperparameters of :class:`StylExTarget`; every field is a config key.
 
@@ -67,22 +67,24 @@ class StylExConfig:
     data_seed: int = 0
     val_fraction: float = 0.2
 
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> StylExConfig:
-        """Take the known keys of ``config`` (others are ignored) and check their ranges."""
-        known = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in config.items() if k in known})
-        if cfg.recon_loss not in ("l1", "l2"):
-            raise ConfigError(f"must be 'l1' or 'l2', got {cfg.recon_loss!r}", "recon_loss")
-        if not 1 <= cfg.top_k <= 4 * cfg.channels:
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "style_dim", "channels"):
+            check_range(key, getattr(self, key), 1)
+        check_range("learning_rate", self.learning_rate, 0.0)
+        if self.recon_loss not in ("l1", "l2"):
+            raise ConfigError(f"must be 'l1' or 'l2', got {self.recon_loss!r}", "recon_loss")
+        if not 1 <= self.top_k <= 4 * self.channels:
             raise ConfigError(
-                f"1 <= top_k <= 4 * channels must hold, but got (top_k={cfg.top_k}, channels={cfg.channels})",
+                f"1 <= top_k <= 4 * channels must hold, "
+                f"but got (top_k={self.top_k}, channels={self.channels})",
                 "top_k",
             )
         for key in ("recon_weight", "kl_weight", "adv_weight", "attfind_shift"):
-            if getattr(cfg, key) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(cfg, key)}", key)
-        return cfg
+            if getattr(self, key) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, key)}", key)
+        # AttFind scales each shift by a standard deviation over these images: one has none.
+        check_range("attfind_images", self.attfind_images, 2)
+        check_fraction("val_fraction", self.val_fraction)
 
 
 def _classifier_net() -> nn.Sequential:
@@ -273,22 +275,34 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     )
 
 
-class StylExTarget:
+class StylExTarget(ModelTarget):
     """Trainable StylEx: one budget unit is one Adam step of encoder and generator (and discriminator).
 
     Reports ``flip_rate`` (AttFind's top-k attributes, validation images), ``recon_mse`` and
     ``label_consistency`` (fraction of validation images whose reconstruction keeps the classifier's label).
     """
 
-    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        torch.set_num_threads(1)
-        self.cfg = c = StylExConfig.from_dict(config)
+    name = "models:stylex"
+    config_class = StylExConfig
+    mutable = MUTABLE
+    checkpoint = "stylex.pt"
+    checkpointed = ("encoder", "generator", "discriminator", "optimizer", "d_optimizer", "rng", "last")
+    steps_key = "steps"
+    cfg: StylExConfig
+
+    def load_data(self, seed: int) -> None:
+        c = self.cfg
         x_train, _, x_val, _ = load_digits_split(c.data_seed, c.val_fraction)
         self.x_train, self.x_val = x_train.unsqueeze(1), x_val.unsqueeze(1)
         self.classifier = fixed_classifier(c.data_seed, c.val_fraction)
         with torch.no_grad():
             self.logits_train, self.logits_val = self.classifier(self.x_train), self.classifier(self.x_val)
-        torch.manual_seed(ctx.seed)
+        # AttFind searches on a fixed set of training images, chosen by the split seed.
+        order = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(c.data_seed))
+        self.attfind_idx = order[: c.attfind_images]
+
+    def build(self, ctx: TrialContext) -> None:
+        c = self.cfg
         self.encoder = Encoder(c.style_dim)
         self.generator = Generator(c.style_dim + NUM_CLASSES, c.channels)
         self.discriminator = nn.Sequential(
@@ -303,10 +317,6 @@ class StylExTarget:
             self.discriminator.parameters(), lr=c.learning_rate, betas=(0.5, 0.99)
         )
         self.rng = torch.Generator().manual_seed(ctx.seed)
-        # AttFind searches on a fixed set of training images, chosen by the split seed.
-        order = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(c.data_seed))
-        self.attfind_idx = order[: c.attfind_images]
-        self.steps = 0
         self.last: dict[str, float] = {"loss": math.nan}
         self.attributes: list[Attribute] = []
 
@@ -314,27 +324,28 @@ class StylExTarget:
         """StyleSpace coordinates of images, conditioned on the classifier's logits for them."""
         return self.generator.styles(torch.cat([self.encoder(x), logits], dim=1))
 
-    def train(self, budget: int) -> dict[str, float]:
-        """Take ``budget`` optimiser steps (0 only evaluates), then run AttFind and evaluate."""
+    def step(self) -> float:
         c, n = self.cfg, len(self.x_train)
-        for _ in range(budget):
-            idx = torch.randint(n, (min(c.batch_size, n),), generator=self.rng)
-            x, logits = self.x_train[idx], self.logits_train[idx]
-            recon = self.generator.synthesize(self.stylespace(x, logits))
-            pixel = F.l1_loss(recon, x) if c.recon_loss == "l1" else F.mse_loss(recon, x)
-            kl = _kl(logits, self.classifier(recon))
-            loss = c.recon_weight * pixel + c.kl_weight * kl
-            if c.adv_weight > 0:
-                fake = self._random_images(logits)
-                loss = loss + c.adv_weight * F.softplus(-self.discriminator(fake)).mean()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if c.adv_weight > 0:
-                self._discriminator_step(x, logits)
-            self.steps += 1
-            self.last = {"loss": loss.item(), "pixel_loss": pixel.item(), "kl_loss": kl.item()}
-        return {**self.evaluate(), **self.last, "steps": float(self.steps)}
+        idx = torch.randint(n, (min(c.batch_size, n),), generator=self.rng)
+        x, logits = self.x_train[idx], self.logits_train[idx]
+        recon = self.generator.synthesize(self.stylespace(x, logits))
+        pixel = F.l1_loss(recon, x) if c.recon_loss == "l1" else F.mse_loss(recon, x)
+        kl = _kl(logits, self.classifier(recon))
+        loss = c.recon_weight * pixel + c.kl_weight * kl
+        if c.adv_weight > 0:
+            fake = self._random_images(logits)
+            loss = loss + c.adv_weight * F.softplus(-self.discriminator(fake)).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if c.adv_weight > 0:
+            self._discriminator_step(x, logits)
+        self.last = {"loss": loss.item(), "pixel_loss": pixel.item(), "kl_loss": kl.item()}
+        return self.last["loss"]
+
+    def report(self, train_loss: float) -> dict[str, float]:
+        """AttFind's and the reconstructions' metrics (:meth:`evaluate`) and the last step's losses."""
+        return {**self.evaluate(), **self.last}
 
     def _random_images(self, logits: torch.Tensor) -> torch.Tensor:
         z = torch.randn(logits.shape[0], self.cfg.style_dim, generator=self.rng)
@@ -370,45 +381,5 @@ class StylExTarget:
             "label_consistency": float(consistent.float().mean()),
         }
 
-    _MUTABLE = ("learning_rate", "recon_weight", "kl_weight", "adv_weight")
-    immutable: ClassVar[frozenset[str]] = immutable_fields(StylExConfig, _MUTABLE)
 
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Change the mutable keys mid-run: ``learning_rate`` and the three loss weights."""
-        refuse_fixed_changes(self.cfg, config, self._MUTABLE)
-        for key in self._MUTABLE:
-            if key in config:
-                setattr(self.cfg, key, float(config[key]))
-        for opt in (self.optimizer, self.d_optimizer):
-            for group in opt.param_groups:
-                group["lr"] = self.cfg.learning_rate
-
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "encoder": self.encoder.state_dict(),
-                "generator": self.generator.state_dict(),
-                "discriminator": self.discriminator.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "d_optimizer": self.d_optimizer.state_dict(),
-                "rng": self.rng.get_state(),
-                "steps": self.steps,
-                "last": self.last,
-                "mutable": {k: getattr(self.cfg, k) for k in self._MUTABLE},
-            },
-            path / "stylex.pt",
-        )
-
-    def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "stylex.pt", weights_only=True)
-        self.encoder.load_state_dict(state["encoder"])
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
-        self.rng.set_state(state["rng"])
-        self.steps, self.last = int(state["steps"]), dict(state["last"])
-        for key, value in state["mutable"].items():
-            setattr(self.cfg, key, float(value))
+check_args = StylExTarget.check
