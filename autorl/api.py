@@ -12,10 +12,10 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial
 
 from autorl.config import Sweep, apply_overrides, load_sweep, parse_sweep
 from autorl.results import export, open_study, owned_run
+from autorl.results.status import SweepStatus
 
 
 @dataclass
@@ -78,12 +78,14 @@ def sweep(
     overrides: list[str] | None = None,
     out: str | None = None,
     resume: bool = False,
-    progress: Callable[[list[FrozenTrial]], None] | None = None,
+    progress: Callable[[SweepStatus], None] | None = None,
     plots: bool = True,
 ) -> SweepResult:
     """Run a sweep described by a YAML file or a mapping, and export its results.
 
-    The output directory is owned by this call: a second process on it is refused. Interrupting it
+    ``progress`` is called with a :class:`~autorl.results.status.SweepStatus` after each trial (or
+    population interval) and report. The output directory is owned by this call: a second process on
+    it is refused. Interrupting it
     (Ctrl-C, SIGTERM) still writes the results so far; ``resume=True`` continues a sweep whose output
     directory already holds trials (a new sweep into such a directory is refused).
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -15,12 +15,14 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
 from autorl.errors import ConfigError
 from autorl.urls import STORAGE_ENV, redact
+
+if TYPE_CHECKING:
+    from autorl.results.status import SweepStatus
 
 console = Console(stderr=True, soft_wrap=True)
 out_console = Console(soft_wrap=True)  # long paths and commands stay on one line
@@ -57,67 +59,152 @@ _set_option = click.option(
 
 
 class SweepProgress:
-    """A live bar: trials done of total, best value so far, elapsed time and an estimate."""
+    """Progress of a sweep: a live bar on a terminal, else one line per finished trial or interval.
 
-    def __init__(self, total: int, maximize: bool) -> None:
-        self.maximize = maximize
+    Both show trials counted (member-intervals for a population) of the total, the best value, the
+    states so far and an estimate of the time left from budget units spent per second.
+    """
+
+    def __init__(self, total: int, population: bool = False) -> None:
+        self.live = console.is_terminal
+        self.label = "member-intervals" if population else "trials"
         self.progress = Progress(
-            TextColumn("[bold]trials"),
+            TextColumn(f"[bold]{self.label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("best {task.fields[best]}"),
             TextColumn("{task.fields[states]}"),
             TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
+            TextColumn("eta ~{task.fields[eta]}"),
             console=console,
             transient=False,
+            disable=not self.live,
         )
-        self.task = self.progress.add_task("sweep", total=total, best="-", states="")
+        self.task = self.progress.add_task("sweep", total=total, best="-", states="", eta="-")
 
-    def __call__(self, trials: list[Any]) -> None:
-        from autorl.results import counted
+    def __call__(self, status: SweepStatus) -> None:
+        from autorl.results.status import duration
 
-        values = [t.values[0] for t in trials if t.state.name == "COMPLETE"]
-        best = (max(values) if self.maximize else min(values)) if values else None
-        states: dict[str, int] = {}
-        for t in trials:
-            if t.state.name in ("PRUNED", "FAIL", "RUNNING"):
-                states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+        best = "-" if status.best is None else f"{status.best:.4g}"
+        states = " ".join(f"{k} {v}" for k, v in sorted(status.states.items()) if v)
+        eta = duration(status.eta)
         self.progress.update(
-            self.task,
-            completed=counted(trials),
-            best="-" if best is None else f"{best:.4g}",
-            states=" ".join(f"{k} {v}" for k, v in sorted(states.items())),
+            self.task, completed=status.done, total=status.total, best=best, states=states, eta=eta
         )
+        if not self.live and status.line:
+            console.print(
+                f"{status.line}  [{status.done}/{status.total} {self.label}, best {best}, "
+                f"elapsed {duration(status.elapsed)}, eta ~{eta}]",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A table cell: large numbers in full with thousands separators (never ``2.048e+04``), others to
+    4 significant digits."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:,.0f}" if 10_000 <= abs(v) < 1e15 else f"{v:.4g}"
+    return f"{int(v):,}" if abs(v) >= 10_000 else str(int(v))
 
 
-def _table(df: Any, metrics: list[str], maximize: bool, top: int) -> Table:
-    """The best trials: number, value, budget, wall time and the configuration as key=value pairs."""
+NOT_PARAMS = {"trial", "state", "budget", "wall_s", "seed", "error", "exit", "log", "member", "interrupted"}
+
+
+def _table(df: Any, metrics: list[str], maximize: bool, top: int, searched: set[str] | None = None) -> Table:
+    """The best trials: number, value, budget, wall time and the configuration as key=value pairs.
+
+    ``searched`` names the columns of values on a searched scale (``one_minus_gamma``, ``log2_n``):
+    the table shows the user's values only; trials.csv keeps both."""
     col = "value" if "value" in df else f"value_{metrics[0]}"
     done = df[df["state"] == "COMPLETE"].sort_values(col, ascending=not maximize).head(top)
     table = Table(title=f"best {len(done)} trials by {metrics[0]}")
     params = [
         c
         for c in df.columns
-        if c
-        not in {"trial", "state", "budget", "wall_s", "seed", "error", "exit", "log", "member", "interrupted"}
+        if c not in NOT_PARAMS
+        and c not in (searched or set())
         and not c.startswith(("value", "metric_"))
         and "_seed" not in c
     ]
     for c in ("trial", col, "budget", "wall_s"):
-        table.add_column(c, no_wrap=True)
+        table.add_column(c, no_wrap=True, justify="right")
     table.add_column("config", overflow="fold")
     for _, row in done.iterrows():
         config = ", ".join(
             f"{c}={_fmt(row[c])}" for c in params if row.get(c) is not None and row[c] == row[c]
         )
-        table.add_row(*(_fmt(row.get(c)) for c in ("trial", col, "budget", "wall_s")), config)
+        wall = row.get("wall_s")
+        cells = [_fmt(row.get("trial")), _fmt(row.get(col)), _fmt(row.get("budget"))]
+        table.add_row(*cells, f"{wall:.2f}" if isinstance(wall, float) else _fmt(wall), config)
     return table
+
+
+def _searched(space: Any) -> set[str]:
+    """Search names of a space's transformed parameters (a SearchSpace or its YAML mapping)."""
+    from autorl.space import SearchSpace
+
+    sp = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space or {})
+    return {p.search_name for p in sp.values() if p.transform is not None}
+
+
+class _RunsBar:
+    """A bar over training runs (one per seed), with the last run's value; silent off a terminal but
+    for one line per run."""
+
+    def __init__(self, total: int, metric: str) -> None:
+        self.metric = metric
+        self.progress = Progress(
+            TextColumn("[bold]runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.task = self.progress.add_task("runs", total=total, last="")
+        self.done = 0
+
+    def __enter__(self) -> _RunsBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def __call__(self, seed: int, metrics: dict[str, float]) -> None:
+        self.done += 1
+        last = f"seed {seed}: {self.metric}={_fmt(float(metrics.get(self.metric, float('nan'))))}"
+        self.progress.update(self.task, advance=1, last=last)
+        if not console.is_terminal:
+            console.print(f"run {self.done}/{self.progress.tasks[0].total:g}, {last}", highlight=False)
+
+
+def _seed_table(df: Any, metric: str, title: str) -> Table:
+    """One row per seed (the metric, budget and wall time), then their mean and standard deviation."""
+    table = Table(title=title)
+    cols = [c for c in (metric, "budget", "wall_s") if c in df]
+    for c in ("seed", *cols):
+        table.add_column(c, justify="right")
+    for _, row in df.iterrows():
+        table.add_row(str(int(row["seed"])), *(_fmt(float(row[c])) for c in cols))
+    if len(df) > 1:
+        table.add_section()
+        table.add_row("mean", *(_fmt(float(df[c].mean())) for c in cols))
+        table.add_row("std", *(_fmt(float(df[c].std())) for c in cols))
+    return table
+
+
+def _metric_of(out_dir: Path) -> str:
+    """The first metric of the sweep in ``out_dir`` (``value`` when its config is not there)."""
+    from autorl.yamlio import load_yaml
+
+    cfg = load_yaml(out_dir / "config.yaml") if (out_dir / "config.yaml").is_file() else {}
+    metric = cfg.get("metric") or "value"
+    return str(metric[0] if isinstance(metric, list) else metric)
 
 
 def _again(config: Path, overrides: tuple[str, ...], out: str | None, storage: str | None) -> str:
@@ -140,8 +227,14 @@ def _resume(again: str) -> str:
 
 
 def _summary(df: Any) -> str:
-    counts = df["state"].value_counts().to_dict() if len(df) else {}
-    return ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
+    """``6 complete, 1 fail, 1 interrupted``: a trial the sweep's stop cut off is not a failure."""
+    if not len(df):
+        return "none"
+    states = df["state"].str.lower()
+    if "interrupted" in df:
+        states = states.where(~df["interrupted"].astype(bool), "interrupted")
+    counts = states.value_counts().to_dict()
+    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
 
 
 @main.command()
@@ -179,7 +272,8 @@ def sweep(
     elif executor:
         extra.append(f"executor={executor}")
     sw = load_sweep(config, extra, out)
-    bar = None if quiet else SweepProgress(sw.config.trials, sw.directions[0] == "maximize")
+    total = sw.population.size if sw.spec.population else sw.config.trials
+    bar = None if quiet else SweepProgress(total, population=sw.spec.population)
     again = _again(config, overrides, out, storage)
     try:
         if bar:
@@ -191,7 +285,7 @@ def sweep(
         console.print(f"\ninterrupted: results so far are in {sw.out}\nresume with: {_resume(again)}")
         sys.exit(130)
     df = result.trials
-    out_console.print(_table(df, list(sw.metrics), sw.directions[0] == "maximize", 5))
+    out_console.print(_table(df, list(sw.metrics), sw.maximize, 5, _searched(sw.space)))
     files = [f for f in ("trials.csv", "best.yaml", "plots/") if (sw.out / f).exists()]
     out_console.print(f"{len(df)} trials: {_summary(df)}. Results in {sw.out}/ ({', '.join(files)})")
     errors = df[df["error"].notna()] if "error" in df else df.iloc[:0]
@@ -280,7 +374,7 @@ def show(out_dir: Path, top: int) -> None:
         f"{cfg.get('trials', '?')} trials ({_summary(df)})",
         highlight=False,
     )
-    out_console.print(_table(df, metrics, maximize, top))
+    out_console.print(_table(df, metrics, maximize, top, _searched(cfg.get("space"))))
 
 
 @main.command()
@@ -292,11 +386,16 @@ def show(out_dir: Path, top: int) -> None:
 )
 def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | None) -> None:
     """Retrain the configuration in BEST (a best.yaml) and evaluate it on fresh seeds."""
-    from autorl.evaluate import train_best
+    from autorl.evaluate import fresh_seeds, train_best
+    from autorl.yamlio import load_yaml
 
-    df = train_best(best, list(seeds) or None, budget)
-    out_console.print(df.to_string(index=False))
-    out_console.print(df.drop(columns=["seed"]).agg(["mean", "std"]).to_string())
+    data = load_yaml(best)
+    metric = data.get("metric", "value") if isinstance(data, dict) else "value"
+    metric = metric[0] if isinstance(metric, list) else metric
+    runs = list(seeds) or fresh_seeds(3)
+    with _RunsBar(len(runs), metric) as bar:
+        df = train_best(best, runs, budget, on_seed=bar)
+    out_console.print(_seed_table(df, metric, f"{best}: retrained on {len(df)} fresh seeds"))
     if out:
         df.to_csv(out, index=False)
 
@@ -307,13 +406,16 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
 @click.option("--budget", type=int, help="Budget per run (default: the best member's, as in the sweep).")
 def replay(out_dir: Path, seeds: tuple[int, ...], budget: int | None) -> None:
     """Retrain one agent from scratch with the best schedule of a pbt/pb2 sweep in OUT_DIR."""
-    from autorl.evaluate import replay_best
+    from autorl.evaluate import fresh_seeds, replay_best
 
+    metric = _metric_of(out_dir)
+    runs = list(seeds) or fresh_seeds(3)
     try:
-        df = replay_best(out_dir, list(seeds) or None, budget)
+        with _RunsBar(len(runs), metric) as bar:
+            df = replay_best(out_dir, runs, budget, on_seed=bar)
     except FileNotFoundError as exc:
         _fail(exc)
-    out_console.print(df.to_string(index=False))
+    out_console.print(_seed_table(df, metric, f"{out_dir}: the best schedule replayed from scratch"))
     out_console.print(f"written: {out_dir / 'replay.csv'}")
 
 
@@ -325,12 +427,35 @@ def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
     """Re-evaluate the top configurations of a sweep on fresh seeds (writes reeval.csv)."""
     from autorl.evaluate import reevaluate
 
+    metric = _metric_of(out_dir)
     try:
-        df = reevaluate(out_dir, top, n_seeds)
+        with _RunsBar(top * n_seeds, metric) as bar:
+            df = reevaluate(out_dir, top, n_seeds, on_seed=bar)
     except FileNotFoundError as exc:
         _fail(exc)
-    summary = out_dir / "reeval_summary.csv"
-    out_console.print(summary.read_text() if summary.is_file() else df.to_string(index=False))
+    if not len(df):
+        out_console.print(f"{out_dir}: no completed trial to re-evaluate")
+        return
+    table = Table(
+        title=f"top {df['trial'].nunique()} configurations of {out_dir}, each on {n_seeds} fresh seeds"
+    )
+    for c in ("trial", "tuning value", f"{metric} mean", "std", "IQM", "min", "max"):
+        table.add_column(c, justify="right")
+    for trial, grp in df.groupby("trial", sort=False):
+        x = grp[metric]
+        from autorl.targets import Aggregate
+
+        table.add_row(
+            str(trial),
+            _fmt(float(grp["tuning_value"].iloc[0])),
+            _fmt(float(x.mean())),
+            _fmt(float(x.std())),
+            _fmt(Aggregate.IQM(list(x))),
+            _fmt(float(x.min())),
+            _fmt(float(x.max())),
+        )
+    out_console.print(table)
+    out_console.print(f"written: {out_dir / 'reeval.csv'}, {out_dir / 'reeval_summary.csv'}")
 
 
 @main.command()

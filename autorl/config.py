@@ -376,8 +376,9 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
 
         try:
             load_reference(info.check)(cfg.args, list(space))
-        except ConfigError as exc:
-            raise exc.at("args") from None
+        except ConfigError as exc:  # a searched name the target does not take is the space's error
+            where = "space" if exc.key in space and exc.key not in cfg.args else "args"
+            raise exc.at(where) from None
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
     directions: tuple[Any, ...] = (
         tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)

@@ -7,6 +7,7 @@ are judged again on seeds that tuning never used.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,17 @@ def fresh_seeds(n: int) -> list[int]:
     return [FRESH_SEED_BASE + i for i in range(n)]
 
 
+OnSeed = Callable[[int, dict[str, float]], None]  # told (seed, final metrics) as each run ends
+
+
 def evaluate_config(
-    target: str, args: dict[str, Any], params: dict[str, Any], seeds: list[int], budget: Budget, metric: str
+    target: str,
+    args: dict[str, Any],
+    params: dict[str, Any],
+    seeds: list[int],
+    budget: Budget,
+    metric: str,
+    on_seed: OnSeed | None = None,
 ) -> pd.DataFrame:
     """Train ``params`` once per seed for ``budget.max`` units; one row of metrics per seed."""
     fn = TARGETS.get(target)
@@ -36,11 +46,16 @@ def evaluate_config(
         ctx = TrialContext(seed=seed, budget=budget.steps, report_every=budget.interval, metric=metric)
         result = run_target(fn, {**args, **params}, ctx)
         rows.append({"seed": seed, **result.metrics})
+        if on_seed:
+            on_seed(seed, result.metrics)
     return pd.DataFrame(rows)
 
 
 def train_best(
-    best_file: str | Path, seeds: list[int] | None = None, budget: int | None = None
+    best_file: str | Path,
+    seeds: list[int] | None = None,
+    budget: int | None = None,
+    on_seed: OnSeed | None = None,
 ) -> pd.DataFrame:
     """Retrain the configuration in a ``best.yaml`` on ``seeds`` (default: 3 fresh seeds)."""
     data = load_yaml(best_file)
@@ -55,11 +70,19 @@ def train_best(
     if budget is not None:
         b = {"max": budget, "report_every": min(int(b.get("report_every", budget)), budget)}
     return evaluate_config(
-        data["target"], data.get("args", {}), data["params"], seeds or fresh_seeds(3), Budget(**b), metric
+        data["target"],
+        data.get("args", {}),
+        data["params"],
+        seeds or fresh_seeds(3),
+        Budget(**b),
+        metric,
+        on_seed,
     )
 
 
-def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFrame:
+def reevaluate(
+    out_dir: str | Path, top: int = 3, n_seeds: int = 5, on_seed: OnSeed | None = None
+) -> pd.DataFrame:
     """Re-run the ``top`` configurations of a finished sweep on ``n_seeds`` fresh seeds each.
 
     Returns one row per (trial, seed) and writes ``reeval.csv`` plus ``reeval_summary.csv`` (mean,
@@ -76,7 +99,13 @@ def reevaluate(out_dir: str | Path, top: int = 3, n_seeds: int = 5) -> pd.DataFr
         config = record_of(t).config or t.params
         params = {k: v for k, v in config.items() if k in cfg["space"]}
         res = evaluate_config(
-            cfg["target"], cfg.get("args", {}), params, fresh_seeds(n_seeds), budget, cfg["metric"][0]
+            cfg["target"],
+            cfg.get("args", {}),
+            params,
+            fresh_seeds(n_seeds),
+            budget,
+            cfg["metric"][0],
+            on_seed,
         )
         res.insert(0, "trial", t.number)
         res.insert(1, "tuning_value", t.values[0])
@@ -135,7 +164,10 @@ def replay_schedule(
 
 
 def replay_best(
-    out_dir: str | Path, seeds: list[int] | None = None, budget: int | None = None
+    out_dir: str | Path,
+    seeds: list[int] | None = None,
+    budget: int | None = None,
+    on_seed: OnSeed | None = None,
 ) -> pd.DataFrame:
     """Retrain the best member's schedule of a finished population sweep from scratch on ``seeds``
     (default: 3 fresh seeds); one row of final metrics per seed, also written to ``replay.csv``."""
@@ -162,6 +194,8 @@ def replay_best(
             mutable={p.name for p in space.values() if p.mutable},
         )
         rows.append({"seed": seed, **res})
+        if on_seed:
+            on_seed(seed, res)
     df = pd.DataFrame(rows)
     df.to_csv(out / "replay.csv", index=False)
     (out / "replay_summary.json").write_text(

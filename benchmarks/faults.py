@@ -43,7 +43,9 @@ def _run(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
 
 def _kill_at(args: list[str], after: float) -> bool:
     """Start autorl, SIGKILL its process group after ``after`` seconds; True if it was still running."""
-    proc = subprocess.Popen([*AUTORL, *args], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*AUTORL, *args], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         proc.wait(timeout=after)
         return False
@@ -73,7 +75,13 @@ def sweep_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[str, An
     df = pd.read_csv(tmp / "sweep" / "trials.csv")
     counted = df[~df["interrupted"]]
     ok = final.returncode == 0 and len(counted) == 30 and counted["x"].round(12).is_unique
-    return {"kills": kills, "landed": landed, "counted": len(counted), "interrupted": int(df["interrupted"].sum()), "held": bool(ok)}
+    return {
+        "kills": kills,
+        "landed": landed,
+        "counted": len(counted),
+        "interrupted": int(df["interrupted"].sum()),
+        "held": bool(ok),
+    }
 
 
 def population_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -81,7 +89,16 @@ def population_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[st
 
     cfg = {
         "target": f"{TOY}:Toy",
-        "space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "mutable": True, "init": [1e-3, 1e-2]}},
+        "space": {
+            "lr": {
+                "type": "float",
+                "low": 1e-3,
+                "high": 1.0,
+                "log": True,
+                "mutable": True,
+                "init": [1e-3, 1e-2],
+            }
+        },
         "metric": "score",
         "budget": {"max": 160, "report_every": 10},
         "method": {"name": "pbt", "population": 4},
@@ -98,12 +115,25 @@ def population_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[st
     df = pd.read_csv(tmp / "pbt" / "trials.csv")
     same = len(df) == 4 and np.allclose(df["value"].tolist(), reference)
     orphans = len([p for p in (tmp / "pbt" / "checkpoints").rglob("s.json")]) - 4
-    return {"kills": kills, "landed": landed, "members": len(df), "same_as_uninterrupted": bool(same), "orphans": orphans, "held": bool(final.returncode == 0 and same and orphans == 0)}
+    return {
+        "kills": kills,
+        "landed": landed,
+        "members": len(df),
+        "same_as_uninterrupted": bool(same),
+        "orphans": orphans,
+        "held": bool(final.returncode == 0 and same and orphans == 0),
+    }
 
 
 def compare_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[str, Any]:
     suite = {
-        "tasks": {"curve": {"target": "synthetic:curve", "budget": {"max": 200, "min": 50, "report_every": 50, "total": 1200}, "ref": [0.0, 1.0]}},
+        "tasks": {
+            "curve": {
+                "target": "synthetic:curve",
+                "budget": {"max": 200, "min": 50, "report_every": 50, "total": 1200},
+                "ref": [0.0, 1.0],
+            }
+        },
         "methods": {"random": "random", "asha": {"name": "asha", "reduction_factor": 2}},
         "seeds": 3,
         "test_seeds": 2,
@@ -116,7 +146,12 @@ def compare_kills(tmp: Path, kills: int, rng: np.random.Generator) -> dict[str, 
         landed += _kill_at(["compare", str(path)], float(rng.uniform(1.0, 6.0)))
     final = _run(["compare", str(path)])
     cells = len(list((tmp / "cmp" / "cells").rglob("cell.json")))
-    return {"kills": kills, "landed": landed, "cells": cells, "held": bool(final.returncode == 0 and cells == 6 and (tmp / "cmp" / "report.md").is_file())}
+    return {
+        "kills": kills,
+        "landed": landed,
+        "cells": cells,
+        "held": bool(final.returncode == 0 and cells == 6 and (tmp / "cmp" / "report.md").is_file()),
+    }
 
 
 def faults(tmp: Path) -> dict[str, Any]:
@@ -127,7 +162,11 @@ def faults(tmp: Path) -> dict[str, Any]:
     for workers in (1, 2):
         cfg = {
             "target": f"{TOY}:faulty",
-            "space": {"x": {"type": "fixed", "value": 0.5}, "fault": {"type": "categorical", "choices": ["none", *kinds]}, "gb": {"type": "fixed", "value": 8}},
+            "space": {
+                "x": {"type": "fixed", "value": 0.5},
+                "fault": {"type": "categorical", "choices": ["none", *kinds]},
+                "gb": {"type": "fixed", "value": 8},
+            },
             "method": {"name": "grid", "points": 1},
             "trials": len(kinds) + 1,
             "workers": workers,
@@ -137,7 +176,9 @@ def faults(tmp: Path) -> dict[str, Any]:
         }
         df = sweep(cfg, plots=False).trials.set_index("fault")
         tried += len(kinds)
-        isolated += int((df.loc[kinds, "state"] == "FAIL").sum()) if df.loc["none", "state"] == "COMPLETE" else 0
+        isolated += (
+            int((df.loc[kinds, "state"] == "FAIL").sum()) if df.loc["none", "state"] == "COMPLETE" else 0
+        )
     return {"faults": tried, "isolated": isolated, "held": tried == isolated}
 
 

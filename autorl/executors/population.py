@@ -12,6 +12,7 @@ copies, so a killed run resumes from its last completed interval.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 import traceback
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from autorl.config import Sweep
 from autorl.executors.sweep import Backend, Clock
@@ -31,6 +32,7 @@ from autorl.methods import Copy, Member
 from autorl.results.population import write_population_outputs
 from autorl.results.record import TrialRecord, record_of
 from autorl.results.rundir import write_atomic
+from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
 from autorl.space import to_params
 from autorl.targets import TARGETS, TrialContext
@@ -38,7 +40,7 @@ from autorl.targets.driver import select_value
 
 STATE_FILE = "population.json"
 CHECKPOINTS = "checkpoints"
-Progress = Callable[[list[FrozenTrial]], None]
+Progress = Callable[[SweepStatus], None]
 
 
 @dataclass
@@ -350,6 +352,25 @@ def run_population(
     interval = min(plan.interval, budget)
     sign = 1.0 if sweep.maximize else -1.0
     clock = Clock(study, sweep.config.budget.time)
+    per = math.ceil(budget / interval)
+    status = SweepStatus("population", total=plan.size * per, unit=sweep.info.unit)
+    seeds = sweep.config.seeds_per_trial
+    start_steps = sum(m.steps for m in state.members)
+
+    def report(line: str) -> None:
+        if not progress:
+            return
+        status.done = sum(per if m.failed else min(per, math.ceil(m.steps / interval)) for m in state.members)
+        status.units_done = (sum(m.steps for m in state.members) - start_steps) * seeds
+        status.units_left = sum(max(0, budget - m.steps) for m in state.members if not m.failed) * seeds
+        status.states = (
+            {"failed": sum(m.failed for m in state.members)} if any(m.failed for m in state.members) else {}
+        )
+        for m in state.members:
+            status.offer(m.score, sweep.maximize)
+        status.line = line
+        progress(status)
+
     try:
         while not state.done:
             active = [m for m in state.members if not m.failed and m.steps < budget]
@@ -361,6 +382,9 @@ def run_population(
                 _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)
             state.intervals += 1
             state.save(out)
+            scores = [m.score for m in state.members if m.score is not None]
+            best = f"{max(scores, key=lambda v: sign * v):.6g}" if scores else "-"
+            report(f"interval {state.intervals}: best {sweep.metrics[0]} {best}")
             if all(m.failed or m.steps >= budget for m in state.members):
                 break
             _exploit(sweep, hosts, state, rng)
@@ -376,8 +400,7 @@ def run_population(
         clock.save(force=True)
     _record(sweep, study, state)
     write_population_outputs(out, sweep, state.members, state.lineage, _summary(state, out))
-    if progress:
-        progress(study.get_trials(deepcopy=False))
+    report(f"population done: {state.exploits} copies, {state.failures} failures")
     return study
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import optuna
@@ -26,12 +26,13 @@ from autorl.config import Sweep
 from autorl.executors.trial import Report, SweepRef, TrialJob, TrialOutcome, run_trial
 from autorl.executors.workers import Event
 from autorl.methods import build_plan
-from autorl.results.record import TrialRecord, consumed, counted, finish
+from autorl.results.record import TrialRecord, consumed, counted, finish, was_interrupted
 from autorl.results.rundir import note_run
+from autorl.results.status import SweepStatus
 from autorl.results.storage import GRACE_S, HEARTBEAT_S, open_study, recover
 from autorl.space import suggest
 
-Progress = Callable[[list[FrozenTrial]], None]
+Progress = Callable[[SweepStatus], None]
 ELAPSED = "autorl_elapsed_s"  # study attribute: wall time the sweep has run, summed across resumes
 
 
@@ -125,6 +126,7 @@ class _Running:
     worker: int
     log: str
     timed_out: bool = False
+    reported: float = 0.0  # budget units its reports say it spent (all seeds)
 
 
 @dataclass
@@ -134,7 +136,7 @@ class _Tally:
     counted: int
     consumed: float
     others_running: int = 0
-    started: float = field(default_factory=time.monotonic)
+    session: float = 0.0  # units this run of the sweep spent
 
 
 def run_trials(
@@ -155,6 +157,7 @@ def run_trials(
     ref = SweepRef.of(sweep)
     cfg = sweep.config
     tally = _Tally(counted(trials), consumed(trials))
+    status = _status(sweep, trials)
     clock = Clock(study, cfg.budget.time)
     beats = Heartbeats(study)
     running: dict[int, _Running] = {}
@@ -186,16 +189,46 @@ def run_trials(
         running[job_id] = _Running(trial, params, worker, log)
         beats.add(trial._trial_id)
 
+    seeds = cfg.seeds_per_trial
+
+    def report() -> None:
+        """Give the progress display the status: units per second against the units still planned."""
+        if not progress:
+            return
+        finished = sum(status.states.get(k, 0) for k in ("complete", "pruned", "fail"))
+        spent = tally.consumed
+        expected = spent / finished if finished and spent else float(cfg.budget.steps * seeds)
+        to_start = max(0, cfg.trials - tally.counted - len(running) - tally.others_running)
+        left = to_start * expected + sum(max(0.0, expected - r.reported) for r in running.values())
+        if cfg.budget.total is not None:
+            left = min(left, max(0.0, cfg.budget.total - spent))
+        status.done, status.units_left = tally.counted, left
+        status.units_done = tally.session + sum(r.reported for r in running.values())
+        status.states["running"] = len(running)
+        progress(status)
+        status.line = ""
+
     def end(job_id: int, state: TrialState, record: TrialRecord, values: list[float] | None = None) -> None:
         run = running.pop(job_id)
         beats.ids.discard(run.trial._trial_id)
         record.log = run.log
         finish(study, run.trial, state, record, values)
+        name = "interrupted" if record.interrupted else state.name.lower()
+        status.count(name)
         if not record.interrupted:
             tally.counted += 1
             tally.consumed += record.budget
-        if progress:
-            progress(study.get_trials(deepcopy=False))
+            tally.session += record.budget
+        if values:
+            status.offer(values[0], sweep.maximize)
+        shown = (
+            f" {sweep.metrics[0]}={values[0]:.6g}"
+            if values
+            else (f" ({record.error})" if record.error else "")
+        )
+        spent = f" after {record.budget:,.0f} {sweep.info.unit}" if cfg.budget.max is not None else ""
+        status.line = f"trial {run.trial.number} {name}{shown}{spent}"
+        report()
 
     def died(job_id: int, how: str) -> None:
         run = running[job_id]
@@ -244,6 +277,9 @@ def run_trials(
                 break
             for ev in backend.events(timeout=min(1.0, max(0.01, clock.left))):
                 _handle(ev, running, backend, study, end, died)
+                if ev.kind == "ask" and ev.job in running:
+                    running[ev.job].reported = float(ev.payload.step) * seeds
+                    report()
             if cfg.trial_timeout is not None:
                 for job_id, (worker, age) in backend.busy().items():
                     if job_id in running and age > cfg.trial_timeout and not running[job_id].timed_out:
@@ -256,9 +292,20 @@ def run_trials(
     finally:
         beats.close()
         clock.save(force=True)
-    if progress:
-        progress(study.get_trials(deepcopy=False))
+    report()
     return study
+
+
+def _status(sweep: Sweep, trials: list[FrozenTrial]) -> SweepStatus:
+    """The status at the start of a run (a resumed sweep starts from its trials so far)."""
+    status = SweepStatus("trials", total=sweep.config.trials, unit=sweep.info.unit)
+    for t in trials:
+        if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
+            continue
+        status.count("interrupted" if was_interrupted(t) else t.state.name.lower())
+        if t.state == TrialState.COMPLETE and t.values:
+            status.offer(t.values[0], sweep.maximize)
+    return status
 
 
 def _handle(
