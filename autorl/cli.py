@@ -327,9 +327,12 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
 
 
 @main.command(name="list")
-@click.argument("what", type=click.Choice(["targets", "methods"]))
+@click.argument("what", type=click.Choice(["targets", "methods", "examples", "spaces"]))
 def list_(what: str) -> None:
-    """Show the registered targets or methods."""
+    """Show the registered targets or methods, or the shipped example sweeps or search spaces."""
+    if what in ("examples", "spaces"):
+        _list_files(what)
+        return
     if what == "targets":
         from autorl.targets import TARGETS
 
@@ -349,6 +352,24 @@ def list_(what: str) -> None:
             table.add_row(entry.name, spec.kind.value if spec else "", entry.description)
         else:
             table.add_row(entry.name, entry.description)
+    out_console.print(table)
+
+
+def _list_files(what: str) -> None:
+    """The shipped examples (``autorl sweep examples/NAME.yaml`` runs one from anywhere) or spaces
+    (``space: sb3/ppo.yaml``), each with the first line of its comment."""
+    from autorl.config import SPACES_DIR
+
+    files = sorted(SPACES_DIR.glob("*/*.yaml"))
+    files = [f for f in files if (f.parent.name == "examples") == (what == "examples")]
+    table = Table(title=f"shipped {what} (in {SPACES_DIR})")
+    table.add_column("name", no_wrap=True)
+    table.add_column("about")
+    for f in files:
+        first = next(
+            (line.lstrip("# ").strip() for line in f.read_text().splitlines() if line.startswith("#")), ""
+        )
+        table.add_row(str(f.relative_to(SPACES_DIR)), first)
     out_console.print(table)
 
 

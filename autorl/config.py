@@ -32,8 +32,10 @@ from autorl.space import SearchSpace
 from autorl.targets import TARGETS, Aggregate, Select, TargetInfo, TargetKind, target_info, target_kind
 from autorl.yamlio import load_yaml, loads
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SPACES_DIR = REPO_ROOT / "search_spaces"
+# The default search spaces and example sweeps ship inside the package (search_spaces/ at the top of
+# the repository is a link to them): `space: sb3/ppo.yaml` and `autorl sweep examples/ppo_cartpole.yaml`
+# work from any directory, in a checkout or an installed wheel.
+SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"
 STUDY_FILE = "study.log"  # the default storage: an Optuna journal file in the run directory
 MAX_TRIALS = 1_000_000
 MAX_WORKERS_RAY = 4096  # a cluster's CPUs are checked when it is reached
@@ -469,8 +471,17 @@ def _load_space(cfg: SweepConfig, info: TargetInfo, base_dir: Path) -> SearchSpa
     return SearchSpace.from_yaml(path)
 
 
+def config_path(path: str | Path) -> Path:
+    """A sweep file as given, else one of the shipped examples (``examples/ppo_cartpole.yaml``)."""
+    p = Path(path).expanduser()
+    if not p.is_file() and not p.is_absolute() and (SPACES_DIR / p).is_file():
+        return SPACES_DIR / p
+    return p
+
+
 def load_sweep(path: str | Path, overrides: list[str] | None = None, out: str | None = None) -> Sweep:
-    """Read, override and validate a sweep file."""
+    """Read, override and validate a sweep file (a path, or a shipped example's name)."""
+    path = config_path(path)
     source = str(path)
     data = load_yaml(path)
     if overrides:

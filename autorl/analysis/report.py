@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -348,14 +349,31 @@ def _plot_poi(poi: dict[tuple[str, str], stats.Interval], order: list[str], pct:
     fig.savefig(path, dpi=110)
 
 
+_STYLES = ["-", "--", "-.", ":"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def _style(i: int) -> dict[str, object]:
+    """Line style and marker of the ``i``-th method, so that overlapping curves stay distinguishable."""
+    return {"ls": _STYLES[i % len(_STYLES)], "marker": _MARKERS[i % len(_MARKERS)], "ms": 4, "markevery": 0.1}
+
+
+def _band(ax: Any, x: Any, low: Any, high: Any, color: object, step: str | None = None) -> None:
+    """A CI band that does not blend into its neighbours: light fill, its edges drawn thin."""
+    ax.fill_between(x, low, high, step=step, color=color, alpha=0.12, lw=0)
+    drawstyle = "steps-post" if step == "post" else "default"
+    for edge in (low, high):
+        ax.plot(x, edge, color=color, lw=0.6, alpha=0.7, drawstyle=drawstyle)
+
+
 def _plot_profiles(profiles: dict[str, stats.Profile], order: list[str], pct: str, path: Path) -> None:
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     colors = _colors(order)
-    for m in order:
+    for i, m in enumerate(order):
         p = profiles[m]
-        ax.plot(p.taus, p.point, color=colors[m], label=m)
-        ax.fill_between(p.taus, p.low, p.high, color=colors[m], alpha=0.2, lw=0)
+        ax.plot(p.taus, p.point, color=colors[m], label=m, lw=1.6, **_style(i))
+        _band(ax, p.taus, p.low, p.high, colors[m])
     ax.set_xlabel("normalised score τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_title(f"Performance profiles ({pct} CI)")
@@ -369,10 +387,10 @@ def _plot_anytime(tdf: pd.DataFrame, task: str, order: list[str], pct: str, path
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     colors = _colors(order)
-    for m in order:
+    for i, m in enumerate(order):
         c = tdf[tdf["method"] == m]
-        ax.step(c["budget"], c["iqm"], where="post", color=colors[m], label=m)
-        ax.fill_between(c["budget"], c["low"], c["high"], step="post", color=colors[m], alpha=0.2, lw=0)
+        ax.plot(c["budget"], c["iqm"], drawstyle="steps-post", color=colors[m], label=m, lw=1.6, **_style(i))
+        _band(ax, c["budget"], c["low"], c["high"], colors[m], step="post")
     ax.set_xlabel("budget consumed")
     ax.set_ylabel("incumbent score (IQM over seeds)")
     ax.set_title(f"{task} ({pct} CI)")

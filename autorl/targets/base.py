@@ -88,7 +88,7 @@ class TargetInfo:
     Attributes:
         unit: what one budget unit is ("env_steps", "steps", "epochs").
         metric: the default metric, and direction its default direction.
-        space: default search space, a path relative to the repository's ``search_spaces/``.
+        space: default search space, a path relative to the shipped ``autorl/search_spaces/``.
         check: optional ``"module:function"`` called as ``check(args, param_names)`` before a sweep runs;
             it raises ConfigError for arguments or parameters the target cannot take.
     """
