@@ -1,0 +1,1134 @@
+"""Batched PPO: a population of PPO agents trained as one torch computation.
+
+P members, each with its own E envs (together one :class:`~autorl.engine.envs.BatchedEnv` of P * E
+copies), networks kept as stacked parameters (one flat ``[P, n_params]`` tensor, viewed as ``[P, in,
+out]`` layers for ``torch.baddbmm``), hyperparameters as ``[P]`` tensors that may change between any
+two calls, and a counter-based random stream per member (:mod:`autorl.engine.rng`) for actions, env
+resets and minibatch order. So member i of a population trains as the same config alone with the same
+seed (up to the rounding of batched matmuls), and a member that diverges is marked failed without
+touching the others.
+
+The algorithm is Stable-Baselines3's PPO with its defaults: MlpPolicy's separate 64-64 tanh actor and
+critic with orthogonal init, Adam with eps 1e-5, the clipped surrogate, an unclipped value loss,
+advantages normalised per minibatch, truncated episodes bootstrapped from their final observation,
+the learning rate and clip range schedules read after each rollout, and VecNormalize's observation
+and reward normalisation (clip 10). Continuous actions are a diagonal Gaussian with a
+state-independent log std (no gSDE), clipped to the action space for the env step only.
+
+Example::
+
+    pop = Population(EngineConfig("CartPole-v1"), [{"learning_rate": 1e-3}] * 4, seeds=range(4))
+    for _ in range(25):
+        stats = pop.train(4_000)           # one dict per member
+        returns = pop.evaluate()           # [4]
+    torch.save(pop.member_state(int(returns.argmax())), "agent.pt")
+
+A saved member drives a single gymnasium env with numpy alone::
+
+    policy = load_policy(torch.load("agent.pt", weights_only=True))
+    env = gymnasium.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        done = terminated or truncated
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from autorl.engine import rng
+from autorl.engine.envs import SPECS, BatchedEnv, EnvSpec, _unknown, make
+from autorl.errors import ConfigError
+
+DEFAULT_HPARAMS: Mapping[str, float] = MappingProxyType(
+    {
+        "learning_rate": 3e-4,
+        "clip_range": 0.2,
+        "ent_coef": 0.0,
+        "vf_coef": 0.5,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "max_grad_norm": 0.5,
+        "adam_eps": 1e-5,
+    }
+)
+"""SB3 PPO's defaults (``adam_eps`` as SB3's ActorCriticPolicy sets it) of the per-member hyperparameters."""
+HYPERPARAMS = tuple(DEFAULT_HPARAMS)
+
+_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "learning_rate": (lambda v: v >= 0, ">= 0"),
+    "clip_range": (lambda v: v > 0, "> 0"),
+    "ent_coef": (lambda v: True, "finite"),
+    "vf_coef": (lambda v: v >= 0, ">= 0"),
+    "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "gae_lambda": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "max_grad_norm": (lambda v: v > 0, "> 0"),
+    "adam_eps": (lambda v: v > 0, "> 0"),
+}
+_SCHEDULES = ("constant", "linear")
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
+_EVAL = 1  # each member's random stream for evaluation starts; training draws from stream 0
+_CLIP = 10.0  # VecNormalize's clip_obs and clip_reward
+_NORM_EPS = 1e-8  # VecNormalize's epsilon
+_BETAS = (0.9, 0.999)  # Adam's defaults
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+_STATE_FORMAT = 1
+
+LevelFn = Callable[[Tensor], "Mapping[str, Tensor] | None"]
+"""``level_fn(copies)``: physical parameters ``{name: [m] tensor}`` for episodes starting in ``copies``."""
+EpisodeHook = Callable[[Tensor, Tensor], None]
+"""``on_episode_end(copies, returns)``: the copies ``[m]`` whose episode just ended, and its returns."""
+RolloutHook = Callable[[Tensor, Tensor, Tensor], None]
+"""``on_rollout(copies, advantages, dones)``: after each rollout's GAE, the copy ids ``[k * n_envs]`` of the
+trained members and their advantages and episode ends ``[k, n_steps, n_envs]`` (PLR scores levels by them)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What every member of one engine (a "group") shares: the shapes of its computation.
+
+    Attributes:
+        env: The gymnasium id of a batched env (:data:`autorl.engine.envs.SPECS`).
+        n_envs: Envs per member.
+        n_steps: Rollout length per env; a rollout is ``n_envs * n_steps`` env steps per member.
+        n_epochs: Passes over each rollout.
+        n_minibatches: Minibatches per epoch; must divide ``n_envs * n_steps``.
+        hidden: Hidden layer widths of the actor and of the critic (separate networks).
+        activation: ``"tanh"`` or ``"relu"``.
+        normalize_obs: Normalise observations by running statistics per member (VecNormalize).
+        normalize_reward: Scale rewards by the running std of the discounted return per member.
+        lr_schedule: ``"constant"`` or ``"linear"`` (to 0 at ``total_steps``).
+        clip_schedule: ``"constant"`` or ``"linear"`` (to 0 at ``total_steps``).
+        total_steps: Env steps per member at which the linear schedules reach 0.
+        log_std_init: Initial log std of continuous actions.
+        ortho_init: Orthogonal init (gains sqrt 2, 0.01 for the policy head, 1 for the value head);
+            else torch's default Linear init.
+        eval_episodes: Episodes per member of :meth:`Population.evaluate`.
+        device: Where every tensor lives.
+        dtype: torch.float32 or torch.float64, of networks, envs and statistics.
+    """
+
+    env: str
+    n_envs: int = 32
+    n_steps: int = 32
+    n_epochs: int = 4
+    n_minibatches: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    lr_schedule: str = "constant"
+    clip_schedule: str = "constant"
+    total_steps: int | None = None
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+    eval_episodes: int = 10
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if self.env not in SPECS:
+            raise ConfigError(_unknown("batched env", self.env, SPECS), key="env")
+        for name in ("n_envs", "n_steps", "n_epochs", "n_minibatches", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", key=name)
+        if (self.n_envs * self.n_steps) % self.n_minibatches:
+            raise ConfigError(
+                f"must divide n_envs * n_steps = {self.n_envs * self.n_steps}, got {self.n_minibatches}",
+                key="n_minibatches",
+            )
+        if self.n_envs * self.n_steps < 2 * self.n_minibatches:  # advantages are normalised per minibatch
+            raise ConfigError(
+                f"minibatches must hold >= 2 samples: n_envs * n_steps = {self.n_envs * self.n_steps} is too "
+                f"few for {self.n_minibatches} minibatches",
+                key="n_minibatches",
+            )
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"must be one or more widths >= 1, got {self.hidden}", key="hidden")
+        if self.activation not in _ACTIVATIONS:
+            raise ConfigError(f"must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}", "activation")
+        for name in ("lr_schedule", "clip_schedule"):
+            if getattr(self, name) not in _SCHEDULES:
+                raise ConfigError(f"must be one of {_SCHEDULES}, got {getattr(self, name)!r}", key=name)
+            if getattr(self, name) == "linear" and (self.total_steps is None or self.total_steps < 1):
+                raise ConfigError(f"a linear schedule needs total_steps >= 1, got {self.total_steps}", name)
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ConfigError(f"must be torch.float32 or torch.float64, got {self.dtype}", key="dtype")
+
+    @property
+    def spec(self) -> EnvSpec:
+        """The batched env's spec."""
+        return SPECS[self.env]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the dtype as its name), as :meth:`from_dict` reads it."""
+        out = dataclasses.asdict(self)
+        out["hidden"] = list(self.hidden)
+        out["dtype"] = str(self.dtype).removeprefix("torch.")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EngineConfig:
+        """The config :meth:`to_dict` wrote (e.g. ``state_dict()["config"]``, to rebuild a population)."""
+        values = dict(data)
+        values["dtype"] = getattr(torch, values["dtype"])
+        values["hidden"] = tuple(values["hidden"])
+        return cls(**values)
+
+
+def check_hparams(values: Mapping[str, float]) -> dict[str, float]:
+    """``values`` as floats, after checking every name and range.
+
+    Raises:
+        ConfigError: (a ValueError) for an unknown name, naming the valid ones, or a value out of range.
+    """
+    out = {}
+    for name, value in values.items():
+        if name not in _RULES:
+            raise ConfigError(_unknown("hyperparameter", name, HYPERPARAMS))
+        rule, text = _RULES[name]
+        value = float(value)
+        if not (math.isfinite(value) and rule(value)):
+            raise ConfigError(f"must be finite and {text}, got {value}", key=name)
+        out[name] = value
+    return out
+
+
+# -- networks: MLPs over a flat [P, n_params] vector -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the actor's, the critic's and the log std's parameters sit in one member's flat vector.
+
+    Every layer is a weight ``[in, out]`` then a bias ``[out]``; the actor's layers come first, then
+    the critic's, then (continuous actions only) the log std ``[action_dim]``.
+    """
+
+    actor: tuple[tuple[int, int], ...]
+    critic: tuple[tuple[int, int], ...]
+    log_std: int  # 0 for discrete actions
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> _Layout:
+        spec = config.spec
+        sizes = (spec.obs_dim, *config.hidden)
+        head = spec.n_actions if spec.n_actions is not None else spec.action_dim
+        actor = (*itertools.pairwise(sizes), (sizes[-1], head))
+        critic = (*itertools.pairwise(sizes), (sizes[-1], 1))
+        return cls(actor, critic, spec.action_dim if spec.n_actions is None else 0)
+
+    @property
+    def chunks(self) -> list[int]:
+        """The lengths of the flat vector's pieces: each layer's weight and bias, then the log std."""
+        out = [n for i, o in (*self.actor, *self.critic) for n in (i * o, o)]
+        return [*out, self.log_std] if self.log_std else out
+
+    @property
+    def size(self) -> int:
+        return sum(self.chunks)
+
+    def split(self, theta: Tensor) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]], Tensor]:
+        """Views of ``theta`` ``[k, size]``: actor and critic layers (``[k, in, out]``, ``[k, 1, out]``) and
+        the log std ``[k, action_dim]`` (``[k, 0]`` for discrete actions)."""
+        k = theta.shape[0]
+        pieces = iter(theta.split(self.chunks, dim=1))
+
+        def layers(shapes: tuple[tuple[int, int], ...]) -> list[tuple[Tensor, Tensor]]:
+            return [(next(pieces).view(k, i, o), next(pieces).view(k, 1, o)) for i, o in shapes]
+
+        actor, critic = layers(self.actor), layers(self.critic)
+        log_std = next(pieces) if self.log_std else theta[:, :0]
+        return actor, critic, log_std
+
+    def init(self, config: EngineConfig, seed: int) -> Tensor:
+        """One member's initial flat parameters ``[size]``, from a ``torch.Generator`` seeded by ``seed``.
+
+        Every weight is drawn in ``nn.Linear``'s ``[out, in]`` layout, so the draws are those of SB3's init.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        parts = []
+        for shapes, head_gain in ((self.actor, 0.01), (self.critic, 1.0)):
+            for n, (i, o) in enumerate(shapes):
+                weight = torch.empty(o, i)
+                bias = torch.zeros(o)
+                if config.ortho_init:
+                    gain = head_gain if n == len(shapes) - 1 else math.sqrt(2)
+                    torch.nn.init.orthogonal_(weight, gain=gain, generator=gen)
+                else:
+                    torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)
+                    torch.nn.init.uniform_(bias, -1 / math.sqrt(i), 1 / math.sqrt(i), generator=gen)
+                parts += [weight.T.reshape(-1), bias]
+        if self.log_std:
+            parts.append(torch.full((self.log_std,), config.log_std_init))
+        return torch.cat(parts).to(device=config.device, dtype=config.dtype)
+
+
+def _mlp(layers: list[tuple[Tensor, Tensor]], x: Tensor, activation: Callable[[Tensor], Tensor]) -> Tensor:
+    """``x`` ``[k, n, in]`` through every member's MLP at once: ``[k, n, out]``."""
+    for weight, bias in layers[:-1]:
+        x = activation(torch.baddbmm(bias, x, weight))
+    weight, bias = layers[-1]
+    return torch.baddbmm(bias, x, weight)
+
+
+def _entropy_categorical(log_probs: Tensor) -> Tensor:
+    # clamped as torch.distributions.Categorical does, so that p = 0 gives 0, not 0 * -inf
+    return -(log_probs.clamp(min=torch.finfo(log_probs.dtype).min) * log_probs.exp()).sum(-1)
+
+
+# -- running statistics (VecNormalize's RunningMeanStd) ----------------------------------------------
+
+
+def _update_moments(mean: Tensor, var: Tensor, count: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Running mean, variance ``[k, ...]`` and count ``[k]`` after batch ``x[i]`` ``[n, ...]`` of member i."""
+    n = x.shape[1]
+    batch_var, batch_mean = torch.var_mean(x, dim=1, correction=0)
+    total = count + n
+    c = count.view(-1, *([1] * (mean.dim() - 1)))
+    t = total.view_as(c)
+    delta = batch_mean - mean
+    new_mean = mean + delta * (n / t)
+    new_var = (var * c + batch_var * n + delta.square() * (c * n / t)) / t
+    return new_mean, new_var, total
+
+
+# -- per-member state ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Members:
+    """Everything that belongs to the members; every tensor's first dimension is the member.
+
+    One class for the whole population and for any subset of it (:meth:`select`), so that a subset
+    trains on its own copy and :meth:`assign` writes it back.
+    """
+
+    seed: Tensor  # [P] int64
+    counter: Tensor  # [P] int64: draws made from the training stream
+    eval_counter: Tensor  # [P] int64: draws made from the evaluation stream
+    theta: Tensor  # [P, n_params]
+    adam_m: Tensor  # [P, n_params]
+    adam_v: Tensor  # [P, n_params]
+    adam_step: Tensor  # [P] int64
+    hp: dict[str, Tensor]  # [P] float64 each
+    obs_mean: Tensor  # [P, obs_dim]
+    obs_var: Tensor  # [P, obs_dim]
+    obs_count: Tensor  # [P]
+    ret_mean: Tensor  # [P]: of the discounted return (VecNormalize tracks it; only the variance is used)
+    ret_var: Tensor  # [P]
+    ret_count: Tensor  # [P]
+    ret_acc: Tensor  # [P, E]: each env's running discounted return
+    env_state: Tensor  # [P, E, state_dim]
+    env_elapsed: Tensor  # [P, E] int64
+    obs: Tensor  # [P, E, obs_dim]: the current raw observations
+    ep_return: Tensor  # [P, E]: the undiscounted return so far of each env's episode
+    level: dict[str, Tensor]  # [P, E] each: physical parameters of the training envs
+    eval_level: dict[str, Tensor]  # [P] each: physical parameters of the evaluation envs
+    steps: Tensor  # [P] int64: env steps trained
+    failed: Tensor  # [P] bool
+
+    def flat(self) -> dict[str, Tensor]:
+        """Every tensor by name; those of the dict fields as ``"field/key"``. The tensors, not copies."""
+        out: dict[str, Tensor] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, dict):
+                out.update({f"{f.name}/{key}": t for key, t in value.items()})
+            else:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_flat(cls, tensors: Mapping[str, Tensor]) -> _Members:
+        values: dict[str, Any] = {}
+        for name, t in tensors.items():
+            field, _, key = name.partition("/")
+            if key:
+                values.setdefault(field, {})[key] = t
+            else:
+                values[field] = t
+        return cls(**values)
+
+    def select(self, idx: Tensor) -> _Members:
+        return _Members.from_flat({name: t[idx] for name, t in self.flat().items()})
+
+    def assign(self, idx: Tensor | slice, other: _Members, names: Sequence[str] | None = None) -> None:
+        """Write ``other``'s members into rows ``idx`` (all tensors, or only the fields in ``names``)."""
+        mine, theirs = self.flat(), other.flat()
+        for name, t in mine.items():
+            if names is None or name.partition("/")[0] in names:
+                t[idx] = theirs[name]
+
+    @classmethod
+    def cat(cls, parts: Sequence[_Members]) -> _Members:
+        flats = [p.flat() for p in parts]
+        return cls.from_flat({name: torch.cat([f[name] for f in flats]) for name in flats[0]})
+
+
+_COPIED = (
+    "theta",
+    "adam_m",
+    "adam_v",
+    "adam_step",
+    "obs_mean",
+    "obs_var",
+    "obs_count",
+    "ret_mean",
+    "ret_var",
+    "ret_count",
+    "steps",
+    "failed",
+)
+"""The fields :meth:`Population.copy` copies: the agent, not its envs, hyperparameters or random stream."""
+
+
+@dataclass
+class _Rollout:
+    """One rollout of k members, ``[k, n_steps, n_envs, ...]``, preallocated once per :meth:`train` call."""
+
+    obs: Tensor  # normalised, as the policy saw them
+    actions: Tensor  # [..] int64 or [.., action_dim] (unclipped)
+    log_probs: Tensor
+    rewards: Tensor  # normalised where normalize_reward
+    dones: Tensor
+    truncated: Tensor
+    final_obs: Tensor  # normalised; the obs an episode ended in (for bootstrapping truncations)
+    last_obs: Tensor  # [k, n_envs, obs_dim]: normalised, after the rollout
+
+    @classmethod
+    def empty(cls, config: EngineConfig, k: int) -> _Rollout:
+        spec, dtype, device = config.spec, config.dtype, config.device
+        shape = (k, config.n_steps, config.n_envs)
+
+        def new(*extra: int, dt: torch.dtype = dtype) -> Tensor:
+            return torch.empty(*shape, *extra, dtype=dt, device=device)
+
+        discrete = spec.n_actions is not None
+        return cls(
+            obs=new(spec.obs_dim),
+            actions=new(dt=torch.int64) if discrete else new(spec.action_dim),
+            log_probs=new(),
+            rewards=new(),
+            dones=new(dt=torch.bool),
+            truncated=new(dt=torch.bool),
+            final_obs=new(spec.obs_dim),
+            last_obs=torch.empty(k, config.n_envs, spec.obs_dim, dtype=dtype, device=device),
+        )
+
+
+_STATS = (
+    "policy_loss",
+    "value_loss",
+    "entropy_loss",
+    "loss",
+    "approx_kl",
+    "clip_fraction",
+)
+
+
+class Population:
+    """P PPO agents of one :class:`EngineConfig`, trained together; each has its own hyperparameters,
+    seed, envs and random stream.
+
+    Args:
+        config: The shared shapes.
+        hparams: One mapping per member of hyperparameters (:data:`HYPERPARAMS`) overriding
+            :data:`DEFAULT_HPARAMS`.
+        seeds: One seed per member: its initial weights, its envs' and its actions' random stream.
+        level_fn: Optional ``level_fn(copies) -> {name: [m] tensor} | None``, called with the ids
+            ``[m]`` (int64; member = ``copy // n_envs``) of the training env copies that start an
+            episode: all copies at construction, a member's copies in :meth:`reset_member`, and, after
+            every training step where episodes ended, those copies (their next episode started in that
+            step; the classic-control tasks draw initial states independently of the parameters). The
+            returned parameters apply to those copies; None keeps theirs.
+        on_episode_end: Optional ``on_episode_end(copies, returns)``: after every training step where
+            episodes ended, the ids ``[m]`` of those copies and their undiscounted returns ``[m]``
+            (raw rewards), called before ``level_fn``, so a level sampler can score the level it gave.
+        on_rollout: Optional ``on_rollout(copies, advantages, dones)`` after every rollout's advantages
+            (:data:`RolloutHook`): what Prioritized Level Replay scores a level by.
+
+    The hooks cost a device sync per step and are not saved by :meth:`state_dict`. Copy ids are
+    positions in this population, ``member * n_envs + env``.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        hparams: Sequence[Mapping[str, float]],
+        seeds: Sequence[int],
+        *,
+        level_fn: LevelFn | None = None,
+        on_episode_end: EpisodeHook | None = None,
+        on_rollout: RolloutHook | None = None,
+    ) -> None:
+        hparams, seeds = list(hparams), [int(s) for s in seeds]
+        if len(hparams) != len(seeds) or not seeds:
+            raise ValueError(
+                f"hparams and seeds must have one entry per member (at least one), got {len(hparams)} "
+                f"and {len(seeds)}"
+            )
+        self.config = config
+        self.spec = config.spec
+        self.level_fn = level_fn
+        self.on_episode_end = on_episode_end
+        self.on_rollout = on_rollout
+        self._layout = _Layout.of(config)
+        self._activation = _ACTIVATIONS[config.activation]
+        self._m = _Members.cat([self._fresh(h, s) for h, s in zip(hparams, seeds, strict=True)])
+        self._start_levels(torch.arange(len(seeds) * config.n_envs, device=config.device))
+
+    # -- the population's shape and bookkeeping ---------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """P, the number of members."""
+        return int(self._m.seed.shape[0])
+
+    @property
+    def steps(self) -> Tensor:
+        """``[P]`` int64: env steps each member has trained (a copy)."""
+        return self._m.steps.clone()
+
+    @property
+    def failed(self) -> Tensor:
+        """``[P]`` bool: members whose loss, gradients or parameters went non-finite (a copy).
+
+        A failed member keeps its last finite parameters and is left out of training (and has nan as
+        its evaluation) until :meth:`copy` or :meth:`reset_member` gives its slot a working agent.
+        """
+        return self._m.failed.clone()
+
+    def hparams(self, member: int) -> dict[str, float]:
+        """Member ``member``'s hyperparameters."""
+        member = self._member(member)
+        return {name: float(t[member]) for name, t in self._m.hp.items()}
+
+    def set_hparams(self, member: int, values: Mapping[str, float]) -> None:
+        """Change some of a member's hyperparameters; they apply from its next rollout or update.
+
+        Raises:
+            ConfigError: (a ValueError) for an unknown name, listing the valid ones, or a value out of
+                range; nothing is changed then.
+        """
+        member = self._member(member)
+        for name, value in check_hparams(values).items():
+            self._m.hp[name][member] = value
+
+    def copy(self, src: int, dst: int) -> None:
+        """Make member ``dst`` a copy of member ``src``'s agent: network parameters, Adam state (moments
+        and step), normalisation statistics, step counter and failed flag.
+
+        ``dst`` keeps its own hyperparameters, envs (states, levels, running returns) and random stream.
+        """
+        src, dst = self._member(src), self._member(dst)
+        if src != dst:
+            source = self._m.select(torch.tensor([src], device=self.config.device))
+            self._m.assign(slice(dst, dst + 1), source, names=_COPIED)
+
+    def reset_member(self, member: int, hparams: Mapping[str, float], seed: int) -> None:
+        """Put a fresh member into slot ``member``: initial weights from ``seed``, zeroed Adam and
+        statistics, fresh envs at default levels (then ``level_fn``'s), a new random stream."""
+        member = self._member(member)
+        self._m.assign(slice(member, member + 1), self._fresh(hparams, int(seed)))
+        n = self.config.n_envs
+        self._start_levels(torch.arange(member * n, (member + 1) * n, device=self.config.device))
+
+    def set_level(
+        self,
+        params: Mapping[str, Tensor | float],
+        member: int | None = None,
+        copies: Tensor | Sequence[int] | None = None,
+        *,
+        evaluation: bool = False,
+    ) -> None:
+        """Set physical env parameters (levels) of training env copies, or of evaluation envs.
+
+        Training envs: every copy, or member ``member``'s ``n_envs`` copies; ``copies`` then narrows the
+        selection to ids within it (within the member when given, else population copy ids
+        ``member * n_envs + env``). Values are floats or tensors broadcastable to the selection. With
+        ``evaluation=True`` the parameters of the evaluation envs are set instead, one value per member
+        (every member, or ``member``); ``copies`` must then be None.
+
+        Raises:
+            ConfigError: (a ValueError) for an unknown parameter, naming the valid ones.
+        """
+        for name in params:
+            if name not in self.spec.params:
+                raise ConfigError(_unknown(f"{self.spec.name} parameter", name, self.spec.params))
+        n_envs, device = self.config.n_envs, self.config.device
+        if evaluation:
+            if copies is not None:
+                raise ValueError(
+                    "evaluation levels are one per member: copies must be None with evaluation=True"
+                )
+            rows = torch.arange(self.size, device=device) if member is None else self._member(member)
+        else:
+            first, end = (0, self.size) if member is None else (self._member(member), member + 1)
+            rows = torch.arange(first * n_envs, end * n_envs, device=device)
+            if copies is not None:
+                rows = rows[torch.as_tensor(copies, device=device)]
+        for name, value in params.items():
+            target = (self._m.eval_level if evaluation else self._m.level)[name].view(-1)
+            target[rows] = torch.as_tensor(value, dtype=self.config.dtype, device=device)
+
+    # -- training ---------------------------------------------------------------------------------------
+
+    def train(self, steps: int, members: Tensor | Sequence[int] | None = None) -> list[dict[str, float]]:
+        """Train every member, or those in ``members``, for at least ``steps`` env steps each, in whole
+        rollouts of ``n_envs * n_steps``. Failed members are skipped.
+
+        Args:
+            steps: Env steps per member, rounded up to whole rollouts.
+            members: Member indices or a ``[P]`` bool mask; None for all.
+
+        Returns:
+            One dict per requested member, in order: the means over the last rollout's minibatches of
+            ``policy_loss``, ``value_loss``, ``entropy_loss``, ``loss``, ``approx_kl`` (SB3's
+            estimator) and ``clip_fraction``; the last rollout's ``explained_variance``, ``learning_rate``
+            and ``clip_range``; ``episode_return``, the mean undiscounted return of the training
+            episodes that ended in this call (nan if none) and ``episodes``, their number; ``budget``,
+            the member's env steps so far; ``failed`` (1.0 or 0.0). A skipped member's losses are nan.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        order = self._indices(members)
+        live = order[~self._m.failed[order]]
+        k = len(live)
+        nan = float("nan")
+        results: dict[int, dict[str, float]] = {}
+        if k:
+            whole = k == self.size and bool((live == torch.arange(k, device=live.device)).all())
+            m = self._m if whole else self._m.select(live)
+            rollouts = -(-steps // (self.config.n_envs * self.config.n_steps))
+            stats = self._train_members(m, live, rollouts)
+            if not whole:
+                self._m.assign(live, m)
+            values = torch.stack([stats[name].double() for name in stats]).T.tolist()
+            for member, row in zip(live.tolist(), values, strict=True):
+                results[member] = dict(zip(stats, row, strict=True))
+        out = []
+        for member in order.tolist():
+            row = results.get(member) or dict.fromkeys(
+                (*_STATS, "explained_variance", "learning_rate", "clip_range", "episode_return"), nan
+            ) | {"episodes": 0.0}
+            row["budget"] = float(self._m.steps[member])
+            row["failed"] = float(self._m.failed[member])
+            out.append(row)
+        return out
+
+    def _train_members(self, m: _Members, members: Tensor, rollouts: int) -> dict[str, Tensor]:
+        """Train ``m`` (the population or a subset; ``members`` its population indices) for ``rollouts``."""
+        cfg = self.config
+        k, n_envs = len(members), cfg.n_envs
+        env = self._load_env(m)
+        copy_ids = (members[:, None] * n_envs + torch.arange(n_envs, device=members.device)).reshape(-1)
+        buffer = _Rollout.empty(cfg, k)
+        episodes = torch.zeros(2, k, dtype=cfg.dtype, device=cfg.device)  # sum and count of returns
+        stats: dict[str, Tensor] = {}
+        for _ in range(rollouts):
+            self._collect(m, env, buffer, episodes, copy_ids)
+            m.steps = m.steps + n_envs * cfg.n_steps
+            advantages, returns, values = self._advantages(m, buffer)
+            if self.on_rollout is not None:
+                self.on_rollout(copy_ids, advantages, buffer.dones)
+            stats = self._update(m, buffer, advantages, returns)
+            stats["explained_variance"] = _explained_variance(values, returns)
+        m.env_state = env.state.view(k, n_envs, -1)
+        m.env_elapsed = env.elapsed.view(k, n_envs)
+        m.level = {name: p.view(k, n_envs) for name, p in env.params.items()}
+        stats["episode_return"] = episodes[0] / episodes[1]
+        stats["episodes"] = episodes[1]
+        return stats
+
+    @torch.no_grad()
+    def _collect(
+        self, m: _Members, env: BatchedEnv, buf: _Rollout, episodes: Tensor, copy_ids: Tensor
+    ) -> None:
+        """Step every member's envs ``n_steps`` times with its current policy, filling ``buf``."""
+        cfg, spec = self.config, self.spec
+        k, n_steps, n_envs, dtype = m.theta.shape[0], cfg.n_steps, cfg.n_envs, cfg.dtype
+        actor, _, log_std = self._layout.split(m.theta)
+        gamma = m.hp["gamma"].to(dtype)[:, None]
+        discrete = spec.n_actions is not None
+        # all of a rollout's random numbers in two draws, stepped through as [n_steps, k, ...]
+        if discrete:
+            noise = rng.uniform(m.seed, m.counter, (n_steps, n_envs), dtype=dtype)
+        else:
+            noise = rng.normal(m.seed, m.counter, (n_steps, n_envs, spec.action_dim), dtype=dtype)
+        u_reset = rng.uniform(m.seed, m.counter + 1, (n_steps, n_envs * spec.reset_dims), dtype=dtype)
+        m.counter = m.counter + 2
+        noise = noise.transpose(0, 1).contiguous()
+        u_reset = u_reset.transpose(0, 1).reshape(n_steps, k * n_envs, spec.reset_dims)
+        if not discrete:
+            std = log_std.exp()[:, None, :]
+            log_prob_const = (log_std.sum(1) + spec.action_dim * _LOG_SQRT_2PI)[:, None]
+            low = torch.tensor(spec.action_low, dtype=dtype, device=cfg.device)
+            high = torch.tensor(spec.action_high, dtype=dtype, device=cfg.device)
+        hooks = self.level_fn is not None or self.on_episode_end is not None
+
+        obs = self._normalize(m, m.obs)
+        for t in range(n_steps):
+            buf.obs[:, t] = obs
+            out = _mlp(actor, obs, self._activation)
+            if discrete:
+                log_probs = out.log_softmax(-1)
+                cdf = log_probs.exp().cumsum(-1)
+                action = torch.searchsorted(cdf, noise[t, :, :, None], right=True)
+                action = action.clamp_(max=spec.n_actions - 1)  # type: ignore[operator]
+                buf.log_probs[:, t] = log_probs.gather(-1, action)[..., 0]
+                action = action[..., 0]
+                env_action = action.reshape(-1)
+            else:
+                action = out + std * noise[t]
+                buf.log_probs[:, t] = -0.5 * noise[t].square().sum(-1) - log_prob_const
+                env_action = torch.maximum(torch.minimum(action, high), low).view(-1, spec.action_dim)
+            buf.actions[:, t] = action
+            step = env.step(env_action, u_reset[t])
+
+            raw = step.obs.view(k, n_envs, -1)
+            reward = step.reward.view(k, n_envs)
+            done = step.done.view(k, n_envs)
+            if cfg.normalize_obs:
+                m.obs_mean, m.obs_var, m.obs_count = _update_moments(m.obs_mean, m.obs_var, m.obs_count, raw)
+            obs = self._normalize(m, raw)
+            buf.final_obs[:, t] = self._normalize(m, step.final_obs.view(k, n_envs, -1))
+            buf.dones[:, t] = done
+            buf.truncated[:, t] = step.truncated.view(k, n_envs)
+
+            ep_return = m.ep_return + reward
+            episodes[0] += torch.where(done, ep_return, 0.0).sum(1)
+            episodes[1] += done.sum(1)
+            if hooks:
+                self._episodes_ended(env, done.view(-1), ep_return.view(-1), copy_ids)
+            m.ep_return = torch.where(done, 0.0, ep_return)
+
+            if cfg.normalize_reward:
+                m.ret_acc = m.ret_acc * gamma + reward
+                m.ret_mean, m.ret_var, m.ret_count = _update_moments(
+                    m.ret_mean, m.ret_var, m.ret_count, m.ret_acc
+                )
+                reward = (reward / torch.sqrt(m.ret_var[:, None] + _NORM_EPS)).clamp(-_CLIP, _CLIP)
+                m.ret_acc = torch.where(done, 0.0, m.ret_acc)
+            buf.rewards[:, t] = reward
+        m.obs = raw.clone()  # raw may be a view of the env's state (CartPole observes its state)
+        buf.last_obs.copy_(obs)
+
+    def _episodes_ended(self, env: BatchedEnv, done: Tensor, returns: Tensor, copy_ids: Tensor) -> None:
+        ended = done.nonzero()[:, 0]
+        if not len(ended):
+            return
+        if self.on_episode_end is not None:
+            self.on_episode_end(copy_ids[ended], returns[ended])
+        if self.level_fn is not None:
+            self._apply_levels(env.params, ended, self.level_fn(copy_ids[ended]))
+
+    @torch.no_grad()
+    def _advantages(self, m: _Members, buf: _Rollout) -> tuple[Tensor, Tensor, Tensor]:
+        """GAE advantages, returns and values ``[k, n_steps, n_envs]``, with per-member gamma and lambda.
+
+        The critic runs once over the whole rollout and its last observations. Truncated steps get
+        ``gamma * V(final_obs)`` added to their reward, as SB3 does; they are few, so they are gathered
+        (one device sync per rollout) and each runs through its own member's critic.
+        """
+        cfg = self.config
+        k, n_steps, n_envs = m.theta.shape[0], cfg.n_steps, cfg.n_envs
+        _, critic, _ = self._layout.split(m.theta)
+        rows = n_steps * n_envs
+        v = _mlp(critic, torch.cat((buf.obs.view(k, rows, -1), buf.last_obs), 1), self._activation)[..., 0]
+        values, next_value = v[:, :rows].view(k, n_steps, n_envs), v[:, rows:]
+
+        gamma = m.hp["gamma"].to(cfg.dtype)[:, None]
+        gamma_lambda = gamma * m.hp["gae_lambda"].to(cfg.dtype)[:, None]
+        rewards = buf.rewards
+        truncated = buf.truncated.nonzero().unbind(1)
+        if len(truncated[0]):
+            member = truncated[0]
+            layers = [(w[member], b[member]) for w, b in critic]
+            final = _mlp(layers, buf.final_obs[truncated][:, None], self._activation)[:, 0, 0]
+            rewards = rewards.index_put(truncated, gamma[member, 0] * final, accumulate=True)
+        not_done = (~buf.dones).to(cfg.dtype)
+        advantages = torch.empty_like(values)
+        last = torch.zeros_like(next_value)
+        for t in reversed(range(n_steps)):
+            delta = rewards[:, t] + gamma * next_value * not_done[:, t] - values[:, t]
+            last = delta + gamma_lambda * not_done[:, t] * last
+            advantages[:, t] = last
+            next_value = values[:, t]
+        return advantages, advantages + values, values
+
+    def _update(self, m: _Members, buf: _Rollout, advantages: Tensor, returns: Tensor) -> dict[str, Tensor]:
+        """``n_epochs`` passes of ``n_minibatches`` Adam steps over the rollout, for every member at once."""
+        cfg, dtype = self.config, self.config.dtype
+        k, batch = m.theta.shape[0], cfg.n_steps * cfg.n_envs
+        n_mb, size = cfg.n_minibatches, batch // cfg.n_minibatches
+        hp = {name: t.to(dtype) for name, t in m.hp.items()}
+        lr, clip = hp["learning_rate"], hp["clip_range"]
+        if cfg.total_steps is not None:  # SB3 reads the schedules after the rollout
+            remaining = (1 - m.steps.to(dtype) / cfg.total_steps).clamp(min=0)
+            lr = lr * remaining if cfg.lr_schedule == "linear" else lr
+            clip = clip * remaining if cfg.clip_schedule == "linear" else clip
+
+        data = {
+            "obs": buf.obs.view(k, batch, -1),
+            "actions": buf.actions.view(k, batch, *buf.actions.shape[3:]),
+            "log_probs": buf.log_probs.view(k, batch),
+            "advantages": advantages.view(k, batch),
+            "returns": returns.view(k, batch),
+        }
+        coefs = (clip[:, None], hp["ent_coef"], hp["vf_coef"])
+        sums = torch.zeros(len(_STATS), k, dtype=dtype, device=cfg.device)
+        for _ in range(cfg.n_epochs):
+            order = rng.bits(m.seed, m.counter, (batch,)).argsort(1)  # a permutation per member
+            m.counter = m.counter + 1
+            epoch = {}
+            for name, x in data.items():
+                idx = order.view(k, batch, *([1] * (x.dim() - 2)))
+                epoch[name] = x.take_along_dim(idx, 1).view(k, n_mb, size, *x.shape[2:])
+            adv = epoch["advantages"]  # normalised per minibatch per member, as SB3 does
+            epoch["advantages"] = (adv - adv.mean(2, keepdim=True)) / (adv.std(2, keepdim=True) + 1e-8)
+            for i in range(n_mb):
+                theta = m.theta.detach().requires_grad_(True)
+                mb = {name: x[:, i] for name, x in epoch.items()}
+                loss, parts = self._loss(
+                    theta, mb["obs"], mb["actions"], mb["log_probs"], mb["advantages"], mb["returns"], *coefs
+                )
+                (grad,) = torch.autograd.grad(loss.sum(), theta)
+                self._adam_step(m, theta.detach(), grad, loss.detach(), lr, hp)
+                sums += parts
+        stats = dict(zip(_STATS, sums / (cfg.n_epochs * n_mb), strict=True))
+        stats["learning_rate"], stats["clip_range"] = lr, clip
+        return stats
+
+    def _loss(
+        self,
+        theta: Tensor,
+        obs: Tensor,
+        actions: Tensor,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        returns: Tensor,
+        clip: Tensor,
+        ent_coef: Tensor,
+        vf_coef: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """SB3 PPO's loss of each member ``[k]`` on one minibatch, and its parts ``[len(_STATS), k]``."""
+        actor, critic, log_std = self._layout.split(theta)
+        out = _mlp(actor, obs, self._activation)
+        values = _mlp(critic, obs, self._activation)[..., 0]
+        if self.spec.n_actions is not None:
+            log_probs_all = out.log_softmax(-1)
+            log_probs = log_probs_all.gather(-1, actions[..., None])[..., 0]
+            entropy = _entropy_categorical(log_probs_all)
+        else:
+            z = (actions - out) * torch.exp(-log_std)[:, None, :]
+            dims = log_std.shape[1]
+            log_probs = -0.5 * z.square().sum(-1) - (log_std.sum(1) + dims * _LOG_SQRT_2PI)[:, None]
+            entropy = (log_std.sum(1) + dims * (0.5 + _LOG_SQRT_2PI))[:, None].expand_as(log_probs)
+
+        log_ratio = log_probs - old_log_probs
+        ratio = log_ratio.exp()
+        clipped = torch.maximum(torch.minimum(ratio, 1 + clip), 1 - clip)
+        policy_loss = -torch.minimum(advantages * ratio, advantages * clipped).mean(1)
+        value_loss = (returns - values).square().mean(1)
+        entropy_loss = -entropy.mean(1)
+        loss = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - log_ratio).mean(1)
+            clip_fraction = ((ratio - 1).abs() > clip).to(ratio.dtype).mean(1)
+            parts = torch.stack((policy_loss, value_loss, entropy_loss, loss, approx_kl, clip_fraction))
+        return loss, parts
+
+    def _adam_step(
+        self, m: _Members, theta: Tensor, grad: Tensor, loss: Tensor, lr: Tensor, hp: dict[str, Tensor]
+    ) -> None:
+        """Clip each member's gradient to its ``max_grad_norm``, then take an Adam step (torch.optim.Adam's
+        arithmetic) with its learning rate and eps.
+
+        A member whose loss or gradient is not finite (or that failed earlier) keeps its parameters,
+        moments and step count, and one whose new parameters are not finite keeps its parameters; both
+        are marked failed. The first is done by arithmetic (a zero gradient, moment weights that keep the
+        moments, a zero step size) because ``torch.where`` over ``[k, n_params]`` costs several times more.
+        """
+        norm = torch.linalg.vector_norm(grad, dim=1)
+        ok = torch.isfinite(loss) & torch.isfinite(norm) & ~m.failed
+        scale = torch.where(ok, (hp["max_grad_norm"] / (norm + 1e-6)).clamp(max=1), 0.0)
+        grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).mul_(scale[:, None])
+        beta1, beta2 = _BETAS
+        step = m.adam_step + ok.to(torch.int64)
+        # in place: the moments are this population's (or this subset's) own tensors
+        m.adam_m.lerp_(grad, torch.where(ok, 1 - beta1, 0.0).to(theta.dtype)[:, None])
+        decay = torch.where(ok, beta2, 1.0).to(theta.dtype)[:, None]
+        m.adam_v.mul_(decay).addcmul_(grad, grad, value=1 - beta2)
+        stepf = step.clamp(min=1).to(theta.dtype)
+        bias1, bias2 = 1 - beta1**stepf, 1 - beta2**stepf
+        step_size = torch.where(ok, lr / bias1, 0.0)
+        denom = m.adam_v.sqrt().div_(bias2.sqrt()[:, None]).add_(hp["adam_eps"][:, None])
+        new = theta - torch.div(m.adam_m, denom).mul_(step_size[:, None])
+        finite = torch.isfinite(new.sum(1))  # any non-finite entry makes the sum non-finite
+        m.theta = torch.where(finite[:, None], new, theta)
+        m.adam_step = step
+        m.failed = m.failed | ~(ok & finite)
+
+    # -- evaluation -------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int | None = None) -> Tensor:
+        """``[P]`` float64: each member's mean return over ``episodes`` (default ``eval_episodes``)
+        deterministic episodes (argmax, or the clipped mean action), one per evaluation env.
+
+        All members run at once, each on its own evaluation envs at its evaluation level
+        (:meth:`set_level` with ``evaluation=True``), started from its own evaluation stream (fresh starts at
+        every call, leaving the training stream untouched), with its observation normalisation frozen.
+        Failed members get nan.
+        """
+        cfg, spec = self.config, self.spec
+        n = cfg.eval_episodes if episodes is None else episodes
+        if n < 1:
+            raise ValueError(f"episodes must be >= 1, got {n}")
+        out = torch.full((self.size,), float("nan"), dtype=torch.float64, device=cfg.device)
+        live = (~self._m.failed).nonzero()[:, 0]
+        k = len(live)
+        if not k:
+            return out
+        m = self._m
+        theta, seed, counter = m.theta[live], m.seed[live], m.eval_counter[live]
+        mean, var = m.obs_mean[live], m.obs_var[live]
+        m.eval_counter[live] += 1
+        env = make(spec.name, k * n, device=cfg.device, dtype=cfg.dtype)
+        env.set_params({name: t[live].repeat_interleave(n) for name, t in m.eval_level.items()})
+        u = rng.uniform(seed, counter, (n, spec.reset_dims), dtype=cfg.dtype, stream=_EVAL)
+        state = env.initial_state(u.view(k * n, spec.reset_dims))
+        actor, _, _ = self._layout.split(theta)
+        if spec.n_actions is None:
+            low = torch.tensor(spec.action_low, dtype=cfg.dtype, device=cfg.device)
+            high = torch.tensor(spec.action_high, dtype=cfg.dtype, device=cfg.device)
+        returns = torch.zeros(k, n, dtype=cfg.dtype, device=cfg.device)
+        running = torch.ones(k, n, dtype=torch.bool, device=cfg.device)
+        # One episode per env, so no resets: the task's own transition, which costs a third less than
+        # BatchedEnv.step (auto-reset and time-limit bookkeeping); the loop's length is the time limit.
+        for t in range(spec.max_steps):
+            obs = env._observe(state).view(k, n, -1)
+            if cfg.normalize_obs:
+                obs = ((obs - mean[:, None]) / torch.sqrt(var[:, None] + _NORM_EPS)).clamp(-_CLIP, _CLIP)
+            head = _mlp(actor, obs, self._activation)
+            if spec.n_actions is not None:
+                action = head.argmax(-1).view(-1)
+            else:
+                action = torch.maximum(torch.minimum(head, high), low).view(-1, spec.action_dim)
+            state, reward, terminated = env._dynamics(state, action)
+            returns += torch.where(running, reward.view(k, n), 0.0)
+            running &= ~terminated.view(k, n)
+            if t % 16 == 15 and not bool(running.any()):
+                break
+        out[live] = returns.double().mean(1)
+        return out
+
+    # -- saving -----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole population as tensors and plain data (``torch.load(weights_only=True)`` reads it):
+        config, networks, Adam, normalisers, env states and levels, random-stream counters. Training
+        resumed from it continues exactly. The hooks are not included."""
+        return {
+            "format": _STATE_FORMAT,
+            "config": self.config.to_dict(),
+            "members": {name: t.clone() for name, t in self._m.flat().items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace the whole population (its size too) by one saved by :meth:`state_dict`.
+
+        Raises:
+            ValueError: if the state's format or config differs from this population's.
+        """
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError(f"state format must be {_STATE_FORMAT}, got {state.get('format')!r}")
+        mine = self.config.to_dict()
+        diff = sorted(k for k in mine if mine[k] != state["config"].get(k))
+        if diff:
+            raise ValueError(f"the state's config must equal this population's; they differ in {diff}")
+        expected = set(self._m.flat())
+        if set(state["members"]) != expected:
+            raise ValueError(
+                f"the state's members must hold {sorted(expected)}, got {sorted(state['members'])}"
+            )
+        tensors = {name: t.to(self.config.device).clone() for name, t in state["members"].items()}
+        self._m = _Members.from_flat(tensors)
+
+    def member_state(self, member: int) -> dict[str, Any]:
+        """One member's policy and observation normaliser as tensors and plain data, for
+        :func:`load_policy` (``torch.save`` it; ``torch.load(weights_only=True)`` reads it)."""
+        member = self._member(member)
+        theta = self._m.theta[member : member + 1]
+        actor, critic, log_std = self._layout.split(theta)
+
+        def plain(layers: list[tuple[Tensor, Tensor]]) -> list[list[Tensor]]:
+            return [[w[0].clone(), b[0, 0].clone()] for w, b in layers]
+
+        spec = self.spec
+        return {
+            "format": _STATE_FORMAT,
+            "env": spec.name,
+            "activation": self.config.activation,
+            "n_actions": spec.n_actions,
+            "action_low": None if spec.action_low is None else list(spec.action_low),
+            "action_high": None if spec.action_high is None else list(spec.action_high),
+            "actor": plain(actor),
+            "critic": plain(critic),
+            "log_std": log_std[0].clone() if spec.n_actions is None else None,
+            "normalize_obs": self.config.normalize_obs,
+            "obs_mean": self._m.obs_mean[member].clone(),
+            "obs_var": self._m.obs_var[member].clone(),
+            "clip_obs": _CLIP,
+            "obs_eps": _NORM_EPS,
+            "hparams": self.hparams(member),
+            "seed": int(self._m.seed[member]),
+            "steps": int(self._m.steps[member]),
+        }
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _fresh(self, hparams: Mapping[str, float], seed: int) -> _Members:
+        """A new member (leading dimension 1): initial weights, zero Adam, envs reset from its stream."""
+        cfg, spec = self.config, self.spec
+        if not -(2**63) <= seed < 2**63:
+            raise ValueError(f"seed must fit in int64, got {seed}")
+        dev, dtype, n_envs = cfg.device, cfg.dtype, cfg.n_envs
+        values = dict(DEFAULT_HPARAMS) | check_hparams(hparams)
+        seed_t = torch.tensor([seed], dtype=torch.int64, device=dev)
+        counter = torch.zeros(1, dtype=torch.int64, device=dev)
+        env = make(spec.name, n_envs, device=dev, dtype=dtype)
+        obs = env.reset(rng.uniform(seed_t, counter, (n_envs, spec.reset_dims), dtype=dtype)[0])[None]
+        theta = self._layout.init(cfg, seed)[None]
+        zeros = torch.zeros(1, dtype=dtype, device=dev)
+        obs_mean = torch.zeros(1, spec.obs_dim, dtype=dtype, device=dev)
+        obs_var, obs_count = torch.ones_like(obs_mean), torch.full_like(zeros, 1e-4)  # VecNormalize's start
+        if cfg.normalize_obs:
+            obs_mean, obs_var, obs_count = _update_moments(obs_mean, obs_var, obs_count, obs)
+        return _Members(
+            seed=seed_t,
+            counter=counter + 1,
+            eval_counter=torch.zeros_like(counter),
+            theta=theta,
+            adam_m=torch.zeros_like(theta),
+            adam_v=torch.zeros_like(theta),
+            adam_step=torch.zeros_like(counter),
+            hp={name: torch.tensor([values[name]], dtype=torch.float64, device=dev) for name in HYPERPARAMS},
+            obs_mean=obs_mean,
+            obs_var=obs_var,
+            obs_count=obs_count,
+            ret_mean=zeros.clone(),
+            ret_var=torch.ones_like(zeros),
+            ret_count=torch.full_like(zeros, 1e-4),
+            ret_acc=torch.zeros(1, n_envs, dtype=dtype, device=dev),
+            env_state=env.state[None],
+            env_elapsed=env.elapsed[None],
+            obs=obs,
+            ep_return=torch.zeros(1, n_envs, dtype=dtype, device=dev),
+            level={name: p[None].clone() for name, p in env.params.items()},
+            eval_level={name: torch.full_like(zeros, v) for name, v in spec.params.items()},
+            steps=torch.zeros_like(counter),
+            failed=torch.zeros(1, dtype=torch.bool, device=dev),
+        )
+
+    def _start_levels(self, copies: Tensor) -> None:
+        """Let ``level_fn`` choose the levels of the episodes that start in ``copies`` (population ids)."""
+        if self.level_fn is not None:
+            flat = {name: t.view(-1) for name, t in self._m.level.items()}
+            self._apply_levels(flat, copies, self.level_fn(copies))
+
+    def _apply_levels(
+        self, params: Mapping[str, Tensor], where: Tensor, levels: Mapping[str, Tensor] | None
+    ) -> None:
+        """Write ``levels`` ``{name: [m]}`` into rows ``where`` ``[m]`` of the flat parameter tensors."""
+        if levels is None:
+            return
+        for name, value in levels.items():
+            if name not in params:
+                raise ConfigError(_unknown(f"{self.spec.name} parameter (from level_fn)", name, params))
+            params[name][where] = torch.as_tensor(value, dtype=self.config.dtype, device=self.config.device)
+
+    def _load_env(self, m: _Members) -> BatchedEnv:
+        """A batched env holding ``m``'s training envs (states, step counters and levels)."""
+        k, n_envs = m.theta.shape[0], self.config.n_envs
+        env = make(self.spec.name, k * n_envs, device=self.config.device, dtype=self.config.dtype)
+        env.state = m.env_state.reshape(k * n_envs, -1)
+        env.elapsed = m.env_elapsed.reshape(-1)
+        env.set_params({name: t.reshape(-1) for name, t in m.level.items()})
+        return env
+
+    def _normalize(self, m: _Members, obs: Tensor) -> Tensor:
+        if not self.config.normalize_obs:
+            return obs
+        return ((obs - m.obs_mean[:, None]) / torch.sqrt(m.obs_var[:, None] + _NORM_EPS)).clamp(-_CLIP, _CLIP)
+
+    def _member(self, member: int) -> int:
+        if not 0 <= member < self.size:
+            raise IndexError(f"member must be in [0, {self.size}), got {member}")
+        return int(member)
+
+    def _indices(self, members: Tensor | Sequence[int] | None) -> Tensor:
+        device = self.config.device
+        if members is None:
+            return torch.arange(self.size, device=device)
+        idx = torch.as_tensor(members, device=device)
+        if idx.dtype == torch.bool:
+            if idx.shape != (self.size,):
+                raise ValueError(f"a member mask must have shape [{self.size}], got {list(idx.shape)}")
+            return idx.nonzero()[:, 0]
+        idx = idx.to(torch.int64).reshape(-1)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
+            raise IndexError(f"members must be in [0, {self.size}), got {idx.tolist()}")
+        if len(idx.unique()) != len(idx):
+            raise ValueError(f"members must not repeat, got {idx.tolist()}")
+        return idx
+
+
+def _explained_variance(values: Tensor, returns: Tensor) -> Tensor:
+    """``[k]``: 1 - Var(returns - values) / Var(returns) per member over its rollout (SB3's diagnostic)."""
+    k = values.shape[0]
+    y, pred = returns.reshape(k, -1), values.reshape(k, -1)
+    return 1 - (y - pred).var(1) / y.var(1)
+
+
+def load_policy(member_state: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """A deterministic policy for a user's gymnasium env from :meth:`Population.member_state`.
+
+    The returned ``policy(obs)`` takes one observation ``[obs_dim]`` (or a batch ``[n, obs_dim]``) and
+    returns the argmax action (an integer array of shape ``[]`` or ``[n]``) or the mean action clipped to
+    the action space (float32 ``[action_dim]`` or ``[n, action_dim]``). It needs numpy only.
+    """
+    layers = [(w.double().numpy(), b.double().numpy()) for w, b in member_state["actor"]]
+    activation = np.tanh if member_state["activation"] == "tanh" else (lambda x: np.maximum(x, 0.0))
+    mean = member_state["obs_mean"].double().numpy()
+    std = np.sqrt(member_state["obs_var"].double().numpy() + member_state["obs_eps"])
+    normalize, clip = member_state["normalize_obs"], member_state["clip_obs"]
+    discrete = member_state["n_actions"] is not None
+    low, high = member_state["action_low"], member_state["action_high"]
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float64)
+        if normalize:
+            x = np.clip((x - mean) / std, -clip, clip)
+        for w, b in layers[:-1]:
+            x = activation(x @ w + b)
+        x = x @ layers[-1][0] + layers[-1][1]
+        if discrete:
+            return np.asarray(x.argmax(-1))
+        return np.clip(x, low, high).astype(np.float32)
+
+    return policy
