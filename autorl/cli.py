@@ -416,7 +416,7 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
     runs = list(seeds) or fresh_seeds(3)
     with _RunsBar(len(runs), metric) as bar:
         df = train_best(best, runs, budget, on_seed=bar)
-    out_console.print(_seed_table(df, metric, f"{best}: retrained on {len(df)} fresh seeds"))
+    out_console.print(_seed_table(df, metric, f"{best}: retrained on {len(df)} seed(s)"))
     if out:
         df.to_csv(out, index=False)
 

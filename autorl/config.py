@@ -155,6 +155,7 @@ class SweepConfig(_Strict):
     ray_address: str | None = None
     trial_timeout: Duration | None = None
     trial_memory: Bytes | None = None
+    batch: Annotated[int, Field(ge=1, le=4096)] = 1
 
     @model_validator(mode="after")
     def _method_has_name(self) -> SweepConfig:
@@ -242,6 +243,7 @@ class Sweep:
             budget_total=b.total,
             report_every=b.report_every,
             target=self.config.target,
+            batch=self.config.batch,
         )
 
     @cached_property
@@ -418,23 +420,46 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
         budget_total=cfg.budget.total,
         report_every=cfg.budget.report_every,
         target=cfg.target,
+        batch=cfg.batch,
     )
     spec = check_method(method, ctx, options)
     if spec.population:
-        _check_population(cfg, method)
+        _check_population(cfg, method, space)
+    if cfg.batch > 1:
+        if spec.population:
+            raise ConfigError(
+                f"a {method} population is trained as one batch when its target can: its size is the method "
+                "option 'population'; remove batch",
+                "batch",
+            )
+        if not hasattr(TARGETS.get(cfg.target), "batch"):
+            raise ConfigError(
+                f"{cfg.target} trains one configuration at a time: batch > 1 needs a target that trains many "
+                "as one computation (engine:ppo, envdesign:engine)",
+                "batch",
+            )
     return Sweep(
         cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir
     )
 
 
-def _check_population(cfg: SweepConfig, method: str) -> None:
-    """Keys that have no meaning for a population are refused, not ignored."""
+def _check_population(cfg: SweepConfig, method: str, space: SearchSpace | None = None) -> None:
+    """Keys that have no meaning for a population are refused, not ignored; a target that trains the
+    whole population as one computation needs every member to share its ``shared`` keys."""
     if "trials" in cfg.model_fields_set:
         raise ConfigError(
             f"a {method} sweep trains one population: its size is the method option 'population', "
             "so trials has no meaning here; remove it",
             "trials",
         )
+    shared: frozenset[str] = getattr(TARGETS.get(cfg.target), "shared", frozenset())
+    for p in space.values() if space is not None else []:
+        if p.name in shared and p.type.value != "fixed":
+            raise ConfigError(
+                f"{cfg.target} trains the whole population as one computation, so every member shares "
+                f"{p.name!r}: make it fixed (or set it in args); search it with a static method",
+                f"space.{p.name}",
+            )
 
 
 def _resolved_references(cfg: SweepConfig, base_dir: Path) -> dict[str, Any]:

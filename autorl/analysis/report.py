@@ -353,7 +353,7 @@ _STYLES = ["-", "--", "-.", ":"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 
 
-def _style(i: int) -> dict[str, object]:
+def _style(i: int) -> dict[str, Any]:
     """Line style and marker of the ``i``-th method, so that overlapping curves stay distinguishable."""
     return {"ls": _STYLES[i % len(_STYLES)], "marker": _MARKERS[i % len(_MARKERS)], "ms": 4, "markevery": 0.1}
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from autorl.executors.population import ProcessHosts, run_population
+from autorl.executors.population import BatchedHosts, ProcessHosts, run_population
 from autorl.executors.sweep import Backend, Progress, run_trials
 from autorl.executors.trial import TrialJob, TrialOutcome, run_trial
 from autorl.executors.workers import ProcessPool
@@ -21,6 +21,8 @@ def open_backend(sweep: Sweep) -> Backend:
     population)."""
     cfg = sweep.config
     size = min(cfg.workers, sweep.population.size) if sweep.spec.population else cfg.workers
+    if sweep.spec.population and batched(sweep):
+        size = 1  # the population is one computation: one process, with `workers` threads
     if cfg.executor == "ray":
         from autorl.executors.ray import RayPool
 
@@ -28,12 +30,20 @@ def open_backend(sweep: Sweep) -> Backend:
     return ProcessPool(size, memory=cfg.trial_memory)
 
 
+def batched(sweep: Sweep) -> bool:
+    """The sweep's target trains many configurations as one computation (the engine)."""
+    from autorl.targets import TARGETS
+
+    return hasattr(TARGETS.get(sweep.config.target), "batch")
+
+
 def run(sweep: Sweep, resume: bool = False, progress: Progress | None = None) -> optuna.Study:
     """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup."""
     backend = open_backend(sweep)
     try:
         if sweep.spec.population:
-            hosts = ProcessHosts(sweep, backend, sweep.config.trial_timeout)
+            kind = BatchedHosts if batched(sweep) else ProcessHosts
+            hosts = kind(sweep, backend, sweep.config.trial_timeout)
             return run_population(sweep, hosts, resume, progress)
         return run_trials(sweep, backend, resume, progress)
     finally:

@@ -211,7 +211,8 @@ def _aggregate(sweep: Sweep, per_seed: list[dict[str, float]]) -> dict[str, floa
 
 # ------------------------------------------------------------------------------- in the orchestrator
 class Hosts(Protocol):
-    """Where members live: they train an interval, and copy one another."""
+    """Where members live: those in ``units`` train an interval (``members`` is the whole population),
+    and members copy one another."""
 
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]: ...
 
@@ -280,10 +281,11 @@ class ProcessHosts:
                 self._path(m.index, m.steps + units[m.index]),
             )
             for m in members
+            if m.index in units
         }
         results = self._run(jobs)
         for m in members:
-            if results[m.index].error is None:
+            if m.index in results and results[m.index].error is None:
                 m.checkpoint = jobs[m.index].save_to
         return results
 
@@ -307,6 +309,133 @@ class ProcessHosts:
             if res.error is None:
                 by_index[member].checkpoint = jobs[member].save_to
         return results
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """An interval (``units`` per member) or a round of copies of a population that trains as one
+    computation (a target with a ``batch`` class, the engine); its state is one checkpoint file."""
+
+    sweep: SweepRef
+    configs: dict[int, dict[str, Any]]
+    checkpoint: str | None
+    save_to: str
+    units: dict[int, int] = field(default_factory=dict)
+    copies: tuple[Copy, ...] = ()
+
+    def reads(self) -> list[str]:
+        return [self.checkpoint] if self.checkpoint else []
+
+    def writes(self) -> list[str]:
+        return [self.save_to]
+
+
+_ENGINES: dict[str, tuple[str, Any]] = {}  # run directory -> (the checkpoint it matches, the live batch)
+ENGINE_FILE = "engine.pt"
+
+
+def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
+    """Train or copy members of a batched population in a worker; one result per member involved.
+
+    Member ``i`` with ``seeds_per_trial`` k is engine members ``i*k .. i*k+k-1`` (its seeds); a copy
+    copies all of them. The batch stays live in the worker between jobs, and is saved after each.
+    """
+    import torch
+
+    sweep = job.sweep.load()
+    out, k = sweep.out, sweep.config.seeds_per_trial
+    torch.set_num_threads(max(1, sweep.config.workers))  # the population's cores: one process, threads
+    cached = _ENGINES.pop(str(out), None)
+    start = time.perf_counter()
+    if cached is not None and cached[0] == job.checkpoint:
+        batch = cached[1]
+    else:
+        target = TARGETS.get(sweep.config.target)
+        order = sorted(job.configs)
+        configs = [{**sweep.config.args, **job.configs[i]} for i in order for _ in range(k)]
+        seeds = [s for i in order for s in sweep.trial_seeds(i)]
+        batch = target.batch(configs, seeds, per_member_budget(sweep), out / "checkpoints" / "engine")
+        if job.checkpoint is not None:
+            path = checkpoint_path(out, job.checkpoint) / ENGINE_FILE
+            batch.load_state_dict(torch.load(path, weights_only=True))
+    results: dict[int, MemberResult] = {}
+    for c in job.copies:
+        for j in range(k):
+            batch.copy(c.donor * k + j, c.member * k + j, c.config)
+        results[c.member] = MemberResult()
+    for units in sorted(set(job.units.values())):
+        members = [i for i, u in job.units.items() if u == units]
+        rows = batch.train(units, [i * k + j for i in members for j in range(k)])
+        for i in members:
+            per_seed = [rows[i * k + j] for j in range(k)]
+            metrics = _aggregate(sweep, per_seed)
+            value = metrics.get(sweep.metrics[0], float("nan"))
+            error = (
+                None
+                if np.isfinite(value)
+                else f"FloatingPointError: {sweep.metrics[0]} is {value} (diverged)"
+            )
+            results[i] = MemberResult(metrics=metrics, per_seed=per_seed if k > 1 else [], error=error)
+    seconds = time.perf_counter() - start
+    for r in results.values():
+        r.seconds = seconds / max(1, len(results))
+    target_dir = checkpoint_path(out, job.save_to)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(batch.state_dict(), target_dir / ENGINE_FILE)
+    _ENGINES[str(out)] = (job.save_to, batch)
+    return results
+
+
+class BatchedHosts:
+    """A population that trains as one computation (the engine) in one worker: an interval is one job,
+    a copy an index copy inside it; one checkpoint file for all members, written after each job (so a
+    kill loses at most the interval in progress)."""
+
+    def __init__(self, sweep: Sweep, backend: Backend, timeout: float | None) -> None:
+        self.sweep, self.backend, self.timeout = sweep, backend, timeout
+        self.ref = SweepRef.of(sweep)
+        self._serial = 0
+
+    def _run(self, job: EngineJob, members: Sequence[MemberState]) -> dict[int, MemberResult]:
+        job_id = self.backend.submit(
+            engine_step, job, log=self.sweep.out / "logs" / "population.log", worker=0
+        )
+        started, timed_out = time.monotonic(), False
+        while True:
+            for ev in self.backend.events(timeout=1.0):
+                if ev.job != job_id:
+                    continue
+                if ev.kind == "done":
+                    for m in members:
+                        m.checkpoint = job.save_to
+                    return dict(ev.payload)
+                if ev.kind == "error":
+                    raise RuntimeError(f"autorl failed while running the population (a bug):\n{ev.payload}")
+                if ev.kind == "died":
+                    how = f"timeout after {self.timeout:g} s" if timed_out else str(ev.payload)
+                    return {
+                        i: MemberResult(error=f"WorkerDied: the population's process ended ({how})")
+                        for i in job.configs
+                    }
+            if not timed_out and self.timeout is not None and time.monotonic() - started > self.timeout:
+                timed_out = True
+                self.backend.kill(0)
+
+    def _path(self) -> str:
+        self._serial += 1
+        return f"{CHECKPOINTS}/engine/{time.time_ns()}-{self._serial}"
+
+    def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
+        configs = {m.index: m.config for m in members}
+        job = EngineJob(self.ref, configs, members[0].checkpoint, self._path(), units=dict(units))
+        return self._run(job, members)
+
+    def copy(self, copies: Sequence[Copy], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+        configs = {m.index: m.config for m in members}
+        for c in copies:
+            configs[c.member] = dict(c.config)
+        job = EngineJob(self.ref, configs, members[0].checkpoint, self._path(), copies=tuple(copies))
+        return self._run(job, members)
 
 
 def _new_state(sweep: Sweep) -> PopulationState:
@@ -377,7 +506,7 @@ def run_population(
             if not active or clock.left <= 0:
                 break
             units = {m.index: min(interval, budget - m.steps) for m in active}
-            results = hosts.train(active, units)
+            results = hosts.train(state.members, units)
             for m in active:
                 _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)
             state.intervals += 1

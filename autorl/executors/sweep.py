@@ -16,14 +16,23 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
-from autorl.executors.trial import Report, SweepRef, TrialJob, TrialOutcome, run_trial
+from autorl.executors.trial import (
+    BatchJob,
+    Report,
+    SweepRef,
+    TrialEnd,
+    TrialJob,
+    TrialOutcome,
+    run_batch,
+    run_trial,
+)
 from autorl.executors.workers import Event
 from autorl.methods import build_plan
 from autorl.results.record import TrialRecord, consumed, counted, finish, was_interrupted
@@ -123,10 +132,17 @@ def stream_of(sweep: Sweep, trials: list[FrozenTrial]) -> int:
 class _Running:
     trial: optuna.Trial
     params: dict[str, Any]
-    worker: int
+    job: int
     log: str
-    timed_out: bool = False
     reported: float = 0.0  # budget units its reports say it spent (all seeds)
+
+
+@dataclass
+class _Job:
+    worker: int
+    trials: list[int]  # trial numbers it runs (one, or a batch)
+    last: float = field(default_factory=time.monotonic)  # its last message: a batch's timeout clock
+    timed_out: bool = False
 
 
 @dataclass
@@ -144,156 +160,248 @@ def run_trials(
 ) -> optuna.Study:
     """Run (or resume) a sampler-based sweep to its trial count on ``backend``; returns the study.
 
-    Ctrl-C and SIGTERM record the running trials as interrupted and propagate; a spent
-    ``budget.time`` does the same to them and returns normally.
+    With ``batch: P`` (a target that trains many configurations as one computation) each worker runs
+    P trials at once and asks for the next one when a trial ends, so its batch stays full. Ctrl-C and
+    SIGTERM record the running trials as interrupted and propagate; a spent ``budget.time`` does the
+    same to them and returns normally.
     """
-    study = open_study(sweep)
-    recover(study, stale_running=not sweep.shared_storage)
-    trials = study.get_trials(deepcopy=False)
-    stream = stream_of(sweep, trials)
-    note_run(sweep.out, stream=stream)
-    plan = build_plan(sweep.method, sweep.context(stream), sweep.method_options)
-    study.sampler, study.pruner = plan.sampler, plan.pruner
-    ref = SweepRef.of(sweep)
-    cfg = sweep.config
-    tally = _Tally(counted(trials), consumed(trials))
-    status = _status(sweep, trials)
-    clock = Clock(study, cfg.budget.time)
-    beats = Heartbeats(study)
-    running: dict[int, _Running] = {}
-    last_stale_check = 0.0
+    return _TrialLoop(sweep, backend, progress).run()
 
-    def may_start() -> bool:
-        if clock.left <= 0:
+
+class _TrialLoop:
+    """The orchestrator of one run of a sweep: the only process that asks the sampler, reports to the
+    pruner and writes the study."""
+
+    def __init__(self, sweep: Sweep, backend: Backend, progress: Progress | None) -> None:
+        self.sweep, self.backend, self.progress, self.cfg = sweep, backend, progress, sweep.config
+        self.study = study = open_study(sweep)
+        recover(study, stale_running=not sweep.shared_storage)
+        trials = study.get_trials(deepcopy=False)
+        stream = stream_of(sweep, trials)
+        note_run(sweep.out, stream=stream)
+        plan = build_plan(sweep.method, sweep.context(stream), sweep.method_options)
+        study.sampler, study.pruner = plan.sampler, plan.pruner
+        self.ref = SweepRef.of(sweep)
+        self.tally = _Tally(counted(trials), consumed(trials))
+        self.status = _status(sweep, trials)
+        self.clock = Clock(study, self.cfg.budget.time)
+        self.beats = Heartbeats(study)
+        self.running: dict[int, _Running] = {}  # by trial number
+        self.jobs: dict[int, _Job] = {}
+        self.batched = self.cfg.batch > 1
+
+    # -- trials ---------------------------------------------------------------------------------------
+    def may_start(self) -> bool:
+        cfg, tally = self.cfg, self.tally
+        if self.clock.left <= 0:
             return False
         if cfg.budget.total is not None and tally.consumed >= cfg.budget.total:
             return False
-        return cfg.trials - tally.counted - len(running) - tally.others_running > 0
+        return cfg.trials - tally.counted - len(self.running) - tally.others_running > 0
 
-    def recount() -> None:
-        everything = study.get_trials(deepcopy=False)
-        tally.counted, tally.consumed = counted(everything), consumed(everything)
-        mine = {r.trial._trial_id for r in running.values()}
-        tally.others_running = sum(
+    def recount(self) -> None:
+        everything = self.study.get_trials(deepcopy=False)
+        self.tally.counted, self.tally.consumed = counted(everything), consumed(everything)
+        mine = {r.trial._trial_id for r in self.running.values()}
+        self.tally.others_running = sum(
             1 for t in everything if t.state == TrialState.RUNNING and t._trial_id not in mine
         )
 
-    def start(worker: int) -> None:
+    def ask(self, job: int) -> TrialJob:
+        """A new trial from the sampler, belonging to ``job``."""
         with warnings.catch_warnings():  # Optuna warns that heartbeats belong to study.optimize: we beat
             warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
-        params = suggest(sweep.space, trial)
+            trial = self.study.ask()
+        params = suggest(self.sweep.space, trial)
         log = f"logs/trial-{trial.number}.log"
-        job = TrialJob(ref, trial.number, params, cfg.budget.steps, report=len(sweep.directions) == 1)
-        job_id = backend.submit(run_trial, job, log=sweep.out / log, worker=worker)
-        running[job_id] = _Running(trial, params, worker, log)
-        beats.add(trial._trial_id)
+        self.running[trial.number] = _Running(trial, params, job, log)
+        self.beats.add(trial._trial_id)
+        return TrialJob(
+            self.ref, trial.number, params, self.cfg.budget.steps, report=len(self.sweep.directions) == 1
+        )
 
-    seeds = cfg.seeds_per_trial
+    def start(self, worker: int) -> None:
+        """Give an idle worker a trial, or a batch of up to ``batch`` trials."""
+        job_id = -1 - len(self.jobs)  # a placeholder until the backend numbers the job
+        if not self.batched:
+            spec = self.ask(job_id)
+            job = self.backend.submit(
+                run_trial, spec, log=self.sweep.out / self.running[spec.number].log, worker=worker
+            )
+            specs = [spec]
+        else:
+            specs = [self.ask(job_id)]
+            while len(specs) < self.cfg.batch and self.may_start():
+                specs.append(self.ask(job_id))
+            batch = BatchJob(
+                self.ref, [(s.number, s.params) for s in specs], self.cfg.budget.steps, specs[0].report
+            )
+            log = self.sweep.out / "logs" / f"batch-{specs[0].number}.log"
+            job = self.backend.submit(run_batch, batch, log=log, worker=worker)
+        for spec in specs:
+            self.running[spec.number].job = job
+            if self.batched:
+                self.running[spec.number].log = f"logs/batch-{specs[0].number}.log"
+        self.jobs[job] = _Job(worker, [s.number for s in specs])
 
-    def report() -> None:
+    def end(
+        self, number: int, state: TrialState, record: TrialRecord, values: list[float] | None = None
+    ) -> None:
+        run = self.running.pop(number)
+        job = self.jobs.get(run.job)
+        if job is not None and number in job.trials:
+            job.trials.remove(number)
+        self.beats.ids.discard(run.trial._trial_id)
+        record.log = run.log
+        finish(self.study, run.trial, state, record, values)
+        name = "interrupted" if record.interrupted else state.name.lower()
+        self.status.count(name)
+        if not record.interrupted:
+            self.tally.counted += 1
+            self.tally.consumed += record.budget
+            self.tally.session += record.budget
+        if values:
+            self.status.offer(values[0], self.sweep.maximize)
+        shown = f" {self.sweep.metrics[0]}={values[0]:.6g}" if values else ""
+        shown = shown or (f" ({record.error})" if record.error else "")
+        spent = (
+            f" after {record.budget:,.0f} {self.sweep.info.unit}" if self.cfg.budget.max is not None else ""
+        )
+        self.status.line = f"trial {number} {name}{shown}{spent}"
+        self.report()
+
+    def fail(self, number: int, error: str, exit: str | None = None, interrupted: bool = False) -> None:
+        run = self.running[number]
+        record = TrialRecord(
+            config=self.sweep.space.record(run.params),
+            seeds=self.sweep.trial_seeds(number),
+            error=error,
+            exit=exit,
+            interrupted=interrupted,
+        )
+        self.end(number, TrialState.FAIL, record)
+
+    def died(self, job_id: int, how: str) -> None:
+        job = self.jobs.pop(job_id)
+        exit = f"timeout after {self.cfg.trial_timeout:g} s" if job.timed_out else how
+        for number in list(job.trials):
+            log = self.running[number].log
+            where = (
+                f"its output is in {log}"
+                if (self.sweep.out / log).is_file()
+                else "its output was lost with it"
+            )
+            self.fail(number, f"WorkerDied: the trial's process ended ({exit}); {where}", exit=exit)
+
+    def interrupt_all(self, why: str) -> None:
+        for number in list(self.running):
+            self.fail(number, f"Interrupted: {why}", interrupted=True)
+
+    # -- progress -------------------------------------------------------------------------------------
+    def report(self) -> None:
         """Give the progress display the status: units per second against the units still planned."""
-        if not progress:
+        if not self.progress:
             return
+        cfg, tally, status = self.cfg, self.tally, self.status
         finished = sum(status.states.get(k, 0) for k in ("complete", "pruned", "fail"))
         spent = tally.consumed
-        expected = spent / finished if finished and spent else float(cfg.budget.steps * seeds)
-        to_start = max(0, cfg.trials - tally.counted - len(running) - tally.others_running)
-        left = to_start * expected + sum(max(0.0, expected - r.reported) for r in running.values())
+        expected = spent / finished if finished and spent else float(cfg.budget.steps * cfg.seeds_per_trial)
+        to_start = max(0, cfg.trials - tally.counted - len(self.running) - tally.others_running)
+        left = to_start * expected + sum(max(0.0, expected - r.reported) for r in self.running.values())
         if cfg.budget.total is not None:
             left = min(left, max(0.0, cfg.budget.total - spent))
         status.done, status.units_left = tally.counted, left
-        status.units_done = tally.session + sum(r.reported for r in running.values())
-        status.states["running"] = len(running)
-        progress(status)
+        status.units_done = tally.session + sum(r.reported for r in self.running.values())
+        status.states["running"] = len(self.running)
+        self.progress(status)
         status.line = ""
 
-    def end(job_id: int, state: TrialState, record: TrialRecord, values: list[float] | None = None) -> None:
-        run = running.pop(job_id)
-        beats.ids.discard(run.trial._trial_id)
-        record.log = run.log
-        finish(study, run.trial, state, record, values)
-        name = "interrupted" if record.interrupted else state.name.lower()
-        status.count(name)
-        if not record.interrupted:
-            tally.counted += 1
-            tally.consumed += record.budget
-            tally.session += record.budget
-        if values:
-            status.offer(values[0], sweep.maximize)
-        shown = (
-            f" {sweep.metrics[0]}={values[0]:.6g}"
-            if values
-            else (f" ({record.error})" if record.error else "")
-        )
-        spent = f" after {record.budget:,.0f} {sweep.info.unit}" if cfg.budget.max is not None else ""
-        status.line = f"trial {run.trial.number} {name}{shown}{spent}"
-        report()
-
-    def died(job_id: int, how: str) -> None:
-        run = running[job_id]
-        exit = f"timeout after {cfg.trial_timeout:g} s" if run.timed_out else how
-        where = (
-            f"its output is in {run.log}"
-            if (sweep.out / run.log).is_file()
-            else "its output was lost with it"
-        )
-        record = TrialRecord(
-            config=sweep.space.record(run.params),
-            seeds=sweep.trial_seeds(run.trial.number),
-            error=f"WorkerDied: the trial's process ended ({exit}); {where}",
-            exit=exit,
-        )
-        end(job_id, TrialState.FAIL, record)
-
-    def interrupt_all(why: str) -> None:
-        for job_id in list(running):
-            run = running[job_id]
-            record = TrialRecord(
-                config=sweep.space.record(run.params),
-                seeds=sweep.trial_seeds(run.trial.number),
-                interrupted=True,
-                error=f"Interrupted: {why}",
+    # -- the loop -------------------------------------------------------------------------------------
+    def handle(self, ev: Event) -> None:
+        job_id = ev.job
+        job = self.jobs.get(job_id) if job_id is not None else None
+        if job is None or job_id is None:
+            return  # an idle worker that died (it is replaced), or a job already recorded
+        job.last = time.monotonic()
+        seeds = self.cfg.seeds_per_trial
+        if ev.kind == "ask" and isinstance(ev.payload, Report):
+            number = ev.payload.number if ev.payload.number is not None else job.trials[0]
+            run = self.running[number]
+            run.trial.report(ev.payload.value, ev.payload.step)
+            run.reported = float(ev.payload.step) * seeds
+            self.backend.answer(ev.worker, job_id, run.trial.should_prune())
+            self.report()
+        elif ev.kind == "ask" and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
+            ended = ev.payload.outcome
+            self.end(ev.payload.number, ended.state, ended.record, ended.values)
+            nxt = self.ask(job_id) if self.may_start() else None
+            if nxt is not None:
+                self.running[nxt.number].log = (
+                    self.running[job.trials[0]].log if job.trials else f"logs/batch-{nxt.number}.log"
+                )
+                job.trials.append(nxt.number)
+            self.backend.answer(ev.worker, job_id, nxt)
+        elif ev.kind == "done":
+            if not self.batched:
+                out: TrialOutcome = ev.payload
+                self.end(job.trials[0], out.state, out.record, out.values)
+            for number in list(job.trials):  # a batch that ended without telling of a trial
+                self.fail(number, "BatchEnded: the batch finished without this trial's result")
+            del self.jobs[job_id]
+        elif ev.kind == "died":
+            self.died(job_id, str(ev.payload))
+        elif ev.kind == "error":
+            raise RuntimeError(
+                f"autorl failed while running trials {job.trials} (a bug, please report):\n{ev.payload}"
             )
-            end(job_id, TrialState.FAIL, record)
 
-    try:
-        while True:
-            if sweep.shared_storage and (time.monotonic() - last_stale_check > HEARTBEAT_S or not running):
-                optuna.storages.fail_stale_trials(study)
-                recount()
-                last_stale_check = time.monotonic()
-            for worker in backend.idle():
-                if not may_start():
+    def run(self) -> optuna.Study:
+        sweep, cfg, backend, clock, tally = self.sweep, self.cfg, self.backend, self.clock, self.tally
+        last_stale_check = 0.0
+        try:
+            while True:
+                if sweep.shared_storage and (
+                    time.monotonic() - last_stale_check > HEARTBEAT_S or not self.running
+                ):
+                    optuna.storages.fail_stale_trials(self.study)
+                    self.recount()
+                    last_stale_check = time.monotonic()
+                for worker in backend.idle():
+                    if not self.may_start():
+                        break
+                    self.start(worker)
+                if not self.running:
+                    if sweep.shared_storage and tally.others_running and clock.left > 0:
+                        time.sleep(min(2.0, GRACE_S / 10))  # another process's trials may still come back
+                        continue
                     break
-                start(worker)
-            if not running:
-                if sweep.shared_storage and tally.others_running and clock.left > 0:
-                    time.sleep(min(2.0, GRACE_S / 10))  # another process's trials may still come back
-                    continue
-                break
-            if clock.left <= 0:
-                interrupt_all("budget.time is spent")
-                break
-            for ev in backend.events(timeout=min(1.0, max(0.01, clock.left))):
-                _handle(ev, running, backend, study, end, died)
-                if ev.kind == "ask" and ev.job in running:
-                    running[ev.job].reported = float(ev.payload.step) * seeds
-                    report()
-            if cfg.trial_timeout is not None:
-                for job_id, (worker, age) in backend.busy().items():
-                    if job_id in running and age > cfg.trial_timeout and not running[job_id].timed_out:
-                        running[job_id].timed_out = True
-                        backend.kill(worker)
-            clock.save()
-    except KeyboardInterrupt:
-        interrupt_all("the sweep was stopped (Ctrl-C or SIGTERM)")
-        raise
-    finally:
-        beats.close()
-        clock.save(force=True)
-    report()
-    return study
+                if clock.left <= 0:
+                    self.interrupt_all("budget.time is spent")
+                    break
+                for ev in backend.events(timeout=min(1.0, max(0.01, clock.left))):
+                    self.handle(ev)
+                if cfg.trial_timeout is not None:
+                    self.check_timeouts(cfg.trial_timeout)
+                clock.save()
+        except KeyboardInterrupt:
+            self.interrupt_all("the sweep was stopped (Ctrl-C or SIGTERM)")
+            raise
+        finally:
+            self.beats.close()
+            clock.save(force=True)
+        self.report()
+        return self.study
+
+    def check_timeouts(self, limit: float) -> None:
+        """A trial (a batch: its interval) past ``trial_timeout`` has its worker ended."""
+        now = time.monotonic()
+        for job_id, (worker, age) in self.backend.busy().items():
+            job = self.jobs.get(job_id)
+            if job is None or job.timed_out:
+                continue
+            if (now - job.last if self.batched else age) > limit:
+                job.timed_out = True
+                self.backend.kill(worker)
 
 
 def _status(sweep: Sweep, trials: list[FrozenTrial]) -> SweepStatus:
@@ -306,28 +414,3 @@ def _status(sweep: Sweep, trials: list[FrozenTrial]) -> SweepStatus:
         if t.state == TrialState.COMPLETE and t.values:
             status.offer(t.values[0], sweep.maximize)
     return status
-
-
-def _handle(
-    ev: Event,
-    running: dict[int, _Running],
-    backend: Backend,
-    study: optuna.Study,
-    end: Callable[..., None],
-    died: Callable[[int, str], None],
-) -> None:
-    if ev.job is None or ev.job not in running:
-        return  # an idle worker that died (it is replaced), or a job already recorded
-    run = running[ev.job]
-    if ev.kind == "ask" and isinstance(ev.payload, Report):
-        run.trial.report(ev.payload.value, ev.payload.step)
-        backend.answer(ev.worker, ev.job, run.trial.should_prune())
-    elif ev.kind == "done":
-        out: TrialOutcome = ev.payload
-        end(ev.job, out.state, out.record, out.values)
-    elif ev.kind == "died":
-        died(ev.job, str(ev.payload))
-    elif ev.kind == "error":
-        raise RuntimeError(
-            f"autorl failed while running trial {run.trial.number} (a bug, please report):\n{ev.payload}"
-        )

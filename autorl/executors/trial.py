@@ -26,6 +26,7 @@ from autorl.config import Sweep, parse_sweep
 from autorl.errors import TrialPruned
 from autorl.results.record import TrialRecord
 from autorl.targets import TARGETS, TrialContext, run_target
+from autorl.targets.driver import select_value
 
 
 class Link(Protocol):
@@ -69,10 +70,31 @@ def _target_args(sweep_ref: SweepRef) -> tuple[Any, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Report:
-    """An intermediate value of a running trial; the orchestrator answers True to prune it."""
+    """An intermediate value of a running trial; the orchestrator answers True to prune it.
+    ``number`` names the trial in a batch (None: the job's only trial)."""
 
     step: int
     value: float
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """A batch's trial ended; the orchestrator records it and answers with the next trial (a
+    :class:`TrialJob` for the freed slot) or None."""
+
+    number: int
+    outcome: TrialOutcome
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """Trials to train as one computation (a target with a ``batch`` class): ``(number, params)``."""
+
+    sweep: SweepRef
+    trials: list[tuple[int, dict[str, Any]]]
+    budget: int
+    report: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,3 +186,93 @@ def checkpoint_path(run_dir: Path, relative: str) -> Path:
 
 
 JobFunction = Callable[[Any, Link], Any]
+
+
+@dataclass
+class _Slot:
+    """A trial in a batch: its members (one per seed), evaluations and start time."""
+
+    number: int
+    params: dict[str, Any]
+    members: list[int]
+    seeds: list[int]
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    start: float = field(default_factory=time.perf_counter)
+
+
+def run_batch(job: BatchJob, link: Link) -> None:
+    """Train a batch of trials as one computation (``target.batch``), every trial to its own end.
+
+    All trials advance one ``report_every`` at a time; each one's value is reported (a pruner may stop
+    it) and when a trial ends, finished or stopped or diverged, its slot is given the next trial the
+    orchestrator sends, so the batch stays full. ``seeds_per_trial`` seeds make a trial several members.
+    """
+    sweep = job.sweep.load()
+    target, args = _target_args(job.sweep)
+    cfg, metric = sweep.config, sweep.metrics[0]
+    batch = None
+    slots: dict[int, _Slot] = {}
+
+    def admit(number: int, params: dict[str, Any]) -> None:
+        nonlocal batch
+        seeds = sweep.trial_seeds(number)
+        configs = [{**args, **params}] * len(seeds)
+        if batch is None:
+            batch = target.batch(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
+            members = list(range(len(seeds)))
+        else:
+            members = [batch.add(c, s) for c, s in zip(configs, seeds, strict=True)]
+        slots[number] = _Slot(number, params, members, seeds)
+
+    for number, params in job.trials:
+        admit(number, params)
+    while slots:
+        assert batch is not None
+        results = batch.train(cfg.budget.interval, [m for s in slots.values() for m in s.members])
+        ended: list[tuple[_Slot, TrialOutcome]] = []
+        for slot in list(slots.values()):
+            rows = [results[m] for m in slot.members]
+            steps = int(min(r.get("budget", 0.0) for r in rows))
+            value = float(cfg.aggregate([r.get(metric, float("nan")) for r in rows]))
+            slot.curve.append((steps, value))
+            outcome = None
+            if not math.isfinite(value):
+                error = f"FloatingPointError: {metric} is {value} (diverged)"
+                outcome = _batch_outcome(sweep, slot, rows, TrialState.FAIL, error)
+            else:
+                prune = bool(link.ask(Report(steps, value, slot.number))) if job.report else False
+                if steps >= job.budget:  # a trial that spent its whole budget is finished, not stopped
+                    outcome = _batch_outcome(sweep, slot, rows, TrialState.COMPLETE)
+                elif prune:
+                    outcome = _batch_outcome(sweep, slot, rows, TrialState.PRUNED)
+            if outcome is not None:
+                ended.append((slot, outcome))
+        for slot, outcome in ended:
+            for m in slot.members:
+                batch.remove(m)
+            del slots[slot.number]
+            nxt = link.ask(TrialEnd(slot.number, outcome))
+            if nxt is not None:
+                admit(nxt.number, nxt.params)
+
+
+def _batch_outcome(
+    sweep: Sweep, slot: _Slot, rows: list[dict[str, float]], state: TrialState, error: str | None = None
+) -> TrialOutcome:
+    record = TrialRecord(config=sweep.space.record(slot.params), seeds=slot.seeds, error=error)
+    steps = slot.curve[-1][0]
+    if state == TrialState.COMPLETE:
+        metrics = {
+            k: float(sweep.config.aggregate([r[k] for r in rows]))
+            for k in set.intersection(*(set(r) for r in rows))
+        }
+        values = [v for _, v in slot.curve]
+        metrics[sweep.metrics[0]] = select_value(
+            values, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize
+        )
+        record.metrics = metrics
+        if len(rows) > 1:
+            record.per_seed = rows
+    record.metrics.update(budget=float(steps * len(rows)), wall_s=time.perf_counter() - slot.start)
+    final = [record.metrics[m] for m in sweep.metrics] if state == TrialState.COMPLETE else None
+    return TrialOutcome(state, record, values=final, message=error or "", curve=list(slot.curve))

@@ -15,7 +15,7 @@ from optuna.samplers import RandomSampler
 
 from autorl.methods.base import MethodContext, MethodKind, Plan, register_method
 
-ENVDESIGN_TARGETS = ("envdesign:sb3", "envdesign:actor_critic")
+ENVDESIGN_TARGETS = ("envdesign:sb3", "envdesign:actor_critic", "envdesign:engine")
 
 
 def _plan(ctx: MethodContext, worker: int, name: str, options: dict[str, Any]) -> Plan:

@@ -117,3 +117,25 @@ register_target(
     space="agents/actor_critic.yaml",
     check="autorl.envs.ac:check_envdesign_ac",
 )
+
+# The batched population engine (autorl.engine, registered by reference).
+register_target(
+    "engine:ppo",
+    "autorl.engine.target:EngineTarget",
+    "the batched PPO engine: many PPO agents as one torch computation (classic control; batch, PBT)",
+    unit="env_steps",
+    metric="eval_return",
+    direction="maximize",
+    space="engine/ppo.yaml",
+    check="autorl.engine.target:check_args",
+)
+register_target(
+    "envdesign:engine",
+    "autorl.envs.engine:EnvDesignEngineTarget",
+    "environment design on the batched engine: per-copy levels from default, dr, plr or curriculum",
+    unit="env_steps",
+    metric="heldout_return",
+    direction="maximize",
+    space="engine/ppo.yaml",
+    check="autorl.envs.engine:check_envdesign_engine",
+)

@@ -1,0 +1,318 @@
+"""``engine:ppo``: the batched PPO engine as a target every method drives.
+
+A configuration's keys fall into three kinds:
+
+- **tensor hyperparameters** (:data:`~autorl.engine.ppo.HYPERPARAMS`: ``learning_rate``,
+  ``clip_range``, ``ent_coef``, ``vf_coef``, ``gamma``, ``gae_lambda``, ``max_grad_norm``,
+  ``adam_eps``): ``[P]`` tensors, different per member and changeable at any time (PBT's explore
+  writes them, no rebuild);
+- **shape keys** (``n_envs``, ``n_steps``, ``n_epochs``, ``n_minibatches``, ``hidden``, ``activation``,
+  normalisation, schedules): shared within a *group*; configurations that differ in them train as
+  separate populations;
+- **arguments** (``env``, ``device``, ``threads``, ``eval_episodes``, and for environment design
+  ``level_sampler``, ``family``, ... as for ``envdesign:sb3``).
+
+:class:`EngineBatch` trains any number of configurations (members) at once, grouped by shape; it is
+what the executors use for a batch of trials (``batch: P``) and for a PBT/PB2 population (copies are
+index copies). :class:`EngineTarget` is one configuration, a plain Trainable, for everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from autorl.engine.ppo import HYPERPARAMS, EngineConfig, Population, check_hparams
+from autorl.errors import ConfigError
+from autorl.targets.base import TrialContext
+
+SHAPE_KEYS = (
+    "n_envs",
+    "n_steps",
+    "n_epochs",
+    "n_minibatches",
+    "hidden",
+    "activation",
+    "normalize_obs",
+    "normalize_reward",
+    "lr_schedule",
+    "clip_schedule",
+    "log_std_init",
+    "ortho_init",
+)
+ARG_KEYS = ("env", "device", "dtype", "threads", "eval_episodes")
+
+
+def engine_config(config: Mapping[str, Any], total_steps: int | None) -> EngineConfig:
+    """The shape-setting part of ``config`` as an :class:`EngineConfig` (linear schedules end at the
+    member's budget, ``total_steps``, unless the config says otherwise)."""
+    values: dict[str, Any] = {"env": config.get("env", "CartPole-v1")}
+    for key in (*SHAPE_KEYS, "eval_episodes", "device", "total_steps"):
+        if key in config:
+            values[key] = config[key]
+    if isinstance(values.get("hidden"), int):
+        values["hidden"] = (values["hidden"],) * 2
+    if "dtype" in config:
+        values["dtype"] = getattr(torch, str(config["dtype"]))
+    if "total_steps" not in values and "linear" in (values.get("lr_schedule"), values.get("clip_schedule")):
+        values["total_steps"] = total_steps
+    for key in ("n_envs", "n_steps", "n_epochs", "n_minibatches", "eval_episodes"):
+        if key in values:
+            values[key] = int(values[key])
+    return EngineConfig(**values)
+
+
+def group_key(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a configuration's group is: its shape keys (and env, device)."""
+    return tuple(repr(config.get(k)) for k in (*SHAPE_KEYS, *ARG_KEYS))
+
+
+def hparams_of(config: Mapping[str, Any]) -> dict[str, float]:
+    return check_hparams({k: v for k, v in config.items() if k in HYPERPARAMS})
+
+
+def check_args(
+    args: dict[str, Any], params: list[str], extra_keys: Sequence[str] = (), target: str = "engine:ppo"
+) -> None:
+    """Refuse an unknown key (with the closest valid one), a bad shape or env, before anything trains."""
+    import difflib
+
+    known = set(HYPERPARAMS) | set(SHAPE_KEYS) | set(ARG_KEYS) | {"total_steps"} | set(extra_keys)
+    for key in [*args, *params]:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"is not a key of {target}{hint}; valid keys: {', '.join(sorted(known))}", key)
+    engine_config({k: v for k, v in args.items() if k not in params}, total_steps=1)
+    hparams_of({k: v for k, v in args.items() if k in HYPERPARAMS})
+
+
+@dataclass
+class Group:
+    """One population: configurations of one shape. ``members[slot]`` is the batch member in a slot
+    (None: a free slot, reusable for a configuration of this shape); ``extra[slot]`` is what a
+    subclass keeps per slot (environment design: the member's level sampler)."""
+
+    key: tuple[Any, ...]
+    pop: Population
+    members: list[int | None]
+    extra: list[Any]
+
+
+class EngineBatch:
+    """Configurations trained together: one :class:`~autorl.engine.ppo.Population` per group of
+    configurations with equal shape keys. Members are numbered as given (0..n-1) and keep their number
+    for life; a member added later gets the next number.
+
+    Args:
+        configs: One configuration per member (arguments and hyperparameters).
+        seeds: One seed per member.
+        budget: Each member's budget (env steps): where linear schedules end.
+        out: Where environment design writes its per-level tables (None: nowhere).
+    """
+
+    def __init__(
+        self, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int], budget: int, out: Path | None = None
+    ) -> None:
+        self.budget, self.out = budget, out
+        self.groups: list[Group] = []
+        self.where: dict[int, tuple[int, int]] = {}  # member -> (group index, slot)
+        self.configs: dict[int, dict[str, Any]] = {}
+        self.seeds: dict[int, int] = {}
+        pending: dict[tuple[Any, ...], list[int]] = {}
+        for i, c in enumerate(configs):
+            c = self.prepare(c)
+            self.configs[i], self.seeds[i] = c, int(seeds[i])
+            pending.setdefault(group_key(c), []).append(i)
+        torch.set_num_threads(int(configs[0].get("threads", 1)) if configs else 1)
+        for key, members in pending.items():
+            self._new_group(key, members)
+
+    # -- building -------------------------------------------------------------------------------------
+    def _new_group(self, key: tuple[Any, ...], members: list[int]) -> None:
+        first = self.configs[members[0]]
+        cfg = engine_config(first, self.budget)
+        g = len(self.groups)
+        hparams = [hparams_of(self.configs[m]) for m in members]
+        pop = Population(cfg, hparams, [self.seeds[m] for m in members], **self.hooks(g))
+        group = Group(key, pop, list(members), [None] * len(members))
+        self.groups.append(group)
+        for slot, m in enumerate(members):
+            self.where[m] = (g, slot)
+            self.started(group, slot, m)
+
+    def add(self, config: Mapping[str, Any], seed: int) -> int:
+        """A new member (a refilled slot): it reuses a free slot of its shape, else starts a group."""
+        m = max(self.configs, default=-1) + 1
+        config = self.prepare(config)
+        self.configs[m], self.seeds[m] = config, int(seed)
+        key = group_key(config)
+        for g, group in enumerate(self.groups):
+            if group.key == key and None in group.members:
+                slot = group.members.index(None)
+                group.members[slot] = m
+                self.where[m] = (g, slot)
+                group.pop.reset_member(slot, hparams_of(config), seed)
+                self.started(group, slot, m)
+                return m
+        self._new_group(key, [m])
+        return m
+
+    def remove(self, member: int) -> None:
+        """Free a member's slot (a pruned or finished trial); it trains no more."""
+        g, slot = self.where.pop(member)
+        self.groups[g].members[slot] = None
+
+    @property
+    def members(self) -> list[int]:
+        return sorted(self.where)
+
+    # -- training -------------------------------------------------------------------------------------
+    def train(self, steps: int, members: Sequence[int] | None = None) -> dict[int, dict[str, float]]:
+        """Train ``members`` (default: all) ``steps`` env steps each, then evaluate them (batched);
+        returns each member's metrics: ``eval_return``, ``train_return``, losses, ``budget``."""
+        chosen = self.members if members is None else list(members)
+        out: dict[int, dict[str, float]] = {}
+        for g, group in enumerate(self.groups):
+            slots = [self.where[m][1] for m in chosen if self.where.get(m, (None,))[0] == g]
+            if not slots:
+                continue
+            stats = group.pop.train(steps, slots)
+            returns = group.pop.evaluate().tolist()
+            extra = self.evaluated(group, slots)
+            for slot, row in zip(slots, stats, strict=True):
+                member = group.members[slot]
+                assert member is not None
+                metrics = {k: float(v) for k, v in row.items()}
+                metrics["train_return"] = metrics.pop("episode_return")
+                metrics["eval_return"] = float(returns[slot])
+                metrics.update(extra.get(slot, {}))
+                if metrics.pop("failed"):
+                    metrics["eval_return"] = float("nan")
+                out[member] = metrics
+        return out
+
+    def set_hparams(self, member: int, config: Mapping[str, Any]) -> None:
+        g, slot = self.where[member]
+        changed = [k for k in SHAPE_KEYS if k in config and config[k] != self.configs[member].get(k)]
+        if changed:
+            raise ConfigError(
+                f"engine:ppo cannot change {changed[0]!r} mid-run: it is a shape of the computation",
+                changed[0],
+            )
+        self.groups[g].pop.set_hparams(slot, hparams_of(config))
+        self.configs[member].update(config)
+
+    def copy(self, src: int, dst: int, config: Mapping[str, Any]) -> None:
+        """``dst`` takes ``src``'s agent (weights, Adam, statistics; its level sampler's state too),
+        then ``config``'s hyperparameters: an index copy, no file."""
+        (gs, ss), (gd, sd) = self.where[src], self.where[dst]
+        if gs != gd:
+            raise ValueError(f"members {src} and {dst} have different shapes: a copy needs one group")
+        group = self.groups[gs]
+        group.pop.copy(ss, sd)
+        self.copied(group, ss, sd)
+        self.configs[dst] = {**self.configs[src], **config}
+        self.set_hparams(dst, config)
+
+    # -- saving ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything, as tensors and plain data (``torch.load(weights_only=True)`` reads it)."""
+        return {
+            "budget": self.budget,
+            "configs": {str(m): c for m, c in self.configs.items()},
+            "seeds": {str(m): s for m, s in self.seeds.items()},
+            "groups": [
+                {
+                    "members": list(g.members),
+                    "pop": g.pop.state_dict(),
+                    "extra": [self.extra_state(x) for x in g.extra],
+                }
+                for g in self.groups
+            ],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.budget = int(state["budget"])
+        self.configs = {int(m): dict(c) for m, c in state["configs"].items()}
+        self.seeds = {int(m): int(s) for m, s in state["seeds"].items()}
+        self.groups, self.where = [], {}
+        for g, saved in enumerate(state["groups"]):
+            members = saved["members"]
+            live = [m for m in members if m is not None]
+            first = self.configs[live[0]] if live else {}
+            cfg = EngineConfig.from_dict(saved["pop"]["config"])
+            n = len(members)
+            pop = Population(cfg, [{}] * n, list(range(n)), **self.hooks(g))
+            pop.load_state_dict(saved["pop"])
+            group = Group(group_key(first), pop, list(members), [None] * n)
+            self.groups.append(group)
+            for slot, m in enumerate(members):
+                if m is not None:
+                    self.where[m] = (g, slot)
+                    self.started(group, slot, m, saved["extra"][slot])
+
+    def member_state(self, member: int) -> dict[str, Any]:
+        """One member's policy (:func:`autorl.engine.ppo.load_policy` runs it on a gymnasium env)."""
+        g, slot = self.where[member]
+        return self.groups[g].pop.member_state(slot)
+
+    # -- what a subclass (environment design) adds --------------------------------------------------
+    def prepare(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A member's configuration as this batch uses it."""
+        return dict(config)
+
+    def hooks(self, g: int) -> dict[str, Any]:
+        """Keyword arguments for group ``g``'s Population (its level hooks)."""
+        return {}
+
+    def started(self, group: Group, slot: int, member: int, saved: Any = None) -> None:
+        """A member starts in ``slot`` (new, refilled, or restored from ``saved``)."""
+
+    def copied(self, group: Group, src: int, dst: int) -> None:
+        """Slot ``dst`` took slot ``src``'s agent."""
+
+    def evaluated(self, group: Group, slots: list[int]) -> dict[int, dict[str, float]]:
+        """Metrics to add for the just-trained ``slots`` (environment design: held-out returns)."""
+        return {}
+
+    def extra_state(self, extra: Any) -> Any:
+        """A slot's ``extra`` as plain data for :meth:`state_dict`."""
+        return None
+
+
+class EngineTarget:
+    """One configuration on the engine, as a Trainable (``seeds_per_trial`` gives several instances).
+
+    The executors run batches of trials and PBT populations through :attr:`batch` instead.
+    """
+
+    batch: ClassVar[type[EngineBatch]] = EngineBatch
+    # what a population method may never change: shapes and arguments (hyperparameters are tensors)
+    immutable: ClassVar[frozenset[str]] = frozenset(SHAPE_KEYS) | frozenset(ARG_KEYS)
+    # what every member of one population shares: it trains as one computation
+    shared: ClassVar[frozenset[str]] = frozenset(SHAPE_KEYS) | frozenset(ARG_KEYS)
+
+    def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
+        self.engine = self.batch([config], [ctx.seed], ctx.budget, ctx.checkpoint_dir)
+
+    def train(self, budget: int) -> dict[str, float]:
+        return self.engine.train(budget)[0]
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self.engine.set_hparams(0, config)
+
+    def save(self, path: Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        torch.save(self.engine.state_dict(), Path(path) / "engine.pt")
+
+    def load(self, path: Path) -> None:
+        self.engine.load_state_dict(torch.load(Path(path) / "engine.pt", weights_only=True))
+
+    def member_state(self) -> dict[str, Any]:
+        """The trained policy (:func:`autorl.engine.ppo.load_policy` runs it on a gymnasium env)."""
+        return self.engine.member_state(0)

@@ -1,0 +1,200 @@
+"""engine:ppo and envdesign:engine driven by every kind of method: trials, batches of trials, PBT as
+one computation, environment design with per-copy levels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from autorl.api import sweep
+from autorl.config import parse_sweep
+from autorl.errors import ConfigError
+
+SMALL = {
+    "env": "CartPole-v1",
+    "n_envs": 8,
+    "n_steps": 16,
+    "n_epochs": 2,
+    "n_minibatches": 2,
+    "eval_episodes": 2,
+}
+
+
+def _cfg(tmp_path: Path, **over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "target": "engine:ppo",
+        "args": dict(SMALL),
+        "space": {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True, "mutable": True}
+        },
+        "budget": {"max": 1024, "report_every": 256},
+        "method": "random",
+        "trials": 4,
+        "out": str(tmp_path / "run"),
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_each_trial_trains_one_agent_and_reports_every_interval(tmp_path: Path) -> None:
+    result = sweep(_cfg(tmp_path), plots=False)
+    df = result.trials
+    assert len(df) == 4 and set(df["state"]) == {"COMPLETE"} and (df["budget"] == 1024).all()
+    curves = pd.read_csv(result.out / "curves.csv")
+    assert curves.groupby("trial")["step"].apply(list).tolist() == [[256, 512, 768, 1024]] * 4
+
+
+def test_a_batch_trains_its_trials_together_and_refills_pruned_slots(tmp_path: Path) -> None:
+    space = {
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+        "n_epochs": {"type": "categorical", "choices": [1, 2]},  # two shapes: two groups in one batch
+    }
+    cfg = _cfg(
+        tmp_path,
+        space=space,
+        trials=10,
+        batch=4,
+        method={"name": "asha", "reduction_factor": 2},
+        budget={"max": 1024, "min": 256, "report_every": 256},
+    )
+    result = sweep(cfg, plots=False)
+    df = result.trials
+    assert len(df) == 10 and (df["state"] == "PRUNED").any() and (df["state"] == "COMPLETE").any()
+    assert df["log"].nunique() == 1  # all ten went through the one worker's batch, refilled as slots freed
+    assert (df.loc[df["state"] == "PRUNED", "budget"] < 1024).all()
+    assert set(df["n_epochs"]) == {1, 2}
+    curves = pd.read_csv(result.out / "curves.csv")
+    assert curves["trial"].nunique() == 10  # every trial its own curve
+
+
+def test_batches_on_two_workers(tmp_path: Path) -> None:
+    df = sweep(_cfg(tmp_path, trials=6, batch=3, workers=2), plots=False).trials
+    assert len(df) == 6 and set(df["state"]) == {"COMPLETE"} and df["log"].nunique() == 2
+
+
+def test_a_diverging_member_fails_its_trial_only(tmp_path: Path) -> None:
+    space = {"learning_rate": {"type": "categorical", "choices": [1e-3, 1e30]}}
+    cfg = _cfg(tmp_path, space=space, method={"name": "grid", "points": 1}, trials=2, batch=2)
+    df = sweep(cfg, plots=False).trials.set_index("learning_rate")
+    assert df.loc[1e-3, "state"] == "COMPLETE"
+    assert df.loc[1e30, "state"] == "FAIL" and "diverged" in df.loc[1e30, "error"]
+
+
+def test_pbt_on_the_engine_copies_by_index_and_records_each_member(tmp_path: Path) -> None:
+    space = {
+        "learning_rate": {
+            "type": "float",
+            "low": 1e-5,
+            "high": 1e-2,
+            "log": True,
+            "mutable": True,
+            "init": [1e-5, 3e-5],
+        }
+    }
+    cfg = _cfg(
+        tmp_path,
+        space=space,
+        budget={"max": 2048, "report_every": 256},
+        method={"name": "pbt", "population": 4},
+    )
+    del cfg["trials"]
+    result = sweep(cfg, plots=False)
+    df = result.trials
+    assert len(df) == 4 and set(df["state"]) == {"COMPLETE"} and sorted(df["member"]) == [0, 1, 2, 3]
+    summary = json.loads((result.out / "pbt_summary.json").read_text())
+    assert summary["exploits"] == 7 and summary["intervals"] == 8
+    ckpts = list((result.out / "checkpoints" / "engine").glob("*/engine.pt"))
+    assert len(ckpts) == 1  # one population checkpoint, no file per copy
+    state = torch.load(ckpts[0], weights_only=True)  # tensors and plain data
+    assert len(state["groups"]) == 1 and state["groups"][0]["members"] == [0, 1, 2, 3]
+    assert df["learning_rate"].max() > 3e-5  # explore moved some member out of the poor start
+
+
+def test_a_population_on_the_engine_shares_its_shapes(tmp_path: Path) -> None:
+    space = {
+        "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-2, "mutable": True},
+        "n_epochs": {"type": "categorical", "choices": [1, 2]},
+    }
+    cfg = _cfg(tmp_path, space=space, method={"name": "pbt", "population": 4})
+    del cfg["trials"]
+    with pytest.raises(ConfigError, match="every member shares 'n_epochs'") as err:
+        parse_sweep(cfg, "pbt.yaml")
+    assert err.value.key == "space.n_epochs"
+
+
+@pytest.mark.parametrize(
+    "change, key, rule",
+    [
+        (
+            {"target": "sb3:ppo", "args": {"env": "CartPole-v1"}, "space": "sb3/ppo.yaml", "batch": 4},
+            "batch",
+            "trains one configuration at a time",
+        ),
+        ({"args": {**SMALL, "n_epoch": 3}}, "args.n_epoch", "did you mean 'n_epochs'"),
+        ({"args": {**SMALL, "env": "Pong-v5"}}, "args.env", "unknown batched env"),
+    ],
+)
+def test_bad_engine_configs_are_refused(tmp_path: Path, change: dict[str, Any], key: str, rule: str) -> None:
+    with pytest.raises(ConfigError, match=rule) as err:
+        parse_sweep(_cfg(tmp_path, **change), "s.yaml")
+    assert err.value.key == key
+
+
+@pytest.mark.parametrize("method", ["dr", "plr", "curriculum"])
+def test_environment_design_on_the_engine_gives_each_copy_its_level(tmp_path: Path, method: str) -> None:
+    args = {**SMALL, "family": "CartPole", "train_ranges": {"pole_length": [0.2, 1.0]}, "n_test_levels": 4}
+    cfg = _cfg(
+        tmp_path, target="envdesign:engine", args=args, method=method, trials=2, metric="heldout_return"
+    )
+    df = sweep(cfg, plots=False).trials
+    assert set(df["state"]) == {"COMPLETE"} and df["value"].notna().all()
+    assert {"metric_heldout_in_range", "metric_heldout_out_of_range", "metric_gen_gap"} <= set(df.columns)
+
+
+def test_levels_reach_the_copies_and_plr_scores_them() -> None:
+    from autorl.envs.engine import EnvDesignEngineTarget
+    from autorl.targets import TrialContext
+
+    cfg = {
+        **SMALL,
+        "family": "CartPole",
+        "train_ranges": {"pole_length": [0.2, 1.0]},
+        "level_sampler": "plr",
+        "n_test_levels": 2,
+    }
+    target = EnvDesignEngineTarget(cfg, TrialContext(seed=0, budget=512))
+    lengths = target.engine.groups[0].pop._m.level["pole_length"].view(-1)
+    assert len(set(lengths.tolist())) == SMALL["n_envs"] and lengths.min() >= 0.2 and lengths.max() <= 1.0
+    target.train(512)
+    sampler = target.levels().sampler
+    assert sampler.scores and all(np.isfinite(v) for v in sampler.scores.values())  # scored from rollouts
+
+
+def test_a_trained_member_runs_on_a_gymnasium_env_in_a_few_lines(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from autorl.engine.ppo import load_policy
+    from autorl.engine.target import EngineTarget
+    from autorl.targets import TrialContext
+
+    agent = EngineTarget({**SMALL, "learning_rate": 1e-3}, TrialContext(seed=0, budget=2048))
+    agent.train(2048)
+    torch.save(agent.member_state(), tmp_path / "agent.pt")
+    policy = load_policy(torch.load(tmp_path / "agent.pt", weights_only=True))
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(policy(obs))
+        steps, done = steps + 1, terminated or truncated
+    assert steps > 0
+    agent.save(tmp_path / "ckpt")
+    again = EngineTarget({**SMALL, "learning_rate": 1e-3}, TrialContext(seed=1, budget=2048))
+    again.load(tmp_path / "ckpt")
+    assert again.member_state()["steps"] == agent.member_state()["steps"]
