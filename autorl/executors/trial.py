@@ -210,24 +210,25 @@ def run_batch(job: BatchJob, link: Link) -> None:
     sweep = job.sweep.load()
     target, args = _target_args(job.sweep)
     cfg, metric = sweep.config, sweep.metrics[0]
-    batch = None
     slots: dict[int, _Slot] = {}
+    configs, seeds, owners = [], [], []
+    for number, params in job.trials:  # the first trials build the batch together (one group per shape)
+        for seed in sweep.trial_seeds(number):
+            configs.append({**args, **params})
+            seeds.append(seed)
+            owners.append(number)
+    batch = target.batch(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
+    for number, params in job.trials:
+        members = [m for m, owner in enumerate(owners) if owner == number]
+        slots[number] = _Slot(number, params, members, sweep.trial_seeds(number))
 
     def admit(number: int, params: dict[str, Any]) -> None:
-        nonlocal batch
+        """A later trial takes the slots that ended trials freed (a new group if its shape has none)."""
         seeds = sweep.trial_seeds(number)
-        configs = [{**args, **params}] * len(seeds)
-        if batch is None:
-            batch = target.batch(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
-            members = list(range(len(seeds)))
-        else:
-            members = [batch.add(c, s) for c, s in zip(configs, seeds, strict=True)]
+        members = [batch.add({**args, **params}, s) for s in seeds]
         slots[number] = _Slot(number, params, members, seeds)
 
-    for number, params in job.trials:
-        admit(number, params)
     while slots:
-        assert batch is not None
         results = batch.train(cfg.budget.interval, [m for s in slots.values() for m in s.members])
         ended: list[tuple[_Slot, TrialOutcome]] = []
         for slot in list(slots.values()):
