@@ -153,9 +153,9 @@ def _sb3_rate(seconds: float) -> float:
     model = PPO(
         "MlpPolicy", env, n_steps=32, batch_size=256, n_epochs=4, learning_rate=1e-3, verbose=0, device="cpu"
     )
-    from autorl.targets.sb3 import quiet
-
     from stable_baselines3.common.evaluation import evaluate_policy
+
+    from autorl.targets.sb3 import quiet
 
     quiet(model)
     eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=10_000)
