@@ -11,15 +11,15 @@ Fixed arguments (``args`` in a sweep config):
   buffer, about ``buffer_size * obs bytes * 2`` on disk, which population methods may need).
 
 Hyperparameters are SB3's constructor arguments (``learning_rate``, ``n_steps``, ``gamma``, ...) plus
-``net_arch`` (tiny, small, medium, large or a list of widths), ``activation_fn`` (tanh, relu, elu,
+``net_arch`` (rl-zoo3's names, see ``NET_ARCH``, or a list of widths), ``activation_fn`` (tanh, relu, elu,
 leaky_relu), ``ortho_init``, ``log_std_init`` (policy keyword arguments) and ``noise_std`` (Gaussian
 action noise for SAC and TD3).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
-import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,9 +32,79 @@ from autorl.targets.base import TrialContext
 ARG_KEYS = {"env", "env_kwargs", "n_envs", "eval_episodes", "policy", "normalize", "save_replay_buffer"}
 POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "log_std_init"}
 EXTRA_KEYS = {"noise_std"}
-NET_ARCH = {"tiny": [32], "small": [64, 64], "medium": [256, 256], "large": [400, 300]}
+# rl-zoo3's names (rl_zoo3 2.9.2, hyperparams_opt.py: convert_onpolicy_params and
+# convert_offpolicy_params, which agree where they share a name). An on-policy list is SB3's
+# {pi: widths, vf: widths}, what rl-zoo3 passes; off-policy, actor and critic share it, as there.
+NET_ARCH = {
+    "tiny": [64],
+    "small": [64, 64],
+    "medium": [256, 256],
+    "big": [400, 300],
+    "large": [256, 256, 256],
+    "verybig": [512, 512, 512],
+}
 ALGOS = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN", "sac": "SAC", "td3": "TD3"}
 DISCRETE_ONLY, CONTINUOUS_ONLY = {"dqn"}, {"sac", "td3"}
+
+# Constructor arguments the target sets itself, not a config.
+TARGET_SUPPLIED = frozenset(
+    {"self", "policy", "env", "policy_kwargs", "seed", "device", "verbose", "_init_setup_model"}
+)
+_COMMON = {"learning_rate", "gamma", "n_steps", "stats_window_size", "tensorboard_log"}
+_ON_POLICY = _COMMON | {
+    "ent_coef",
+    "gae_lambda",
+    "max_grad_norm",
+    "normalize_advantage",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+    "sde_sample_freq",
+    "use_sde",
+    "vf_coef",
+}
+_OFF_POLICY = _COMMON | {
+    "batch_size",
+    "buffer_size",
+    "gradient_steps",
+    "learning_starts",
+    "optimize_memory_usage",
+    "replay_buffer_class",
+    "replay_buffer_kwargs",
+    "tau",
+    "train_freq",
+}
+# The constructor arguments of each algorithm in stable-baselines3 2.9.2 (its __init__ signatures less
+# TARGET_SUPPLIED), kept as data so that validating a config does not import SB3;
+# tests/targets/test_sb3_spaces.py checks them against the installed SB3.
+ALGO_KEYS: dict[str, frozenset[str]] = {
+    "ppo": frozenset(_ON_POLICY | {"batch_size", "clip_range", "clip_range_vf", "n_epochs", "target_kl"}),
+    "a2c": frozenset(_ON_POLICY | {"rms_prop_eps", "use_rms_prop"}),
+    "dqn": frozenset(
+        _OFF_POLICY
+        | {
+            "exploration_final_eps",
+            "exploration_fraction",
+            "exploration_initial_eps",
+            "max_grad_norm",
+            "target_update_interval",
+        }
+    ),
+    "sac": frozenset(
+        _OFF_POLICY
+        | {
+            "action_noise",
+            "ent_coef",
+            "sde_sample_freq",
+            "target_entropy",
+            "target_update_interval",
+            "use_sde",
+            "use_sde_at_warmup",
+        }
+    ),
+    "td3": frozenset(
+        _OFF_POLICY | {"action_noise", "policy_delay", "target_noise_clip", "target_policy_noise"}
+    ),
+}
 
 
 def _algo_class(algo: str) -> Any:
@@ -43,23 +113,14 @@ def _algo_class(algo: str) -> Any:
     return getattr(stable_baselines3, ALGOS[algo])
 
 
-@functools.cache
 def _algo_kwargs(algo: str) -> frozenset[str]:
-    params = inspect.signature(_algo_class(algo).__init__).parameters
-    return frozenset(params) - {
-        "self",
-        "policy",
-        "env",
-        "policy_kwargs",
-        "seed",
-        "device",
-        "verbose",
-        "_init_setup_model",
-    }
+    """``ALGO_KEYS[algo]``, under the name the target and autorl.envs.target use."""
+    return ALGO_KEYS[algo]
 
 
 def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
-    """Refuse an unknown env, an action space the algorithm cannot handle, or an unknown key."""
+    """Refuse an unknown env, an action space the algorithm cannot handle, or an unknown key (with the
+    closest valid one). Needs gymnasium, not stable-baselines3."""
     env_id = args.get("env")
     if not isinstance(env_id, str):
         raise ConfigError(f"env must be a gymnasium id such as 'CartPole-v1', got {env_id!r}", "env")
@@ -67,11 +128,14 @@ def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
         raise ConfigError(str(exc).splitlines()[0], "env") from None
-    known = ARG_KEYS | POLICY_KEYS | EXTRA_KEYS | _algo_kwargs(algo)
-    unknown = sorted((set(args) | set(params)) - known)
+    known = sorted(ARG_KEYS | POLICY_KEYS | EXTRA_KEYS | ALGO_KEYS[algo])
+    unknown = sorted((set(args) | set(params)) - set(known))
     if unknown:
+        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        hints = [f"{c[0]!r}" + (f" for {k}" if len(unknown) > 1 else "") for k, c in close.items() if c]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
         raise ConfigError(
-            f"{', '.join(unknown)} not understood by sb3:{algo}; valid: {', '.join(sorted(known))}"
+            f"{', '.join(unknown)} not understood by sb3:{algo}{hint}; valid: {', '.join(known)}"
         )
     env = gym.make(spec.id, **args.get("env_kwargs", {}))
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
