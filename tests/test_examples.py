@@ -1,0 +1,59 @@
+"""Every method has a shipped example sweep, and every example runs end to end as shipped, with the small
+budget its own ``# smoke:`` line gives (run with ``-m slow``: about ten minutes)."""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autorl.config import SPACES_DIR, load_sweep
+from autorl.methods import METHODS
+
+EXAMPLES = sorted((SPACES_DIR / "examples").glob("*.yaml"))
+AUTORL = [sys.executable, "-m", "autorl.cli"]
+
+
+def _smoke(path: Path) -> list[str]:
+    line = next((x for x in path.read_text().splitlines() if x.startswith("# smoke:")), None)
+    assert line is not None, f"{path.name} has no '# smoke:' line (the overrides of its end-to-end test)"
+    return shlex.split(line.removeprefix("# smoke:"))
+
+
+def test_every_method_has_an_example() -> None:
+    used = set()
+    for path in EXAMPLES:
+        method = yaml.safe_load(path.read_text()).get("method", "tpe")
+        used.add(method["name"] if isinstance(method, dict) else method)
+    assert set(METHODS.names()) <= used, f"methods without an example: {sorted(set(METHODS.names()) - used)}"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_validates_with_and_without_its_smoke_budget(path: Path) -> None:
+    load_sweep(path)
+    words = _smoke(path)
+    load_sweep(path, [value for flag, value in itertools.pairwise(words) if flag == "--set"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_runs_end_to_end(path: Path, tmp_path: Path) -> None:
+    res = subprocess.run(
+        [*AUTORL, "sweep", str(path), *_smoke(path), "--out", str(tmp_path / "run"), "--quiet", "--no-plots"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-2000:]
+    assert (tmp_path / "run" / "trials.csv").is_file() and (tmp_path / "run" / "best.yaml").is_file()
+
+
+def test_the_getting_started_guide_shows_the_main_example_as_it_ships() -> None:
+    guide = (Path(__file__).parents[1] / "docs" / "getting-started.md").read_text()
+    shown = guide.split("The file, in full:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert shown == (SPACES_DIR / "examples" / "ppo_cartpole.yaml").read_text()
