@@ -39,8 +39,13 @@ def evaluate_config(
     metric: str,
     on_seed: OnSeed | None = None,
 ) -> pd.DataFrame:
-    """Train ``params`` once per seed for ``budget.max`` units; one row of metrics per seed."""
+    """Train ``params`` once per seed for ``budget.max`` units; one row of metrics per seed.
+
+    A target that trains many configurations as one computation (``target.batch``, the engine) trains
+    every seed at once, as one batch: the same runs, several times faster than one after another."""
     fn = TARGETS.get(target)
+    if hasattr(fn, "batch") and len(seeds) > 1:
+        return _evaluate_batched(fn, {**args, **params}, seeds, budget, on_seed)
     rows = []
     for seed in seeds:
         ctx = TrialContext(seed=seed, budget=budget.steps, report_every=budget.interval, metric=metric)
@@ -48,6 +53,20 @@ def evaluate_config(
         rows.append({"seed": seed, **result.metrics})
         if on_seed:
             on_seed(seed, result.metrics)
+    return pd.DataFrame(rows)
+
+
+def _evaluate_batched(
+    fn: Any, config: dict[str, Any], seeds: list[int], budget: Budget, on_seed: OnSeed | None
+) -> pd.DataFrame:
+    batch = fn.batch([config] * len(seeds), seeds, budget.steps)
+    results = batch.train(budget.steps)  # one call: only the final evaluation is needed
+    rows = []
+    for member, seed in enumerate(seeds):
+        metrics = {k: float(v) for k, v in results[member].items()}
+        rows.append({"seed": seed, **metrics})
+        if on_seed:
+            on_seed(seed, metrics)
     return pd.DataFrame(rows)
 
 

@@ -75,6 +75,8 @@ class PopulationState:
     exploit_seconds: float = 0.0
     failures: int = 0
     done: bool = False
+    # after each interval: [env steps of all members, the sweep's wall clock in s, best member score]
+    timeline: list[list[float]] = field(default_factory=list)
 
     def save(self, out: Path) -> None:
         write_atomic(out / STATE_FILE, json.dumps(asdict(self), default=float))
@@ -510,9 +512,12 @@ def run_population(
             for m in active:
                 _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)
             state.intervals += 1
-            state.save(out)
             scores = [m.score for m in state.members if m.score is not None]
-            best = f"{max(scores, key=lambda v: sign * v):.6g}" if scores else "-"
+            if scores:
+                top = max(scores, key=lambda v: sign * v)
+                state.timeline.append([state.total_steps, round(clock.elapsed, 3), top])
+            state.save(out)
+            best = f"{top:.6g}" if scores else "-"
             report(f"interval {state.intervals}: best {sweep.metrics[0]} {best}")
             if all(m.failed or m.steps >= budget for m in state.members):
                 break
@@ -600,6 +605,7 @@ def _summary(state: PopulationState, out: Path) -> dict[str, Any]:
         "failures": state.failures,
         "checkpoint_bytes": _dir_bytes(out / CHECKPOINTS),
         "finished": state.done,
+        "timeline": state.timeline,
     }
 
 

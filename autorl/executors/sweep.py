@@ -195,9 +195,21 @@ class _TrialLoop:
         cfg, tally = self.cfg, self.tally
         if self.clock.left <= 0:
             return False
-        if cfg.budget.total is not None and tally.consumed >= cfg.budget.total:
+        if cfg.budget.total is not None and self.committed() >= cfg.budget.total:
             return False
         return cfg.trials - tally.counted - len(self.running) - tally.others_running > 0
+
+    def committed(self) -> float:
+        """Budget units ``budget.total`` must leave room for before another trial starts: the finished
+        trials' and what the running ones will spend. A trial of a method without rungs runs to
+        ``budget.max``, so it is reserved in full (and one more must fit): a batch or several workers
+        then never start trials that could only end past the total. A trial that a pruner may stop
+        counts what it has spent so far."""
+        cfg, tally = self.cfg, self.tally
+        if self.sweep.spec.rungs:
+            return tally.consumed + sum(r.reported for r in self.running.values())
+        per_trial = float(cfg.budget.steps * cfg.seeds_per_trial)
+        return tally.consumed + per_trial * (len(self.running) + 1) - 1
 
     def recount(self) -> None:
         everything = self.study.get_trials(deepcopy=False)
@@ -253,6 +265,7 @@ class _TrialLoop:
             job.trials.remove(number)
         self.beats.ids.discard(run.trial._trial_id)
         record.log = run.log
+        record.at_s = round(self.clock.elapsed, 3)
         finish(self.study, run.trial, state, record, values)
         name = "interrupted" if record.interrupted else state.name.lower()
         self.status.count(name)

@@ -229,7 +229,14 @@ def run_batch(job: BatchJob, link: Link) -> None:
         slots[number] = _Slot(number, params, members, seeds)
 
     while slots:
-        results = batch.train(cfg.budget.interval, [m for s in slots.values() for m in s.members])
+        # every slot trains one interval, or what is left of its budget (a refilled slot is behind)
+        by_units: dict[int, list[int]] = {}
+        for slot in slots.values():
+            done = slot.curve[-1][0] if slot.curve else 0
+            by_units.setdefault(max(1, min(cfg.budget.interval, job.budget - done)), []).extend(slot.members)
+        results: dict[int, dict[str, float]] = {}
+        for units, members in by_units.items():
+            results.update(batch.train(units, members))
         ended: list[tuple[_Slot, TrialOutcome]] = []
         for slot in list(slots.values()):
             rows = [results[m] for m in slot.members]

@@ -66,11 +66,12 @@ class _Link:
         return answer
 
 
-def _die_with_parent() -> None:
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Have Linux send this process ``sig`` when its parent dies (elsewhere: nothing)."""
     with contextlib.suppress(Exception):
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # 1 = PR_SET_PDEATHSIG
 
 
 @contextlib.contextmanager
@@ -99,7 +100,7 @@ def _output_to(log: str | None) -> Any:
 
 def _serve(conn: Connection, memory: int | None, path: list[str]) -> None:
     """A worker's main loop: run jobs until told to stop (None) or the pipe closes."""
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for var in THREAD_VARS:

@@ -33,6 +33,8 @@ class TrialRecord:
         log: the trial's stdout and stderr, relative to the run directory.
         member: the population member this trial is (population methods).
         schedule: a population member's hyperparameter schedule (``[{"step": 0, ...}, ...]``).
+        at_s: the sweep's wall clock (seconds, summed across resumes) when the trial ended: where it
+            lies on an anytime curve against wall time.
     """
 
     config: dict[str, Any] = field(default_factory=dict)
@@ -46,6 +48,7 @@ class TrialRecord:
     log: str | None = None
     member: int | None = None
     schedule: list[dict[str, Any]] | None = None
+    at_s: float | None = None
 
     @property
     def budget(self) -> float:

@@ -145,7 +145,8 @@ def check_run_dir(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> None
         )
     old = load_yaml(out / "config.yaml") if (out / "config.yaml").is_file() else {}
     diff = differences(old, sweep.resolved())
-    if run.get("storage") != redact(sweep.storage_url):
+    moved = bool(run.get("own_storage")) and not sweep.shared_storage  # a copied or moved run directory
+    if not moved and run.get("storage") != redact(sweep.storage_url):
         diff.append(f"storage ({redact(sweep.storage_url)}, was {run.get('storage')})")
     if diff:
         raise ConfigError(
@@ -171,6 +172,7 @@ def write_run_files(sweep: Sweep, argv: list[str] | None = None, **extra: Any) -
         "source": sweep.source,
         "seed": sweep.config.seed,
         "storage": redact(sweep.storage_url),
+        "own_storage": not sweep.shared_storage,  # the journal inside the run directory, wherever it moves
         "study_name": sweep.study_name,
         "command": [redact(a) for a in (argv or sys.argv)],
         "versions": versions(),

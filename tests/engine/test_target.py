@@ -73,6 +73,15 @@ def test_a_batch_trains_its_trials_together_and_refills_pruned_slots(tmp_path: P
     assert curves["trial"].nunique() == 10  # every trial its own curve
 
 
+def test_a_batched_trial_stops_at_its_budget_and_a_batch_at_the_sweeps_total(tmp_path: Path) -> None:
+    # rollouts of 8 x 16 = 128 steps; reports every 300: the last interval is what is left, not 300
+    cfg = _cfg(tmp_path, trials=8, batch=4, budget={"max": 1000, "report_every": 300, "total": 4000})
+    df = sweep(cfg, plots=False).trials
+    assert (df["budget"] <= 1000 + 128).all()  # at most the rollout that crosses max
+    # budget.total fits 4 trials of 1000: the batch never starts a fifth that could only end past it
+    assert len(df) == 4 and set(df["state"]) == {"COMPLETE"}
+
+
 def test_batches_on_two_workers(tmp_path: Path) -> None:
     df = sweep(_cfg(tmp_path, trials=6, batch=3, workers=2), plots=False).trials
     assert len(df) == 6 and set(df["state"]) == {"COMPLETE"} and df["log"].nunique() == 2
@@ -198,3 +207,25 @@ def test_a_trained_member_runs_on_a_gymnasium_env_in_a_few_lines(tmp_path: Path)
     again = EngineTarget({**SMALL, "learning_rate": 1e-3}, TrialContext(seed=1, budget=2048))
     again.load(tmp_path / "ckpt")
     assert again.member_state()["steps"] == agent.member_state()["steps"]
+
+
+def test_test_seeds_of_an_engine_incumbent_train_as_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """autorl train / reeval / compare retrain an engine config on its test seeds together."""
+    from autorl.config import Budget
+    from autorl.engine.target import EngineBatch, EngineTarget
+    from autorl.evaluate import evaluate_config
+
+    built: list[list[int]] = []
+
+    class Spy(EngineBatch):
+        def __init__(self, configs: Any, seeds: Any, budget: int, out: Path | None = None) -> None:
+            built.append(list(seeds))
+            super().__init__(configs, seeds, budget, out)
+
+    monkeypatch.setattr(EngineTarget, "batch", Spy)
+    df = evaluate_config(
+        "engine:ppo", SMALL, {"learning_rate": 1e-3}, [7, 8, 9], Budget(max=512), "eval_return"
+    )
+    assert built == [[7, 8, 9]]  # one computation for the three seeds
+    assert df["seed"].tolist() == [7, 8, 9] and (df["budget"] >= 512).all()
+    assert df["eval_return"].notna().all()

@@ -14,7 +14,7 @@ def _slow(tmp_path: Path, **over: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "target": toy("slow"),
         "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.4}},
-        "budget": {"max": 1, "time": "2s"},
+        "budget": {"max": 1, "time": "4s"},  # a worker may take 2 s to start on a loaded machine
         "method": "random",
         "trials": 100,
         "out": str(tmp_path / "run"),
@@ -37,9 +37,9 @@ def test_budget_time_stops_the_sweep_and_running_trials_are_interrupted_not_comp
 def test_budget_time_is_summed_across_resumes(tmp_path: Path) -> None:
     cfg = _slow(tmp_path)
     first = sweep(cfg, plots=False).trials
-    again = sweep(cfg, plots=False, resume=True).trials  # the 2 s are spent: nothing more runs
+    again = sweep(cfg, plots=False, resume=True).trials  # the 4 s are spent: nothing more runs
     assert (again["state"] == "COMPLETE").sum() == (first["state"] == "COMPLETE").sum()
-    more = sweep({**cfg, "budget": {"max": 1, "time": "4s"}}, plots=False, resume=True).trials
+    more = sweep({**cfg, "budget": {"max": 1, "time": "8s"}}, plots=False, resume=True).trials
     assert (more["state"] == "COMPLETE").sum() > (first["state"] == "COMPLETE").sum()
 
 
