@@ -27,8 +27,15 @@ from pydantic import (
 )
 
 from autorl.errors import ConfigError
-from autorl.methods import MethodContext, MethodSpec, PopulationPlan, build_population, check_method
-from autorl.space import SearchSpace
+from autorl.methods import (
+    MethodContext,
+    MethodSpec,
+    PopulationPlan,
+    build_population,
+    check_method,
+    method_spec,
+)
+from autorl.space import Param, ParamType, SearchSpace
 from autorl.targets import TARGETS, Aggregate, Select, TargetInfo, TargetKind, target_info, target_kind
 from autorl.yamlio import load_yaml, loads
 
@@ -374,15 +381,37 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
         raise ConfigError(
             f"is required: {cfg.target} trains in {info.unit}, so each trial needs a budget", "budget.max"
         )
-    space = _load_space(cfg, info, base_dir)
+    if isinstance(cfg.method, dict):
+        method, options = cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"}
+    else:
+        method, options = cfg.method, {}
+    baseline: dict[str, Any] | None = None
+    if method_spec(method).baseline:
+        # The method's config is the space (one fixed parameter per key); `space` is not used. The
+        # mapping replaces a file name in the recorded config, so the run directory holds the values.
+        baseline = load_baseline(options.get("config"), base_dir)
+        options = {**options, "config": baseline}
+        update: dict[str, Any] = {"method": {"name": method, **options}}
+        if "trials" not in cfg.model_fields_set:
+            update["trials"] = 1
+        cfg = cfg.model_copy(update=update)
+        space = baseline_space(baseline)
+    else:
+        space = _load_space(cfg, info, base_dir)
     if info.check:
         from autorl.registry import load_reference
 
+        check = load_reference(info.check)
         try:
-            load_reference(info.check)(cfg.args, list(space))
+            check(cfg.args, [] if baseline is not None else list(space))
         except ConfigError as exc:  # a searched name the target does not take is the space's error
             where = "space" if exc.key in space and exc.key not in cfg.args else "args"
-            raise exc.at(where) from None
+            raise exc.at("args" if baseline is not None else where) from None
+        if baseline is not None:  # its values are known: the target checks them as it checks args
+            try:
+                check({**cfg.args, **baseline}, [])
+            except ConfigError as exc:
+                raise exc.at("method.config") from None
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
     directions: tuple[Any, ...] = (
         tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)
@@ -394,10 +423,6 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
             f"metric and direction must have the same length, got {len(metrics)} and {len(directions)}",
             "direction",
         )
-    if isinstance(cfg.method, dict):
-        method, options = cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"}
-    else:
-        method, options = cfg.method, {}
     if cfg.executor == "embedded" and cfg.workers > (cores := os.cpu_count() or 1):
         raise ConfigError(
             f"workers <= {cores} (this machine's cores) must hold for the embedded executor, got "
@@ -494,6 +519,51 @@ def _load_space(cfg: SweepConfig, info: TargetInfo, base_dir: Path) -> SearchSpa
     if not path.is_file():
         raise ConfigError(f"search space file {ref!r} not found (looked here and in {SPACES_DIR})", "space")
     return SearchSpace.from_yaml(path)
+
+
+def load_baseline(ref: Any, base_dir: Path | None = None) -> dict[str, Any]:
+    """The configuration a baseline method runs: ``ref`` itself (a mapping) or the YAML mapping in file
+    ``ref``, looked up as a space file is (:func:`resolve_space_path`).
+
+    Raises ConfigError at ``method.config`` for a missing, empty or unreadable configuration.
+    """
+    key = "method.config"
+    if ref is None:
+        raise ConfigError(
+            "is required: the configuration to run, a mapping of hyperparameters or a YAML file of one "
+            "(e.g. baselines/zoo/sb3_ppo_cartpole.yaml)",
+            key,
+        )
+    if isinstance(ref, str):
+        path = resolve_space_path(ref, base_dir)
+        if not path.is_file():
+            raise ConfigError(f"baseline file {ref!r} not found (looked here and in {SPACES_DIR})", key)
+        data = load_yaml(path)
+        data = {} if data is None else data  # a file of comments only
+        where = f" (in {path})"
+    else:
+        data, where = ref, ""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"must be a mapping of hyperparameters to values{where}, got {type(data).__name__}", key
+        )
+    if not data:
+        raise ConfigError(f"must give at least one hyperparameter{where}, got an empty mapping", key)
+    for name, value in data.items():
+        if not isinstance(name, str):
+            raise ConfigError(f"hyperparameter names must be strings{where}, got {name!r}", key)
+        if isinstance(value, dict) and value.get("type") in {t.value for t in ParamType}:
+            raise ConfigError(
+                f"a baseline gives values, not a search space{where}: got {value!r}; write its value, "
+                "or search it with a search method",
+                f"{key}.{name}",
+            )
+    return dict(data)
+
+
+def baseline_space(config: dict[str, Any]) -> SearchSpace:
+    """A baseline's configuration as a space: one ``fixed`` parameter per key."""
+    return SearchSpace([Param(name, ParamType.FIXED, value=value) for name, value in config.items()])
 
 
 def config_path(path: str | Path) -> Path:

@@ -42,6 +42,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_target_with_its_default_space(
     assert (
         "autorl/search_spaces/sb3/ppo.yaml" in names
         and "autorl/search_spaces/examples/ppo_cartpole.yaml" in names
+        and "autorl/search_spaces/baselines/zoo/sb3_ppo_cartpole.yaml" in names
     )
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -16,6 +16,12 @@ def quad(config):
     return (config["x"] - 0.3) ** 2 + 0.1 * config.get("y", 0)
 
 
+def echo(config, ctx):
+    """Returns its config's numbers as metrics (``value`` is x), and the seed it ran on: what a trial ran."""
+    numbers = {k: float(v) for k, v in config.items() if type(v) in (int, float)}
+    return {"value": float(config["x"]), **{f"got_{k}": v for k, v in numbers.items()}, "got_seed": ctx.seed}
+
+
 def two_objectives(config):
     return {"loss": (config["x"] - 0.3) ** 2, "cost": abs(config["x"])}
 

@@ -1,6 +1,7 @@
 """Methods: the AutoRL survey's classes, registered by name (``autorl list methods``)."""
 
 from autorl.methods import envdesign as _envdesign  # noqa: F401  (registers dr, plr, curriculum)
+from autorl.methods import fixed as _fixed  # noqa: F401  (registers fixed)
 from autorl.methods import metagrad as _metagrad  # noqa: F401  (registers metagrad)
 from autorl.methods import pbt as _pbt  # noqa: F401  (registers pbt, pb2)
 from autorl.methods import static as _static  # noqa: F401  (registers the static HPO methods)

@@ -25,13 +25,18 @@ from autorl.space import SearchSpace
 
 
 class MethodKind(enum.Enum):
-    """The AutoRL survey's classes of methods."""
+    """The AutoRL survey's classes of methods, and ``BASELINE``.
+
+    ``BASELINE`` is not a class of the survey: a given configuration, run as it is and searched not at
+    all, the reference a comparison judges tuners against.
+    """
 
     STATIC = "static"
     MULTI_FIDELITY = "multi_fidelity"
     POPULATION = "population"
     META_GRADIENT = "meta_gradient"
     ENV_DESIGN = "env_design"
+    BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class MethodSpec:
     ``rungs``: stops trials at budget rungs (needs ``budget.min`` and a target that reports).
     ``spreads_budget``: may honour a ``budget.total`` smaller than ``budget.max`` (stops early, or
     splits it over a population).
+    ``baseline``: runs one given configuration (the option ``config``), which becomes the sweep's space.
     """
 
     kind: MethodKind
@@ -87,6 +93,10 @@ class MethodSpec:
     @property
     def rungs(self) -> bool:
         return self.kind is MethodKind.MULTI_FIDELITY
+
+    @property
+    def baseline(self) -> bool:
+        return self.kind is MethodKind.BASELINE
 
     @property
     def spreads_budget(self) -> bool:

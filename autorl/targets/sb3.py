@@ -6,20 +6,30 @@ Fixed arguments (``args`` in a sweep config):
 - ``n_envs`` (1): parallel training environments (a DummyVecEnv in the trial's process).
 - ``eval_episodes`` (10): episodes of each deterministic evaluation, on a separate environment
   seeded with ``seed + 10_000``; their mean return is ``eval_return``.
-- ``policy`` ("MlpPolicy"), ``normalize`` (False: wrap in VecNormalize, statistics saved with checkpoints),
-  ``save_replay_buffer`` (False: off-policy checkpoints keep only the weights; True also writes the
-  buffer, about ``buffer_size * obs bytes * 2`` on disk, which population methods may need).
+- ``policy`` ("MlpPolicy"), ``normalize`` (False: wrap in VecNormalize, observations and rewards, the
+  reward's return discounted by the config's ``gamma`` as rl-zoo3 does; statistics saved with
+  checkpoints), ``save_replay_buffer`` (False: off-policy checkpoints keep only the weights; True also
+  writes the buffer, about ``buffer_size * obs bytes * 2`` on disk, which population methods may need).
 
 Hyperparameters are SB3's constructor arguments (``learning_rate``, ``n_steps``, ``gamma``, ...) plus
 ``net_arch`` (rl-zoo3's names, see ``NET_ARCH``, or a list of widths), ``activation_fn`` (tanh, relu, elu,
-leaky_relu), ``ortho_init``, ``log_std_init`` (policy keyword arguments) and ``noise_std`` (Gaussian
-action noise for SAC and TD3).
+leaky_relu), ``ortho_init``, ``log_std_init``, ``use_expln`` (policy keyword arguments) and ``noise_std``
+(Gaussian action noise for SAC and TD3). ``learning_rate``, ``clip_range`` and ``clip_range_vf`` may be
+written as rl-zoo3 writes a linear schedule, ``lin_<x>``: from x to 0 over the trial's budget.
+
+Every schedule (those, and DQN's exploration rate) runs over the trial's whole budget as in one SB3 run
+of that many steps, although the target calls ``learn()`` once per report: SB3's progress is made the
+fraction of ``ctx.budget`` left while the model learns (:func:`budget_progress`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import math
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,8 +40,12 @@ from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
 
 ARG_KEYS = {"env", "env_kwargs", "n_envs", "eval_episodes", "policy", "normalize", "save_replay_buffer"}
-POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "log_std_init"}
+POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "use_expln"}
 EXTRA_KEYS = {"noise_std"}
+# What may be a linear schedule, written ``lin_<initial value>`` (rl_zoo3 2.9.2, exp_manager.py:
+# _preprocess_schedules; it also takes delta_std, an ARS key, which SB3 has no algorithm for).
+SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+_LINEAR = re.compile(r"lin_(.*)")
 # rl-zoo3's names (rl_zoo3 2.9.2, hyperparams_opt.py: convert_onpolicy_params and
 # convert_offpolicy_params, which agree where they share a name). An on-policy list is SB3's
 # {pi: widths, vf: widths}, what rl-zoo3 passes; off-policy, actor and critic share it, as there.
@@ -118,9 +132,65 @@ def _algo_kwargs(algo: str) -> frozenset[str]:
     return ALGO_KEYS[algo]
 
 
+def linear_start(key: str, value: Any) -> float | None:
+    """The initial value x of a ``lin_<x>`` schedule, or None where ``value`` is no schedule.
+
+    Raises:
+        ConfigError: at ``key`` for a malformed schedule, or one for a key that cannot take it.
+    """
+    if not isinstance(value, str):
+        return None
+    m = _LINEAR.fullmatch(value)
+    if key not in SCHEDULE_KEYS:
+        if m is None:
+            return None
+        raise ConfigError(
+            f"a linear schedule ({value!r}) is only for {', '.join(SCHEDULE_KEYS)}; give a number", key
+        )
+    try:
+        start = float(m.group(1)) if m else math.nan
+    except ValueError:
+        start = math.nan
+    if not (math.isfinite(start) and start > 0):
+        raise ConfigError(
+            f"a schedule is written lin_<x> with x a positive number (linear from x to 0 over the trial's "
+            f"budget, as rl-zoo3 writes it), got {value!r}",
+            key,
+        )
+    return start
+
+
+def _schedule(key: str, value: Any) -> Any:
+    """SB3's schedule for ``value`` of ``key``: linear to 0 for ``lin_<x>``, else constant."""
+    from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+
+    start = linear_start(key, value)
+    # progress_remaining goes 1 -> 0 over the budget (budget_progress): x * progress_remaining
+    return ConstantSchedule(float(value)) if start is None else LinearSchedule(start, 0.0, 1.0)
+
+
+@contextlib.contextmanager
+def budget_progress(model: Any, budget: int) -> Iterator[None]:
+    """While ``model`` learns, SB3's ``progress_remaining`` is ``1 - num_timesteps / budget`` (not below 0).
+
+    SB3 computes it from each ``learn()`` call's own total, so with ``learn(increment,
+    reset_num_timesteps=False)`` every schedule would restart its meaning at each call. The override is
+    an instance attribute only while learning: ``model.save`` never pickles it.
+    """
+
+    def update(num_timesteps: int, total_timesteps: int) -> None:
+        model._current_progress_remaining = max(0.0, 1.0 - num_timesteps / max(1, budget))
+
+    model._update_current_progress_remaining = update
+    try:
+        yield
+    finally:
+        del model._update_current_progress_remaining
+
+
 def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
-    """Refuse an unknown env, an action space the algorithm cannot handle, or an unknown key (with the
-    closest valid one). Needs gymnasium, not stable-baselines3."""
+    """Refuse an unknown env, an action space the algorithm cannot handle, an unknown key (with the
+    closest valid one), or a malformed ``lin_`` schedule. Needs gymnasium, not stable-baselines3."""
     env_id = args.get("env")
     if not isinstance(env_id, str):
         raise ConfigError(f"env must be a gymnasium id such as 'CartPole-v1', got {env_id!r}", "env")
@@ -137,6 +207,8 @@ def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
         raise ConfigError(
             f"{', '.join(unknown)} not understood by sb3:{algo}{hint}; valid: {', '.join(known)}"
         )
+    for key, value in args.items():
+        linear_start(key, value)
     env = gym.make(spec.id, **args.get("env_kwargs", {}))
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     env.close()
@@ -178,7 +250,8 @@ class SB3Target:
         if config.get("normalize", False):
             from stable_baselines3.common.vec_env import VecNormalize
 
-            self.env = VecNormalize(self.env)
+            # rl-zoo3 passes the algorithm's gamma (exp_manager.py: _preprocess_normalization)
+            self.env = VecNormalize(self.env, gamma=float(config.get("gamma", 0.99)))
             self.eval_env = VecNormalize(self.eval_env, training=False, norm_reward=False)
         self.model = self._build_model(config, ctx.seed)
 
@@ -206,13 +279,16 @@ class SB3Target:
         if "activation_fn" in config:
             acts = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
             kwargs["activation_fn"] = acts[config["activation_fn"]]
-        for key in ("ortho_init", "log_std_init"):
+        for key in ("ortho_init", "log_std_init", "use_expln"):
             if key in config:
                 kwargs[key] = config[key]
         return kwargs
 
     def _algo_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
         kwargs = {k: v for k, v in config.items() if k in _algo_kwargs(self.algo)}
+        for key in SCHEDULE_KEYS:
+            if linear_start(key, kwargs.get(key)) is not None:
+                kwargs[key] = _schedule(key, kwargs[key])
         if "noise_std" in config and self.algo in CONTINUOUS_ONLY:
             from stable_baselines3.common.noise import NormalActionNoise
 
@@ -224,7 +300,8 @@ class SB3Target:
 
     def train(self, budget: int) -> dict[str, float]:
         """Train ``budget`` more env steps (SB3 finishes the rollout it is in), then evaluate."""
-        self.model.learn(total_timesteps=budget, reset_num_timesteps=False, progress_bar=False)
+        with budget_progress(self.model, self.ctx.budget):
+            self.model.learn(total_timesteps=budget, reset_num_timesteps=False, progress_bar=False)
         return self.evaluate()
 
     def evaluate(self) -> dict[str, float]:
@@ -267,9 +344,11 @@ class SB3Target:
         """Change hyperparameters mid-run so that SB3 really uses them.
 
         SB3 re-reads the learning rate and clip range from schedules at every update, so those are
-        replaced rather than the optimiser edited; a new ``n_steps`` rebuilds the rollout buffer.
+        replaced rather than the optimiser edited (a number by a constant, ``lin_<x>`` by the line from
+        x at step 0 to 0 at the budget, taken up where the run is); a new ``n_steps`` rebuilds the
+        rollout buffer.
         """
-        from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+        from stable_baselines3.common.utils import LinearSchedule
 
         model = self.model
         for key, value in config.items():
@@ -284,13 +363,13 @@ class SB3Target:
                 )
             if key == "learning_rate":
                 model.learning_rate = value
-                model.lr_schedule = ConstantSchedule(float(value))
+                model.lr_schedule = _schedule(key, value)
                 # Set directly: SB3's _update_learning_rate also logs, and a loaded model has no logger.
                 for opt in _optimizers(model):
                     for group in opt.param_groups:
-                        group["lr"] = float(value)
+                        group["lr"] = float(model.lr_schedule(model._current_progress_remaining))
             elif key in ("clip_range", "clip_range_vf"):
-                setattr(model, key, ConstantSchedule(float(value)))
+                setattr(model, key, _schedule(key, value))
             elif key == "n_steps":  # on-policy: the rollout buffer has n_steps rows
                 model.n_steps = int(value)
                 model.rollout_buffer = model.rollout_buffer_class(
@@ -327,6 +406,8 @@ class SB3Target:
             self.config[key] = value
         if hasattr(model, "rollout_buffer"):  # the buffer computes GAE with its own gamma and lambda
             model.rollout_buffer.gamma, model.rollout_buffer.gae_lambda = model.gamma, model.gae_lambda
+        if self.config.get("normalize", False):  # VecNormalize discounts the reward's return by gamma
+            self.env.gamma = model.gamma
 
 
 # Sizes buffers or networks, or switches code paths, when the model is built: never mutable.
