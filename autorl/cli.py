@@ -316,12 +316,17 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
     from autorl.config import load_sweep
 
     sw = load_sweep(config, list(overrides))
-    runs = f"{sw.config.trials} trials of up to"
+    n = sw.config.trials
+    runs = f"{n} trial{'s' if n != 1 else ''} of up to"
     if sw.spec.population:
         runs = f"a population of {sw.population.size} members, each up to"
+    searched = sum(p.type.value != "fixed" for p in sw.space.values())
+    what = f"{len(sw.space)} parameters" + (f" ({searched} searched)" if searched < len(sw.space) else "")
+    if not searched:
+        what = f"{len(sw.space)} fixed values"
     out_console.print(
-        f"{config}: ok: {sw.config.target} with {sw.method}, {len(sw.space)} parameters, "
-        f"{runs} {sw.config.budget.steps} {sw.info.unit}, output {sw.out}",
+        f"{config}: ok: {sw.config.target} with {sw.method}, {what}, "
+        f"{runs} {sw.config.budget.steps:,} {sw.info.unit.replace('_', ' ')}, output {sw.out}",
         highlight=False,
     )
 
@@ -484,26 +489,132 @@ def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
 @_set_option
 @click.option("--out", help="Output directory (default: the suite's `out`, else runs/compare-<name>).")
 @click.option("--jobs", type=int, help="Cells to run at once (default: the suite's `jobs`, 1).")
-@click.option("--dry-run", is_flag=True, help="Validate every cell and print the plan; run nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print every cell, the budget it is charged and an estimate of the wall time; run no cell.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="TASK",
+    help="Run (or plan) only this task; repeat for several. A long suite runs in parts this way.",
+)
+@click.option(
+    "--publish",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also copy the report to this markdown file, its plots to figures/<name>/ beside it.",
+)
+@click.option(
+    "--no-calibrate",
+    is_flag=True,
+    help="With --dry-run: estimate only from finished cells, without the short calibration runs.",
+)
 def compare(
-    suite: Path, overrides: tuple[str, ...], out: str | None, jobs: int | None, dry_run: bool
+    suite: Path,
+    overrides: tuple[str, ...],
+    out: str | None,
+    jobs: int | None,
+    dry_run: bool,
+    only: tuple[str, ...],
+    publish: Path | None,
+    no_calibrate: bool,
 ) -> None:
     """Run the methods x tasks x seeds of SUITE under equal budgets and write a report."""
     from autorl.compare import load_suite, run_suite
 
-    s = load_suite(suite, list(overrides), out)
+    s = load_suite(suite, list(overrides), out, list(only))
     console.print(
-        f"{len(s.cells)} cells ({len(s.config.tasks)} tasks, {len(s.config.methods)} methods) -> {s.out}"
+        f"{len(s.cells)} cells ({len({c.task for c in s.cells})} tasks, "
+        f"{len({c.method for c in s.cells})} methods) -> {s.out}"
     )
     if dry_run:
-        for c in s.cells:
-            out_console.print(f"{c.task} {c.method} seed {c.seed}: {c.sweep.config.target}", highlight=False)
+        _print_plan(s, jobs or s.config.jobs, not no_calibrate)
         return
-    _, _, report = run_suite(s, jobs)
+    progress = SuiteProgressBar(len(s.cells))
+    with progress.progress:
+        _, _, report = run_suite(s, jobs, progress)
     out_console.print(f"report: {report}")
+    if publish is not None:
+        import shlex
+        import sys
+
+        from autorl.compare import publish as publish_report
+
+        command = "autorl " + shlex.join(sys.argv[1:])
+        out_console.print(f"published: {publish_report(report, publish, command)}")
     headline = next((line for line in report.read_text().splitlines() if line.startswith("**")), None)
     if headline:
         out_console.print(headline, highlight=False)
+
+
+class SuiteProgressBar:
+    """Cells done of a comparison (cached ones included) and the time left: a bar on a terminal, else
+    one line per cell."""
+
+    def __init__(self, total: int) -> None:
+        self.live = console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]cells"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[cached]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta ~{task.fields[eta]}"),
+            console=console,
+            transient=False,
+            disable=not self.live,
+        )
+        self.task = self.progress.add_task("compare", total=total, cached="", eta="-")
+
+    def __call__(self, status: Any) -> None:
+        from autorl.results.status import duration
+
+        eta = duration(status.eta)
+        cached = f"{status.cached} cached" if status.cached else ""
+        self.progress.update(self.task, completed=status.done, cached=cached, eta=eta)
+        if not self.live:
+            console.print(
+                f"{status.line}  [{status.done}/{status.total} cells, elapsed {duration(status.elapsed)}, "
+                f"eta ~{eta}]",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _print_plan(s: Any, jobs: int, calibrate: bool) -> None:
+    """The dry run: one line per cell (task, method, seed, target, budget charged, estimated wall time),
+    then the totals."""
+    from autorl.compare import plan_suite
+    from autorl.results.status import duration
+
+    plans = plan_suite(s, calibrate, say=lambda m: console.print(m, highlight=False))
+    for p in plans:
+        c = p.cell
+        charged = [
+            f"{p.steps:,} {c.sweep.info.unit.replace('_', ' ')}" if p.steps else "",
+            f"{duration(p.time)} wall" if p.time else "",
+        ]
+        est = "done" if p.done else f"~{duration(p.seconds)}"
+        out_console.print(
+            f"{c.task} {c.method} seed {c.seed}: {c.sweep.config.target}, "
+            f"{' + '.join(x for x in charged if x)} + test {p.test_steps:,}, {est}",
+            highlight=False,
+        )
+    left = [p.seconds for p in plans if not p.done]
+    unknown = sum(x is None for x in left)
+    total = sum(x for x in left if x is not None)
+    done = sum(p.done for p in plans)
+    if unknown == len(left) and left:
+        estimate = "no estimate (nothing measured yet; run without --no-calibrate)"
+    else:
+        estimate = f"~{duration(total / jobs)}" + (
+            f" (+ {unknown} cells with no estimate)" if unknown else ""
+        )
+    out_console.print(
+        f"{len(plans)} cells, {done} done; estimated wall time of the rest with {jobs} job(s): {estimate}",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

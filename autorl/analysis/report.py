@@ -105,6 +105,8 @@ def write_report(
     reps: int = 2000,
     ci: float = 0.95,
     seed: int = 0,
+    notes: Sequence[str] = (),
+    unit: str = "budget",
 ) -> Path:
     """Write ``report.md``, its plots and CSVs into ``out_dir`` and return the path of ``report.md``.
 
@@ -113,14 +115,18 @@ def write_report(
     (two or more methods) and ``anytime_<task>.png`` per task (when ``curves`` is given).
 
     Args:
-        results: One final score per run: columns ``method``, ``task``, ``seed``, ``score``; extra
-            columns are kept in ``results.csv``.
+        results: One final score per run: columns ``method``, ``task``, ``seed``, ``score``; with
+            ``tuning_score`` (the tuner's own estimate of its incumbent, same scale) the report has an
+            optimism-gap section. Extra columns are kept in ``results.csv``.
         curves: Incumbent traces, columns ``method``, ``task``, ``seed``, ``budget``, ``score`` (see
-            :func:`autorl.analysis.stats.anytime_curve`), or None to skip the anytime section.
+            :func:`autorl.analysis.stats.anytime_curve`) and optionally ``time`` (wall-clock seconds,
+            a second panel), or None to skip the anytime section.
         out_dir: Created if missing; existing files of the same names are overwritten.
         ref: ``{task: (ref_min, ref_max)}`` for normalisation, or None (see :func:`normalize_frame`).
         title: First heading of the report.
         reps, ci, seed: Bootstrap settings for every interval in the report.
+        notes: Markdown lines put under the summary (what each method was charged, compute spent).
+        unit: What ``budget`` counts, for the anytime plots' axis (``env steps``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +151,7 @@ def write_report(
         f"{len(order)} methods, {len(tasks)} tasks, {_runs_text(runs)} per task. Scores are normalised "
         f"{note}. Intervals are {pct} stratified percentile bootstrap CIs ({reps} resamples over runs "
         f"within each task, seed {seed}).",
+        *(["", *notes] if notes else []),
         "",
         "## Ranking",
         "",
@@ -191,13 +198,23 @@ def write_report(
         *_task_table(raw, tasks, order),
     ]
 
+    if "tuning_score" in results and results["tuning_score"].notna().any():
+        lines += ["", *_optimism_section(results, ref, order, reps, ci, seed, pct)]
+
     if curves is not None:
         anytime = stats.anytime_curve(curves, reps=reps, ci=ci, seed=seed)
+        timed = curves.dropna(subset=["time"]) if "time" in curves else curves.iloc[0:0]
+        by_time = (
+            stats.anytime_curve(timed.assign(budget=timed["time"]), reps=reps, ci=ci, seed=seed)
+            if len(timed)
+            else None
+        )
         lines += [
             "",
             "## Anytime performance",
             "",
-            f"IQM over seeds of the best score found so far against budget consumed, with {pct} CI.",
+            f"IQM over seeds of the best tuning score found so far, with {pct} CI, against {unit} consumed"
+            + (" and against the sweep's wall-clock time." if by_time is not None else "."),
         ]
         used: set[str] = set()
         for task, tdf in anytime.groupby("task", sort=True):
@@ -205,7 +222,9 @@ def write_report(
             if name in used:  # two task names that differ only in characters unsafe in a file name
                 name = f"anytime_{_safe(str(task))}_{len(used)}.png"
             used.add(name)
-            _plot_anytime(tdf, str(task), [m for m in order if m in set(tdf["method"])], pct, out_dir / name)
+            tt = by_time[by_time["task"] == task] if by_time is not None else None
+            methods = [m for m in order if m in set(tdf["method"])]
+            _plot_anytime(tdf, tt, str(task), methods, pct, unit, out_dir / name)
             lines += ["", f"![Anytime {task}]({name})"]
 
     path = out_dir / "report.md"
@@ -245,7 +264,59 @@ def _headline(
                 else "Their IQM intervals overlap: the lead is not clear."
             )
         )
+        tied = [m for m in order[1:] if iqm.loc[m, "high"] >= iqm.loc[best, "low"]]
+        if len(order) > 2:
+            text += (
+                f" Methods whose IQM interval overlaps {best}'s: {', '.join(tied)}."
+                if tied
+                else f" No other method's IQM interval overlaps {best}'s."
+            )
     return [text]
+
+
+def _optimism_section(
+    results: pd.DataFrame,
+    ref: RefRanges | None,
+    order: list[str],
+    reps: int,
+    ci: float,
+    seed: int,
+    pct: str,
+) -> list[str]:
+    """The optimism gap of each method: its tuning estimate of the incumbent minus the incumbent's mean
+    on the test seeds, both normalised as the ranking is (> 0: the tuner promised more than it gave)."""
+    rows = results.dropna(subset=["tuning_score"])
+    if ref is not None:
+        test, _ = normalize_frame(rows, ref)
+        tuned, _ = normalize_frame(rows.assign(score=rows["tuning_score"]), ref)
+        gap = tuned["normalized"] - test["normalized"]
+    else:  # observed ranges: both scaled by the range of the test scores on each task
+        lo = rows.groupby("task")["score"].transform("min")
+        hi = rows.groupby("task")["score"].transform("max")
+        gap = (rows["tuning_score"] - rows["score"]) / (hi - lo).where(hi > lo, 1.0)
+    frame = rows.assign(gap=gap)
+    methods = [m for m in order if m in set(frame["method"])]
+    tasks = sorted(frame["task"].unique())
+    gaps = stats.scores_from_frame(frame, value="gap", tasks=tasks)
+    ivs = stats.stratified_bootstrap_ci({m: gaps[m] for m in methods}, stats.mean, reps, ci, seed)
+    lines = [
+        "## Honest incumbents: the optimism gap",
+        "",
+        "A tuner's own estimate of its incumbent (its tuning value) minus the same configuration's mean "
+        "on the fresh test seeds, in normalised score: above 0, tuning promised more than the incumbent "
+        "delivers (the best of many noisy trials is biased upwards); near 0, its estimate can be trusted.",
+        "",
+        f"| Method | Optimism gap, mean [{pct} CI] | Runs with gap > 0 | Largest gap |",
+        "|---|---|---:|---:|",
+    ]
+    for m in methods:
+        g = frame.loc[frame["method"] == m, "gap"]
+        iv = ivs[m]
+        lines.append(
+            f"| {m} | {iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}] | {int((g > 0).sum())}/{len(g)} "
+            f"| {float(g.max()):+.3f} |"
+        )
+    return lines
 
 
 def _runs_text(runs: dict[str, int]) -> str:
@@ -383,17 +454,32 @@ def _plot_profiles(profiles: dict[str, stats.Profile], order: list[str], pct: st
     fig.savefig(path, dpi=110)
 
 
-def _plot_anytime(tdf: pd.DataFrame, task: str, order: list[str], pct: str, path: Path) -> None:
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.subplots()
+def _plot_anytime(
+    tdf: pd.DataFrame,
+    by_time: pd.DataFrame | None,
+    task: str,
+    order: list[str],
+    pct: str,
+    unit: str,
+    path: Path,
+) -> None:
+    """The anytime curve of each method against budget and, when given, against wall time."""
+    panels = [(tdf, f"{unit} consumed")] + ([(by_time, "wall-clock time (s)")] if by_time is not None else [])
+    fig = Figure(figsize=(6 * len(panels), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
     colors = _colors(order)
-    for i, m in enumerate(order):
-        c = tdf[tdf["method"] == m]
-        ax.plot(c["budget"], c["iqm"], drawstyle="steps-post", color=colors[m], label=m, lw=1.6, **_style(i))
-        _band(ax, c["budget"], c["low"], c["high"], colors[m], step="post")
-    ax.set_xlabel("budget consumed")
-    ax.set_ylabel("incumbent score (IQM over seeds)")
-    ax.set_title(f"{task} ({pct} CI)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    for ax, (frame, xlabel) in zip(axes, panels, strict=True):
+        for i, m in enumerate(order):
+            c = frame[frame["method"] == m]
+            if c.empty:
+                continue
+            ax.plot(
+                c["budget"], c["iqm"], drawstyle="steps-post", color=colors[m], label=m, lw=1.6, **_style(i)
+            )
+            _band(ax, c["budget"], c["low"], c["high"], colors[m], step="post")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("incumbent tuning score (IQM over seeds)")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"{task} ({pct} CI)")
     fig.savefig(path, dpi=110)
