@@ -85,3 +85,25 @@ def test_reeval_retrains_the_top_configs_on_fresh_seeds(make_config, tmp_path):
     assert df["seed"].min() >= 900_000_000  # seeds the sweep never used
     summary = pd.read_csv(out / "reeval_summary.csv")
     assert {"tuning_value", "mean", "std", "iqm"} <= set(summary.columns)
+
+
+HEAVY = ("torch", "stable_baselines3", "scipy", "pandas", "matplotlib", "ray", "sklearn")
+
+
+def test_help_list_and_validate_of_a_plain_function_import_no_heavy_package(tmp_path):
+    """The first commands a user types start in a fraction of a second: none imports torch, SB3, scipy,
+    pandas, matplotlib or Ray (benchmarks/startup.py prints their times)."""
+    (tmp_path / "f.py").write_text("def f(config):\n    return config['x']\n")
+    (tmp_path / "quad.yaml").write_text("target: f.py:f\nspace:\n  x: {type: float, low: 0.0, high: 1.0}\n")
+    code = """
+import sys
+from click.testing import CliRunner
+from autorl.cli import main
+for args in (["--help"], ["list", "targets"], ["list", "methods"], ["validate", "quad.yaml"]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, (args, result.output)
+print(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1:])))
+"""
+    done = subprocess.run([sys.executable, "-c", code, *HEAVY], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -57,3 +57,21 @@ def test_the_getting_started_guide_shows_the_main_example_as_it_ships() -> None:
     guide = (Path(__file__).parents[1] / "docs" / "getting-started.md").read_text()
     shown = guide.split("The file, in full:\n\n```yaml\n", 1)[1].split("```", 1)[0]
     assert shown == (SPACES_DIR / "examples" / "ppo_cartpole.yaml").read_text()
+
+
+def test_the_readmes_python_example_runs_as_written_and_a_second_run_names_the_python_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = readme.split("```python\n")[1:]
+    target = next(b.split("```", 1)[0] for b in blocks if b.startswith("# my_target.py"))
+    snippet = next(b.split("```", 1)[0] for b in blocks if "autorl.api.sweep" in b)
+    (tmp_path / "my_target.py").write_text(target)
+    monkeypatch.chdir(tmp_path)
+    code = snippet.replace("print(result.trials)", "assert len(result.trials) == 20, result.trials")
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "runs" / "sweep" / "trials.csv").is_file()
+    from autorl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"resume=True in Python.*out=DIR"):
+        exec(compile(code, "README.md", "exec"), {})

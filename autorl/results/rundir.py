@@ -61,8 +61,8 @@ class DirectoryLock:
             os.close(fd)
             raise ConfigError(
                 f"{self.path.parent} is in use by {holder}: one process owns a {self.what} directory; "
-                "wait for it, or use another --out (processes that share a study each have their own "
-                "--out and one --storage)",
+                "wait for it, or use another --out (out= in Python; processes that share a study each "
+                "have their own --out and one --storage)",
                 "out",
             ) from None
         os.ftruncate(fd, 0)
@@ -98,7 +98,7 @@ def check_directory(directory: Path, marker: str, what: str = "run") -> bool:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise ConfigError(
             f"{directory} is not empty and holds no autorl {what} ({shown}): autorl writes only into an "
-            "empty directory or one of its own runs; choose another --out",
+            "empty directory or one of its own runs; choose another --out (out= in Python)",
             "out",
         )
     return False
@@ -140,7 +140,7 @@ def check_run_dir(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> None
         raise ConfigError(
             f"{out} was written by autorl {run.get('versions', {}).get('autorl', '0.1')} (run format {fmt}); "
             f"this autorl writes format {FORMAT} and cannot continue it: `autorl show` still reads it; "
-            "start a new sweep with another --out",
+            "start a new sweep with another --out (out= in Python)",
             "out",
         )
     old = load_yaml(out / "config.yaml") if (out / "config.yaml").is_file() else {}
@@ -151,7 +151,7 @@ def check_run_dir(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> None
     if diff:
         raise ConfigError(
             f"{out} holds a different sweep: {'; '.join(diff)}. A resume may only change "
-            f"{', '.join(RESUMABLE_CHANGES)}; use another --out for a new sweep",
+            f"{', '.join(RESUMABLE_CHANGES)}; use another --out (out= in Python) for a new sweep",
             "out",
         )
     if not resume and not sweep.shared_storage and (n := trials()):
