@@ -77,6 +77,7 @@ SUITE_FILE = "suite.yaml"  # the resolved suite, which marks a directory as a co
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str | None = None
+    notes: str | None = None  # markdown put under the report's title: what the suite is for
     tasks: dict[str, TaskSpec]
     methods: dict[str, str | dict[str, Any]]
     seeds: PositiveInt | list[int] = 3
@@ -472,13 +473,18 @@ def _run_cells(
                 unit=units.pop() if len(units := {_unit(suite, t) for t in tasks}) == 1 else "budget",
             )
         )
+    preface = _preface(suite)
     if len(groups) == 1:
+        if preface:
+            title_line, _, rest = reports[0].read_text(encoding="utf-8").partition("\n")
+            write_atomic(reports[0], "\n".join([title_line, "", *preface]) + "\n" + rest)
         return results, curves_df, reports[0]
     index = suite.out / "report.md"
     total = float(results["wall_s"].sum())
     parts = [
         f"# {title}",
         "",
+        *preface,
         f"{len(results)} cells, {duration(total)} (h:mm:ss) of cell wall time in all. Tasks that share a "
         "set of methods are compared together; each part has its own report:",
         "",
@@ -491,6 +497,15 @@ def _run_cells(
         parts += ["", f"## {', '.join(tasks)}", "", *_nested(r, suite.out)]
     index.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return results, curves_df, index
+
+
+def _preface(suite: Suite) -> list[str]:
+    """The suite's own ``notes`` and the tasks a partial run (``--only``) leaves out of its report."""
+    lines = [suite.config.notes.strip(), ""] if suite.config.notes else []
+    ran = {c.task for c in suite.cells}
+    if left := [t for t in suite.config.tasks if t not in ran]:
+        lines += [f"Not in this report (tasks of the suite that this run left out): {', '.join(left)}.", ""]
+    return lines
 
 
 def _nested(report: Path, root: Path) -> list[str]:
@@ -527,7 +542,9 @@ def publish(report: Path, dest: Path, command: str | None = None) -> Path:
         return f"{m.group(1)}(figures/{dest.stem}/{name})"
 
     text = re.sub(r"(!\[[^\]]*\])\((?!https?:|/)([^)]+)\)", move, report.read_text(encoding="utf-8"))
-    text = re.sub(r"\]\((?!https?:|/|figures/)([^)#]+\.md)\)", lambda m: f"]({root / m.group(1)})", text)
+    # A part's own report is inline in the whole one, and the run directory is not published: the link
+    # to it becomes plain text.
+    text = re.sub(r"\[([^\]]*)\]\((?!https?:|/|figures/)([^)#]+\.md)\)", r"\1", text)
     if command:
         title, _, rest = text.partition("\n")
         text = (
