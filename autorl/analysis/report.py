@@ -463,6 +463,12 @@ def _plot_anytime(
     unit: str,
     path: Path,
 ) -> None:
+    _anytime_figure(tdf, by_time, task, order, pct, unit).savefig(path, dpi=110)
+
+
+def _anytime_figure(
+    tdf: pd.DataFrame, by_time: pd.DataFrame | None, task: str, order: list[str], pct: str, unit: str
+) -> Figure:
     """The anytime curve of each method against budget and, when given, against wall time."""
     panels = [(tdf, f"{unit} consumed")] + ([(by_time, "wall-clock time (s)")] if by_time is not None else [])
     fig = Figure(figsize=(6 * len(panels), 4), layout="constrained")
@@ -482,4 +488,4 @@ def _plot_anytime(
     axes[0].set_ylabel("incumbent tuning score (IQM over seeds)")
     axes[0].legend(fontsize="small")
     fig.suptitle(f"{task} ({pct} CI)")
-    fig.savefig(path, dpi=110)
+    return fig

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
 
 from autorl.config import Sweep
 from autorl.plotting import pyplot, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 plt = pyplot()
 
@@ -18,12 +22,12 @@ def write_plots(trials: pd.DataFrame, curves: pd.DataFrame, sweep: Sweep, study:
     """Write history.png, importances.png (when computable) and curves.png under ``out/plots``."""
     out = sweep.out / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    written = [_history(trials, sweep, out / "history.png", curves)]
+    written = [save_figure(history_figure(trials, sweep, curves), out / "history.png")]
     imp = _importances(study, sweep, out / "importances.png")
     if imp:
         written.append(imp)
     if len(curves):
-        written.append(_curves(curves, trials, sweep, out / "curves.png"))
+        written.append(save_figure(curves_figure(curves, trials, sweep), out / "curves.png"))
     return written
 
 
@@ -35,9 +39,9 @@ def _last_reports(curves: pd.DataFrame) -> dict[int, float]:
     return {int(k): float(v) for k, v in last.items()}
 
 
-def _history(df: pd.DataFrame, sweep: Sweep, path: Path, curves: pd.DataFrame | None = None) -> Path:
+def history_figure(df: pd.DataFrame, sweep: Sweep, curves: pd.DataFrame | None = None) -> Figure:
     """Every trial's value in order (pruned ones at their last report, failed ones marked at the
-    bottom), and the best so far."""
+    bottom), and the best so far: the figure of history.png, not yet saved."""
     col = "value" if "value" in df else f"value_{sweep.metrics[0]}"
     df = df.sort_values("trial")
     done = df[df["state"] == "COMPLETE"]
@@ -75,7 +79,7 @@ def _history(df: pd.DataFrame, sweep: Sweep, path: Path, curves: pd.DataFrame | 
     ax.set_title(f"{sweep.study_name}: optimisation history ({sweep.method})")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
 def _importances(study: optuna.Study, sweep: Sweep, path: Path) -> Path | None:
@@ -97,8 +101,9 @@ def _importances(study: optuna.Study, sweep: Sweep, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def _curves(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep, path: Path) -> Path:
-    """Every trial's intermediate values over budget; a trial with one report is a point, not lost."""
+def curves_figure(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep) -> Figure:
+    """Every trial's intermediate values over budget; a trial with one report is a point, not lost: the
+    figure of curves.png, not yet saved."""
     state = dict(zip(trials["trial"], trials["state"], strict=True))
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     groups = list(curves.groupby("trial"))
@@ -114,4 +119,4 @@ def _curves(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep, path: Path
     note = f", grey: pruned ({n_pruned})" if n_pruned else ""
     ax.set_title(f"{sweep.study_name}: {what} of {curves['trial'].nunique()} trials{note}")
     ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return fig

@@ -11,13 +11,16 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from autorl.config import Sweep
 from autorl.plotting import pyplot, save_figure
 from autorl.targets.driver import select_value
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class MemberLike(Protocol):
@@ -88,6 +91,13 @@ def plot_schedules(
     sweep: Sweep,
     best: MemberLike | None,
 ) -> Path | None:
+    """Write :func:`schedules_figure` to ``path``."""
+    return save_figure(schedules_figure(members, keys, sweep, best), path)
+
+
+def schedules_figure(
+    members: Sequence[MemberLike], keys: list[str], sweep: Sweep, best: MemberLike | None
+) -> Figure:
     """Each numeric hyperparameter over budget units, one line per member (the best one bold), plus the
     members' scores; log axes for log-scale parameters."""
     plt = pyplot()
@@ -132,4 +142,4 @@ def plot_schedules(
     fig.suptitle(
         f"{sweep.study_name}: {sweep.method} schedules of {len(members)} members (bold: best)", fontsize=10
     )
-    return save_figure(fig, path)
+    return fig
