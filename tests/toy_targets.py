@@ -212,3 +212,45 @@ def faulty(config):
     elif fault == "print":
         print("to stderr", file=sys.stderr, flush=True)
     return float(config["x"])
+
+
+class Recorder:
+    """A Trainable that records every configuration a population hands it, and trains nothing.
+
+    Fixed args: ``log`` (a JSONL file: a ``build`` row per instance with its config, a ``reconfigure``
+    row with the config it held and the one it got, a ``train`` row per call with the steps and the
+    score before and after), ``rate`` (the parameter the score grows by per step, default ``x``; an
+    odd seed's grows twice as fast, so seeds differ) and ``peak`` (steps after which the score falls,
+    so a curve's best and last evaluations differ). Its state, config included, is saved and loaded.
+    """
+
+    def __init__(self, config, ctx):
+        self.config = dict(config)
+        self.member, self.seed = ctx.number, ctx.seed
+        self.steps, self.value = 0, 0.0
+        self._log("build", config=self.config)
+
+    def _log(self, event, **row):
+        with open(self.config["log"], "a") as f:
+            f.write(json.dumps({"event": event, "member": self.member, "seed": self.seed, **row}) + "\n")
+
+    def train(self, budget):
+        before = self.value
+        rate = float(self.config[self.config.get("rate", "x")]) * (1 + self.seed % 2)
+        peak = self.config.get("peak")
+        for t in range(self.steps, self.steps + budget):
+            self.value += rate if peak is None or t < peak else -rate
+        self._log("train", start=self.steps, end=self.steps + budget, before=before, value=self.value)
+        self.steps += budget
+        return {"score": self.value, "budget": float(self.steps)}
+
+    def reconfigure(self, config):
+        self._log("reconfigure", steps=self.steps, before=dict(self.config), after=dict(config))
+        self.config.update(config)
+
+    def save(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "s.json").write_text(json.dumps([self.config, self.steps, self.value]))
+
+    def load(self, path):
+        self.config, self.steps, self.value = json.loads((Path(path) / "s.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -261,3 +262,171 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     assert expected == pytest.approx(best["score"])
     res = CliRunner().invoke(main, ["replay", str(tmp_path)])
     assert res.exit_code == 2 and "best_schedule.yaml is missing" in res.output
+
+
+def _rows(log: Path, event: str) -> list[dict[str, Any]]:
+    return [r for line in log.read_text().splitlines() if (r := json.loads(line))["event"] == event]
+
+
+def _searched(spec: dict[str, Any], value: float) -> float:
+    """The value on the scale the space declares it searched on (an oracle apart from autorl.space)."""
+    if spec.get("transform") == "one_minus":
+        return 1.0 - value
+    return math.log2(value) if spec.get("transform") == "pow2" else value
+
+
+def _in_space(spec: dict[str, Any], value: Any) -> bool:
+    if spec["type"] == "categorical":
+        return value in spec["choices"]
+    if spec["type"] == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+        return False
+    if spec.get("transform") == "pow2" and value & (value - 1):
+        return False
+    return spec["low"] <= value <= spec["high"]
+
+
+def _is_a_shift(spec: dict[str, Any], before: Any, after: Any, factors: tuple[float, float]) -> bool:
+    """Whether ``after`` is PBT's shift of ``before``: one choice along, one exponent up or down for
+    pow2, multiplied by a factor on the searched scale (``1 - x`` for one_minus), or clipped to a bound
+    that the move would have crossed."""
+    if spec["type"] == "categorical":
+        i, j, last = spec["choices"].index(before), spec["choices"].index(after), len(spec["choices"]) - 1
+        return abs(j - i) == 1 or (i == j and i in (0, last))
+    lo, hi = sorted((_searched(spec, spec["low"]), _searched(spec, spec["high"])))
+    s, t = _searched(spec, before), _searched(spec, after)
+    if spec.get("transform") == "pow2":
+        moves = [s - 1, s + 1]
+    else:
+        moves = [s * f for f in factors]
+    return any(t == pytest.approx(min(max(m, lo), hi), rel=1e-9, abs=1e-12) for m in moves)
+
+
+def test_pbt_over_the_shipped_ppo_space_explores_on_each_parameters_searched_scale(tmp_path: Path) -> None:
+    """PBT over sb3/ppo.yaml (n_steps, batch_size, n_epochs made mutable too: a recording target can
+    take them mid-run): every value a member is built or reconfigured with is in the space, a power of
+    two where pow2, and every explored value is the donor's moved on its searched scale (gamma's 1 - gamma
+    multiplied by 0.8 or 1.2, n_steps doubled or halved); immutable values come with the donor."""
+    from autorl.config import SPACES_DIR
+    from autorl.space import SearchSpace, check_config
+
+    spec = yaml.safe_load((SPACES_DIR / "sb3" / "ppo.yaml").read_text())
+    for name in ("n_steps", "batch_size", "n_epochs"):
+        spec[name]["mutable"] = True
+    mutable = {k for k, p in spec.items() if p.get("mutable")}
+    assert {"gamma", "gae_lambda", "n_steps", "batch_size"} <= mutable
+    assert not {"net_arch", "activation_fn"} & mutable
+    log = tmp_path / "configs.jsonl"
+    method = {"name": "pbt", "population": 8, "quantile": 0.5, "resample_probability": 0.0}
+    cfg = _config(
+        tmp_path,
+        target=toy("Recorder"),
+        args={"log": str(log), "rate": "learning_rate"},
+        space=spec,
+        budget={"max": 60, "report_every": 10},
+        method=method,
+    )
+    result = sweep(cfg, plots=False)
+    space = SearchSpace.from_dict(spec)
+
+    received = [r["config"] for r in _rows(log, "build")] + [r["after"] for r in _rows(log, "reconfigure")]
+    for config in received:
+        values = {k: config[k] for k in spec}
+        assert check_config(space, values) == [], values  # conditions too, where a space has them
+        assert all(_in_space(spec[k], v) for k, v in values.items()), values
+        assert 0.97 <= values["gamma"] <= 0.9999 < 1 and 0.9 <= values["gae_lambda"] <= 0.9999
+        assert values["n_steps"] in [2**e for e in range(5, 13)]
+        assert values["batch_size"] in [2**e for e in range(2, 11)]
+
+    moves = _rows(log, "reconfigure")
+    assert len(moves) == 8 * 5 // 2  # four copies at each of five boundaries
+    for r in moves:
+        for k, p in spec.items():
+            before, after = r["before"][k], r["after"][k]
+            if k in mutable:
+                assert _is_a_shift(p, before, after, (0.8, 1.2)), (k, before, after)
+            else:
+                assert after == before, (k, before, after)
+    explored = {(r["member"], r["steps"]): r["after"] for r in moves}
+    exploits = [e for e in _state(result.out)["lineage"] if e["event"] == "exploit"]
+    assert {(e["member"], e["step"]): e["config"] for e in exploits} == explored
+
+    df = result.trials
+    assert df["one_minus_gamma"].tolist() == pytest.approx((1 - df["gamma"]).tolist(), rel=1e-9)
+    assert (df["log2_n_steps"] == df["n_steps"].map(math.log2)).all()
+    assert (df["log2_batch_size"] == df["batch_size"].map(math.log2)).all()
+
+
+def test_seeds_per_trial_trains_each_member_on_its_seeds_in_lock_step_and_aggregates(
+    tmp_path: Path,
+) -> None:
+    """With seeds_per_trial 2 a member is two agents (its two seeds), trained every interval, its value
+    their mean; a copy hands the donor's agent of each seed to the member's agent of that seed."""
+    log = tmp_path / "runs.jsonl"
+    space = {"x": {"type": "float", "low": 0.1, "high": 1.0, "mutable": True, "init": [0.1, 0.3]}}
+    cfg = _config(tmp_path, target=toy("Recorder"), args={"log": str(log)}, space=space, seeds_per_trial=2)
+    result = sweep(cfg, plots=False)
+    df = result.trials.set_index("member").sort_index()
+    trains = _rows(log, "train")
+    recorded = {
+        t.user_attrs["autorl"]["member"]: t.user_attrs["autorl"]["seeds"] for t in result.study.trials
+    }
+    for m in range(4):
+        seeds = [2 * m, 2 * m + 1]  # seed 0: member m's seeds are 2m + i
+        assert recorded[m] == seeds
+        mine = [r for r in trains if r["member"] == m]
+        assert sorted((r["end"], r["seed"]) for r in mine) == [
+            (e, s) for e in range(10, 60, 10) for s in seeds
+        ]
+        last = [r["value"] for r in mine if r["end"] == 50]
+        assert last[0] != last[1] and df.loc[m, "value"] == pytest.approx(sum(last) / 2)
+    assert (df["budget"] == 100).all() and (df["metric_population_steps"] == 400).all()
+    assert any(e["event"] == "exploit" for e in _state(result.out)["lineage"])
+    # every interval starts from the score an agent of the same seed index ended the last one with
+    ends = {(r["seed"] % 2, r["end"], round(r["value"], 9)) for r in trains}
+    for r in trains:
+        if r["start"] > 0:
+            assert (r["seed"] % 2, r["start"], round(r["before"], 9)) in ends, r
+
+
+@pytest.mark.parametrize(
+    "value, pick",
+    [
+        ("last", lambda curve: curve[-1]),
+        ("best", max),
+        ({"select": "mean_last", "k": 2}, lambda curve: (curve[-1] + curve[-2]) / 2),
+    ],
+)
+def test_a_members_value_follows_value_select_over_its_curve_while_exploits_rank_the_latest(
+    tmp_path: Path, value: Any, pick: Any
+) -> None:
+    """Scores rise for 30 steps, then fall: a member's value is ``value.select`` over the evaluations it
+    reported, and its best, last and mean of the last two differ; exploits rank the latest."""
+    log = tmp_path / "runs.jsonl"
+    space = {"x": {"type": "float", "low": 0.1, "high": 1.0, "mutable": True}}
+    cfg = _config(
+        tmp_path,
+        target=toy("Recorder"),
+        args={"log": str(log), "peak": 30},
+        space=space,
+        budget={"max": 60, "report_every": 10},
+        value=value,
+    )
+    result = sweep(cfg, plots=False)
+    trains = _rows(log, "train")
+    for trial in result.study.trials:
+        m = trial.user_attrs["autorl"]["member"]
+        reported = sorted((r["end"], r["value"]) for r in trains if r["member"] == m)
+        assert sorted(trial.intermediate_values) == [step for step, _ in reported]
+        assert [trial.intermediate_values[s] for s, _ in reported] == pytest.approx([v for _, v in reported])
+        curve = [v for _, v in reported]
+        assert max(curve) != curve[-1] != (curve[-1] + curve[-2]) / 2
+        assert trial.value == pytest.approx(pick(curve))
+    exploits = [e for e in _state(result.out)["lineage"] if e["event"] == "exploit"]
+    assert any(e["step"] > 30 for e in exploits)
+    for e in exploits:
+        latest = [r["value"] for r in trains if r["member"] == e["donor"] and r["end"] == e["step"]]
+        assert latest == [pytest.approx(e["donor_score"])], e
+        assert e["donor_score"] > e["member_score"], e
+    assert yaml.safe_load((result.out / "best_schedule.yaml").read_text())["score"] == pytest.approx(
+        result.trials["value"].max()
+    )
