@@ -167,8 +167,9 @@ def _sb3_rate(seconds: float) -> float:
     return (model.num_timesteps - start) / (time.perf_counter() - t0)
 
 
-def _sb3_population_rate(p: int, tmp: Path, workers: int) -> float:
-    """The SB3 PBT population of autorl (members in worker processes), same rollout shape."""
+def _sb3_population_rate(p: int, tmp: Path, workers: int, steps: int = 6 * 4096) -> float:
+    """The SB3 PBT population of autorl (members in worker processes), same rollout shape, ``steps``
+    per member (the rate includes the workers' start-up and every exploit's checkpoint copy)."""
     cfg = {
         "target": "sb3:ppo",
         "args": {
@@ -182,7 +183,7 @@ def _sb3_population_rate(p: int, tmp: Path, workers: int) -> float:
         "space": {
             "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
         },
-        "budget": {"max": 6 * 4096, "report_every": 4096},
+        "budget": {"max": steps, "report_every": 4096},
         "method": {"name": "pbt", "population": p},
         "workers": workers,
     }
@@ -197,7 +198,9 @@ def scaling(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for p in a.sizes:
         row = {"population": p, "engine": _engine_rate(p, a.seconds), "sb3_one_agent": sb3_one}
         if p <= a.sb3_population_max:
-            row["sb3_population_2_workers"] = _sb3_population_rate(p, tmp, 2) if p > 1 else sb3_one
+            row["sb3_population_2_workers"] = (
+                _sb3_population_rate(p, tmp, 2, a.sb3_steps) if p > 1 else sb3_one
+            )
         rows.append(row)
         print(json.dumps(row), flush=True)
     if a.png:
@@ -462,6 +465,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 64, 256])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--sb3-population-max", type=int, default=8)
+    ap.add_argument("--sb3-steps", type=int, default=6 * 4096, help="env steps per SB3 population member")
     ap.add_argument("--population", type=int, default=64)
     ap.add_argument("--configs", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
