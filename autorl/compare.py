@@ -22,7 +22,7 @@ import multiprocessing
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +94,7 @@ class Cell:
     seed: int
     sweep: Sweep
     ref: tuple[float, float] | None
+    test_seeds: tuple[int, ...] = ()  # this cell's own fresh seeds: cells never share them
 
     @property
     def maximize(self) -> bool:
@@ -176,7 +177,7 @@ def load_suite(
             if mname in task.baselines:  # this task's configuration of a fixed method
                 method = {**({} if isinstance(method, str) else method), "name": name}
                 method["config"] = task.baselines[mname]
-            for seed in seeds:
+            for k, seed in enumerate(seeds):
                 data = {
                     **task.model_dump(exclude={"ref", "methods", "batch", "baselines"}, exclude_none=True),
                     "method": method,
@@ -200,7 +201,10 @@ def load_suite(
                         f"tasks.{tname} x methods.{mname}" + (f": {exc.key}" if exc.key else ""),
                         source,
                     ) from None
-                cells.append(Cell(tname, mname, seed, sweep, task.ref))
+                # each tuning seed's incumbent is judged on test seeds of its own, so the cells of a
+                # fixed baseline (one configuration) are independent estimates, not copies of one
+                test = tuple(fresh_seeds(cfg.test_seeds, start=k * cfg.test_seeds))
+                cells.append(Cell(tname, mname, seed, sweep, task.ref, test))
     return Suite(cfg, source, out_dir, cells)
 
 
@@ -209,11 +213,15 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     from autorl.api import sweep as run_sweep
 
     done = cell.sweep.out / "cell.json"
-    if (cached := _read_cell(done)) is not None:
+    seeds = list(cell.test_seeds) or fresh_seeds(test_seeds)
+    if (cached := _read_cell(done, seeds)) is not None:
         return cached
     start = time.perf_counter()
     result = run_sweep(cell.sweep, resume=True, plots=False)
     tuned = time.perf_counter() - start
+    if (stale := _read_cell(done)) is not None:  # judged on other test seeds: only the test runs again
+        tuned = float(stale["row"]["tuning_s"])
+        start = time.perf_counter() - tuned
     budget = cell.sweep.config.budget
     sign = 1.0 if cell.maximize else -1.0
     trials = [t for t in result.study.get_trials(deepcopy=False) if t.state.is_finished()]
@@ -243,13 +251,13 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
             from autorl.evaluate import replay_best
 
             steps = int(record_of(best_trial).budget) // cell.sweep.config.seeds_per_trial
-            test = replay_best(cell.sweep.out, fresh_seeds(test_seeds), budget=steps)
+            test = replay_best(cell.sweep.out, seeds, budget=steps)
         else:
             test = evaluate_config(
                 cell.sweep.config.target,
                 cell.sweep.config.args,
                 params,
-                fresh_seeds(test_seeds),
+                seeds,
                 Budget(max=budget.steps, report_every=budget.interval),
                 cell.sweep.metrics[0],
             )
@@ -260,7 +268,7 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
         row["optimism"] = row["tuning_score"] - row["score"]
         row["incumbent"] = params
     row["wall_s"] = time.perf_counter() - start
-    payload = {"row": row, "curve": curve}
+    payload = {"row": row, "curve": curve, "test_seeds": seeds}
     write_atomic(done, json.dumps(payload, default=str))  # a kill leaves the old file or the new one
     return payload
 
@@ -309,14 +317,21 @@ def _key(definition: Any) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _read_cell(path: Path) -> dict[str, Any] | None:
-    """A finished cell's payload, or None when it is missing or unreadable (then it runs again: its sweep
-    resumes from its own storage, so only the evaluation is repeated)."""
+def _read_cell(path: Path, test_seeds: Sequence[int] | None = None) -> dict[str, Any] | None:
+    """A finished cell's payload, or None when it is missing, unreadable or (given ``test_seeds``) judged
+    on other test seeds; then it runs again: its sweep resumes from its own storage, so only the
+    evaluation is repeated. A payload without ``test_seeds`` was judged on ``fresh_seeds(n)``."""
     try:
         payload = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return payload if isinstance(payload, dict) and "row" in payload else None
+    if not (isinstance(payload, dict) and "row" in payload):
+        return None
+    if test_seeds is not None:
+        used = payload.get("test_seeds", fresh_seeds(len(test_seeds)))
+        if list(used) != list(test_seeds):
+            return None
+    return payload
 
 
 @dataclass
@@ -384,7 +399,7 @@ def _run_all(suite: Suite, jobs: int, progress: SuiteProgress | None) -> list[di
 
     todo = []
     for i, c in enumerate(suite.cells):
-        if (cached := _read_cell(c.sweep.out / "cell.json")) is not None:
+        if (cached := _read_cell(c.sweep.out / "cell.json", c.test_seeds or None)) is not None:
             tell(i, cached, True)
         else:
             todo.append(i)
@@ -615,7 +630,7 @@ def plan_suite(
     measured: dict[tuple[str, str], list[float]] = {}
     finished: dict[int, dict[str, Any]] = {}
     for i, c in enumerate(suite.cells):
-        payload = _read_cell(c.sweep.out / "cell.json")
+        payload = _read_cell(c.sweep.out / "cell.json", c.test_seeds or None)
         if payload is None:
             continue
         finished[i] = row = payload["row"]

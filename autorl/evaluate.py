@@ -23,8 +23,9 @@ from autorl.yamlio import load_yaml
 FRESH_SEED_BASE = 900_000_000  # far above the seeds a sweep gives its trials
 
 
-def fresh_seeds(n: int) -> list[int]:
-    return [FRESH_SEED_BASE + i for i in range(n)]
+def fresh_seeds(n: int, start: int = 0) -> list[int]:
+    """``n`` seeds no sweep gives its trials, from ``FRESH_SEED_BASE + start`` on."""
+    return [FRESH_SEED_BASE + start + i for i in range(n)]
 
 
 OnSeed = Callable[[int, dict[str, float]], None]  # told (seed, final metrics) as each run ends

@@ -416,3 +416,39 @@ def test_a_partial_report_says_what_the_suite_is_and_which_tasks_it_leaves_out(t
     assert "Not in this report (tasks of the suite that this run left out): curve." in head
     _, _, report = run_suite(load_suite(path))
     assert "Not in this report" not in report.read_text()
+
+
+def test_each_seeds_incumbent_has_its_own_test_seeds_and_an_old_cell_is_only_re_judged(tmp_path):
+    settings = tmp_path / "published.yaml"
+    settings.write_text("x1: 3.14159\nx2: 2.275\n")
+    path = _suite(
+        tmp_path,
+        methods={"published": "fixed"},
+        tasks={
+            "branin": {
+                "target": "synthetic:branin",
+                "args": {"noise": 0.5},
+                "budget": {"max": 1, "total": 1},
+                "ref": [50.0, 0.397887],
+                "baselines": {"published": str(settings)},
+            }
+        },
+    )
+    suite = load_suite(path)
+    results, _, _ = run_suite(suite)
+    # one configuration, judged twice on disjoint fresh seeds: two estimates, not one copied
+    assert set(suite.cells[0].test_seeds).isdisjoint(suite.cells[1].test_seeds)
+    assert results["score"].nunique() == 2
+    # cells written before test seeds were per cell: seed 0's (the seeds it had) is kept, seed 1's
+    # is judged again on its own seeds without tuning again, its tuning time kept
+    files = [c.sweep.out / "cell.json" for c in suite.cells]
+    for f, score in zip(files, (111.0, 222.0), strict=True):
+        payload = json.loads(f.read_text())
+        del payload["test_seeds"]
+        payload["row"].update(score=score, tuning_s=5.0)
+        f.write_text(json.dumps(payload))
+    results, _, _ = run_suite(load_suite(path))
+    assert list(results["score"].iloc[:1]) == [111.0]
+    again = json.loads(files[1].read_text())
+    assert again["test_seeds"] == list(suite.cells[1].test_seeds) and again["row"]["score"] != 222.0
+    assert again["row"]["tuning_s"] == 5.0 and again["row"]["trials"] == 1
