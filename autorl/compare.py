@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 import re
 import tempfile
 import time
@@ -409,7 +410,7 @@ def _run_all(suite: Suite, jobs: int, progress: SuiteProgress | None) -> list[di
     elif todo:
         pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_cell_process)
         try:
-            futures = {pool.submit(run_cell, suite.cells[i], n_test): i for i in todo}
+            futures = {pool.submit(_pooled_cell, suite.cells[i], n_test): i for i in todo}
             for fut in as_completed(futures):
                 tell(futures[fut], fut.result(), False)
         except BaseException:
@@ -431,6 +432,16 @@ def _cell_process() -> None:
 
     die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the comparison's to handle
+
+
+def _pooled_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
+    """:func:`run_cell` in a pool's process. A SIGTERM from the comparison stops the cell's sweep (it
+    records its running trials as interrupted); then the process leaves, where the pool would hand it
+    the next queued cell."""
+    try:
+        return run_cell(cell, test_seeds)
+    except KeyboardInterrupt:
+        os._exit(130)
 
 
 def _run_cells(

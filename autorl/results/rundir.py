@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import socket
 import sys
 import time
@@ -93,7 +94,12 @@ def check_directory(directory: Path, marker: str, what: str = "run") -> bool:
         raise ConfigError(f"{directory} is a file, not a directory", "out")
     if (directory / marker).is_file():
         return True
-    others = sorted(p.name for p in directory.iterdir() if p.name != LOCK) if directory.is_dir() else []
+    # the lock, and what an atomic write killed halfway leaves (see write_atomic), are autorl's own
+    others = (
+        sorted(p.name for p in directory.iterdir() if p.name != LOCK and not _ATOMIC_TMP.match(p.name))
+        if directory.is_dir()
+        else []
+    )
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise ConfigError(
@@ -135,6 +141,8 @@ def check_run_dir(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> None
     if not check_directory(out, RUN_FILE):
         return
     run = json.loads((out / RUN_FILE).read_text())
+    if run.get("incomplete"):  # killed while writing its run files: no trial ran, start it afresh
+        return
     fmt = int(run.get("format", 1))
     if fmt != FORMAT:
         raise ConfigError(
@@ -165,6 +173,8 @@ def check_run_dir(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> None
 def write_run_files(sweep: Sweep, argv: list[str] | None = None, **extra: Any) -> None:
     """Write what describes the run before any trial starts (config.yaml, space.yaml, run.json)."""
     sweep.out.mkdir(parents=True, exist_ok=True)
+    if not (sweep.out / RUN_FILE).is_file():  # marks the directory as this run's before anything else
+        write_atomic(sweep.out / RUN_FILE, json.dumps({"format": FORMAT, "incomplete": True}))
     dump_yaml(sweep.resolved(), sweep.out / "config.yaml")
     dump_yaml(sweep.space.to_dict(), sweep.out / "space.yaml")
     info = {
@@ -186,6 +196,9 @@ def note_run(out: Path, **fields: Any) -> None:
     path = out / RUN_FILE
     info = json.loads(path.read_text()) if path.is_file() else {}
     write_atomic(path, json.dumps({**info, **fields}, indent=2))
+
+
+_ATOMIC_TMP = re.compile(r"^\..+\.\d+\.tmp$")
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -106,3 +106,31 @@ def test_the_resolved_config_round_trips_so_an_unchanged_resume_is_accepted(
     path.write_text(yaml.safe_dump(cfg))
     sweep(path, plots=False)
     assert len(sweep(path, plots=False, resume=True).trials) == 2
+
+
+def test_a_run_killed_while_writing_its_run_files_starts_again(
+    make_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autorl.results.rundir as rundir
+
+    real = rundir.dump_yaml
+    calls: list[Path] = []
+
+    def killed_after_the_first_file(data: Any, path: Path) -> None:
+        calls.append(path)
+        real(data, path)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("killed")  # as a kill between config.yaml and space.yaml
+
+    for resume in (True, False):  # `--resume`, or the same command again: both take it up
+        calls.clear()
+        monkeypatch.setattr(rundir, "dump_yaml", killed_after_the_first_file)
+        cfg = make_config(out=str(tmp_path / f"run-{resume}"), trials=2)
+        with pytest.raises(KeyboardInterrupt):
+            sweep(cfg, plots=False)
+        out = tmp_path / f"run-{resume}"
+        assert (out / "config.yaml").is_file() and not (out / "trials.csv").exists()
+        (out / ".space.yaml.4242.tmp").write_text("half")  # an atomic write killed halfway
+        monkeypatch.setattr(rundir, "dump_yaml", real)
+        assert len(sweep(cfg, plots=False, resume=resume).trials) == 2
+        assert "incomplete" not in json.loads((out / "run.json").read_text())
