@@ -284,6 +284,7 @@ def test_progress_is_told_after_every_cell_and_counts_cached_ones(tmp_path):
     assert seen == [(1, 1, False), (2, 2, False), (3, 3, False), (4, 4, False)]
 
 
+@pytest.mark.slow  # ~25 s; faults.py kills comparisons 20 times
 def test_a_suite_killed_with_sigkill_resumes_with_every_finished_cell_kept(tmp_path):
     path = _suite(
         tmp_path,
@@ -413,13 +414,15 @@ def test_a_partial_report_says_what_the_suite_is_and_which_tasks_it_leaves_out(t
         notes="The **toy** suite: two synthetic tasks.",
         tasks={
             "branin": {"target": "synthetic:branin", "budget": {"max": 1, "total": 4}, "ref": [50.0, 0.4]},
-            "curve": {"target": "synthetic:curve", "budget": {"max": 100, "total": 200}, "ref": [0.0, 1.0]},
+            "other": {"target": "synthetic:branin", "budget": {"max": 1, "total": 2}, "ref": [50.0, 0.4]},
         },
+        methods={"random": "random"},
+        seeds=1,
     )
     _, _, report = run_suite(load_suite(path, only=["branin"]))
     head = report.read_text().split("## ", 1)[0]
     assert "The **toy** suite: two synthetic tasks." in head
-    assert "Not in this report (tasks of the suite that this run left out): curve." in head
+    assert "Not in this report (tasks of the suite that this run left out): other." in head
     _, _, report = run_suite(load_suite(path))
     assert "Not in this report" not in report.read_text()
 

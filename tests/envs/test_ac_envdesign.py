@@ -62,6 +62,7 @@ def test_plr_and_unknown_keys_are_refused(tmp_path):
         parse_sweep(cfg, "ac.yaml")
 
 
+@pytest.mark.slow  # ~10 s; the SB3 curriculum sweeps run in the fast suite
 def test_sweep_with_method_curriculum(tmp_path):
     cfg = {
         "target": "envdesign:actor_critic",

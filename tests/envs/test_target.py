@@ -111,7 +111,13 @@ def test_sweep_with_method_curriculum_options(tmp_path):
     "algo, family, sampler, ranges",
     [
         ("dqn", "CartPole", "dr", {"pole_length": [0.2, 1.0]}),
-        ("sac", "Pendulum", "curriculum", {"mass": [0.5, 2.0], "length": [0.5, 1.5]}),
+        pytest.param(
+            "sac",
+            "Pendulum",
+            "curriculum",
+            {"mass": [0.5, 2.0], "length": [0.5, 1.5]},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_off_policy_agents_train_on_sampled_levels(algo, family, sampler, ranges):

@@ -145,6 +145,7 @@ def test_resume_of_a_finished_run_adds_nothing_and_a_rerun_is_refused(tmp_path: 
         sweep(cfg, plots=False)
 
 
+@pytest.mark.slow  # ~6 s; kill -9 of sweeps runs in the fast suite
 def test_kill_9_mid_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
     """Killed after some intervals, a resumed run repeats at most the interval it was in and ends where
     an uninterrupted run ends (the Toy target is deterministic)."""
