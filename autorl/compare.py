@@ -256,7 +256,7 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
         else:
             test = evaluate_config(
                 cell.sweep.config.target,
-                cell.sweep.config.args,
+                cell.sweep.trial_args(),
                 params,
                 seeds,
                 Budget(max=budget.steps, report_every=budget.interval),

@@ -31,6 +31,7 @@ from autorl.methods import (
     MethodContext,
     MethodSpec,
     PopulationPlan,
+    build_plan,
     build_population,
     check_method,
     method_spec,
@@ -234,6 +235,14 @@ class Sweep:
         k = self.config.seeds_per_trial
         start = self.config.seed * 1_000_003 + number * k
         return list(range(start, start + k))
+
+    def trial_args(self) -> dict[str, Any]:
+        """The fixed arguments every trial's target gets: the config's ``args`` and those of its method
+        (a level sampler, the meta-gradient switches), which retraining a trial's config needs too."""
+        extra = (
+            {} if self.spec.population else build_plan(self.method, self.context(), self.method_options).args
+        )
+        return {**self.config.args, **extra}
 
     def context(self, stream: int = 0) -> MethodContext:
         """What the sweep's method may know of it."""

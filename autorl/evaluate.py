@@ -114,13 +114,16 @@ def reevaluate(
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     done = sorted(done, key=lambda t: t.values[0], reverse=maximize)[:top]
     budget = Budget(**{k: v for k, v in cfg["budget"].items() if v is not None})
+    # best.yaml holds the args every trial got (the method's too: a level sampler, meta-gradients)
+    best = out / "best.yaml"
+    args = load_yaml(best).get("args", cfg.get("args", {})) if best.is_file() else cfg.get("args", {})
     frames = []
     for t in done:
         config = record_of(t).config or t.params
         params = {k: v for k, v in config.items() if k in cfg["space"]}
         res = evaluate_config(
             cfg["target"],
-            cfg.get("args", {}),
+            args,
             params,
             fresh_seeds(n_seeds),
             budget,

@@ -59,13 +59,8 @@ def _sweep(data_json: str, source: str, out: str) -> Sweep:
 @functools.lru_cache(maxsize=8)
 def _target_args(sweep_ref: SweepRef) -> tuple[Any, dict[str, Any]]:
     """The target and its fixed arguments (the config's ``args`` and the method's), loaded once."""
-    from autorl.methods import build_plan
-
     sweep = sweep_ref.load()
-    extra = (
-        {} if sweep.spec.population else build_plan(sweep.method, sweep.context(), sweep.method_options).args
-    )
-    return TARGETS.get(sweep.config.target), {**sweep.config.args, **extra}
+    return TARGETS.get(sweep.config.target), sweep.trial_args()
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
     values = dict(zip(sweep.metrics, trial.values, strict=True))
     return {
         "target": sweep.config.target,
-        "args": dict(sweep.config.args),
+        "args": sweep.trial_args(),  # the method's too: a PLR or meta-gradient trial retrains as one
         "params": params,
         "metric": list(sweep.metrics) if len(sweep.metrics) > 1 else sweep.metrics[0],
         "direction": list(sweep.directions) if len(sweep.directions) > 1 else sweep.directions[0],

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from autorl.api import sweep
 from autorl.config import parse_sweep
@@ -156,14 +157,31 @@ def test_bad_engine_configs_are_refused(tmp_path: Path, change: dict[str, Any], 
 
 
 @pytest.mark.parametrize("method", ["dr", "plr", "curriculum"])
-def test_environment_design_on_the_engine_gives_each_copy_its_level(tmp_path: Path, method: str) -> None:
+def test_environment_design_on_the_engine_gives_each_copy_its_level(
+    tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     args = {**SMALL, "family": "CartPole", "train_ranges": {"pole_length": [0.2, 1.0]}, "n_test_levels": 4}
     cfg = _cfg(
         tmp_path, target="envdesign:engine", args=args, method=method, trials=2, metric="heldout_return"
     )
-    df = sweep(cfg, plots=False).trials
+    result = sweep(cfg, plots=False)
+    df = result.trials
     assert set(df["state"]) == {"COMPLETE"} and df["value"].notna().all()
     assert {"metric_heldout_in_range", "metric_heldout_out_of_range", "metric_gen_gap"} <= set(df.columns)
+    # the best config retrains as its trials trained: with the method's level sampler
+    best = yaml.safe_load((result.out / "best.yaml").read_text())
+    assert best["args"]["level_sampler"] == method
+    import autorl.evaluate
+
+    seen: list[dict[str, Any]] = []
+
+    def spy(target: str, args: dict[str, Any], *rest: Any, **kw: Any) -> pd.DataFrame:
+        seen.append(args)
+        return pd.DataFrame([{"seed": 0, "heldout_return": 1.0}])
+
+    monkeypatch.setattr(autorl.evaluate, "evaluate_config", spy)
+    autorl.evaluate.reevaluate(result.out, top=1, n_seeds=1)
+    assert seen and seen[0]["level_sampler"] == method
 
 
 def test_levels_reach_the_copies_and_plr_scores_them() -> None:
