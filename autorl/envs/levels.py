@@ -23,7 +23,8 @@ def scale_ranges(family: Family, ranges: Ranges, width: float) -> Ranges:
     for p in family.params:
         lo, hi = ranges[p.name]
         d = min(max(p.default, lo), hi)
-        out[p.name] = (d - width * (d - lo), d + width * (hi - d))
+        # clamped: at width 1, d - (d - lo) may round below lo (1.0 - 0.9 = 0.0999...), off the family
+        out[p.name] = (max(lo, d - width * (d - lo)), min(hi, d + width * (hi - d)))
     return out
 
 

@@ -166,3 +166,18 @@ def test_a_sampler_state_round_trips_as_plain_data_and_continues_exactly(tmp_pat
         assert a.fits >= 1 and b.gmm is not None
     for _ in range(20):
         assert a.sample() == b.sample()
+
+
+@pytest.mark.parametrize("name", ["CartPole", "Pendulum", "Acrobot", "MountainCar"])
+def test_scaled_ranges_never_leave_the_familys_bounds(name):
+    """At width 1, default - (default - low) rounds below low for CartPole's cart_mass (1.0 - 0.9): the
+    curriculum then proposed levels the family refuses, and every trial of it failed."""
+    from autorl.envs.families import get_family
+
+    family = get_family(name)
+    bounds = family.bounds()
+    for width in (0.0, 0.3, 0.7, 1.0):
+        for key, (lo, hi) in scale_ranges(family, bounds, width).items():
+            assert bounds[key][0] <= lo <= hi <= bounds[key][1], (key, width, lo, hi)
+            family.validate({key: lo})  # accepted, as a level the curriculum proposes must be
+            family.validate({key: hi})
