@@ -284,6 +284,16 @@ def test_progress_is_told_after_every_cell_and_counts_cached_ones(tmp_path):
     assert seen == [(1, 1, False), (2, 2, False), (3, 3, False), (4, 4, False)]
 
 
+def _compare_until_a_cell_is_done(path, cells):
+    """Start ``autorl compare`` in a session of its own and return once its first cell is written."""
+    cmd = [sys.executable, "-m", "autorl.cli", "compare", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(cells.rglob("cell.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, cells
+
+
 @pytest.mark.slow  # ~25 s; faults.py kills comparisons 20 times
 def test_a_suite_killed_with_sigkill_resumes_with_every_finished_cell_kept(tmp_path):
     path = _suite(
@@ -297,13 +307,8 @@ def test_a_suite_killed_with_sigkill_resumes_with_every_finished_cell_kept(tmp_p
             }
         },
     )
-    cmd = [sys.executable, "-m", "autorl.cli", "compare", str(path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    cells = tmp_path / "cmp" / "cells"
+    proc, cells = _compare_until_a_cell_is_done(path, tmp_path / "cmp" / "cells")
     try:
-        deadline = time.monotonic() + 120
-        while not list(cells.rglob("cell.json")) and time.monotonic() < deadline:
-            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)  # the process group this test started, and nothing else
     finally:
         proc.wait(timeout=30)
@@ -384,13 +389,8 @@ def test_sigterm_to_a_comparison_stops_its_cell_processes_and_it_resumes(tmp_pat
             }
         },
     )
-    cmd = [sys.executable, "-m", "autorl.cli", "compare", str(path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    cells = tmp_path / "cmp" / "cells"
+    proc, cells = _compare_until_a_cell_is_done(path, tmp_path / "cmp" / "cells")
     try:
-        deadline = time.monotonic() + 120
-        while not list(cells.rglob("cell.json")) and time.monotonic() < deadline:
-            time.sleep(0.05)
         at_signal = len(list(cells.rglob("cell.json")))
         proc.send_signal(signal.SIGTERM)  # the comparison only, as `kill PID` does
         proc.wait(timeout=60)
