@@ -327,12 +327,13 @@ class EnvDesignTarget(SB3Target):
             seed=ctx.seed,
         )
         self.model = self._build_model(config, ctx.seed)
+        self._keep_streams()
 
     def act(self, obs: np.ndarray) -> Any:
         return self.model.predict(obs, deterministic=True)[0]
 
     def train(self, budget: int) -> dict[str, float]:
-        with budget_progress(self.model, self.ctx.budget):
+        with self._own_streams(), budget_progress(self.model, self.ctx.budget):
             self.model.learn(
                 total_timesteps=budget,
                 reset_num_timesteps=False,

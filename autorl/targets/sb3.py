@@ -226,6 +226,24 @@ def quiet(model: Any) -> Any:
     return model
 
 
+def _global_streams() -> tuple[Any, Any, Any]:
+    import random
+
+    import torch
+
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def _set_global_streams(streams: tuple[Any, Any, Any]) -> None:
+    import random
+
+    import torch
+
+    torch.set_rng_state(streams[0])
+    np.random.set_state(streams[1])
+    random.setstate(streams[2])
+
+
 def _make_env(args: dict[str, Any], n: int, seed: int) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -254,6 +272,25 @@ class SB3Target:
             self.env = VecNormalize(self.env, gamma=float(config.get("gamma", 0.99)))
             self.eval_env = VecNormalize(self.eval_env, training=False, norm_reward=False)
         self.model = self._build_model(config, ctx.seed)
+        self._keep_streams()
+
+    def _keep_streams(self) -> None:
+        """SB3 samples actions and minibatches from the process-wide generators, which building the model
+        seeded: the agent keeps them as its own (see ``_own_streams``), so agents sharing a worker
+        (population members) do not draw from each other's, and a member trains alike on one worker or
+        on several."""
+        self._streams = _global_streams()
+
+    @contextlib.contextmanager
+    def _own_streams(self) -> Iterator[None]:
+        """The agent's own random streams in the process-wide generators while it trains."""
+        outside = _global_streams()
+        _set_global_streams(self._streams)
+        try:
+            yield
+        finally:
+            self._streams = _global_streams()
+            _set_global_streams(outside)
 
     def _build_model(self, config: dict[str, Any], seed: int) -> Any:
         """The SB3 model of ``self.algo`` on ``self.env`` from the config's policy and algo keys."""
@@ -300,7 +337,7 @@ class SB3Target:
 
     def train(self, budget: int) -> dict[str, float]:
         """Train ``budget`` more env steps (SB3 finishes the rollout it is in), then evaluate."""
-        with budget_progress(self.model, self.ctx.budget):
+        with self._own_streams(), budget_progress(self.model, self.ctx.budget):
             self.model.learn(total_timesteps=budget, reset_num_timesteps=False, progress_bar=False)
         return self.evaluate()
 

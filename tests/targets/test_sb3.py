@@ -45,6 +45,26 @@ def test_same_seed_same_result_and_another_seed_differs():
     assert run(3) != run(4)
 
 
+def test_agents_sharing_a_process_train_as_each_would_alone():
+    """Population members share a worker process: one member's training or construction (SB3 seeds the
+    process-wide generators) must not change another's actions and minibatches."""
+    cls = TARGETS.get("sb3:ppo")
+    cfg = {"env": "CartPole-v1", "eval_episodes": 2, "n_steps": 64, "batch_size": 32, "n_epochs": 2}
+
+    def params(agent):
+        return torch.cat([p.detach().flatten() for p in agent.model.policy.parameters()])
+
+    alone = cls(cfg, TrialContext(seed=1, budget=256))
+    alone_curve = [alone.train(128)["eval_return"], alone.train(128)["eval_return"]]
+    a = cls(cfg, TrialContext(seed=1, budget=256))
+    b = cls(cfg, TrialContext(seed=2, budget=256))  # built after a: reseeds the generators
+    curve = [a.train(128)["eval_return"]]
+    b.train(128)
+    curve.append(a.train(128)["eval_return"])
+    assert curve == alone_curve
+    assert torch.equal(params(a), params(alone))
+
+
 def test_ppo_overshoot_is_recorded_not_hidden():
     cls = TARGETS.get("sb3:ppo")
     t = cls({"env": "CartPole-v1", "n_envs": 2, "n_steps": 128, "eval_episodes": 1}, TrialContext(seed=0))
