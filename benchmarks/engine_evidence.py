@@ -38,7 +38,8 @@ ZOO = {
         "ent_coef": 0.0,
         "normalize": True,
         "batch_size": 64,
-        "steps": 200_000,
+        "steps": 204_800,  # rl-zoo3's 2e5 rounded up to whole rollouts (50 x 16 x 256)
+        "report_every": 20_480,  # every 5 rollouts
     },
     "Pendulum-v1": {
         "n_envs": 4,
@@ -50,7 +51,8 @@ ZOO = {
         "learning_rate": 1e-3,
         "clip_range": 0.2,
         "batch_size": 64,
-        "steps": 100_000,
+        "steps": 102_400,  # rl-zoo3's 1e5 rounded up to whole rollouts (25 x 4 x 1024)
+        "report_every": 4_096,  # every rollout
     },
 }
 
@@ -356,7 +358,7 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     curves: dict[str, dict[str, np.ndarray]] = {}
     for env, zoo in ZOO.items():
-        every = zoo["steps"] // 10
+        every = zoo["report_every"]  # whole rollouts, so both sides evaluate at the same steps
         common = {
             k: zoo[k]
             for k in ("n_envs", "n_steps", "n_epochs", "gamma", "gae_lambda", "ent_coef")
@@ -420,6 +422,8 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             }
             print(env, side, json.dumps(out[f"{env}/{side}"]), flush=True)
         e, s = out[f"{env}/engine"], out[f"{env}/sb3"]
+        if e["steps"] != s["steps"]:  # the comparison is at equal env steps, or it is not made
+            raise SystemExit(f"{env}: engine evaluated at {e['steps']}, SB3 at {s['steps']}")
         for m in ("auc", "final"):
             out[f"{env}/{m}_each_in_the_others_ci"] = bool(
                 s[f"{m}_ci"][0] <= e[m] <= s[f"{m}_ci"][1] and e[f"{m}_ci"][0] <= s[m] <= e[f"{m}_ci"][1]
