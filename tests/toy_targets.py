@@ -98,9 +98,11 @@ class Toy:
     gain drops), so a population improves by moving lr up from a poor start.
 
     Fixed args: ``log`` (a JSONL file: one row per train call with the seed, the steps before it and
-    the lr in effect), ``sleep`` (seconds per call, so a test can kill a run mid-way), ``crash`` (a
-    mapping ``{seed, at, marker}``: the agent with that seed kills its process with SIGSEGV once, when a
-    train call starts at or after ``at`` steps, and writes ``marker`` first so it happens only once).
+    the lr in effect), ``saves`` (a file: one line per save and per load with the directory, so a test
+    sees where its checkpoints live), ``sleep`` (seconds per call, so a test can kill a run mid-way),
+    ``crash`` (a mapping ``{seed, at, marker}``: the agent with that seed kills its process with SIGSEGV
+    once, when a train call starts at or after ``at`` steps, and writes ``marker`` first so it happens
+    only once).
     """
 
     def __init__(self, config, ctx):
@@ -130,13 +132,20 @@ class Toy:
         self.steps += budget
         return {"score": self.value, "budget": float(self.steps)}
 
+    def _saw(self, event, path):
+        if self.config.get("saves"):
+            with open(self.config["saves"], "a") as f:
+                f.write(f"{event} {Path(path).resolve()}\n")
+
     def save(self, path):
+        self._saw("save", path)
         Path(path).mkdir(parents=True, exist_ok=True)
         (Path(path) / "s.json").write_text(
             json.dumps({"steps": self.steps, "value": self.value, "lr": self.lr})
         )
 
     def load(self, path):
+        self._saw("load", path)
         s = json.loads((Path(path) / "s.json").read_text())
         self.steps, self.value, self.lr = s["steps"], s["value"], s["lr"]  # the donor's lr (ray#62173)
 

@@ -208,7 +208,8 @@ def test_a_population_on_a_ray_head_gives_the_embedded_result(tmp_path, ray_env)
             time.sleep(0.5)
         assert set(a for addrs in listening(_session_pids(head.pid)).values() for a in addrs) <= LOOPBACK
         path = tmp_path / "pbt.yaml"
-        path.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "ray")}))
+        saves = tmp_path / "saves.txt"
+        path.write_text(yaml.safe_dump({**cfg, "args": {"saves": str(saves)}, "out": str(tmp_path / "ray")}))
         proc = subprocess.run(
             [*AUTORL, "sweep", str(path), "--ray-address", f"127.0.0.1:{port}", "--quiet", "--no-plots"],
             env=ray_env,
@@ -230,6 +231,12 @@ def test_a_population_on_a_ray_head_gives_the_embedded_result(tmp_path, ray_env)
         f"member{i}" for i in range(4)
     ]
     assert (tmp_path / "ray" / "logs" / "member-0.log").is_file()
+    # the actors saved and loaded only in directories of their own: the checkpoints of a copy came to
+    # them through Ray, as they would to an actor on another node
+    seen = [line.split(" ", 1) for line in saves.read_text().splitlines()]
+    assert {e for e, _ in seen} == {"save", "load"}
+    run_dir = str((tmp_path / "ray").resolve())
+    assert all("autorl-actor-" in p and not p.startswith(run_dir) for _, p in seen), seen[:4]
 
 
 def _free_port() -> int:
