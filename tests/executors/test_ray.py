@@ -243,3 +243,44 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_an_sb3_population_on_local_ray_gives_the_embedded_result(tmp_path, ray_env):
+    """SB3 PPO members on Ray actors, checkpoints through the object store: the same population as
+    on embedded workers, to the last score (each agent keeps its own random streams)."""
+    cfg = {
+        "target": "sb3:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 2, "n_steps": 64, "batch_size": 64, "eval_episodes": 2},
+        "space": {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
+        },
+        "metric": "eval_return",
+        "budget": {"max": 512, "report_every": 128},
+        "method": {"name": "pbt", "population": 4},
+        "workers": 2,
+        "seed": 0,
+    }
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "executor": "ray", "out": str(tmp_path / "ray")}))
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
+        env=ray_env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        _stop_session(proc.pid)
+    assert proc.returncode == 0, err[-3000:]
+    assert not _session_pids(proc.pid)
+    from autorl.api import sweep
+
+    embedded = sweep({**cfg, "out": str(tmp_path / "embedded")}, plots=False).trials
+    on_ray = pd.read_csv(tmp_path / "ray" / "trials.csv")
+    lineage = pd.read_csv(tmp_path / "ray" / "pbt_lineage.csv")
+    assert (lineage["event"] == "exploit").any()  # copies went through the object store
+    assert on_ray["value"].tolist() == embedded["value"].tolist()
+    assert on_ray["learning_rate"].tolist() == pytest.approx(embedded["learning_rate"].tolist())
