@@ -7,7 +7,7 @@ a random search of 64 configurations as batches against SB3 PPO, and parity with
     python benchmarks/engine_evidence.py acrobot-pbt [--population 64]
     python benchmarks/engine_evidence.py threads
     python benchmarks/engine_evidence.py random-search [--configs 64] [--sb3]   # --sb3: tens of minutes
-    python benchmarks/engine_evidence.py parity [--seeds 10] [--png docs/figures/engine_parity.png]  # slow
+    python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--png ...]  # slow
 
 Every part prints its figures (and ``--json PATH`` writes them); nothing here is a timed test. All
 runs go through ``autorl.api.sweep`` as a user's would, except the scaling rows, which time the engine
@@ -346,7 +346,8 @@ def random_search(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- parity with SB3
-def _bootstrap_ci(x: np.ndarray, rng: np.random.Generator, reps: int = 5000) -> tuple[float, float]:
+def _bootstrap_ci(x: np.ndarray, reps: int = 5000) -> tuple[float, float]:
+    rng = np.random.default_rng(0)  # each CI its own draws: one statistic more does not move the others
     means = x[rng.integers(0, len(x), (reps, len(x)))].mean(1)
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
@@ -354,10 +355,11 @@ def _bootstrap_ci(x: np.ndarray, rng: np.random.Generator, reps: int = 5000) -> 
 def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """SB3 PPO and the engine at rl-zoo3's tuned settings, the same env steps, ``--seeds`` seeds each:
     the area under the deterministic evaluation curve and the final return, with 95% bootstrap CIs."""
-    rng = np.random.default_rng(0)
     out: dict[str, Any] = {}
     curves: dict[str, dict[str, np.ndarray]] = {}
     for env, zoo in ZOO.items():
+        if a.envs and env not in a.envs:
+            continue
         every = zoo["report_every"]  # whole rollouts, so both sides evaluate at the same steps
         common = {
             k: zoo[k]
@@ -412,19 +414,23 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             curves.setdefault(env, {})[side] = arr
             auc = arr.mean(1)
             final = arr[:, -1]
+            last5 = arr[:, -5:].mean(1)  # one evaluation of 10 episodes is noisy: the last five, beside it
             out[f"{env}/{side}"] = {
                 "wall_s": round(wall, 1),
                 "auc": float(auc.mean()),
-                "auc_ci": _bootstrap_ci(auc, rng),
+                "auc_ci": _bootstrap_ci(auc),
                 "final": float(final.mean()),
-                "final_ci": _bootstrap_ci(final, rng),
+                "final_ci": _bootstrap_ci(final),
+                "last5": float(last5.mean()),
+                "last5_ci": _bootstrap_ci(last5),
                 "steps": list(map(int, cv.columns)),
+                "curves": arr.round(3).tolist(),  # per seed, at ``steps``
             }
             print(env, side, json.dumps(out[f"{env}/{side}"]), flush=True)
         e, s = out[f"{env}/engine"], out[f"{env}/sb3"]
         if e["steps"] != s["steps"]:  # the comparison is at equal env steps, or it is not made
             raise SystemExit(f"{env}: engine evaluated at {e['steps']}, SB3 at {s['steps']}")
-        for m in ("auc", "final"):
+        for m in ("auc", "final", "last5"):
             out[f"{env}/{m}_each_in_the_others_ci"] = bool(
                 s[f"{m}_ci"][0] <= e[m] <= s[f"{m}_ci"][1] and e[f"{m}_ci"][0] <= s[m] <= e[f"{m}_ci"][1]
             )
@@ -474,6 +480,7 @@ def main() -> None:
     ap.add_argument("--configs", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--sb3", action="store_true")
+    ap.add_argument("--envs", nargs="+", default=None, help="parity: only these envs")
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
