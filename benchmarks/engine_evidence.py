@@ -7,7 +7,7 @@ a random search of 64 configurations as batches against SB3 PPO, and parity with
     python benchmarks/engine_evidence.py acrobot-pbt [--population 64]
     python benchmarks/engine_evidence.py threads
     python benchmarks/engine_evidence.py random-search [--configs 64] [--sb3]   # --sb3: tens of minutes
-    python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--png ...]  # slow
+    python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--eval-episodes 10]  # slow
 
 Every part prints its figures (and ``--json PATH`` writes them); nothing here is a timed test. All
 runs go through ``autorl.api.sweep`` as a user's would, except the scaling rows, which time the engine
@@ -379,7 +379,7 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     "n_minibatches": minibatches,
                     "normalize_obs": bool(zoo.get("normalize")),
                     "normalize_reward": bool(zoo.get("normalize")),
-                    "eval_episodes": 10,
+                    "eval_episodes": a.eval_episodes,
                 },
             },
             "sb3": {
@@ -389,7 +389,7 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     **common,
                     "batch_size": zoo["batch_size"],
                     "normalize": bool(zoo.get("normalize")),
-                    "eval_episodes": 10,
+                    "eval_episodes": a.eval_episodes,
                 },
                 "workers": 2,
             },
@@ -457,7 +457,7 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 ax.fill_between(steps, lo, hi, color=colour, alpha=0.15, lw=0)
             ax.set_title(f"{env}: rl-zoo3's PPO settings")
             ax.set_xlabel("env steps")
-            ax.set_ylabel("deterministic eval return (10 episodes)")
+            ax.set_ylabel(f"deterministic eval return ({a.eval_episodes} episodes)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle("engine vs SB3 PPO: mean and interquartile range over seeds", fontsize=10)
@@ -481,6 +481,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--sb3", action="store_true")
     ap.add_argument("--envs", nargs="+", default=None, help="parity: only these envs")
+    ap.add_argument("--eval-episodes", type=int, default=10, help="parity: episodes per evaluation")
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
