@@ -438,7 +438,7 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         from autorl.plotting import pyplot, save_figure
 
         plt = pyplot()
-        fig, axes = plt.subplots(1, len(curves), figsize=(11, 3.8))
+        fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.8))
         for ax, (env, sides) in zip(np.atleast_1d(axes), curves.items(), strict=True):
             steps = out[f"{env}/engine"]["steps"]
             for (side, arr), (colour, ls) in zip(sides.items(), (("C0", "-"), ("C1", "--")), strict=True):
