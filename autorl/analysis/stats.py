@@ -293,8 +293,8 @@ def anytime_curve(
 
     Args:
         df: Columns ``method``, ``task``, ``seed``, ``budget`` (consumed so far), ``score``.
-        budgets: Grid used for every task; default ``n_points`` evenly spaced from the first budget at
-            which every run of the task has reported to the largest budget seen on the task.
+        budgets: Grid used for every task; default ``n_points`` evenly spaced from the first budget
+            reported on the task to the largest (a method is undefined until all its runs report).
         n_points: Grid size when ``budgets`` is not given.
         reps, ci, seed: Bootstrap over seeds at each grid point, as in :func:`stratified_bootstrap_ci`.
         maximize: If False the incumbent is the running minimum (e.g. for a loss).
@@ -379,8 +379,9 @@ def _fraction_above(x: np.ndarray, taus: np.ndarray) -> np.ndarray:
 
 
 def _default_grid(tdf: pd.DataFrame, n_points: int) -> np.ndarray:
-    start = tdf.groupby(["method", "seed"])["budget"].min().max()
-    return np.linspace(float(start), float(tdf["budget"].max()), n_points)
+    """From the task's first report to its last: a method whose runs report late (a batch that ends
+    together, a baseline trained once) is undefined until they do, and hides no other method's start."""
+    return np.linspace(float(tdf["budget"].min()), float(tdf["budget"].max()), n_points)
 
 
 def _incumbent_at(sdf: pd.DataFrame, grid: np.ndarray, maximize: bool) -> np.ndarray:

@@ -282,11 +282,25 @@ def test_anytime_curve_hand_case() -> None:
 
 def test_anytime_curve_minimize_skips_nan_and_default_grid() -> None:
     trace = pd.concat([_trace(), pd.DataFrame([("m", "t", 1, 3, np.nan)], columns=_trace().columns)])
-    out = anytime_curve(trace, n_points=4, reps=100, maximize=False)
-    # Default grid runs from the first budget where every seed has reported (2) to the last (5).
-    np.testing.assert_allclose(out["budget"], [2, 3, 4, 5])
+    out = anytime_curve(trace, n_points=5, reps=100, maximize=False)
+    # Default grid runs from the task's first report (1) to its last (5); the method is undefined
+    # until both its seeds have reported (2).
+    np.testing.assert_allclose(out["budget"], [1, 2, 3, 4, 5])
     # Running minimum: seed 0 is 1, 0.5, 0.5, 0.5; seed 1 is 2 throughout (its NaN report is ignored).
-    np.testing.assert_allclose(out["iqm"], [1.5, 1.25, 1.25, 1.25])
+    np.testing.assert_allclose(out["iqm"], [np.nan, 1.5, 1.25, 1.25, 1.25])
+
+
+def test_anytime_default_grid_shows_an_early_method_before_a_late_one_reports() -> None:
+    """A batch whose trials all end together (or a baseline trained once) reports late; the methods
+    that reported earlier keep their early curve instead of the grid starting at the late one."""
+    early = _trace()
+    late = early.assign(method="late", budget=early["budget"] + 10)  # first reports at 11 and 12
+    out = anytime_curve(pd.concat([early, late]), n_points=15, reps=100)
+    assert out["budget"].min() == 1 and out["budget"].max() == 15
+    m = out[out["method"] == "m"].set_index("budget")["iqm"]
+    assert m.loc[2.0] == pytest.approx(1.5)  # defined from budget 2, long before "late" reports
+    lt = out[out["method"] == "late"].set_index("budget")["iqm"]
+    assert lt.loc[:11.0].isna().all() and lt.loc[12.0] == pytest.approx(1.5)
 
 
 def test_anytime_curve_separates_methods_and_tasks() -> None:
@@ -301,4 +315,4 @@ def test_anytime_curve_separates_methods_and_tasks() -> None:
     ]
     last = out.groupby(["method", "task"])["iqm"].last()
     assert last[("n", "t")] == pytest.approx(10 * last[("m", "t")])
-    np.testing.assert_allclose(out.loc[out["task"] == "u", "budget"], [200, 350, 500])
+    np.testing.assert_allclose(out.loc[out["task"] == "u", "budget"], [100, 300, 500])
