@@ -211,6 +211,9 @@ def test_ctrl_c_saves_results_and_prints_the_resume_command(make_config, tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell's background job (pytest under `nohup ... &`) ignores SIGINT, and
+        # its children inherit that, so the sweep would never see the Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_for(lambda: len(_starts(log)) >= 3)
     proc.send_signal(signal.SIGINT)
