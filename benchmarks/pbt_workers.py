@@ -39,6 +39,8 @@ def run(workers: int, a: argparse.Namespace, root: Path) -> tuple[float, float, 
     state = json.loads((result.out / "population.json").read_text())
     intervals = state["intervals"] * a.population
     busy = sum(m["seconds"] for m in state["members"])
+    if state["intervals"] < 2:
+        raise SystemExit("the rate is taken after the first interval: give --budget at least 2 x --interval")
     first, last = state["timeline"][0][1], state["timeline"][-1][1]  # the sweep's clock after each interval
     steady = (state["intervals"] - 1) * a.population / (last - first)
     return wall, busy, intervals, steady, [float(m["score"]) for m in state["members"]]

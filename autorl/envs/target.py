@@ -50,7 +50,7 @@ from autorl.envs.levels import (
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
-from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class, budget_progress, quiet
+from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class, quiet
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 
 SAMPLERS = ("default", "dr", "plr", "curriculum")
@@ -333,13 +333,7 @@ class EnvDesignTarget(SB3Target):
         return self.model.predict(obs, deterministic=True)[0]
 
     def train(self, budget: int) -> dict[str, float]:
-        with self._own_streams(), budget_progress(self.model, self.ctx.budget):
-            self.model.learn(
-                total_timesteps=budget,
-                reset_num_timesteps=False,
-                progress_bar=False,
-                callback=_callback(self),
-            )
+        self._learn(budget, callback=_callback(self))
         return self.evaluate()
 
     def evaluate(self) -> dict[str, float]:

@@ -337,9 +337,16 @@ class SB3Target:
 
     def train(self, budget: int) -> dict[str, float]:
         """Train ``budget`` more env steps (SB3 finishes the rollout it is in), then evaluate."""
-        with self._own_streams(), budget_progress(self.model, self.ctx.budget):
-            self.model.learn(total_timesteps=budget, reset_num_timesteps=False, progress_bar=False)
+        self._learn(budget)
         return self.evaluate()
+
+    def _learn(self, budget: int, callback: Any = None) -> None:
+        """``budget`` more env steps of SB3's ``learn``, on the agent's own streams, with schedules read
+        against the whole trial's budget: every SB3-based target trains through here."""
+        with self._own_streams(), budget_progress(self.model, self.ctx.budget):
+            self.model.learn(
+                total_timesteps=budget, reset_num_timesteps=False, progress_bar=False, callback=callback
+            )
 
     def evaluate(self) -> dict[str, float]:
         from stable_baselines3.common.evaluation import evaluate_policy
