@@ -188,6 +188,44 @@ def budget_progress(model: Any, budget: int) -> Iterator[None]:
         del model._update_current_progress_remaining
 
 
+def _chunks(model: Any, budget: int) -> list[tuple[int, int | None]]:
+    """``budget`` as (steps, train_freq) calls of ``learn``, so that an off-policy agent stops at its budget.
+
+    SB3's off-policy loop collects ``train_freq`` steps at a time and only then checks the total, so a
+    DQN with ``train_freq: 7`` asked for 10,000 steps would take 10,003, and a sweep charging whole
+    trials would fit fewer of them. The whole chunks run as asked; the rest runs as one shorter chunk
+    (``None``: the model's own train_freq). With ``gradient_steps: -1`` the update-to-data ratio is kept.
+    A train_freq counted in episodes, and on-policy agents (whole rollouts), are left as they are.
+    """
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+
+    if not isinstance(model, OffPolicyAlgorithm) or model.train_freq.unit != TrainFrequencyUnit.STEP:
+        return [(budget, None)]
+    per_chunk = model.train_freq.frequency * model.n_envs
+    whole, rest = divmod(budget, per_chunk)
+    calls: list[tuple[int, int | None]] = [(whole * per_chunk, None)] if whole else []
+    if rest:
+        calls.append((rest, -(-rest // model.n_envs)))
+    return calls
+
+
+@contextlib.contextmanager
+def _train_freq(model: Any, freq: int | None) -> Iterator[None]:
+    """``model`` collects ``freq`` steps per chunk while the block runs (unchanged for ``None``)."""
+    if freq is None:
+        yield
+        return
+    from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
+
+    kept = model.train_freq
+    model.train_freq = TrainFreq(freq, TrainFrequencyUnit.STEP)
+    try:
+        yield
+    finally:
+        model.train_freq = kept
+
+
 def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
     """Refuse an unknown env, an action space the algorithm cannot handle, an unknown key (with the
     closest valid one), or a malformed ``lin_`` schedule. Needs gymnasium, not stable-baselines3."""
@@ -336,7 +374,8 @@ class SB3Target:
         return kwargs
 
     def train(self, budget: int) -> dict[str, float]:
-        """Train ``budget`` more env steps (SB3 finishes the rollout it is in), then evaluate."""
+        """Train ``budget`` more env steps, then evaluate. PPO and A2C finish the rollout they are in; an
+        off-policy agent stops at ``budget`` (rounded up to whole steps of its n_envs)."""
         self._learn(budget)
         return self.evaluate()
 
@@ -344,9 +383,14 @@ class SB3Target:
         """``budget`` more env steps of SB3's ``learn``, on the agent's own streams, with schedules read
         against the whole trial's budget: every SB3-based target trains through here."""
         with self._own_streams(), budget_progress(self.model, self.ctx.budget):
-            self.model.learn(
-                total_timesteps=budget, reset_num_timesteps=False, progress_bar=False, callback=callback
-            )
+            for steps, freq in _chunks(self.model, budget):
+                with _train_freq(self.model, freq):
+                    self.model.learn(
+                        total_timesteps=steps,
+                        reset_num_timesteps=False,
+                        progress_bar=False,
+                        callback=callback,
+                    )
 
     def evaluate(self) -> dict[str, float]:
         from stable_baselines3.common.evaluation import evaluate_policy

@@ -72,6 +72,19 @@ def test_ppo_overshoot_is_recorded_not_hidden():
     assert m["budget"] == 256
 
 
+@pytest.mark.parametrize("algo", ["dqn", "sac"])
+def test_an_off_policy_agent_stops_at_its_budget_and_keeps_every_transition(algo):
+    """SB3 collects train_freq steps before it checks the total: 100 steps at train_freq 7 would be 105,
+    and a sweep charging whole trials would fit fewer of them."""
+    cls = TARGETS.get(f"sb3:{algo}")
+    cfg = {"env": ENVS[algo], "eval_episodes": 1, "net_arch": "tiny", "train_freq": 7, **SMALL[algo]}
+    t = cls(cfg, TrialContext(seed=0, budget=150))
+    assert t.train(100)["budget"] == 100
+    assert t.train(50)["budget"] == 150
+    assert t.model.replay_buffer.size() == 150  # the shorter last chunk lost no transition
+    assert t.model.train_freq.frequency == 7
+
+
 def test_reconfigure_learning_rate_reaches_the_optimiser():
     cls = TARGETS.get("sb3:ppo")
     t = cls(
