@@ -198,11 +198,14 @@ def _chunks(model: Any, budget: int) -> list[tuple[int, int | None]]:
     A train_freq counted in episodes, and on-policy agents (whole rollouts), are left as they are.
     """
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-    from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+    from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
-    if not isinstance(model, OffPolicyAlgorithm) or model.train_freq.unit != TrainFrequencyUnit.STEP:
+    freq = getattr(model, "train_freq", None)  # a TrainFreq once the model is built
+    if not (isinstance(model, OffPolicyAlgorithm) and isinstance(freq, TrainFreq)):
         return [(budget, None)]
-    per_chunk = model.train_freq.frequency * model.n_envs
+    if freq.unit != TrainFrequencyUnit.STEP:
+        return [(budget, None)]
+    per_chunk = freq.frequency * model.n_envs
     whole, rest = divmod(budget, per_chunk)
     calls: list[tuple[int, int | None]] = [(whole * per_chunk, None)] if whole else []
     if rest:
