@@ -7,7 +7,8 @@ a random search of 64 configurations as batches against SB3 PPO, and parity with
     python benchmarks/engine_evidence.py acrobot-pbt [--population 64]
     python benchmarks/engine_evidence.py threads
     python benchmarks/engine_evidence.py random-search [--configs 64] [--sb3]   # --sb3: tens of minutes
-    python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--eval-episodes 10]  # slow
+    python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--eval-episodes 10]
+        [--sweep-seed 0]  # slow
 
 Every part prints its figures (and ``--json PATH`` writes them); nothing here is a timed test. All
 runs go through ``autorl.api.sweep`` as a user's would, except the scaling rows, which time the engine
@@ -403,6 +404,7 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "budget": {"max": zoo["steps"], "report_every": every},
                 "method": "random",
                 "trials": a.seeds,
+                "seed": a.sweep_seed,  # the trials' seeds derive from it: another value, fresh seeds
             }
             if side == "engine":
                 run["batch"] = a.seeds  # ten seeds of one config: one population
@@ -482,6 +484,7 @@ def main() -> None:
     ap.add_argument("--sb3", action="store_true")
     ap.add_argument("--envs", nargs="+", default=None, help="parity: only these envs")
     ap.add_argument("--eval-episodes", type=int, default=10, help="parity: episodes per evaluation")
+    ap.add_argument("--sweep-seed", type=int, default=0, help="parity: another value draws other seeds")
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
