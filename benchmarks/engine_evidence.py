@@ -9,6 +9,7 @@ a random search of 64 configurations as batches against SB3 PPO, and parity with
     python benchmarks/engine_evidence.py random-search [--configs 64] [--sb3]   # --sb3: tens of minutes
     python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--eval-episodes 10]
         [--sweep-seed 0]  # slow
+    python benchmarks/engine_evidence.py parity-pool --inputs A.json B.json  # pooled seeds, tested
 
 Every part prints its figures (and ``--json PATH`` writes them); nothing here is a timed test. All
 runs go through ``autorl.api.sweep`` as a user's would, except the scaling rows, which time the engine
@@ -467,10 +468,76 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return out
 
 
+PARITY_STATS = {
+    "auc": lambda c: c.mean(1),
+    "final": lambda c: c[:, -1],
+    "last5": lambda c: c[:, -5:].mean(1),
+}
+
+
+def _each_in_the_others_ci(a: np.ndarray, b: np.ndarray, reps: int = 5000) -> bool:
+    """The issue's parity criterion: each side's mean lies inside the other's 95% bootstrap CI."""
+    ca, cb = _bootstrap_ci(a, reps), _bootstrap_ci(b, reps)
+    return bool(cb[0] <= a.mean() <= cb[1] and ca[0] <= b.mean() <= ca[1])
+
+
+def parity_pool(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Pool the per-seed curves of parity runs (``--inputs``: their ``--json`` files, distinct seeds, the
+    same evaluation steps) and test the difference: bootstrap CIs on the pooled seeds, a permutation
+    test of each statistic, and how often each side fails the criterion against itself when its pooled
+    seeds are split at random into two halves: the rate at which equal algorithms fail it."""
+    runs = [json.loads(Path(f).read_text()) for f in a.inputs]
+    envs = sorted({k.split("/")[0] for run in runs for k in run if k.endswith("/engine")})
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {"inputs": list(a.inputs)}
+    for env in envs:
+        if a.envs and env not in a.envs:
+            continue
+        have = [run for run in runs if f"{env}/engine" in run]
+        curves = {}
+        for side in ("engine", "sb3"):
+            if len({tuple(run[f"{env}/{side}"]["steps"]) for run in have}) != 1:
+                raise SystemExit(f"{env}: the runs evaluated {side} at different steps")
+            curves[side] = np.concatenate([np.asarray(run[f"{env}/{side}"]["curves"]) for run in have])
+        n = min(len(c) for c in curves.values())
+        for name, stat in PARITY_STATS.items():
+            e, s = stat(curves["engine"]), stat(curves["sb3"])
+            both, seen = np.concatenate([e, s]), abs(e.mean() - s.mean())
+            perms = np.argsort(rng.random((a.permutations, len(both))), 1)
+            diffs = np.abs(both[perms[:, : len(e)]].mean(1) - both[perms[:, len(e) :]].mean(1))
+            row: dict[str, Any] = {
+                "engine": float(e.mean()),
+                "engine_ci": _bootstrap_ci(e),
+                "sb3": float(s.mean()),
+                "sb3_ci": _bootstrap_ci(s),
+                "each_in_the_others_ci": _each_in_the_others_ci(e, s),
+                "permutation_p": float((diffs >= seen).mean()),
+            }
+            for side, v in (("engine", e), ("sb3", s)):  # equal algorithms: one side against itself
+                halves = [rng.permutation(len(v)) for _ in range(a.splits)]
+                fails = [
+                    not _each_in_the_others_ci(v[h[: n // 2]], v[h[n // 2 : 2 * (n // 2)]], 1000)
+                    for h in halves
+                ]
+                row[f"{side}_self_split_fails"] = float(np.mean(fails))
+            out[f"{env}/{name}"] = row
+            print(env, name, f"({len(e)} and {len(s)} seeds)", json.dumps(row), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
-        "part", choices=["pbt-cartpole", "scaling", "acrobot-pbt", "threads", "random-search", "parity"]
+        "part",
+        choices=[
+            "pbt-cartpole",
+            "scaling",
+            "acrobot-pbt",
+            "threads",
+            "random-search",
+            "parity",
+            "parity-pool",
+        ],
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--steps", type=int, default=None)
@@ -485,6 +552,9 @@ def main() -> None:
     ap.add_argument("--envs", nargs="+", default=None, help="parity: only these envs")
     ap.add_argument("--eval-episodes", type=int, default=10, help="parity: episodes per evaluation")
     ap.add_argument("--sweep-seed", type=int, default=0, help="parity: another value draws other seeds")
+    ap.add_argument("--inputs", nargs="+", default=[], help="parity-pool: the parity runs' --json files")
+    ap.add_argument("--permutations", type=int, default=20_000, help="parity-pool")
+    ap.add_argument("--splits", type=int, default=400, help="parity-pool: random halves per side")
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -501,6 +571,7 @@ def main() -> None:
         "threads": threads,
         "random-search": random_search,
         "parity": parity,
+        "parity-pool": parity_pool,
     }[a.part]
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
