@@ -8,6 +8,7 @@ draws (initial weights, noise, resets, minibatch order).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 from unittest import mock
 
@@ -66,7 +67,7 @@ def _start(model: PPO) -> Any:
 
 
 def _sb3_rollout(model: PPO, callback: Any, sample: Any = None) -> None:
-    patch = mock.patch.object(DiagGaussianDistribution, "sample", sample) if sample else mock.MagicMock()
+    patch = mock.patch.object(DiagGaussianDistribution, "sample", sample) if sample else nullcontext()
     with patch:
         model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
 
