@@ -372,6 +372,7 @@ def _session_processes(sid: int) -> list[int]:
     return alive
 
 
+@pytest.mark.slow  # 12 s; the default run keeps under 5 minutes
 def test_sigterm_to_a_comparison_stops_its_cell_processes_and_it_resumes(tmp_path):
     path = _suite(
         tmp_path,

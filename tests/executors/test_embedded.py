@@ -105,7 +105,7 @@ def _wait_for(cond, timeout=60.0):
     raise AssertionError("timed out")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: 5 s, slow
 def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_path, workers):
     log = tmp_path / "starts.jsonl"
     cfg = make_config(
