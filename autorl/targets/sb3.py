@@ -201,9 +201,9 @@ def _chunks(model: Any, budget: int) -> list[tuple[int, int | None]]:
     from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
     freq = getattr(model, "train_freq", None)  # a TrainFreq once the model is built
-    if not (isinstance(model, OffPolicyAlgorithm) and isinstance(freq, TrainFreq)):
-        return [(budget, None)]
-    if freq.unit != TrainFrequencyUnit.STEP:
+    if not (isinstance(model, OffPolicyAlgorithm) and isinstance(freq, TrainFreq)) or (
+        freq.unit != TrainFrequencyUnit.STEP
+    ):
         return [(budget, None)]
     per_chunk = freq.frequency * model.n_envs
     whole, rest = divmod(budget, per_chunk)
