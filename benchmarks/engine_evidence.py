@@ -9,7 +9,7 @@ a random search of 64 configurations as batches against SB3 PPO, and parity with
     python benchmarks/engine_evidence.py random-search [--configs 64] [--sb3]   # --sb3: tens of minutes
     python benchmarks/engine_evidence.py parity [--seeds 10] [--envs Pendulum-v1] [--eval-episodes 10]
         [--sweep-seed 0]  # slow
-    python benchmarks/engine_evidence.py parity-pool --inputs A.json B.json  # pooled seeds, tested
+    python benchmarks/engine_evidence.py parity-pool --inputs A.json B.json  # pooled seeds, permutation tests
 
 Every part prints its figures (and ``--json PATH`` writes them); nothing here is a timed test. All
 runs go through ``autorl.api.sweep`` as a user's would, except the scaling rows, which time the engine
@@ -354,6 +354,19 @@ def _bootstrap_ci(x: np.ndarray, reps: int = 5000) -> tuple[float, float]:
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+PARITY_STATS = {
+    "auc": lambda c: c.mean(1),
+    "final": lambda c: c[:, -1],
+    "last5": lambda c: c[:, -5:].mean(1),  # one evaluation of 10 episodes is noisy: the last five
+}
+
+
+def _each_in_the_others_ci(a: np.ndarray, b: np.ndarray, reps: int = 5000) -> bool:
+    """The issue's parity criterion: each side's mean lies inside the other's 95% bootstrap CI."""
+    ca, cb = _bootstrap_ci(a, reps), _bootstrap_ci(b, reps)
+    return bool(cb[0] <= a.mean() <= cb[1] and ca[0] <= b.mean() <= ca[1])
+
+
 def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """SB3 PPO and the engine at rl-zoo3's tuned settings, the same env steps, ``--seeds`` seeds each:
     the area under the deterministic evaluation curve and the final return, with 95% bootstrap CIs."""
@@ -415,17 +428,10 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             cv = pd.read_csv(result.out / "curves.csv").pivot(index="trial", columns="step", values="value")
             arr = cv.to_numpy(dtype=float)
             curves.setdefault(env, {})[side] = arr
-            auc = arr.mean(1)
-            final = arr[:, -1]
-            last5 = arr[:, -5:].mean(1)  # one evaluation of 10 episodes is noisy: the last five, beside it
-            out[f"{env}/{side}"] = {
-                "wall_s": round(wall, 1),
-                "auc": float(auc.mean()),
-                "auc_ci": _bootstrap_ci(auc),
-                "final": float(final.mean()),
-                "final_ci": _bootstrap_ci(final),
-                "last5": float(last5.mean()),
-                "last5_ci": _bootstrap_ci(last5),
+            out[f"{env}/{side}"] = {"wall_s": round(wall, 1)}
+            for m, stat in PARITY_STATS.items():
+                out[f"{env}/{side}"] |= {m: float(stat(arr).mean()), f"{m}_ci": _bootstrap_ci(stat(arr))}
+            out[f"{env}/{side}"] |= {
                 "steps": list(map(int, cv.columns)),
                 "curves": arr.round(3).tolist(),  # per seed, at ``steps``
             }
@@ -433,9 +439,9 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         e, s = out[f"{env}/engine"], out[f"{env}/sb3"]
         if e["steps"] != s["steps"]:  # the comparison is at equal env steps, or it is not made
             raise SystemExit(f"{env}: engine evaluated at {e['steps']}, SB3 at {s['steps']}")
-        for m in ("auc", "final", "last5"):
-            out[f"{env}/{m}_each_in_the_others_ci"] = bool(
-                s[f"{m}_ci"][0] <= e[m] <= s[f"{m}_ci"][1] and e[f"{m}_ci"][0] <= s[m] <= e[f"{m}_ci"][1]
+        for m, stat in PARITY_STATS.items():
+            out[f"{env}/{m}_each_in_the_others_ci"] = _each_in_the_others_ci(
+                stat(curves[env]["engine"]), stat(curves[env]["sb3"])
             )
     if a.png:
         from autorl.plotting import pyplot, save_figure
@@ -466,19 +472,6 @@ def parity(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         fig.suptitle("engine vs SB3 PPO: mean and interquartile range over seeds", fontsize=10)
         save_figure(fig, a.png)
     return out
-
-
-PARITY_STATS = {
-    "auc": lambda c: c.mean(1),
-    "final": lambda c: c[:, -1],
-    "last5": lambda c: c[:, -5:].mean(1),
-}
-
-
-def _each_in_the_others_ci(a: np.ndarray, b: np.ndarray, reps: int = 5000) -> bool:
-    """The issue's parity criterion: each side's mean lies inside the other's 95% bootstrap CI."""
-    ca, cb = _bootstrap_ci(a, reps), _bootstrap_ci(b, reps)
-    return bool(cb[0] <= a.mean() <= cb[1] and ca[0] <= b.mean() <= ca[1])
 
 
 def parity_pool(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
