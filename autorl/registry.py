@@ -11,7 +11,7 @@ import difflib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -140,6 +140,13 @@ class Registry(Generic[T]):
                 self._conflicts[ep.name] = ep.value
             else:
                 self._entries[ep.name] = Entry(ep.name, f"plug-in from {ep.value}", ep.value)
+
+    def adopt(self, entries: Iterable[Entry[T]]) -> None:
+        """Add those of ``entries`` whose names are unknown here (a worker process takes over what the
+        process that started it registered at run time)."""
+        for entry in entries:
+            if entry.name not in self:
+                self._entries[entry.name] = entry
 
     def names(self) -> list[str]:
         self._load_plugins()

@@ -4,11 +4,13 @@ budget its own ``# smoke:`` line gives (run with ``-m slow``: about ten minutes)
 from __future__ import annotations
 
 import itertools
+import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -59,19 +61,33 @@ def test_the_getting_started_guide_shows_the_main_example_as_it_ships() -> None:
     assert shown == (SPACES_DIR / "examples" / "ppo_cartpole.yaml").read_text()
 
 
-def test_the_readmes_python_example_runs_as_written_and_a_second_run_names_the_python_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _readme_python_example(tmp_path: Path, workers: int) -> list[str]:
+    """The README's target file and API snippet, written as files into ``tmp_path``; the command that
+    runs the snippet as a script (with ``workers`` set in its config when not 1)."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    blocks = readme.split("```python\n")[1:]
-    target = next(b.split("```", 1)[0] for b in blocks if b.startswith("# my_target.py"))
-    snippet = next(b.split("```", 1)[0] for b in blocks if "autorl.api.sweep" in b)
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    target = next(b for b in blocks if b.startswith("# my_target.py"))
+    snippet = next(b for b in blocks if "autorl.api.sweep" in b)
+    if workers != 1:
+        more = snippet.replace('"trials": 20,', f'"trials": 20, "workers": {workers},')
+        assert more != snippet, 'the README\'s snippet no longer says "trials": 20,'
+        snippet = more
     (tmp_path / "my_target.py").write_text(target)
-    monkeypatch.chdir(tmp_path)
-    code = snippet.replace("print(result.trials)", "assert len(result.trials) == 20, result.trials")
-    exec(compile(code, "README.md", "exec"), {})
-    assert (tmp_path / "runs" / "sweep" / "trials.csv").is_file()
-    from autorl.errors import ConfigError
+    (tmp_path / "api_example.py").write_text(snippet)
+    return [sys.executable, "api_example.py"]
 
-    with pytest.raises(ConfigError, match=r"resume=True in Python.*out=DIR"):
-        exec(compile(code, "README.md", "exec"), {})
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_readmes_python_example_runs_as_a_script_and_a_second_run_names_the_python_fix(
+    tmp_path: Path, workers: int
+) -> None:
+    """Saved as a file and run as ``python api_example.py`` (no ``__main__`` guard): the worker
+    processes never re-run the script, so every trial completes."""
+    cmd = _readme_python_example(tmp_path, workers)
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    trials = pd.read_csv(tmp_path / "runs" / "sweep" / "trials.csv")
+    assert len(trials) == 20 and set(trials["state"]) == {"COMPLETE"}, trials
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and re.search(r"resume=True in Python.*out=DIR", again.stderr), again.stderr

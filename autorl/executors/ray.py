@@ -35,6 +35,7 @@ from typing import Any
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError
+from autorl.executors.carry import registrations
 from autorl.executors.trial import SweepRef, checkpoint_path
 from autorl.executors.workers import THREAD_VARS, Event, _output_to
 
@@ -105,12 +106,15 @@ def _keep_only(path: Path) -> None:
 class _Actor:
     """One Ray worker: runs a job in a thread, queues its messages for the orchestrator."""
 
-    def __init__(self, path: list[str]) -> None:
+    def __init__(self, path: list[str], carried: bytes) -> None:
+        from autorl.executors.carry import adopt
+
         for var in THREAD_VARS:
             os.environ.setdefault(var, "1")
         for entry in path:
             if entry not in sys.path:
                 sys.path.append(entry)
+        adopt(carried)
         self.home = Path(tempfile.mkdtemp(prefix="autorl-actor-"))
         self.outbox: queue.Queue[tuple[str, int, Any]] = queue.Queue()
         self.inbox: dict[int, queue.Queue[Any]] = {}
@@ -182,12 +186,13 @@ class RayPool:
         # threaded: next() waits for a message while the job runs (Ray's stubs lack max_concurrency)
         self._cls = ray.remote(num_cpus=1, max_concurrency=4)(_Actor)  # type: ignore[call-overload]
         self._path = [p for p in sys.path if p not in ("", os.getcwd())]
+        self._carried = registrations()
         self._slots = [self._start() for _ in range(size)]
         self._next_job = 0
         self._made_by: dict[str, int] = {}  # checkpoint -> the worker that wrote it (it has the files)
 
     def _start(self) -> _Slot:
-        actor = self._cls.remote(self._path)
+        actor = self._cls.remote(self._path, self._carried)
         return _Slot(actor, actor.next.remote())
 
     @property

@@ -1,10 +1,15 @@
 """Supervised worker processes: where the embedded executor runs trials and population members.
 
 Each worker is a persistent process (started once, so torch and the target are imported once) that
-runs jobs sent over a pipe. A job is a function ``f(arg, link)``: ``link.ask(message)`` sends a
-message to the orchestrator and waits for its answer (an intermediate report and "prune?"). The
-supervisor notices a worker that dies (segfault, OOM kill, ``os._exit``) through its process
-sentinel, reports which job it took down with which signal or exit code, and starts a replacement.
+runs jobs sent over a socket. It is a fresh interpreter that imports autorl, not a copy of the caller:
+the script that called ``autorl.api.sweep`` is never run again in it, so no ``__main__`` guard is
+needed; what that script registered travels to it (:mod:`autorl.executors.carry`).
+
+A job is a function ``f(arg, link)``: ``link.ask(message)`` sends a message to the orchestrator and
+waits for its answer (an intermediate report and "prune?"). The supervisor notices a worker that dies
+(segfault, OOM kill, ``os._exit``) through its process sentinel, reports which job it took down with
+which signal or exit code, and starts a replacement.
+
 A worker:
 
 - dies with the orchestrator (Linux ``PR_SET_PDEATHSIG``), so a killed sweep leaves nothing behind;
@@ -18,9 +23,11 @@ A worker:
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
+import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -98,16 +105,70 @@ def _output_to(log: str | None) -> Any:
         os.close(saved[1])
 
 
-def _serve(conn: Connection, memory: int | None, path: list[str]) -> None:
+# A worker's first lines: the orchestrator's sys.path, then this module's main (argv: the socket's and
+# the sentinel's file descriptors). SIGINT is ignored before anything else: Ctrl-C reaches the whole
+# process group, and the orchestrator decides what it does to the trials.
+_BOOT = (
+    "import signal, sys, json; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "sys.path[:] = json.loads(sys.argv[1]); "
+    "from autorl.executors.workers import worker_main; worker_main(int(sys.argv[2]), int(sys.argv[3]))"
+)
+
+
+class _Process:
+    """A worker process started with :data:`_BOOT`: a fresh interpreter that imports autorl, never the
+    caller's ``__main__``. ``sentinel`` turns readable when it ends (as multiprocessing's does)."""
+
+    def __init__(self, conn_fd: int) -> None:
+        self.sentinel, keep = os.pipe()  # the worker holds the write end until it exits
+        env = {**os.environ, **{var: os.environ.get(var, "1") for var in THREAD_VARS}}
+        self._popen = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(conn_fd), str(keep)],
+            pass_fds=(conn_fd, keep),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(keep)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+        if self._popen.returncode is not None and self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+
+def worker_main(conn_fd: int, sentinel_fd: int) -> None:
+    """Entry point of a worker process: take over the orchestrator's registrations, then serve."""
+    from autorl.executors.carry import adopt
+
+    del sentinel_fd  # held open, never used: the orchestrator sees it close when this process ends
+    conn = Connection(conn_fd)
+    memory, carried = conn.recv()
+    adopt(carried)
+    _serve(conn, memory)
+
+
+def _serve(conn: Connection, memory: int | None) -> None:
     """A worker's main loop: run jobs until told to stop (None) or the pipe closes."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for var in THREAD_VARS:
-        os.environ.setdefault(var, "1")
-    for entry in path:  # directories the orchestrator added for the user's modules
-        if entry not in sys.path:
-            sys.path.append(entry)
     if memory is not None:
         import resource
 
@@ -131,7 +192,7 @@ def _serve(conn: Connection, memory: int | None, path: list[str]) -> None:
 
 @dataclass
 class _Worker:
-    process: Any
+    process: _Process
     conn: Connection
     job: int | None = None
     started: float = 0.0
@@ -141,8 +202,10 @@ class ProcessPool:
     """``size`` supervised worker processes on this machine."""
 
     def __init__(self, size: int, memory: int | None = None) -> None:
+        from autorl.executors.carry import registrations
+
         self.memory = memory
-        self._ctx = mp.get_context("spawn")
+        self._carried = registrations()
         self._workers: list[_Worker] = [self._start() for _ in range(size)]
         self._next_job = 0
 
@@ -151,13 +214,12 @@ class ProcessPool:
         return len(self._workers)
 
     def _start(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
-        extra = [p for p in sys.path if p not in ("", os.getcwd())]
-        # not a daemon: a target may start processes of its own (SubprocVecEnv); PDEATHSIG ends it anyway
-        proc = self._ctx.Process(target=_serve, args=(child, self.memory, extra), daemon=False)
-        proc.start()
-        child.close()
-        return _Worker(proc, parent)
+        ours, theirs = socket.socketpair()
+        proc = _Process(theirs.fileno())
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send((self.memory, self._carried))
+        return _Worker(proc, conn)
 
     def idle(self) -> list[int]:
         """Workers with no job."""

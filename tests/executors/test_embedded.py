@@ -221,3 +221,48 @@ def test_ctrl_c_saves_results_and_prints_the_resume_command(make_config, tmp_pat
     assert proc.returncode == 130
     assert "resume with: autorl sweep" in err and "--resume" in err
     assert (tmp_path / "run" / "trials.csv").is_file()
+
+
+SCRIPT = """
+import gymnasium as gym
+import numpy as np
+from autorl.api import sweep
+from autorl.targets import register_target
+
+
+class Coin(gym.Env):
+    observation_space = gym.spaces.Box(0.0, 1.0, (1,))
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        return np.ones(1, np.float32), float(action), True, False, {}
+
+
+def f(config):
+    env = gym.make("Script/Coin-v0")
+    env.reset(seed=0)
+    return env.step(1)[1] - (config["x"] - 0.3) ** 2
+
+
+gym.register("Script/Coin-v0", entry_point=Coin)
+register_target("script:coin", f, "defined in this script", direction="maximize")
+result = sweep({"target": "script:coin", "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+                "method": "random", "trials": 6, "workers": 2}, out="run", plots=False)
+print(sorted(set(result.trials["state"])))
+"""
+
+
+def test_a_script_without_a_main_guard_hands_its_registrations_to_the_workers(tmp_path):
+    """A target and a gymnasium env defined and registered in the calling script, which has no
+    ``if __name__ == "__main__"``: the workers do not run the script again, they take over its
+    registrations, and every trial completes."""
+    (tmp_path / "script.py").write_text(SCRIPT)
+    res = subprocess.run(
+        [sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == "['COMPLETE']", res.stdout + res.stderr[-3000:]
