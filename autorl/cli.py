@@ -175,9 +175,9 @@ class _RunsBar:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def __call__(self, seed: int, metrics: dict[str, float]) -> None:
+    def __call__(self, run: str, metrics: dict[str, float]) -> None:
         self.done += 1
-        last = f"seed {seed}: {self.metric}={_fmt(float(metrics.get(self.metric, float('nan'))))}"
+        last = f"{run}: {self.metric}={_fmt(float(metrics.get(self.metric, float('nan'))))}"
         self.progress.update(self.task, advance=1, last=last)
         if not console.is_terminal:
             console.print(f"run {self.done}/{self.progress.tasks[0].total:g}, {last}", highlight=False)
@@ -289,6 +289,8 @@ def sweep(
     files = [f for f in ("trials.csv", "best.yaml", "plots/") if (sw.out / f).exists()]
     out_console.print(f"{len(df)} trials: {_summary(df)}. Results in {sw.out}/ ({', '.join(files)})")
     errors = df[df["error"].notna()] if "error" in df else df.iloc[:0]
+    if "interrupted" in errors:  # cut off by the sweep's stop (budget.time, Ctrl-C): not a failure
+        errors = errors[~errors["interrupted"].astype(bool)]
     if len(errors):
         out_console.print(
             f"[yellow]{len(errors)} trial(s) failed; first error (trial {errors.iloc[0]['trial']}):[/] "
@@ -316,19 +318,41 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
     from autorl.config import load_sweep
 
     sw = load_sweep(config, list(overrides))
-    n = sw.config.trials
-    runs = f"{n} trial{'s' if n != 1 else ''} of up to"
-    if sw.spec.population:
-        runs = f"a population of {sw.population.size} members, each up to"
     searched = sum(p.type.value != "fixed" for p in sw.space.values())
-    what = f"{len(sw.space)} parameters" + (f" ({searched} searched)" if searched < len(sw.space) else "")
+    what = f"{len(sw.space)} parameter{'s' if len(sw.space) != 1 else ''}" + (
+        f" ({searched} searched)" if searched < len(sw.space) else ""
+    )
     if not searched:
         what = f"{len(sw.space)} fixed values"
     out_console.print(
-        f"{config}: ok: {sw.config.target} with {sw.method}, {what}, "
-        f"{runs} {sw.config.budget.steps:,} {sw.info.unit.replace('_', ' ')}, output {sw.out}",
+        f"{config}: ok: {sw.config.target} with {sw.method}, {what}, {_runs(sw)}, output {sw.out}",
         highlight=False,
     )
+
+
+def _runs(sw: Any) -> str:
+    """``16 trials of up to 20,000 env steps, in whole rollouts of 256 to 2,048 (...)``: what runs and how
+    the target rounds its budget."""
+    from autorl.targets import TARGETS, TargetKind, target_kind
+
+    n = sw.config.trials
+    if sw.spec.population:
+        runs = f"a population of {sw.population.size} members"
+    else:
+        runs = f"{n} trial{'s' if n != 1 else ''}"
+    if sw.config.budget.max is None and target_kind(TARGETS.get(sw.config.target)) is TargetKind.FUNCTION:
+        return f"{runs} of a plain function (no budget)"
+    unit = sw.info.unit.replace("_", " ")
+    runs += f"{', each' if sw.spec.population else ''} of up to {sw.config.budget.steps:,} {unit}"
+    low, high = sw.granularity
+    if high > 1:
+        sizes = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+        who = "a member" if sw.spec.population else "a trial"
+        runs += (
+            f", in whole pieces of one {sw.info.granule}, {sizes} {unit} each: "
+            f"{who} may end up to {high - 1:,} past its budget"
+        )
+    return runs
 
 
 @main.command(name="list")
@@ -506,9 +530,10 @@ def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
     help="Also copy the report to this markdown file, its plots to figures/<name>/ beside it.",
 )
 @click.option(
-    "--no-calibrate",
-    is_flag=True,
-    help="With --dry-run: estimate only from finished cells, without the short calibration runs.",
+    "--calibrate/--no-calibrate",
+    default=False,
+    help="With --dry-run: also train each task briefly (minutes) to estimate cells nothing measured yet; "
+    "by default the estimate comes from finished cells only and nothing trains.",
 )
 def compare(
     suite: Path,
@@ -518,7 +543,7 @@ def compare(
     dry_run: bool,
     only: tuple[str, ...],
     publish: Path | None,
-    no_calibrate: bool,
+    calibrate: bool,
 ) -> None:
     """Run the methods x tasks x seeds of SUITE under equal budgets and write a report."""
     from autorl.compare import load_suite, run_suite
@@ -529,7 +554,7 @@ def compare(
         f"{len({c.method for c in s.cells})} methods) -> {s.out}"
     )
     if dry_run:
-        _print_plan(s, jobs or s.config.jobs, not no_calibrate)
+        _print_plan(s, jobs or s.config.jobs, calibrate)
         return
     progress = SuiteProgressBar(len(s.cells))
     with progress.progress:
@@ -605,14 +630,17 @@ def _print_plan(s: Any, jobs: int, calibrate: bool) -> None:
     unknown = sum(x is None for x in left)
     total = sum(x for x in left if x is not None)
     done = sum(p.done for p in plans)
+    source = "finished cells and short calibration runs" if calibrate else "finished cells (not calibrated)"
     if unknown == len(left) and left:
-        estimate = "no estimate (nothing measured yet; run without --no-calibrate)"
+        estimate = "no estimate (nothing measured yet"
     else:
-        estimate = f"~{duration(total / jobs)}" + (
-            f" (+ {unknown} cells with no estimate)" if unknown else ""
+        estimate = f"~{duration(total / jobs)} (from {source}" + (
+            f"; {unknown} cells with no estimate" if unknown else ""
         )
+    if unknown and not calibrate:
+        estimate += "; --calibrate trains each task briefly to estimate the rest"
     out_console.print(
-        f"{len(plans)} cells, {done} done; estimated wall time of the rest with {jobs} job(s): {estimate}",
+        f"{len(plans)} cells, {done} done; estimated wall time of the rest with {jobs} job(s): {estimate})",
         highlight=False,
     )
 

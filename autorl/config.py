@@ -37,7 +37,16 @@ from autorl.methods import (
     method_spec,
 )
 from autorl.space import Param, ParamType, SearchSpace
-from autorl.targets import TARGETS, Aggregate, Select, TargetInfo, TargetKind, target_info, target_kind
+from autorl.targets import (
+    TARGETS,
+    Aggregate,
+    Select,
+    TargetInfo,
+    TargetKind,
+    granularity_range,
+    target_info,
+    target_kind,
+)
 from autorl.yamlio import load_yaml, loads
 
 # The default search spaces and example sweeps ship inside the package (search_spaces/ at the top of
@@ -200,6 +209,8 @@ class Sweep:
     study_name: str
     spec: MethodSpec
     base_dir: Path  # where a target reference next to the config is looked up
+    # the smallest and largest piece the target trains over the space (TargetInfo.granularity)
+    granularity: tuple[int, int] = (1, 1)
 
     @property
     def value_spec(self) -> ValueSpec:
@@ -421,6 +432,8 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
                 check({**cfg.args, **baseline}, [])
             except ConfigError as exc:
                 raise exc.at("method.config") from None
+    granularity = granularity_range(info, cfg.args, space)
+    cfg = _fit_budget(cfg, info, granularity[1])
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
     directions: tuple[Any, ...] = (
         tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)
@@ -459,6 +472,9 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     spec = check_method(method, ctx, options)
     if spec.population:
         _check_population(cfg, method, space)
+        interval = build_population(method, ctx, options).interval
+        if "interval" in options and interval < granularity[1]:
+            raise _below_piece(cfg.target, info, granularity[1], "interval", interval).at("method.interval")
     if cfg.batch > 1:
         if spec.population:
             raise ConfigError(
@@ -473,7 +489,31 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
                 "batch",
             )
     return Sweep(
-        cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir
+        cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir,
+        granularity,
+    )  # fmt: skip
+
+
+def _fit_budget(cfg: SweepConfig, info: TargetInfo, piece: int) -> SweepConfig:
+    """Refuse a budget smaller than the largest piece the target trains (``piece``: one rollout of the
+    space's largest configuration); a default ``report_every`` is raised to it."""
+    b = cfg.budget
+    if piece <= 1 or b.max is None:
+        return cfg
+    for key in ("max", "min", "report_every"):
+        value = getattr(b, key)
+        if value is not None and value < piece:
+            raise _below_piece(cfg.target, info, piece, key, value).at(f"budget.{key}")
+    if b.report_every is None and b.interval < piece:
+        return cfg.model_copy(update={"budget": b.model_copy(update={"report_every": piece})})
+    return cfg
+
+
+def _below_piece(target: str, info: TargetInfo, piece: int, key: str, value: int) -> ConfigError:
+    return ConfigError(
+        f"{target} trains in whole pieces of one {info.granule}, up to {piece:,} "
+        f"{info.unit.replace('_', ' ')} with these args and this space: {key} >= {piece} must hold "
+        f"(the smallest valid value), but got {value}"
     )
 
 

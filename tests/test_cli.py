@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,22 @@ def test_validate_ok_and_set_overrides(make_config, tmp_path):
     assert res.exit_code == 0 and "with tpe" in res.output and "50 trials" in res.output
     res = CliRunner().invoke(main, ["validate", str(path), "--set", "method=bogus"])
     assert res.exit_code == 2
+
+
+def test_validate_names_how_the_target_rounds_its_budget(make_config, tmp_path):
+    """validate says what one trial may train: a plain function has no budget (it said "of up to 1
+    steps"), SB3's PPO trains whole rollouts whose sizes it names."""
+    cfg = make_config(trials=40)
+    del cfg["budget"]
+    path = _write(tmp_path, cfg)
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    assert res.exit_code == 0 and "40 trials of a plain function (no budget)" in res.output, res.output
+    res = CliRunner().invoke(main, ["validate", "examples/ppo_cartpole.yaml"])
+    assert res.exit_code == 0, res.output
+    assert (
+        "16 trials of up to 20,000 env steps, in whole pieces of one rollout (n_steps x n_envs), 256 to "
+        "2,048 env steps each: a trial may end up to 2,047 past its budget" in " ".join(res.output.split())
+    )
 
 
 def test_list(tmp_path):
@@ -80,6 +97,8 @@ def test_reeval_retrains_the_top_configs_on_fresh_seeds(make_config, tmp_path):
     )
     res = CliRunner().invoke(main, ["reeval", str(out), "--top", "2", "--seeds", "3"])
     assert res.exit_code == 0, res.output
+    runs = [line for line in res.output.splitlines() if line.startswith("run ")]
+    assert len(runs) == 6 and all(re.match(r"run \d/6, trial \d+, seed 9\d+: value=", r) for r in runs), runs
     df = pd.read_csv(out / "reeval.csv")
     assert len(df) == 6 and df["seed"].nunique() == 3 and df["trial"].nunique() == 2
     assert df["seed"].min() >= 900_000_000  # seeds the sweep never used

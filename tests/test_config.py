@@ -121,7 +121,7 @@ def test_overrides_parse_values_and_reach_inside():
 
 
 def test_default_space_and_metric_come_from_the_target():
-    sw = parse_sweep({"target": "sb3:ppo", "args": {"env": "CartPole-v1"}, "budget": {"max": 1000}}, "s.yaml")
+    sw = parse_sweep({"target": "sb3:ppo", "args": {"env": "CartPole-v1"}, "budget": {"max": 4096}}, "s.yaml")
     assert sw.metrics == ("eval_return",) and sw.directions == ("maximize",)
     assert "learning_rate" in sw.space and sw.space["gamma"].search_name == "one_minus_gamma"
     assert sw.info.unit == "env_steps"
@@ -136,6 +136,23 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_sweep(tmp_path / "missing.yaml")
 
 
+def test_an_unclosed_brace_is_reported_at_the_line_that_opens_it(tmp_path):
+    """A missing ``}`` on line 5 was reported where the parser noticed it, lines later."""
+    lines = [
+        "target: sb3:ppo",
+        "args: {env: CartPole-v1}",
+        "",
+        "# the budget",
+        "budget: {max: 20000, min: 5000",
+    ]
+    lines += ["", "# more keys", "trials: 16", "workers: 2", "", "method: bohb"]
+    p = tmp_path / "brace.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_sweep(p)
+    assert str(err.value).startswith(f"{p}: invalid YAML at line 5: the '{{' opened there is never closed")
+
+
 def test_duplicate_yaml_keys_are_refused(tmp_path):
     p = tmp_path / "dup.yaml"
     p.write_text("target: a\ntrials: 3\ntrials: 4\n")
@@ -148,3 +165,52 @@ def test_file_targets_are_recorded_with_absolute_paths(make_config, tmp_path, mo
     (tmp_path / "f.py").write_text("def f(c):\n    return c['x']\n")
     sw = parse_sweep(make_config(target="f.py:f"), "s.yaml")
     assert sw.config.target == f"{tmp_path / 'f.py'}:f"
+
+
+def _sb3(**over):
+    cfg = {
+        "target": "sb3:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 4},
+        "space": "sb3/ppo.yaml",
+        "budget": {"max": 20, "min": 5},
+        "method": "bohb",
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_a_budget_below_one_rollout_is_refused_naming_the_smallest_valid_value(tmp_path):
+    """rl-zoo3's space has n_steps up to 4,096; with 4 envs one rollout is 16,384 env steps."""
+    with pytest.raises(ConfigError) as err:
+        load_sweep(write(tmp_path, _sb3()))
+    assert err.value.key == "budget.max"
+    assert "max >= 16384 must hold (the smallest valid value), but got 20" in str(err.value)
+    with pytest.raises(ConfigError, match=r"budget\.min: .*min >= 16384 must hold"):
+        load_sweep(write(tmp_path, _sb3(budget={"max": 20000, "min": 5000})))
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
+    with pytest.raises(ConfigError, match=r"budget\.report_every: .*report_every >= 2048 must hold"):
+        load_sweep(write(tmp_path, _sb3(space=small, budget={"max": 20000, "report_every": 1000})))
+    sw = load_sweep(write(tmp_path, _sb3(space=small, budget={"max": 20000, "min": 2048})))
+    assert sw.granularity == (256, 2048)
+    # no report_every given: a tenth of max (100) would be below one rollout, so it is one rollout
+    sw = load_sweep(write(tmp_path, _sb3(space=small, method="random", budget={"max": 1000 * 10})))
+    assert sw.config.budget.interval == 2048
+
+
+def test_off_policy_agents_and_plain_functions_need_no_more_than_one_step(make_config, tmp_path):
+    sw = load_sweep(
+        write(tmp_path, _sb3(target="sb3:dqn", space="sb3/dqn.yaml", method="random", budget={"max": 8}))
+    )
+    assert sw.granularity == (4, 4)  # one step of each of the 4 envs
+    assert load_sweep(write(tmp_path, make_config())).granularity == (1, 1)
+
+
+def test_a_population_interval_below_one_rollout_is_refused(tmp_path):
+    cfg = _sb3(
+        space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "mutable": True}},
+        args={"env": "CartPole-v1", "n_envs": 8, "n_steps": 32},
+        budget={"max": 4096},
+        method={"name": "pbt", "population": 2, "interval": 100},
+    )
+    with pytest.raises(ConfigError, match=r"method\.interval: .*interval >= 256 must hold"):
+        load_sweep(write(tmp_path, cfg))

@@ -102,7 +102,8 @@ class Toy:
     sees where its checkpoints live), ``sleep`` (seconds per call, so a test can kill a run mid-way),
     ``crash`` (a mapping ``{seed, at, marker}``: the agent with that seed kills its process with SIGSEGV
     once, when a train call starts at or after ``at`` steps, and writes ``marker`` first so it happens
-    only once).
+    only once), ``piece`` (trains whole pieces of that many steps, overshooting a request as a PPO
+    rollout does).
     """
 
     def __init__(self, config, ctx):
@@ -127,6 +128,8 @@ class Toy:
             with open(self.config["log"], "a") as f:
                 f.write(json.dumps({"seed": self.seed, "start": self.steps, "lr": self.lr}) + "\n")
         time.sleep(float(self.config.get("sleep", 0)))
+        piece = int(self.config.get("piece", 1))  # trains whole pieces, as SB3's PPO whole rollouts
+        budget = -(-budget // piece) * piece
         for _ in range(budget):
             self.value += self.lr if self.lr < 0.3 else 0.6 - self.lr
         self.steps += budget

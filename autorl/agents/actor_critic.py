@@ -214,6 +214,14 @@ def check_args(args: Mapping[str, Any], params: Sequence[str]) -> None:
             raise ConfigError(str(exc).splitlines()[0], "env_id") from None
 
 
+def granularity(config: Mapping[str, Any]) -> int:
+    """Env steps of one batch, ``num_envs * num_steps``: the smallest piece :meth:`ActorCriticTarget.train`
+    trains."""
+    return int(config.get("num_envs", ActorCriticConfig.num_envs)) * int(
+        config.get("num_steps", ActorCriticConfig.num_steps)
+    )
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -619,7 +627,6 @@ class ActorCriticTarget:
         self.gen = torch.Generator().manual_seed(self.seed)
         self.env_steps = 0
         self.iterations = 0
-        self._budget_done = 0
         self.train_time = 0.0
         self.meta_time = 0.0
         self.history: list[dict[str, float]] = []
@@ -728,11 +735,11 @@ class ActorCriticTarget:
 
     # -- Trainable interface
     def train(self, budget: int) -> dict[str, float]:
-        """Train for ``budget`` env steps (rounded up to whole batches, without drift across calls)."""
-        self._budget_done += int(budget)
+        """Train ``budget`` more env steps, rounded up to whole batches (from the steps already done)."""
+        until = self.env_steps + int(budget)
         self.env.finished.clear()
         stats: dict[str, float] = {}
-        while self.env_steps < self._budget_done:
+        while self.env_steps < until:
             start = time.perf_counter()
             stats = self._iteration()
             self.train_time += time.perf_counter() - start  # per iteration, so logged shares are current
@@ -791,7 +798,7 @@ class ActorCriticTarget:
             "eta_fixed": self.eta.fixed,
             "meta_opt": self.meta_opt.state_dict() if self.meta_opt is not None else None,
             "gen": self.gen.get_state(),
-            "counters": (self.env_steps, self.iterations, self._budget_done, self.train_time, self.meta_time),
+            "counters": (self.env_steps, self.iterations, self.train_time, self.meta_time),
             "history": self.history,
             "prev": (self._prev[0], self._prev[1], asdict(self._prev[2])) if self._prev else None,
             "cfg": asdict(self.cfg),
@@ -811,9 +818,7 @@ class ActorCriticTarget:
         if self.meta_opt is not None and state["meta_opt"] is not None:
             self.meta_opt.load_state_dict(state["meta_opt"])
         self.gen.set_state(state["gen"])
-        self.env_steps, self.iterations, self._budget_done, self.train_time, self.meta_time = state[
-            "counters"
-        ]
+        self.env_steps, self.iterations, self.train_time, self.meta_time = state["counters"]
         self.history = copy.deepcopy(state["history"])
         prev = state["prev"]
         self._prev = (prev[0], prev[1], Rollout(**prev[2])) if prev else None

@@ -91,6 +91,11 @@ def check_args(
     hparams_of({k: v for k, v in args.items() if k in HYPERPARAMS})
 
 
+def granularity(config: Mapping[str, Any]) -> int:
+    """Env steps of one rollout, ``n_envs * n_steps``: the engine trains whole rollouts."""
+    return int(config.get("n_envs", EngineConfig.n_envs)) * int(config.get("n_steps", EngineConfig.n_steps))
+
+
 @dataclass
 class Group:
     """One population: configurations of one shape. ``members[slot]`` is the batch member in a slot

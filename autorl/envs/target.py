@@ -52,6 +52,7 @@ from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
 from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class, quiet
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
+from autorl.targets.sb3 import granularity as sb3_granularity
 
 SAMPLERS = ("default", "dr", "plr", "curriculum")
 TEACHERS = ("alp_gmm", "widening")  # curriculum teachers
@@ -376,6 +377,11 @@ def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
     algo = args.get("algo", "ppo")
     _check_algo(algo, args.get("level_sampler", "default"))
     refuse_unknown("envdesign:sb3", set(args) | set(params), ARG_KEYS | POLICY_KEYS | _sb3_kwargs(algo))
+
+
+def granularity(config: dict[str, Any]) -> int:
+    """The SB3 learner's smallest piece of training (:func:`autorl.targets.sb3.granularity`)."""
+    return sb3_granularity(config, str(config.get("algo", "ppo")))
 
 
 def _check_algo(algo: str, sampler: str) -> None:

@@ -35,7 +35,7 @@ from autorl.results.rundir import write_atomic
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
 from autorl.space import to_params
-from autorl.targets import TARGETS, TrialContext
+from autorl.targets import TARGETS, TrialContext, next_report
 from autorl.targets.driver import select_value
 
 STATE_FILE = "population.json"
@@ -379,8 +379,8 @@ def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
             )
             results[i] = MemberResult(metrics=metrics, per_seed=per_seed if k > 1 else [], error=error)
     seconds = time.perf_counter() - start
-    for r in results.values():
-        r.seconds = seconds / max(1, len(results))
+    for r in results.values():  # they trained together: each one took the whole job's wall time
+        r.seconds = seconds
     target_dir = checkpoint_path(out, job.save_to)
     target_dir.mkdir(parents=True, exist_ok=True)
     torch.save(batch.state_dict(), target_dir / ENGINE_FILE)
@@ -491,7 +491,9 @@ def run_population(
     def report(line: str) -> None:
         if not progress:
             return
-        status.done = sum(per if m.failed else min(per, math.ceil(m.steps / interval)) for m in state.members)
+        status.done = sum(
+            per if m.failed or m.steps >= budget else min(per, m.steps // interval) for m in state.members
+        )
         status.units_done = (sum(m.steps for m in state.members) - start_steps) * seeds
         status.units_left = sum(max(0, budget - m.steps) for m in state.members if not m.failed) * seeds
         status.states = (
@@ -507,7 +509,7 @@ def run_population(
             active = [m for m in state.members if not m.failed and m.steps < budget]
             if not active or clock.left <= 0:
                 break
-            units = {m.index: min(interval, budget - m.steps) for m in active}
+            units = {m.index: next_report(m.steps, interval, budget) - m.steps for m in active}
             results = hosts.train(state.members, units)
             for m in active:
                 _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from autorl.config import Sweep, parse_sweep
 from autorl.errors import TrialPruned
 from autorl.results.record import TrialRecord
-from autorl.targets import TARGETS, TrialContext, run_target
+from autorl.targets import TARGETS, TrialContext, next_report, run_target
 from autorl.targets.driver import select_value
 
 
@@ -228,7 +228,8 @@ def run_batch(job: BatchJob, link: Link) -> None:
         by_units: dict[int, list[int]] = {}
         for slot in slots.values():
             done = slot.curve[-1][0] if slot.curve else 0
-            by_units.setdefault(max(1, min(cfg.budget.interval, job.budget - done)), []).extend(slot.members)
+            units = next_report(done, cfg.budget.interval, job.budget) - done
+            by_units.setdefault(units, []).extend(slot.members)
         results: dict[int, dict[str, float]] = {}
         for units, members in by_units.items():
             results.update(batch.train(units, members))

@@ -9,7 +9,16 @@ from autorl.space.optuna import (
     to_distributions,
     to_params,
 )
-from autorl.space.sampling import check_config, from_unit, perturb, sample, sample_param, to_search, to_unit
+from autorl.space.sampling import (
+    check_config,
+    extreme,
+    from_unit,
+    perturb,
+    sample,
+    sample_param,
+    to_search,
+    to_unit,
+)
 
 __all__ = [
     "Param",
@@ -17,6 +26,7 @@ __all__ = [
     "SearchSpace",
     "Transform",
     "check_config",
+    "extreme",
     "from_distributions",
     "from_unit",
     "grid",

@@ -275,7 +275,19 @@ class SearchSpace(Mapping[str, Param]):
             raise ConfigError(
                 f"a search space must be a mapping of parameter names, got {type(spec).__name__}"
             )
-        return cls([Param.from_dict(str(name), s) for name, s in spec.items()])
+        params, errors = [], []
+        for name, s in spec.items():  # every bad parameter is reported, not only the first
+            try:
+                params.append(Param.from_dict(str(name), s))
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ConfigError(
+                f"{len(errors)} parameters are invalid: " + "; ".join(f"{e.key}: {e.rule}" for e in errors)
+            )
+        return cls(params)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SearchSpace:

@@ -72,6 +72,24 @@ def sample(space: SearchSpace, rng: np.random.Generator, initial: bool = False) 
     return out
 
 
+def extreme(space: SearchSpace, largest: bool) -> dict[str, Any]:
+    """Every parameter at its largest (``largest``) or smallest value: a number at an end of its range, a
+    categorical at its largest or smallest numeric choice (else its first), a fixed one at its value.
+    Conditions are ignored: every parameter is there."""
+    pick = max if largest else min
+    out: dict[str, Any] = {}
+    for p in space.values():
+        if p.type is ParamType.FIXED:
+            out[p.name] = p.value
+        elif p.type is ParamType.CATEGORICAL:
+            numbers = [c for c in p.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+            out[p.name] = pick(numbers) if numbers else p.choices[0]
+        else:
+            lo, hi = p.search_bounds()
+            out[p.name] = pick(from_search(p, lo), from_search(p, hi))
+    return out
+
+
 def _shift(p: Param, value: Any, factor: float) -> Any:
     """``value`` moved by ``factor`` on the searched scale: multiplied (the PBT paper's perturbation)
     for numbers, one exponent up or down for ``pow2``, one choice along for categoricals."""

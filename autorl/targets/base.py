@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from autorl.errors import TrialPruned
 from autorl.registry import Registry
+from autorl.space import SearchSpace, extreme
 
 
 @dataclass
@@ -91,6 +92,11 @@ class TargetInfo:
         space: default search space, a path relative to the shipped ``autorl/search_spaces/``.
         check: optional ``"module:function"`` called as ``check(args, param_names)`` before a sweep runs;
             it raises ConfigError for arguments or parameters the target cannot take.
+        granularity: optional ``"module:function"`` called as ``granularity(config)``: the budget units
+            of the smallest piece the target trains for ``config`` (its arguments and hyperparameters),
+            e.g. one PPO rollout of ``n_steps * n_envs`` env steps. ``train(n)`` may go up to one piece
+            minus one unit past ``n``. It must not shrink as a hyperparameter grows. None: 1.
+        granule: what one such piece is, for messages ("rollout (n_steps x n_envs)").
     """
 
     unit: str = "steps"
@@ -98,6 +104,8 @@ class TargetInfo:
     direction: str = "maximize"
     space: str | None = None
     check: str | None = None
+    granularity: str | None = None
+    granule: str = "step"
 
 
 TARGETS: Registry[Any] = Registry("target", entry_point_group="autorl.targets")
@@ -113,9 +121,12 @@ def register_target(
     direction: str = "maximize",
     space: str | None = None,
     check: str | None = None,
+    granularity: str | None = None,
+    granule: str = "step",
 ) -> None:
-    """Register a target (an object or a lazy ``"module:attr"``) under ``name`` with its metadata."""
-    info = TargetInfo(unit=unit, metric=metric, direction=direction, space=space, check=check)
+    """Register a target (an object or a lazy ``"module:attr"``) under ``name`` with its metadata
+    (:class:`TargetInfo`)."""
+    info = TargetInfo(unit, metric, direction, space, check, granularity, granule)
     TARGETS.register(name, target, description, info=info)
 
 
@@ -126,3 +137,17 @@ def target_info(name: str) -> TargetInfo:
         if isinstance(info, TargetInfo):
             return info
     return TargetInfo()
+
+
+def granularity_range(info: TargetInfo, args: Mapping[str, Any], space: SearchSpace) -> tuple[int, int]:
+    """The smallest and largest piece (:attr:`TargetInfo.granularity`) of any configuration in ``space``
+    with ``args``: the granularity of the configurations made of every parameter's smallest and of
+    every parameter's largest value."""
+    if info.granularity is None:
+        return 1, 1
+    from autorl.registry import load_reference
+
+    fn = load_reference(info.granularity)
+    ends = [extreme(space, largest=False), extreme(space, largest=True)]
+    low, high = (max(1, int(fn({**args, **values}))) for values in ends)
+    return low, high

@@ -13,6 +13,8 @@ for _algo in ("ppo", "a2c", "dqn", "sac", "td3"):
         direction="maximize",
         space=f"sb3/{_algo}.yaml",
         check=f"autorl.targets.sb3:check_{_algo}",
+        granularity=f"autorl.targets.sb3:granularity_{_algo}",
+        granule="rollout (n_steps x n_envs)" if _algo in ("ppo", "a2c") else "step of every env (n_envs)",
     )
 
 # Research models (issue 6): small real PyTorch implementations that train on CPU on offline data.
@@ -75,6 +77,8 @@ register_target(
     direction="maximize",
     space="agents/actor_critic.yaml",
     check="autorl.agents.actor_critic:check_args",
+    granularity="autorl.agents.actor_critic:granularity",
+    granule="batch (num_envs x num_steps)",
 )
 
 register_target(
@@ -106,6 +110,8 @@ register_target(
     direction="maximize",
     space="envdesign/ppo.yaml",
     check="autorl.envs.target:check_envdesign",
+    granularity="autorl.envs.target:granularity",
+    granule="rollout (n_steps x n_envs) for PPO and A2C, one step of every env (n_envs) else",
 )
 register_target(
     "envdesign:actor_critic",
@@ -116,6 +122,8 @@ register_target(
     direction="maximize",
     space="agents/actor_critic.yaml",
     check="autorl.envs.ac:check_envdesign_ac",
+    granularity="autorl.agents.actor_critic:granularity",
+    granule="batch (num_envs x num_steps)",
 )
 
 # The batched population engine (autorl.engine, registered by reference).
@@ -128,6 +136,8 @@ register_target(
     direction="maximize",
     space="engine/ppo.yaml",
     check="autorl.engine.target:check_args",
+    granularity="autorl.engine.target:granularity",
+    granule="rollout (n_steps x n_envs)",
 )
 register_target(
     "envdesign:engine",
@@ -138,4 +148,6 @@ register_target(
     direction="maximize",
     space="engine/ppo.yaml",
     check="autorl.envs.engine:check_envdesign_engine",
+    granularity="autorl.engine.target:granularity",
+    granule="rollout (n_steps x n_envs)",
 )

@@ -96,6 +96,14 @@ def _as_metrics(out: Any, metric: str) -> dict[str, float]:
     return metrics
 
 
+def next_report(done: int, interval: int, budget: int) -> int:
+    """Where the next report falls for a run that has trained ``done`` units: the next multiple of
+    ``interval`` (or ``budget`` at the end). Every run asks to train up to it, however far its last
+    piece overshot the previous one, so runs of different granularity report at the same points and
+    overshoot by less than one piece (:attr:`~autorl.targets.base.TargetInfo.granularity`), never more."""
+    return min((done // interval + 1) * interval, budget)
+
+
 def select_value(values: list[float], select: Select, k: int, maximize: bool) -> float:
     """The trial's value from its evaluations: the last, the best, or the mean of the last ``k``."""
     if select is Select.LAST:
@@ -177,11 +185,10 @@ def _run_trainables(
     history: list[float] = []
     last: list[dict[str, float]] = []
     while used < ctx.budget:
-        step = min(ctx.interval, ctx.budget - used)
+        step = next_report(used, ctx.interval, ctx.budget) - used
         last = [_as_metrics(m.train(step), ctx.metric) for m in members]
         # A target may overshoot a request (SB3 collects whole rollouts); it says so in "budget". One
-        # that trains whole batches against its cumulative requests may then make no progress on the
-        # next small request: report nothing new for it (a step is reported once).
+        # that made no progress reports nothing new (a step is reported once).
         now = max(int(m.get("budget", used + step)) for m in last)
         if now <= used:
             stalls += 1

@@ -259,6 +259,20 @@ def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
         raise ConfigError(f"sb3:{algo} needs a continuous action space, but {env_id} is discrete", "env")
 
 
+# SB3 2.9.2's default n_steps of its on-policy agents (tests/targets check them against the installed SB3)
+ON_POLICY_N_STEPS = {"ppo": 2048, "a2c": 5}
+
+
+def granularity(config: dict[str, Any], algo: str) -> int:
+    """Env steps of the smallest piece SB3 trains: a rollout of ``n_steps * n_envs`` for PPO and A2C
+    (they finish the rollout they are in), one step of every env for DQN, SAC and TD3 (they stop at
+    their budget, :func:`_chunks`; a ``train_freq`` counted in episodes is not bounded by this)."""
+    n_envs = int(config.get("n_envs", 1))
+    if algo in ON_POLICY_N_STEPS:
+        return n_envs * int(config.get("n_steps", ON_POLICY_N_STEPS[algo]))
+    return n_envs
+
+
 def quiet(model: Any) -> Any:
     """``model`` with a logger that writes nothing: SB3's default makes a folder in /tmp per learn()."""
     from stable_baselines3.common.logger import Logger
@@ -554,3 +568,8 @@ check_a2c = functools.partial(check_args, algo="a2c")
 check_dqn = functools.partial(check_args, algo="dqn")
 check_sac = functools.partial(check_args, algo="sac")
 check_td3 = functools.partial(check_args, algo="td3")
+granularity_ppo = functools.partial(granularity, algo="ppo")
+granularity_a2c = functools.partial(granularity, algo="a2c")
+granularity_dqn = functools.partial(granularity, algo="dqn")
+granularity_sac = functools.partial(granularity, algo="sac")
+granularity_td3 = functools.partial(granularity, algo="td3")

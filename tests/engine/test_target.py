@@ -124,6 +124,10 @@ def test_pbt_on_the_engine_copies_by_index_and_records_each_member(tmp_path: Pat
     state = torch.load(ckpts[0], weights_only=True)  # tensors and plain data
     assert len(state["groups"]) == 1 and state["groups"][0]["members"] == [0, 1, 2, 3]
     assert df["learning_rate"].max() > 3e-5  # explore moved some member out of the poor start
+    # members train together: each one's wall_s is the population's time (it was a 1/4 share of it)
+    timeline = json.loads((result.out / "population.json").read_text())["timeline"]
+    assert df["wall_s"].nunique() == 1
+    assert df["wall_s"].iloc[0] >= 0.8 * (timeline[-1][1] - timeline[0][1]) > 0
 
 
 def test_a_population_on_the_engine_shares_its_shapes(tmp_path: Path) -> None:
@@ -142,7 +146,13 @@ def test_a_population_on_the_engine_shares_its_shapes(tmp_path: Path) -> None:
     "change, key, rule",
     [
         (
-            {"target": "sb3:ppo", "args": {"env": "CartPole-v1"}, "space": "sb3/ppo.yaml", "batch": 4},
+            {
+                "target": "sb3:ppo",
+                "args": {"env": "CartPole-v1"},
+                "space": "sb3/ppo.yaml",
+                "batch": 4,
+                "budget": {"max": 4096, "report_every": 4096},
+            },
             "batch",
             "trains one configuration at a time",
         ),

@@ -180,6 +180,20 @@ def test_budget_total_is_split_over_the_members(tmp_path: Path) -> None:
     assert (df["budget"] == 30).all() and (df["metric_population_steps"] == 120).all()
 
 
+def test_progress_counts_one_interval_per_member_per_round_when_members_overshoot(tmp_path: Path) -> None:
+    """Members that train whole pieces past each interval (as PPO's rollouts do) still report at every
+    interval's end, and the progress counts one interval per member per round: 4/20 after the first
+    round, 20/20 only after the last (it said 8/20 and reached 20/20 a round early)."""
+    seen: list[tuple[int, int]] = []
+    cfg = _config(tmp_path, args={"piece": 6}, method={"name": "pb2", "population": 4})
+    df = sweep(cfg, plots=False, progress=lambda s: seen.append((s.done, s.total))).trials
+    assert seen == [(4 * k, 20) for k in range(1, 6)] + [(20, 20)]
+    assert (df["budget"] == 54).all()  # the last interval overshoots by less than one piece of 6
+    curves = pd.read_csv(tmp_path / "pbt" / "curves.csv")
+    for k, (step, _) in enumerate(curves.groupby("step"), start=1):
+        assert 10 * k <= step < 10 * k + 6  # every report within one piece of its interval's end
+
+
 def test_pb2_runs_and_keeps_values_in_the_space(tmp_path: Path) -> None:
     df = sweep(_config(tmp_path, method={"name": "pb2", "population": 4}), plots=False).trials
     assert len(df) == 4 and df["lr"].between(1e-3, 1.0).all()

@@ -80,16 +80,18 @@ def test_missing_metric_is_an_error():
     )
 
 
-class _Batched:
-    """Trains whole batches of 32 until it has covered its cumulative requests (as the actor-critic does)."""
+class _Pieces:
+    """Trains whole pieces of ``piece`` steps from where it is (as SB3's PPO finishes its rollout)."""
+
+    piece = 32
 
     def __init__(self, config, ctx):
-        self.requested, self.done = 0, 0
+        self.done = 0
 
     def train(self, budget):
-        self.requested += budget
-        while self.done < self.requested:
-            self.done += 32
+        until = self.done + budget
+        while self.done < until:
+            self.done += self.piece
         return {"value": float(self.done), "budget": float(self.done)}
 
     def save(self, path):
@@ -99,15 +101,29 @@ class _Batched:
         pass
 
 
-class _Stuck(_Batched):
+class _Stuck(_Pieces):
     def train(self, budget):
         return {"value": 0.0, "budget": 0.0}
 
 
 def test_a_batched_target_reports_each_step_once_and_a_stuck_one_is_an_error():
     ctx = TrialContext(seed=0, budget=256, report_every=25, metric="value")
-    r = run_target(_Batched, {}, ctx)
+    r = run_target(_Pieces, {}, ctx)
     steps = [s for s, _ in r.curve]
     assert steps == sorted(set(steps)) and steps[-1] == 256 and r.metrics["budget"] == 256
     with pytest.raises(RuntimeError, match="no progress"):
         run_target(_Stuck, {}, TrialContext(seed=0, budget=256, report_every=25, metric="value"))
+
+
+class _Pieces48(_Pieces):
+    piece = 48
+
+
+def test_reports_fall_within_one_piece_of_each_interval_and_the_budget_is_overshot_by_less():
+    """Every report k lies in [k * report_every, k * report_every + piece): runs of any granularity are
+    compared at the same points (asking ``report_every`` more each time drifted: 144, 288, 432, 528)."""
+    r = run_target(_Pieces48, {}, TrialContext(seed=0, budget=500, report_every=100, metric="value"))
+    steps = [s for s, _ in r.curve]
+    assert steps == [144, 240, 336, 432, 528]
+    assert all(100 * k <= s < 100 * k + 48 for k, s in enumerate(steps, start=1))
+    assert r.budget_used == 528 < 500 + 48

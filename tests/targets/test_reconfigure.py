@@ -111,7 +111,7 @@ def test_mutable_net_arch_is_refused_before_a_pbt_sweep(make_config: Any, tmp_pa
         },
         metric="eval_return",
         direction="maximize",
-        budget={"max": 1000, "report_every": 500},
+        budget={"max": 4096, "report_every": 2048},  # SB3's PPO rollout: 2,048 steps
         method={"name": "pbt", "population": 2},
     )
     del cfg["trials"]  # a population's size is its method option

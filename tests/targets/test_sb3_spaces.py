@@ -243,6 +243,20 @@ def test_valid_key_data_equals_sb3_signatures(algo: str) -> None:
     assert TARGET_SUPPLIED - {"self"} <= frozenset(inspect.signature(cls.__init__).parameters)
 
 
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_default_rollout_lengths_equal_sb3s(algo: str) -> None:
+    """The granularity of an on-policy agent without n_steps uses SB3's own default."""
+    import stable_baselines3
+
+    from autorl.targets.sb3 import ON_POLICY_N_STEPS, granularity
+
+    default = (
+        inspect.signature(getattr(stable_baselines3, algo.upper()).__init__).parameters["n_steps"].default
+    )
+    assert ON_POLICY_N_STEPS[algo] == default
+    assert granularity({"n_envs": 4}, algo) == 4 * default and granularity({"n_envs": 4}, "sac") == 4
+
+
 def test_a_typo_in_args_is_refused_with_the_closest_key(tmp_path: Path) -> None:
     cfg = {
         "target": "sb3:ppo",
@@ -266,7 +280,7 @@ import sys
 from autorl.config import load_sweep, parse_sweep
 load_sweep({str(SPACES_DIR / "examples" / "ppo_cartpole.yaml")!r}, out={str(tmp_path / "a")!r})
 for algo, env in {ENVS!r}.items():
-    parse_sweep({{"target": f"sb3:{{algo}}", "args": {{"env": env}}, "budget": {{"max": 1000}},
+    parse_sweep({{"target": f"sb3:{{algo}}", "args": {{"env": env}}, "budget": {{"max": 4096}},
                  "method": "random", "trials": 2}}, out={str(tmp_path / "b")!r})
 print(sorted(m for m in sys.modules if m.split(".")[0] == "stable_baselines3"))
 """
