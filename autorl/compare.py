@@ -40,7 +40,7 @@ from autorl.evaluate import evaluate_config, fresh_seeds
 from autorl.methods import METHODS, method_spec
 from autorl.results import DirectoryLock, record_of, write_atomic
 from autorl.results.record import was_interrupted
-from autorl.results.rundir import check_directory
+from autorl.results.rundir import RUN_FILE, check_directory
 from autorl.results.status import duration
 from autorl.yamlio import dump_yaml, load_yaml
 
@@ -218,7 +218,8 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     if (cached := _read_cell(done, seeds)) is not None:
         return cached
     start = time.perf_counter()
-    result = run_sweep(cell.sweep, resume=True, plots=False)
+    started = (cell.sweep.out / RUN_FILE).is_file()  # an unfinished cell resumes, a new one starts
+    result = run_sweep(cell.sweep, resume=started, plots=False)
     tuned = time.perf_counter() - start
     if (stale := _read_cell(done)) is not None:  # judged on other test seeds: only the test runs again
         tuned = float(stale["row"]["tuning_s"])

@@ -218,7 +218,13 @@ def owned_run(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> Iterator
     ``trials`` counts the trials already in the sweep's storage (called only for a directory that
     holds this sweep, so nothing is created in a directory that is refused).
     """
-    check_directory(sweep.out, RUN_FILE)  # before a lock file is created in someone else's folder
+    # before a lock file is created in someone else's folder, or in a directory a typo in --out named
+    if not check_directory(sweep.out, RUN_FILE) and resume and not sweep.shared_storage:
+        raise ConfigError(
+            f"{sweep.out} holds no sweep to resume: check --out (out= in Python), or leave out --resume "
+            "(resume=True) to start a new sweep there",
+            "out",
+        )
     with DirectoryLock(sweep.out) as lock:
         check_run_dir(sweep, resume, trials)
         write_run_files(sweep)

@@ -71,6 +71,25 @@ def test_existing_sweep_needs_resume_and_resume_proposes_new_points(make_config)
     assert not set(first) & set(added)  # the seeded sampler does not replay its first proposals
 
 
+def test_resume_of_a_directory_without_a_sweep_is_refused_and_creates_nothing(make_config, tmp_path):
+    """A typo in --out must not restart the work silently."""
+    cfg = make_config(out=str(tmp_path / "tyop"))
+    with pytest.raises(ConfigError, match=r"out: .*tyop holds no sweep to resume: check --out"):
+        sweep(cfg, resume=True, plots=False)
+    assert not (tmp_path / "tyop").exists()
+    res = subprocess.run(
+        [*AUTORL, "sweep", str(_yaml(tmp_path, cfg)), "--resume", "--quiet"], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "holds no sweep to resume" in res.stderr
+
+
+def _yaml(tmp_path, cfg):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def test_a_trial_that_spent_its_whole_budget_is_never_pruned(make_config):
     cfg = make_config(
         target=toy("curve"),
