@@ -183,7 +183,11 @@ def test_dry_run_lists_every_cell_with_its_budget_and_an_estimate_and_runs_nothi
 
     from autorl.cli import main
 
+    # by default nothing trains: no cell has finished, so there is no estimate, and it says how to get one
     res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path)), "--dry-run"])
+    assert res.exit_code == 0 and "calibrating" not in res.output, res.output
+    assert "no estimate (nothing measured yet; --calibrate trains each task briefly" in res.output
+    res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path)), "--dry-run", "--calibrate"])
     assert res.exit_code == 0, res.output
     cells = [line for line in res.output.splitlines() if line.startswith("branin ")]
     assert sorted(line.split(", ~")[0] for line in cells) == sorted(
@@ -193,14 +197,16 @@ def test_dry_run_lists_every_cell_with_its_budget_and_an_estimate_and_runs_nothi
     )
     assert all(re.search(r", ~\d+:\d\d$", line) for line in cells), cells  # an estimate from calibration
     assert "calibrating branin" in res.output and "4 cells, 0 done" in res.output
+    assert "(from finished cells and short calibration runs)" in res.output
     assert not (tmp_path / "cmp").exists()
     # with one finished cell: that cell is "done", and the others are estimated from it without calibrating
     suite = load_suite(_suite(tmp_path, seeds=[0]), overrides=["methods={random: random}"])
     run_suite(suite)
-    res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path)), "--dry-run", "--no-calibrate"])
+    res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path)), "--dry-run"])
     assert "branin random seed 0: synthetic:branin, 8 evaluations + test 2, done" in res.output, res.output
     assert re.search(r"branin random seed 1: .*, ~\d+:\d\d\n", res.output), res.output
-    assert "(+ 2 cells with no estimate)" in res.output  # tpe: nothing measured, and no calibration
+    # tpe: nothing measured, and no calibration
+    assert "(from finished cells (not calibrated); 2 cells with no estimate; --calibrate" in res.output
     res = CliRunner().invoke(main, ["compare", str(_suite(tmp_path, seeds=0)), "--dry-run"])
     assert res.exit_code == 2 and "seeds" in res.output
 
