@@ -19,7 +19,7 @@ from autorl.analysis import stats
 from autorl.analysis.report import _anytime_figure
 from autorl.config import Sweep, parse_sweep
 from autorl.plotting import pyplot
-from autorl.results.plots import curves_figure, history_figure
+from autorl.results.plots import curves_figure, history_figure, importances_figure
 from autorl.results.population import best_member, schedules_figure
 
 
@@ -105,6 +105,60 @@ def test_curves_draw_every_trial_and_a_pruned_one_with_a_single_report_as_a_mark
     # Pruned trials end where the others begin (the first rung): drawn on top, or they are hidden.
     assert min(line.get_zorder() for line in pruned) > max(line.get_zorder() for line in complete)
     assert "grey: pruned (3)" in ax.get_title()
+
+
+def test_curves_name_the_best_trial_and_colour_the_others_by_their_value(tmp_path: Path) -> None:
+    """The best trial stands out (bold, named in the legend); the others differ by colour as their
+    values differ (every complete trial was the same blue)."""
+    trials = pd.concat(
+        [ASHA_TRIALS, pd.DataFrame({"trial": [6], "state": ["COMPLETE"], "value": [0.6]})], ignore_index=True
+    )
+    curves = pd.concat(
+        [ASHA_CURVES, pd.DataFrame([(6, 3, 0.3), (6, 9, 0.5), (6, 27, 0.6)], columns=ASHA_CURVES.columns)]
+    )
+    fig = curves_figure(curves, trials, _sweep(tmp_path, "asha"))
+    ax = fig.axes[0]
+    lines = _lines_by_trial(ax, curves)
+    widest = max(line.get_linewidth() for line in lines.values())
+    assert [t for t, line in lines.items() if line.get_linewidth() == widest] == [4]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best: trial 4, score 0.7"]
+    assert to_rgb(lines[0].get_color()) != to_rgb(lines[6].get_color())
+    assert len(fig.axes) == 2 and "its last report" in fig.axes[1].get_ylabel()  # the colour bar
+
+
+def _study(values: list[float]) -> Any:
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    rng = np.random.default_rng(0)
+    dist = {
+        "x": optuna.distributions.FloatDistribution(-1.0, 1.0),
+        "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
+    }
+    for v in values:
+        params = {"x": float(rng.uniform(-1, 1)), "lr": float(10 ** rng.uniform(-4, 0))}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dist, value=v))
+    return study
+
+
+def _texts(fig: Any) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in [ax.title, *ax.texts])
+
+
+def test_importances_only_where_they_mean_something_else_a_note(tmp_path: Path) -> None:
+    """fANOVA on 9 trials, on members that all scored 500, or on a population's final values: a note
+    saying why there is no importance plot. With enough trials of differing values: the bars."""
+    asha = _sweep(tmp_path, "asha")
+    fig = importances_figure(_study([float(i) for i in range(9)]), asha)
+    assert "no parameter importances" in _texts(fig) and "9 complete trials" in _texts(fig)
+    assert not [p for ax in fig.axes for p in ax.patches]
+    fig = importances_figure(_study([500.0] * 12), asha)
+    assert "took 1 distinct value(s)" in _texts(fig)
+    fig = importances_figure(_study([float(i) for i in range(12)]), _sweep(tmp_path, "pb2"))
+    assert "population members change their hyperparameters" in _texts(fig)
+    fig = importances_figure(_study([float(i % 5) for i in range(12)]), asha)
+    assert "importances from 12 complete trials" in _texts(fig)
+    assert len(fig.axes[0].patches) == 2  # one bar per searched parameter
 
 
 def test_curves_title_notes_pruning_only_when_a_trial_was_pruned(tmp_path: Path) -> None:
