@@ -28,7 +28,8 @@ def fresh_seeds(n: int, start: int = 0) -> list[int]:
     return [FRESH_SEED_BASE + start + i for i in range(n)]
 
 
-OnSeed = Callable[[int, dict[str, float]], None]  # told (seed, final metrics) as each run ends
+# told (which run: "seed 900000001", or "trial 12, seed 900000001"; its final metrics) as each run ends
+OnSeed = Callable[[str, dict[str, float]], None]
 
 
 def evaluate_config(
@@ -53,7 +54,7 @@ def evaluate_config(
         result = run_target(fn, {**args, **params}, ctx)
         rows.append({"seed": seed, **result.metrics})
         if on_seed:
-            on_seed(seed, result.metrics)
+            on_seed(f"seed {seed}", result.metrics)
     return pd.DataFrame(rows)
 
 
@@ -67,7 +68,7 @@ def _evaluate_batched(
         metrics = {k: float(v) for k, v in results[member].items()}
         rows.append({"seed": seed, **metrics})
         if on_seed:
-            on_seed(seed, metrics)
+            on_seed(f"seed {seed}", metrics)
     return pd.DataFrame(rows)
 
 
@@ -100,6 +101,13 @@ def train_best(
     )
 
 
+def _named(on_seed: OnSeed | None, name: str) -> OnSeed | None:
+    """``on_seed`` told which configuration each run trained (``trial 12, seed 900000001``)."""
+    if on_seed is None:
+        return None
+    return lambda run, metrics: on_seed(f"{name}, {run}", metrics)
+
+
 def reevaluate(
     out_dir: str | Path, top: int = 3, n_seeds: int = 5, on_seed: OnSeed | None = None
 ) -> pd.DataFrame:
@@ -128,7 +136,7 @@ def reevaluate(
             fresh_seeds(n_seeds),
             budget,
             cfg["metric"][0],
-            on_seed,
+            _named(on_seed, f"trial {t.number}"),
         )
         res.insert(0, "trial", t.number)
         res.insert(1, "tuning_value", t.values[0])
@@ -218,7 +226,7 @@ def replay_best(
         )
         rows.append({"seed": seed, **res})
         if on_seed:
-            on_seed(seed, res)
+            on_seed(f"seed {seed}", res)
     df = pd.DataFrame(rows)
     df.to_csv(out / "replay.csv", index=False)
     (out / "replay_summary.json").write_text(

@@ -22,6 +22,16 @@ from autorl.errors import ConfigError
 T = TypeVar("T")
 
 
+def closest(name: str, valid: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The valid name ``name`` most likely meant: one that differs only in case, else the closest by
+    ``difflib`` (None below ``cutoff``)."""
+    folded = [v for v in valid if v.casefold() == name.casefold()]
+    if folded:
+        return folded[0]
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def find_local_module(module: str, dirs: Sequence[Path]) -> Path | None:
     """Where a user's module lives when it is not importable as installed: the first of ``dirs``
     (the config's directory, then the working directory) holding it.
@@ -172,8 +182,8 @@ class Registry(Generic[T]):
         if name in self._entries:
             return self._entries[name]
         valid = self.names()
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest(name, valid, cutoff=0.5)
+        hint = f" Did you mean {close!r}?" if close else ""
         raise ConfigError(f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}")
 
     def get(self, name: str) -> T:

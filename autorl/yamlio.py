@@ -81,12 +81,28 @@ def loads(text: str, source: str = "<string>") -> Any:
             )
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "?"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"invalid YAML at {where}: {problem}", file=source) from None
+        raise ConfigError(_yaml_problem(exc), file=source) from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what: an unclosed ``{`` or ``[`` is named at the line that opens it (the parser only
+    notices it lines later, where the next key starts)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    context, opened = getattr(exc, "context", None) or "", getattr(exc, "context_mark", None)
+    problem = problem or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}" if mark is not None else "?"
+    if opened is not None and mark is not None and opened.line < mark.line:
+        what = context.removeprefix("while parsing ")
+        if what.startswith("a flow "):  # { ... } or [ ... ]
+            bracket = "{" if "mapping" in what else "["
+            return (
+                f"invalid YAML at line {opened.line + 1}: the {bracket!r} opened there is never closed "
+                f"({problem} at line {mark.line + 1})"
+            )
+        return f"invalid YAML at {where}: {problem} ({context} started at line {opened.line + 1})"
+    return f"invalid YAML at {where}: {problem}"
 
 
 def load_yaml(path: str | Path) -> Any:

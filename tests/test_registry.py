@@ -22,6 +22,14 @@ def test_unknown_name_lists_valid_and_closest():
         reg.get("cartpol")
 
 
+def test_a_name_in_the_wrong_case_suggests_the_name_that_differs_only_in_case():
+    """``sb3:PPO`` meant ``sb3:ppo`` (difflib alone proposed ``sb3:td3``)."""
+    from autorl.targets import TARGETS
+
+    with pytest.raises(ConfigError, match=r"unknown target 'sb3:PPO'\. Did you mean 'sb3:ppo'\?"):
+        TARGETS.get("sb3:PPO")
+
+
 def test_lazy_reference_is_imported_on_use():
     reg: Registry = Registry("thing")
     reg.register("join", "os.path:join")

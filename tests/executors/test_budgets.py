@@ -52,3 +52,18 @@ def test_a_plain_function_needs_no_budget_at_all(tmp_path: Path) -> None:
         "out": str(tmp_path / "run"),
     }
     assert len(sweep(cfg, plots=False).trials) == 3
+
+
+def test_a_sweep_ended_by_budget_time_reports_no_failure(tmp_path: Path) -> None:
+    """The trial that budget.time cut off is interrupted, not failed: the summary does not call it a
+    failure (it said "1 trial(s) failed; first error: Interrupted: budget.time is spent")."""
+    import yaml
+    from click.testing import CliRunner
+
+    from autorl.cli import main
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump(_slow(tmp_path, workers=2)))
+    res = CliRunner().invoke(main, ["sweep", str(path), "--quiet", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert "interrupted" in res.output and "failed" not in res.output, res.output

@@ -50,6 +50,22 @@ def test_bad_params_are_refused_with_the_rule(spec, match):
     assert err.value.key == "p"
 
 
+def test_every_bad_param_is_reported_in_one_line():
+    """Two bad parameters: both named (only the first was), each with its rule."""
+    with pytest.raises(ConfigError) as err:
+        SearchSpace.from_dict(
+            {
+                "x": {"type": "float", "low": 5, "high": 1},
+                "ok": {"type": "int", "low": 0, "high": 3},
+                "y": {"type": "flaot", "low": 0, "high": 1},
+            }
+        )
+    assert str(err.value) == (
+        "2 parameters are invalid: x: low <= high must hold, but got (low=5, high=1); "
+        "y: type must be one of float, int, categorical, fixed, got 'flaot'"
+    )
+
+
 def test_condition_must_refer_to_an_earlier_param_and_a_possible_value():
     with pytest.raises(ConfigError, match="must be defined before"):
         SearchSpace.from_dict(
