@@ -91,3 +91,33 @@ def test_the_readmes_python_example_runs_as_a_script_and_a_second_run_names_the_
     assert len(trials) == 20 and set(trials["state"]) == {"COMPLETE"}, trials
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and re.search(r"resume=True in Python.*out=DIR", again.stderr), again.stderr
+
+
+def test_the_readmes_tour_validates_and_only_resumes_or_reads_what_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sweep of the README's tour is valid as written (on the config it says to save), and every
+    ``--resume``, ``show``, ``train``, ``reeval``, ``replay`` and dashboard line reads a run directory
+    an earlier line of the tour wrote (the tour's ``--resume`` pointed at another example's directory)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    tour = readme.split("## A short tour", 1)[1].split("\n## ", 1)[0]
+    config = tour.split("```yaml\n", 1)[1].split("```", 1)[0]
+    commands = tour.split("```bash\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_sweep.yaml").write_text(config)
+    made: set[Path] = set()
+    for line in commands.splitlines():
+        words = shlex.split(line.split(" #", 1)[0])
+        if words[:2] in (["autorl", "sweep"], ["autorl", "validate"]):
+            sets = [value for flag, value in itertools.pairwise(words) if flag == "--set"]
+            outs = [value for flag, value in itertools.pairwise(words) if flag == "--out"]
+            sw = load_sweep(words[2], sets, outs[0] if outs else None)
+            if "--resume" in words:
+                assert sw.out in made, f"{line!r} resumes {sw.out}, which no earlier line wrote"
+            if words[1] == "sweep":
+                made.add(sw.out)
+        elif words[:2] in (["autorl", "show"], ["autorl", "reeval"], ["autorl", "replay"]):
+            assert Path(words[2]) in made, line
+        elif words[:2] == ["autorl", "train"] or words[0] == "optuna-dashboard":
+            assert Path(words[-1]).parent in made, line
+    assert Path("runs/my_sweep") in made and Path("runs/try2") in made
