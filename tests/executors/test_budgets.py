@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from autorl.api import sweep
 from tests.conftest import toy
 
@@ -34,6 +36,7 @@ def test_budget_time_stops_the_sweep_and_running_trials_are_interrupted_not_comp
     assert (result.out / "trials.csv").is_file() and (result.out / "best.yaml").is_file()
 
 
+@pytest.mark.slow  # three sweeps of 4-8 s of budget.time
 def test_budget_time_is_summed_across_resumes(tmp_path: Path) -> None:
     cfg = _slow(tmp_path)
     first = sweep(cfg, plots=False).trials

@@ -285,3 +285,29 @@ def test_a_script_without_a_main_guard_hands_its_registrations_to_the_workers(tm
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().splitlines()[-1] == "['COMPLETE']", res.stdout + res.stderr[-3000:]
+
+
+def test_registrations_of_importable_objects_travel_as_references(monkeypatch):
+    """A worker imports a registered object's module only when the object is used: an importable
+    target or gymnasium entry point travels as "module:qualname" (a test module registering an env
+    made every worker import torch at start)."""
+    import pickle
+
+    import gymnasium as gym
+
+    from autorl.executors.carry import registrations
+    from autorl.targets import TARGETS, register_target
+    from tests import toy_targets
+
+    monkeypatch.setattr(TARGETS, "_entries", dict(TARGETS._entries))
+    register_target("test:quad", toy_targets.quad)
+    monkeypatch.setitem(
+        gym.envs.registration.registry,
+        "Test/Toy-v0",
+        gym.envs.registration.EnvSpec("Test/Toy-v0", entry_point=toy_targets.Toy),
+    )
+    entries, envs = pickle.loads(registrations())
+    (quad,) = [e for e in entries["target"] if e.name == "test:quad"]
+    assert quad.target == "tests.toy_targets:quad"
+    (toy,) = [s for s in envs if s.id == "Test/Toy-v0"]
+    assert toy.entry_point == "tests.toy_targets:Toy"

@@ -89,6 +89,7 @@ def _wait_for_trials(out: Path, n: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"{n} trials did not start")
 
 
+@pytest.mark.slow  # Ctrl-C is tested by default; SIGTERM takes 6 s
 def test_sigterm_stops_a_sweep_like_ctrl_c_and_resume_finishes_it(tmp_path: Path) -> None:
     cfg = {
         "target": toy("slow"),
@@ -118,6 +119,7 @@ def test_sigterm_stops_a_sweep_like_ctrl_c_and_resume_finishes_it(tmp_path: Path
     assert (df["state"] == "COMPLETE").sum() == 6
 
 
+@pytest.mark.slow  # two sweep processes, 5 s
 def test_a_second_process_on_a_run_directory_is_refused_naming_the_owner(tmp_path: Path) -> None:
     cfg = {
         "target": toy("slow"),
