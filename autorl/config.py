@@ -495,16 +495,16 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
 
 
 def _fit_budget(cfg: SweepConfig, info: TargetInfo, piece: int) -> SweepConfig:
-    """Refuse a budget smaller than the largest piece the target trains (``piece``: one rollout of the
-    space's largest configuration); a default ``report_every`` is raised to it."""
+    """Refuse a ``budget.max`` smaller than the largest piece the target trains (``piece``: one rollout of
+    the space's largest configuration); a default ``report_every`` of ``max // 10`` is raised to it. A
+    smaller ``min`` or ``report_every`` is kept: such a configuration reports at the end of the piece
+    that passes each multiple of it (with the steps it really trained)."""
     b = cfg.budget
     if piece <= 1 or b.max is None:
         return cfg
-    for key in ("max", "min", "report_every"):
-        value = getattr(b, key)
-        if value is not None and value < piece:
-            raise _below_piece(cfg.target, info, piece, key, value).at(f"budget.{key}")
-    if b.report_every is None and b.interval < piece:
+    if b.max < piece:
+        raise _below_piece(cfg.target, info, piece, "max", b.max).at("budget.max")
+    if b.report_every is None and b.min is None and b.interval < piece:
         return cfg.model_copy(update={"budget": b.model_copy(update={"report_every": piece})})
     return cfg
 

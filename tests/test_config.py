@@ -185,14 +185,15 @@ def test_a_budget_below_one_rollout_is_refused_naming_the_smallest_valid_value(t
         load_sweep(write(tmp_path, _sb3()))
     assert err.value.key == "budget.max"
     assert "max >= 16384 must hold (the smallest valid value), but got 20" in str(err.value)
-    with pytest.raises(ConfigError, match=r"budget\.min: .*min >= 16384 must hold"):
-        load_sweep(write(tmp_path, _sb3(budget={"max": 20000, "min": 5000})))
+    with pytest.raises(ConfigError, match=r"budget\.max: .*max >= 16384 must hold"):
+        load_sweep(write(tmp_path, _sb3(budget={"max": 16000, "min": 4000})))
+    # rungs and reports below a rollout are kept: such a trial reports at its rollout's end
+    sw = load_sweep(write(tmp_path, _sb3(budget={"max": 20000, "min": 5000})))
+    assert sw.granularity == (128, 16384) and sw.config.budget.interval == 5000
     small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
-    with pytest.raises(ConfigError, match=r"budget\.report_every: .*report_every >= 2048 must hold"):
-        load_sweep(write(tmp_path, _sb3(space=small, budget={"max": 20000, "report_every": 1000})))
     sw = load_sweep(write(tmp_path, _sb3(space=small, budget={"max": 20000, "min": 2048})))
     assert sw.granularity == (256, 2048)
-    # no report_every given: a tenth of max (100) would be below one rollout, so it is one rollout
+    # no report_every given: a tenth of max (1,000) would be below one rollout, so it is one rollout
     sw = load_sweep(write(tmp_path, _sb3(space=small, method="random", budget={"max": 1000 * 10})))
     assert sw.config.budget.interval == 2048
 
