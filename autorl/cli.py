@@ -110,7 +110,19 @@ def _fmt(v: Any) -> str:
     return f"{int(v):,}" if abs(v) >= 10_000 else str(int(v))
 
 
-NOT_PARAMS = {"trial", "state", "budget", "wall_s", "seed", "error", "exit", "log", "member", "interrupted"}
+NOT_PARAMS = {
+    "trial",
+    "state",
+    "budget",
+    "wall_s",
+    "seed",
+    "error",
+    "failure",
+    "exit",
+    "log",
+    "member",
+    "interrupted",
+}
 
 
 def _table(df: Any, metrics: list[str], maximize: bool, top: int, searched: set[str] | None = None) -> Table:
@@ -227,14 +239,19 @@ def _resume(again: str) -> str:
 
 
 def _summary(df: Any) -> str:
-    """``6 complete, 1 fail, 1 interrupted``: a trial the sweep's stop cut off is not a failure."""
+    """``6 complete, 2 fail (1 diverged, 1 died), 1 interrupted``: failures by kind; a trial the sweep's
+    stop cut off is not a failure."""
     if not len(df):
         return "none"
     states = df["state"].str.lower()
     if "interrupted" in df:
         states = states.where(~df["interrupted"].astype(bool), "interrupted")
     counts = states.value_counts().to_dict()
-    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    kinds = {}
+    if "failure" in df:
+        kinds = df.loc[states == "fail", "failure"].fillna("error").value_counts().to_dict()
+    why = f" ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})" if kinds else ""
+    return ", ".join(f"{v} {k}" + (why if k == "fail" else "") for k, v in sorted(counts.items()))
 
 
 @main.command()
@@ -299,7 +316,7 @@ def sweep(
         )
     dashboard = redact(sw.storage_url).removeprefix("journal:")
     retrain = f"retrain:  autorl train {sw.out}/best.yaml\n" if (sw.out / "best.yaml").exists() else ""
-    if (sw.out / "best_schedule.yaml").exists():  # a population's result is a schedule
+    if sw.spec.population and (sw.out / "best_schedule.yaml").exists():  # its result is a schedule
         retrain = f"replay:   autorl replay {sw.out}   (the best schedule, from scratch)\n"
     out_console.print(
         f"inspect:  autorl show {sw.out}\n{retrain}resume:   {_resume(again)}\n"

@@ -39,6 +39,7 @@ from autorl.errors import ConfigError
 from autorl.evaluate import evaluate_config, fresh_seeds
 from autorl.methods import METHODS, method_spec
 from autorl.results import DirectoryLock, record_of, write_atomic
+from autorl.results.population import read_summary
 from autorl.results.record import was_interrupted
 from autorl.results.rundir import RUN_FILE, check_directory
 from autorl.results.status import duration
@@ -306,10 +307,7 @@ def _population_curve(cell: Cell, trials: list[Any], sign: float) -> tuple[float
     completed = [t for t in trials if t.state.name == "COMPLETE"]
     best_trial = max(completed, key=lambda t: sign * t.values[0], default=None)
     used = sum(record_of(t).budget for t in trials)
-    try:
-        timeline = json.loads((cell.sweep.out / "pbt_summary.json").read_text()).get("timeline", [])
-    except (OSError, json.JSONDecodeError):
-        timeline = []
+    timeline = read_summary(cell.sweep.out).get("timeline", [])
     curve = [{"budget": float(b), "time": float(at), "score": sign * float(v)} for b, at, v in timeline]
     return used, (best_trial.values[0] if best_trial else None), best_trial, curve
 
@@ -690,9 +688,7 @@ def _test_steps(c: Cell, n_test: int) -> int:
 
 
 def _batched(c: Cell) -> bool:
-    from autorl.targets import TARGETS
-
-    return hasattr(TARGETS.get(c.sweep.config.target), "batch")
+    return c.sweep.info.batch is not None
 
 
 def _width(c: Cell) -> int:

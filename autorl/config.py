@@ -7,7 +7,6 @@ Every error names the file, the key and the rule, e.g.
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import os
 import re
@@ -36,6 +35,7 @@ from autorl.methods import (
     check_method,
     method_spec,
 )
+from autorl.registry import closest
 from autorl.space import Param, ParamType, SearchSpace
 from autorl.targets import (
     TARGETS,
@@ -323,8 +323,8 @@ def _error_from_pydantic(
         if len(loc) > 1:
             parent = nested.get(loc[-2], nested.get(loc[0], parent))
         valid = list(parent.model_fields)
-        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = closest(loc[-1], valid)
+        hint = f" (did you mean {close!r}?)" if close else ""
         rule = f"unknown key{hint}; valid keys: {', '.join(valid)}"
     elif err["type"] == "missing":
         rule = "is required"
@@ -471,7 +471,7 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     )
     spec = check_method(method, ctx, options)
     if spec.population:
-        _check_population(cfg, method, space)
+        _check_population(cfg, method, info, space)
         interval = build_population(method, ctx, options).interval
         if "interval" in options and interval < granularity[1]:
             raise _below_piece(cfg.target, info, granularity[1], "interval", interval).at("method.interval")
@@ -482,7 +482,7 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
                 "option 'population'; remove batch",
                 "batch",
             )
-        if not hasattr(TARGETS.get(cfg.target), "batch"):
+        if info.batch is None:
             raise ConfigError(
                 f"{cfg.target} trains one configuration at a time: batch > 1 needs a target that trains many "
                 "as one computation (engine:ppo, envdesign:engine)",
@@ -517,7 +517,7 @@ def _below_piece(target: str, info: TargetInfo, piece: int, key: str, value: int
     )
 
 
-def _check_population(cfg: SweepConfig, method: str, space: SearchSpace | None = None) -> None:
+def _check_population(cfg: SweepConfig, method: str, info: TargetInfo, space: SearchSpace) -> None:
     """Keys that have no meaning for a population are refused, not ignored; a target that trains the
     whole population as one computation needs every member to share its ``shared`` keys."""
     if "trials" in cfg.model_fields_set:
@@ -526,8 +526,8 @@ def _check_population(cfg: SweepConfig, method: str, space: SearchSpace | None =
             "so trials has no meaning here; remove it",
             "trials",
         )
-    shared: frozenset[str] = getattr(TARGETS.get(cfg.target), "shared", frozenset())
-    for p in space.values() if space is not None else []:
+    shared = info.shared_keys()
+    for p in space.values():
         if p.name in shared and p.type.value != "fixed":
             raise ConfigError(
                 f"{cfg.target} trains the whole population as one computation, so every member shares "

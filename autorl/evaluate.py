@@ -45,9 +45,9 @@ def evaluate_config(
 
     A target that trains many configurations as one computation (``target.batch``, the engine) trains
     every seed at once, as one batch: the same runs, several times faster than one after another."""
-    fn = TARGETS.get(target)
-    if hasattr(fn, "batch") and len(seeds) > 1:
-        return _evaluate_batched(fn, {**args, **params}, seeds, budget, on_seed)
+    fn, info = TARGETS.get(target), target_info(target)
+    if info.batch is not None and len(seeds) > 1:
+        return _evaluate_batched(info.batch_class(), {**args, **params}, seeds, budget, on_seed)
     rows = []
     for seed in seeds:
         ctx = TrialContext(seed=seed, budget=budget.steps, report_every=budget.interval, metric=metric)
@@ -59,9 +59,9 @@ def evaluate_config(
 
 
 def _evaluate_batched(
-    fn: Any, config: dict[str, Any], seeds: list[int], budget: Budget, on_seed: OnSeed | None
+    batch_class: Any, config: dict[str, Any], seeds: list[int], budget: Budget, on_seed: OnSeed | None
 ) -> pd.DataFrame:
-    batch = fn.batch([config] * len(seeds), seeds, budget.steps)
+    batch = batch_class([config] * len(seeds), seeds, budget.steps)
     results = batch.train(budget.steps)  # one call: only the final evaluation is needed
     rows = []
     for member, seed in enumerate(seeds):
@@ -182,11 +182,12 @@ def replay_schedule(
     obj = TARGETS.get(target)(
         {**(args or {}), **first}, TrialContext(seed=seed, budget=budget, metric=metric)
     )
+    reconfigurable = target_info(target).reconfigurable
     steps, res = 0, {}
     ends = [int(s["step"]) for s in sched[1:]] + [budget]
     for s, end in zip(sched, ends, strict=True):
         cfg = {k: v for k, v in s.items() if k != "step" and (mutable is None or k in mutable)}
-        if hasattr(obj, "reconfigure"):
+        if reconfigurable:
             obj.reconfigure(cfg)
         if end > steps:
             res = dict(obj.train(end - steps))

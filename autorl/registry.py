@@ -1,8 +1,10 @@
-"""One registry pattern for targets, methods and suites.
+"""One registry pattern for targets, methods, env families, level samplers and the engine's parts.
 
 Entries are registered by name, either as an object or as a lazy ``"package.module:attr"`` reference
 that is imported on first use. Duplicate names are refused; an unknown name is answered with the valid
-names and the closest match. Third-party packages add entries through an entry-point group.
+names and the closest match. Third-party packages add entries through an entry-point group; an entry
+point that names a :class:`Definition` registers a full entry (a target's metadata, a method's spec),
+as a call to ``register`` would.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from autorl.errors import ConfigError
 
 T = TypeVar("T")
+_PLUGIN = "autorl_plugin"  # an entry point's entry, not yet imported
 
 
 def closest(name: str, valid: Sequence[str], cutoff: float = 0.6) -> str | None:
@@ -99,6 +102,16 @@ def is_reference(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Definition(Generic[T]):
+    """A whole registry entry but its name, as a plug-in's entry point names it: the object (or a lazy
+    reference), a one-line description and its metadata (``info`` of a target, ``spec`` of a method)."""
+
+    target: T | str
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Entry(Generic[T]):
     """A registered item: its name, a one-line description and the object or a lazy reference."""
 
@@ -149,7 +162,7 @@ class Registry(Generic[T]):
             if ep.name in self._entries:
                 self._conflicts[ep.name] = ep.value
             else:
-                self._entries[ep.name] = Entry(ep.name, f"plug-in from {ep.value}", ep.value)
+                self._entries[ep.name] = Entry(ep.name, f"plug-in from {ep.value}", ep.value, {_PLUGIN: True})
 
     def adopt(self, entries: Iterable[Entry[T]]) -> None:
         """Add those of ``entries`` whose names are unknown here (a worker process takes over what the
@@ -180,7 +193,16 @@ class Registry(Generic[T]):
                 f"{self._conflicts[name]!r}; uninstall or rename one"
             )
         if name in self._entries:
-            return self._entries[name]
+            entry = self._entries[name]
+            if entry.extra.get(_PLUGIN):  # imported now: its entry point may name a whole Definition
+                found = entry.load()
+                entry = (
+                    Entry(name, found.description or entry.description, found.target, dict(found.extra))
+                    if isinstance(found, Definition)
+                    else Entry(name, entry.description, found)
+                )
+                self._entries[name] = entry
+            return entry
         valid = self.names()
         close = closest(name, valid, cutoff=0.5)
         hint = f" Did you mean {close!r}?" if close else ""

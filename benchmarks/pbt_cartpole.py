@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from autorl.api import sweep
+from autorl.results.population import read_summary
 from autorl.yamlio import load_yaml
 
 CONFIG = Path(__file__).resolve().parent.parent / "search_spaces" / "examples" / "pbt_cartpole.yaml"
@@ -53,7 +54,7 @@ def main() -> None:
             t0 = time.perf_counter()
             result = sweep(cfg, plots=False)
             wall = time.perf_counter() - t0
-            s = json.loads((result.out / "pbt_summary.json").read_text())
+            s = read_summary(result.out)
             state = json.loads((result.out / "population.json").read_text())
             members = state["members"]
             best_member = max(members, key=lambda m: m["score"] or -1e9)

@@ -11,8 +11,6 @@ from autorl.agents.actor_critic import (
     inner_update,
     meta_loss,
     plot_history,
-    run_metagrad,
-    write_history_csv,
 )
 
 __all__ = [
@@ -26,6 +24,4 @@ __all__ = [
     "inner_update",
     "meta_loss",
     "plot_history",
-    "run_metagrad",
-    "write_history_csv",
 ]

@@ -12,8 +12,9 @@ Read top to bottom:
 7. :func:`meta_loss`: the actor-critic objective on the *next* batch with fixed reference values
    (gamma_ref, lambda_ref, ...), differentiated through the inner update to give the meta-gradient
    (Xu, van Hasselt & Silver 2018; Zahavy et al. 2020, STAC).
-8. :class:`ActorCriticTarget`: the Trainable registered as ``agents:actor_critic``; :func:`run_metagrad`
-   runs one meta-gradient run for ``method: metagrad``; :func:`plot_history` draws eta over env steps.
+8. :class:`ActorCriticTarget`: the Trainable registered as ``agents:actor_critic`` (with meta-gradients
+   on, in a sweep, it writes ``eta_history.csv`` and ``eta.png`` beside its trial); :func:`plot_history`
+   draws eta over env steps.
 
 The meta-parameters eta (gamma, lambda and the entropy, value-loss and policy-loss coefficients) are each
 opt-in (``meta_gamma``, ...). They live on an unconstrained scale and are mapped into range: gamma and lambda
@@ -30,8 +31,6 @@ one extra backward pass. ``inner_optimizer="sgd"`` gives plain SGD.
 from __future__ import annotations
 
 import copy
-import csv
-import difflib
 import functools
 import itertools
 import math
@@ -50,6 +49,7 @@ from torch.distributions import Categorical, Distribution, Normal
 from torch.func import functional_call
 
 from autorl.errors import ConfigError
+from autorl.registry import closest
 from autorl.targets.base import TrialContext
 from autorl.targets.models._data import refuse_unknown_keys
 
@@ -147,8 +147,8 @@ class ActorCriticConfig:
             if key.startswith("one_minus_") and key[len("one_minus_") :] in config:
                 continue
             if key not in names:
-                close = difflib.get_close_matches(key, sorted(names), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                close = closest(key, sorted(names))
+                hint = f"; did you mean {close!r}?" if close else ""
                 raise ConfigError(f"unknown actor-critic hyperparameter (got {value!r}){hint}", key=key)
             kwargs[key] = value
         if "hidden" in kwargs:
@@ -887,38 +887,3 @@ def plot_history(history: Sequence[Mapping[str, float]], path: Path, title: str 
     if title:
         fig.suptitle(title)
     save_figure(fig, path, dpi=80)
-
-
-def write_history_csv(history: Sequence[Mapping[str, float]], path: Path) -> None:
-    """One row per logged point; columns are the union of the rows' keys."""
-    keys: list[str] = []
-    for row in history:
-        keys += [k for k in row if k not in keys]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def run_metagrad(config: Mapping[str, Any], seed: int, budget: int, out_dir: Path) -> dict[str, float]:
-    """One meta-gradient run of ``budget`` env steps; writes ``history.csv`` and ``eta.png`` to ``out_dir``.
-
-    If ``config`` turns on no ``meta_*`` flag, gamma and lambda are learned. ``report_every`` in ``config``
-    (env steps, default a twentieth of the budget) sets how often the agent is evaluated.
-    """
-    config = dict(config)
-    report_every = int(config.pop("report_every", max(1, budget // 20)))
-    if not any(config.get(f"meta_{n}", False) for n in ETA_NAMES):
-        config.update(meta_gamma=True, meta_gae_lambda=True)
-    agent = ActorCriticTarget(config, TrialContext(seed=seed, budget=budget))
-    metrics: dict[str, float] = {}
-    done = 0
-    while done < budget:
-        step = min(report_every, budget - done)
-        metrics = agent.train(step)
-        done += step
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_history_csv(agent.history, out_dir / "history.csv")
-    plot_history(agent.history, out_dir / "eta.png", title=f"{agent.cfg.env_id} seed {seed}")
-    return metrics

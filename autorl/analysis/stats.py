@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
+from autorl.targets import iqm as iqm  # the one interquartile mean: of a trial's seeds, of runs
+
 ScoreDict = Mapping[str, np.ndarray]
 AggregateFn = Callable[[np.ndarray], float]
 
@@ -77,17 +79,6 @@ def normalize(
             f"for task index {i}"
         )
     return (x - lo) / (hi - lo)
-
-
-def iqm(x: np.ndarray) -> float:
-    """Interquartile mean of all runs and tasks pooled: the mean of the middle 50% of scores.
-
-    ``int(0.25 * n)`` scores are cut from each end, the same as ``scipy.stats.trim_mean(x, 0.25)`` used
-    by rliable (written out here because the bootstrap calls it thousands of times).
-    """
-    v = np.sort(np.asarray(x, dtype=float), axis=None)
-    cut = int(0.25 * v.size)
-    return float(v[cut : v.size - cut].mean())
 
 
 def mean(x: np.ndarray) -> float:

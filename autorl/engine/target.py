@@ -28,6 +28,7 @@ import torch
 
 from autorl.engine.ppo import HYPERPARAMS, EngineConfig, Population, check_hparams
 from autorl.errors import ConfigError
+from autorl.registry import closest
 from autorl.targets.base import TrialContext
 
 SHAPE_KEYS = (
@@ -79,16 +80,20 @@ def check_args(
     args: dict[str, Any], params: list[str], extra_keys: Sequence[str] = (), target: str = "engine:ppo"
 ) -> None:
     """Refuse an unknown key (with the closest valid one), a bad shape or env, before anything trains."""
-    import difflib
 
     known = set(HYPERPARAMS) | set(SHAPE_KEYS) | set(ARG_KEYS) | {"total_steps"} | set(extra_keys)
     for key in [*args, *params]:
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = closest(key, sorted(known))
+            hint = f" (did you mean {close!r}?)" if close else ""
             raise ConfigError(f"is not a key of {target}{hint}; valid keys: {', '.join(sorted(known))}", key)
     engine_config({k: v for k, v in args.items() if k not in params}, total_steps=1)
     hparams_of({k: v for k, v in args.items() if k in HYPERPARAMS})
+
+
+# What a population method may never change, and what every member of one computation shares: the
+# shapes and arguments (hyperparameters are tensors). Declared with the engine's targets.
+FIXED_KEYS = frozenset(SHAPE_KEYS) | frozenset(ARG_KEYS)
 
 
 def granularity(config: Mapping[str, Any]) -> int:
@@ -297,10 +302,6 @@ class EngineTarget:
     """
 
     batch: ClassVar[type[EngineBatch]] = EngineBatch
-    # what a population method may never change: shapes and arguments (hyperparameters are tensors)
-    immutable: ClassVar[frozenset[str]] = frozenset(SHAPE_KEYS) | frozenset(ARG_KEYS)
-    # what every member of one population shares: it trains as one computation
-    shared: ClassVar[frozenset[str]] = frozenset(SHAPE_KEYS) | frozenset(ARG_KEYS)
 
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
         self.engine = self.batch([config], [ctx.seed], ctx.budget, ctx.checkpoint_dir)

@@ -31,10 +31,8 @@ def open_backend(sweep: Sweep) -> Backend:
 
 
 def batched(sweep: Sweep) -> bool:
-    """The sweep's target trains many configurations as one computation (the engine)."""
-    from autorl.targets import TARGETS
-
-    return hasattr(TARGETS.get(sweep.config.target), "batch")
+    """The sweep's target trains many configurations as one computation (the engine), as it declares."""
+    return sweep.info.batch is not None
 
 
 def run(sweep: Sweep, resume: bool = False, progress: Progress | None = None) -> optuna.Study:

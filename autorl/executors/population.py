@@ -26,17 +26,27 @@ import optuna
 from optuna.trial import TrialState
 
 from autorl.config import Sweep
+from autorl.errors import FailureKind, describe, failure_of
 from autorl.executors.sweep import Backend, Clock
 from autorl.executors.trial import Link, SweepRef, checkpoint_path
-from autorl.methods import Copy, Member
+from autorl.executors.workers import EventKind
+from autorl.methods import Copy, Decision, Member, Observation, Reconfigure
 from autorl.results.population import write_population_outputs
-from autorl.results.record import TrialRecord, record_of
+from autorl.results.record import TrialRecord, record_of, write_trial
 from autorl.results.rundir import write_atomic
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
 from autorl.space import to_params
-from autorl.targets import TARGETS, TrialContext, next_report
-from autorl.targets.driver import select_value
+from autorl.targets import (
+    TARGETS,
+    BatchAgents,
+    Step,
+    Trainables,
+    TrialContext,
+    advance,
+    next_report,
+    select_value,
+)
 
 STATE_FILE = "population.json"
 CHECKPOINTS = "checkpoints"
@@ -57,9 +67,14 @@ class MemberState:
     curve: dict[int, float] = field(default_factory=dict)
     schedule: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    failure: str | None = None  # a FailureKind value
+    metrics: dict[str, float] = field(default_factory=dict)  # its latest interval's training metrics
 
     def view(self) -> Member:
-        return Member(self.index, dict(self.config), self.steps, self.score, self.failed)
+        return Member(self.index, dict(self.config), self.steps, self.score, self.failed, dict(self.metrics))
+
+    def fail(self, failure: FailureKind, error: str) -> None:
+        self.failed, self.failure, self.error, self.score = True, failure.value, error, None
 
 
 @dataclass
@@ -75,6 +90,7 @@ class PopulationState:
     exploit_seconds: float = 0.0
     failures: int = 0
     done: bool = False
+    method_state: dict[str, Any] = field(default_factory=dict)  # the population method's own
     # after each interval: [env steps of all members, the sweep's wall clock in s, best member score]
     timeline: list[list[float]] = field(default_factory=list)
 
@@ -108,6 +124,8 @@ class MemberJob:
     checkpoint: str | None
     save_to: str
     donor: tuple[dict[str, Any], str] | None = None  # (donor's config, donor's checkpoint)
+    steps: int = 0  # what it has trained so far
+    was: dict[str, Any] | None = None  # a change in place: the config its checkpoint was saved with
 
     def reads(self) -> list[str]:
         """Checkpoints the job loads (a backend on several machines sends them to the worker)."""
@@ -120,12 +138,32 @@ class MemberJob:
 
 @dataclass
 class MemberResult:
+    """A member's interval or copy: its metrics (``budget``: the units it has trained in all), or why it
+    failed."""
+
     metrics: dict[str, float] = field(default_factory=dict)
     per_seed: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    failure: FailureKind | None = None
     traceback: str | None = None
     bytes: int = 0
+
+    @classmethod
+    def of(cls, step: Step) -> MemberResult:
+        """The runner's step of a member."""
+        res = cls(
+            {**step.metrics, "budget": float(step.steps)}, step.per_seed if len(step.per_seed) > 1 else []
+        )
+        if step.failure is not None:
+            res.error, res.failure = describe(step.failure), step.failure.kind
+        return res
+
+    @classmethod
+    def died(cls, what: str, how: str, timed_out: bool) -> MemberResult:
+        """A member whose process ended (``how``), or was ended for overrunning trial_timeout."""
+        kind = FailureKind.TIMEOUT if timed_out else FailureKind.DIED
+        return cls(error=f"WorkerDied: {what} ended ({how})", failure=kind)
 
 
 @dataclass
@@ -178,17 +216,26 @@ def member_step(job: MemberJob, link: Link) -> MemberResult:
         elif live is not None and live.checkpoint == job.checkpoint:
             agents = live.agents
         else:
-            agents = _build(sweep, job.member, job.config)
+            agents = _build(sweep, job.member, job.was or job.config)
             if job.checkpoint is not None:
                 _load(agents, checkpoint_path(out, job.checkpoint))
+        if job.was is not None:  # Reconfigure: new hyperparameters where it stands, no copy
+            for agent in agents:
+                agent.reconfigure(job.config)
         result = MemberResult(bytes=copied)
         if job.train:
-            per_seed = [dict(agent.train(job.train)) for agent in agents]
-            result.per_seed = [{k: float(v) for k, v in m.items()} for m in per_seed]
-            result.metrics = _aggregate(sweep, result.per_seed)
-            value = result.metrics.get(sweep.metrics[0], float("nan"))
-            if not np.isfinite(value):
-                raise FloatingPointError(f"{sweep.metrics[0]} is {value} (diverged)")
+            seeds = {job.member: list(range(len(agents)))}
+            step = advance(
+                Trainables(dict(enumerate(agents))),
+                seeds,
+                {job.member: job.train},
+                {job.member: job.steps},
+                sweep.metrics[0],
+                sweep.config.aggregate,
+            )[job.member]
+            if step.failure is not None:
+                raise step.failure
+            result = MemberResult.of(step)
         target = checkpoint_path(out, job.save_to)
         for i, agent in enumerate(agents):
             agent.save(target / f"seed{i}")
@@ -196,29 +243,24 @@ def member_step(job: MemberJob, link: Link) -> MemberResult:
     except (Exception, SystemExit) as exc:  # sys.exit() in a target fails the member, not the worker
         return MemberResult(
             seconds=time.perf_counter() - start,
-            error=f"{type(exc).__name__}: {exc}",
+            error=describe(exc),
+            failure=failure_of(exc),
             traceback=traceback.format_exc(limit=-8),
         )
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _aggregate(sweep: Sweep, per_seed: list[dict[str, float]]) -> dict[str, float]:
-    keys = set.intersection(*(set(m) for m in per_seed))
-    metrics = {k: sweep.config.aggregate([m[k] for m in per_seed]) for k in keys}
-    if any("budget" in m for m in per_seed):  # a member's steps (each seed), where the target counts them
-        metrics["budget"] = max(m.get("budget", 0.0) for m in per_seed)
-    return metrics
-
-
 # ------------------------------------------------------------------------------- in the orchestrator
 class Hosts(Protocol):
     """Where members live: those in ``units`` train an interval (``members`` is the whole population),
-    and members copy one another."""
+    and the method's decisions are carried out (copies, changes in place)."""
 
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]: ...
 
-    def copy(self, copies: Sequence[Copy], members: Sequence[MemberState]) -> dict[int, MemberResult]: ...
+    def apply(
+        self, decisions: Sequence[Decision], members: Sequence[MemberState]
+    ) -> dict[int, MemberResult]: ...
 
 
 class ProcessHosts:
@@ -254,12 +296,13 @@ class ProcessHosts:
                 if ev.job not in running:
                     continue
                 member = running[ev.job]
-                if ev.kind == "done":
+                if ev.kind is EventKind.DONE:
                     results[member] = ev.payload
-                elif ev.kind == "died":
-                    how = f"timeout after {self.timeout:g} s" if ev.job in timed_out else str(ev.payload)
-                    results[member] = MemberResult(error=f"WorkerDied: the member's process ended ({how})")
-                elif ev.kind == "error":
+                elif ev.kind is EventKind.DIED:
+                    late = ev.job in timed_out
+                    how = f"timeout after {self.timeout:g} s" if late else str(ev.payload)
+                    results[member] = MemberResult.died("the member's process", how, late)
+                elif ev.kind is EventKind.ERROR:
                     raise RuntimeError(f"autorl failed while running member {member} (a bug):\n{ev.payload}")
                 else:
                     self.backend.answer(ev.worker, ev.job, False)
@@ -281,6 +324,7 @@ class ProcessHosts:
                 units[m.index],
                 m.checkpoint,
                 self._path(m.index, m.steps + units[m.index]),
+                steps=m.steps,
             )
             for m in members
             if m.index in units
@@ -291,19 +335,27 @@ class ProcessHosts:
                 m.checkpoint = jobs[m.index].save_to
         return results
 
-    def copy(self, copies: Sequence[Copy], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+    def apply(self, decisions: Sequence[Decision], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         by_index = {m.index: m for m in members}
         jobs = {}
-        for c in copies:
-            donor = by_index[c.donor]
+        for d in decisions:
+            m = by_index[d.member]
+            if isinstance(d, Reconfigure):  # the live agent (else rebuilt as it was saved) changes in place
+                config = {**m.config, **d.config}
+                path = self._path(m.index, m.steps)
+                jobs[m.index] = MemberJob(
+                    self.ref, m.index, config, 0, m.checkpoint, path, was=dict(m.config)
+                )
+                continue
+            donor = by_index[d.donor]
             assert donor.checkpoint is not None  # a donor is a healthy member: it saved this interval
-            jobs[c.member] = MemberJob(
+            jobs[d.member] = MemberJob(
                 self.ref,
-                c.member,
-                c.config,
+                d.member,
+                d.config,
                 0,
                 donor.checkpoint,
-                self._path(c.member, donor.steps),
+                self._path(d.member, donor.steps),
                 donor=(donor.config, donor.checkpoint),
             )
         results = self._run(jobs)
@@ -323,7 +375,8 @@ class EngineJob:
     checkpoint: str | None
     save_to: str
     units: dict[int, int] = field(default_factory=dict)
-    copies: tuple[Copy, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    steps: dict[int, int] = field(default_factory=dict)  # what each member in ``units`` has trained
 
     def reads(self) -> list[str]:
         return [self.checkpoint] if self.checkpoint else []
@@ -352,32 +405,28 @@ def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
     if cached is not None and cached[0] == job.checkpoint:
         batch = cached[1]
     else:
-        target = TARGETS.get(sweep.config.target)
+        batch_class = sweep.info.batch_class()
         order = sorted(job.configs)
         configs = [{**sweep.config.args, **job.configs[i]} for i in order for _ in range(k)]
         seeds = [s for i in order for s in sweep.trial_seeds(i)]
-        batch = target.batch(configs, seeds, per_member_budget(sweep), out / "checkpoints" / "engine")
+        batch = batch_class(configs, seeds, per_member_budget(sweep), out / "checkpoints" / "engine")
         if job.checkpoint is not None:
             path = checkpoint_path(out, job.checkpoint) / ENGINE_FILE
             batch.load_state_dict(torch.load(path, weights_only=True))
     results: dict[int, MemberResult] = {}
-    for c in job.copies:
+    for d in job.decisions:  # a copy is an index copy; a change in place sets the member's tensors
         for j in range(k):
-            batch.copy(c.donor * k + j, c.member * k + j, c.config)
-        results[c.member] = MemberResult()
-    for units in sorted(set(job.units.values())):
-        members = [i for i, u in job.units.items() if u == units]
-        rows = batch.train(units, [i * k + j for i in members for j in range(k)])
-        for i in members:
-            per_seed = [rows[i * k + j] for j in range(k)]
-            metrics = _aggregate(sweep, per_seed)
-            value = metrics.get(sweep.metrics[0], float("nan"))
-            error = (
-                None
-                if np.isfinite(value)
-                else f"FloatingPointError: {sweep.metrics[0]} is {value} (diverged)"
-            )
-            results[i] = MemberResult(metrics=metrics, per_seed=per_seed if k > 1 else [], error=error)
+            if isinstance(d, Copy):
+                batch.copy(d.donor * k + j, d.member * k + j, d.config)
+            else:
+                batch.set_hparams(d.member * k + j, job.configs[d.member])
+        results[d.member] = MemberResult()
+    if job.units:
+        members = {i: [i * k + j for j in range(k)] for i in job.units}
+        steps = advance(
+            BatchAgents(batch), members, job.units, job.steps, sweep.metrics[0], sweep.config.aggregate
+        )
+        results.update({i: MemberResult.of(step) for i, step in steps.items()})
     seconds = time.perf_counter() - start
     for r in results.values():  # they trained together: each one took the whole job's wall time
         r.seconds = seconds
@@ -407,17 +456,16 @@ class BatchedHosts:
             for ev in self.backend.events(timeout=1.0):
                 if ev.job != job_id:
                     continue
-                if ev.kind == "done":
+                if ev.kind is EventKind.DONE:
                     for m in members:
                         m.checkpoint = job.save_to
                     return dict(ev.payload)
-                if ev.kind == "error":
+                if ev.kind is EventKind.ERROR:
                     raise RuntimeError(f"autorl failed while running the population (a bug):\n{ev.payload}")
-                if ev.kind == "died":
+                if ev.kind is EventKind.DIED:
                     how = f"timeout after {self.timeout:g} s" if timed_out else str(ev.payload)
                     return {
-                        i: MemberResult(error=f"WorkerDied: the population's process ended ({how})")
-                        for i in job.configs
+                        i: MemberResult.died("the population's process", how, timed_out) for i in job.configs
                     }
             if not timed_out and self.timeout is not None and time.monotonic() - started > self.timeout:
                 timed_out = True
@@ -429,14 +477,19 @@ class BatchedHosts:
 
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
-        job = EngineJob(self.ref, configs, members[0].checkpoint, self._path(), units=dict(units))
+        steps = {m.index: m.steps for m in members if m.index in units}
+        job = EngineJob(
+            self.ref, configs, members[0].checkpoint, self._path(), units=dict(units), steps=steps
+        )
         return self._run(job, members)
 
-    def copy(self, copies: Sequence[Copy], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+    def apply(self, decisions: Sequence[Decision], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
-        for c in copies:
-            configs[c.member] = dict(c.config)
-        job = EngineJob(self.ref, configs, members[0].checkpoint, self._path(), copies=tuple(copies))
+        for d in decisions:
+            configs[d.member] = (
+                {**configs[d.member], **d.config} if isinstance(d, Reconfigure) else dict(d.config)
+            )
+        job = EngineJob(self.ref, configs, members[0].checkpoint, self._path(), decisions=tuple(decisions))
         return self._run(job, members)
 
 
@@ -476,6 +529,7 @@ def run_population(
     plan = sweep.population
     study = open_study(sweep)
     state = PopulationState.load(out) if resume and (out / STATE_FILE).is_file() else _new_state(sweep)
+    plan.method.load_state_dict(state.method_state)
     clean_checkpoints(out, state)
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng
@@ -523,7 +577,7 @@ def run_population(
             report(f"interval {state.intervals}: best {sweep.metrics[0]} {best}")
             if all(m.failed or m.steps >= budget for m in state.members):
                 break
-            _exploit(sweep, hosts, state, rng)
+            _decide(sweep, hosts, state, rng)
             state.rng = rng.bit_generator.state
             state.save(out)
             clean_checkpoints(out, state)
@@ -544,16 +598,17 @@ def _apply_interval(
     m: MemberState, res: MemberResult, units: int, sweep: Sweep, state: PopulationState, sign: float
 ) -> None:
     m.seconds += res.seconds
-    if res.error is None and int(res.metrics.get("budget", m.steps + units)) <= m.steps:
-        res.error = f"NoProgress: train({units}) left the member at {m.steps} {sweep.info.unit}"
     if res.error is not None:
-        m.failed, m.error, m.score = True, res.error, None
+        m.fail(res.failure or FailureKind.ERROR, res.error)
         state.failures += 1
-        state.lineage.append({"step": m.steps, "member": m.index, "event": "failed", "error": res.error})
+        state.lineage.append(
+            {"step": m.steps, "member": m.index, "event": "failed", "failure": m.failure, "error": res.error}
+        )
         return
     before = m.steps
-    m.steps = int(res.metrics.get("budget", m.steps + units))  # a target may overshoot (whole rollouts)
+    m.steps = int(res.metrics["budget"])  # what the runner counted (whole rollouts may overshoot)
     state.total_steps += (m.steps - before) * len(sweep.trial_seeds(m.index))
+    m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
     score = float(res.metrics[sweep.metrics[0]])
     delta = score - (m.score if m.score is not None else score)
     m.score = score
@@ -561,39 +616,51 @@ def _apply_interval(
     state.history.append([m.steps, dict(m.config), sign * delta])
 
 
-def _exploit(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.Generator) -> None:
-    plan = sweep.population
-    observations = [(int(h[0]), h[1], float(h[2])) for h in state.history]
-    copies = plan.method.decide([m.view() for m in state.members], observations, rng)
-    if not copies:
+def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.Generator) -> None:
+    """The method's decisions after an interval, carried out: copies (exploits) and changes of
+    hyperparameters in place; the method's own state is kept with the population's."""
+    method = sweep.population.method
+    observations = [Observation(int(h[0]), h[1], float(h[2])) for h in state.history]
+    decisions = method.decide([m.view() for m in state.members], observations, rng)
+    state.method_state = method.state_dict()
+    if not decisions:
         return
     start = time.perf_counter()
-    results = hosts.copy(copies, state.members)
+    results = hosts.apply(decisions, state.members)
     by_index = {m.index: m for m in state.members}
-    for c in copies:
-        m, donor, res = by_index[c.member], by_index[c.donor], results[c.member]
-        if res.error is not None:  # the copy itself failed: the member stays as it was, marked failed
-            m.failed, m.error = True, res.error
-            state.lineage.append(
-                {"step": m.steps, "member": m.index, "event": "copy failed", "error": res.error}
-            )
+    for d in decisions:
+        m, res = by_index[d.member], results[d.member]
+        event = "exploit" if isinstance(d, Copy) else "reconfigure"
+        if res.error is not None:  # the decision failed: the member stays as it was, marked failed
+            m.fail(res.failure or FailureKind.ERROR, res.error)
+            failed = {"event": f"{event} failed", "failure": m.failure, "error": res.error}
+            state.lineage.append({"step": m.steps, "member": m.index, **failed})
             continue
+        if isinstance(d, Reconfigure):
+            state.lineage.append(
+                {"step": m.steps, "member": m.index, "event": event, "config": dict(d.config)}
+            )
+            m.config = {**m.config, **d.config}
+            m.schedule.append({"step": m.steps, **m.config})
+            continue
+        donor = by_index[d.donor]
         state.lineage.append(
             {
                 "step": m.steps,
                 "member": m.index,
-                "event": "exploit",
+                "event": event,
                 "donor": donor.index,
                 "donor_score": donor.score,
                 "member_score": m.score,
-                "config": dict(c.config),
+                "config": dict(d.config),
             }
         )
         state.exploits += 1
         state.exploit_bytes += res.bytes
-        m.config, m.steps, m.score, m.failed, m.error = dict(c.config), donor.steps, donor.score, False, None
+        m.config, m.steps, m.score = dict(d.config), donor.steps, donor.score
+        m.failed, m.error, m.failure, m.metrics = False, None, None, dict(donor.metrics)
         # the weights carry the donor's past: so does the schedule (what a replay must follow)
-        m.schedule = [dict(s) for s in donor.schedule] + [{"step": m.steps, **c.config}]
+        m.schedule = [dict(s) for s in donor.schedule] + [{"step": m.steps, **d.config}]
     state.exploit_seconds += time.perf_counter() - start
 
 
@@ -631,17 +698,17 @@ def _record(sweep: Sweep, study: optuna.Study, state: PopulationState) -> None:
                 "wall_s": round(m.seconds, 3),
             },
             error=m.error if m.failed else None,
+            failure=m.failure if m.failed else None,
             member=m.index,
             schedule=m.schedule,
             log=f"logs/member-{m.index}.log",
         )
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=params,
-                distributions=dists,
-                values=[value] if value is not None else None,
-                state=TrialState.COMPLETE if value is not None else TrialState.FAIL,
-                user_attrs={"autorl": record.to_attr()},
-                intermediate_values=m.curve,
-            )
+        ended = TrialState.COMPLETE if value is not None else TrialState.FAIL
+        write_trial(
+            study,
+            record,
+            ended,
+            [value] if value is not None else None,
+            params=(params, dists),
+            curve=m.curve,
         )

@@ -37,7 +37,7 @@ from autorl.config import Sweep
 from autorl.errors import ConfigError
 from autorl.executors.carry import registrations
 from autorl.executors.trial import SweepRef, checkpoint_path
-from autorl.executors.workers import THREAD_VARS, Event, _output_to
+from autorl.executors.workers import THREAD_VARS, Event, EventKind, _output_to
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a local node uses 127.0.0.1, not a LAN address
 
@@ -134,7 +134,7 @@ class _Actor:
 
         class _Link:
             def ask(self, message: Any) -> Any:
-                actor.outbox.put(("ask", job, message))
+                actor.outbox.put((EventKind.ASK.value, job, message))
                 return actor.inbox[job].get()
 
         log = self.home / f"job-{job}.log"
@@ -144,9 +144,9 @@ class _Actor:
             produced = [_pack(self.home, w) for w in writes if (self.home / w).exists()]
             for w in writes:  # a member's older checkpoints here are never read again
                 _keep_only(self.home / w)
-            self.outbox.put(("done", job, (result, produced, log.read_text(errors="replace"))))
+            self.outbox.put((EventKind.DONE.value, job, (result, produced, log.read_text(errors="replace"))))
         except BaseException:
-            self.outbox.put(("error", job, traceback.format_exc()))
+            self.outbox.put((EventKind.ERROR.value, job, traceback.format_exc()))
         finally:
             with contextlib.suppress(OSError):
                 log.unlink()
@@ -245,12 +245,13 @@ class RayPool:
                 ray.exceptions.RayTaskError,
             ) as exc:
                 how = "killed" if slot.killed else f"the Ray actor died: {type(exc).__name__}"
-                out.append(Event("died", i, slot.job, how))
+                out.append(Event(EventKind.DIED, i, slot.job, how))
                 self._slots[i] = self._start()
                 self._made_by = {k: v for k, v in self._made_by.items() if v != i}
                 continue
             slot.pending = slot.actor.next.remote()
-            if kind == "done":
+            kind = EventKind(kind)
+            if kind is EventKind.DONE:
                 result, produced, log_text = payload
                 for data in produced:
                     _unpack(self.sweep.out, data)
@@ -259,7 +260,7 @@ class RayPool:
                     with open(slot.log, "a") as f:
                         f.write(log_text)
                 payload = result
-            if kind in ("done", "error"):
+            if kind in (EventKind.DONE, EventKind.ERROR):
                 slot.job = None
             out.append(Event(kind, i, job, payload))
         return out

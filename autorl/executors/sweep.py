@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
+from autorl.errors import FailureKind
 from autorl.executors.trial import (
     BatchJob,
     Report,
@@ -33,9 +34,9 @@ from autorl.executors.trial import (
     run_batch,
     run_trial,
 )
-from autorl.executors.workers import Event
+from autorl.executors.workers import Event, EventKind
 from autorl.methods import build_plan
-from autorl.results.record import TrialRecord, consumed, counted, finish, was_interrupted
+from autorl.results.record import TrialRecord, consumed, counted, was_interrupted, write_trial
 from autorl.results.rundir import note_run
 from autorl.results.status import SweepStatus
 from autorl.results.storage import GRACE_S, HEARTBEAT_S, open_study, recover
@@ -266,7 +267,7 @@ class _TrialLoop:
         self.beats.ids.discard(run.trial._trial_id)
         record.log = run.log
         record.at_s = round(self.clock.elapsed, 3)
-        finish(self.study, run.trial, state, record, values)
+        write_trial(self.study, record, state, values, trial=run.trial)
         name = "interrupted" if record.interrupted else state.name.lower()
         self.status.count(name)
         if not record.interrupted:
@@ -283,20 +284,17 @@ class _TrialLoop:
         self.status.line = f"trial {number} {name}{shown}{spent}"
         self.report()
 
-    def fail(self, number: int, error: str, exit: str | None = None, interrupted: bool = False) -> None:
+    def fail(self, number: int, kind: FailureKind, error: str, exit: str | None = None) -> None:
+        """Record a trial that failed outside its target (its process, the sweep's stop)."""
         run = self.running[number]
-        record = TrialRecord(
-            config=self.sweep.space.record(run.params),
-            seeds=self.sweep.trial_seeds(number),
-            error=error,
-            exit=exit,
-            interrupted=interrupted,
-        )
-        self.end(number, TrialState.FAIL, record)
+        record = TrialRecord(config=self.sweep.space.record(run.params), seeds=self.sweep.trial_seeds(number))
+        record.exit = exit
+        self.end(number, TrialState.FAIL, record.fail(kind, error))
 
     def died(self, job_id: int, how: str) -> None:
         job = self.jobs.pop(job_id)
         exit = f"timeout after {self.cfg.trial_timeout:g} s" if job.timed_out else how
+        kind = FailureKind.TIMEOUT if job.timed_out else FailureKind.DIED
         for number in list(job.trials):
             log = self.running[number].log
             where = (
@@ -304,11 +302,11 @@ class _TrialLoop:
                 if (self.sweep.out / log).is_file()
                 else "its output was lost with it"
             )
-            self.fail(number, f"WorkerDied: the trial's process ended ({exit}); {where}", exit=exit)
+            self.fail(number, kind, f"WorkerDied: the trial's process ended ({exit}); {where}", exit=exit)
 
     def interrupt_all(self, why: str) -> None:
         for number in list(self.running):
-            self.fail(number, f"Interrupted: {why}", interrupted=True)
+            self.fail(number, FailureKind.INTERRUPTED, f"Interrupted: {why}")
 
     # -- progress -------------------------------------------------------------------------------------
     def report(self) -> None:
@@ -337,14 +335,14 @@ class _TrialLoop:
             return  # an idle worker that died (it is replaced), or a job already recorded
         job.last = time.monotonic()
         seeds = self.cfg.seeds_per_trial
-        if ev.kind == "ask" and isinstance(ev.payload, Report):
+        if ev.kind is EventKind.ASK and isinstance(ev.payload, Report):
             number = ev.payload.number if ev.payload.number is not None else job.trials[0]
             run = self.running[number]
             run.trial.report(ev.payload.value, ev.payload.step)
             run.reported = float(ev.payload.step) * seeds
             self.backend.answer(ev.worker, job_id, run.trial.should_prune())
             self.report()
-        elif ev.kind == "ask" and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
+        elif ev.kind is EventKind.ASK and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
             ended = ev.payload.outcome
             self.end(ev.payload.number, ended.state, ended.record, ended.values)
             nxt = self.ask(job_id) if self.may_start() else None
@@ -354,16 +352,18 @@ class _TrialLoop:
                 )
                 job.trials.append(nxt.number)
             self.backend.answer(ev.worker, job_id, nxt)
-        elif ev.kind == "done":
+        elif ev.kind is EventKind.DONE:
             if not self.batched:
                 out: TrialOutcome = ev.payload
                 self.end(job.trials[0], out.state, out.record, out.values)
             for number in list(job.trials):  # a batch that ended without telling of a trial
-                self.fail(number, "BatchEnded: the batch finished without this trial's result")
+                self.fail(
+                    number, FailureKind.ERROR, "BatchEnded: the batch finished without this trial's result"
+                )
             del self.jobs[job_id]
-        elif ev.kind == "died":
+        elif ev.kind is EventKind.DIED:
             self.died(job_id, str(ev.payload))
-        elif ev.kind == "error":
+        elif ev.kind is EventKind.ERROR:
             raise RuntimeError(
                 f"autorl failed while running trials {job.trials} (a bug, please report):\n{ev.payload}"
             )

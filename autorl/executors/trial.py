@@ -23,10 +23,18 @@ from typing import Any, Protocol
 from optuna.trial import TrialState
 
 from autorl.config import Sweep, parse_sweep
-from autorl.errors import TrialPruned
+from autorl.errors import TrialDiverged, TrialFailed, TrialPruned, describe, failure_of
 from autorl.results.record import TrialRecord
-from autorl.targets import TARGETS, TrialContext, next_report, run_target
-from autorl.targets.driver import select_value
+from autorl.targets import (
+    TARGETS,
+    BatchAgents,
+    Step,
+    TrialContext,
+    advance,
+    next_report,
+    run_target,
+    select_value,
+)
 
 
 class Link(Protocol):
@@ -150,18 +158,18 @@ def run_trial(job: TrialJob, link: Link) -> TrialOutcome:
         values = [result.metrics[m] for m in sweep.metrics]
         bad = [m for m, v in zip(sweep.metrics, values, strict=True) if not math.isfinite(v)]
         if bad:
-            raise FloatingPointError(f"{', '.join(bad)} is not finite (diverged)")
+            raise TrialDiverged(f"{', '.join(bad)} is not finite (diverged)")
     except TrialPruned as exc:
         step = ctx.curve[-1][0] if ctx.curve else 0
         record.metrics = {"budget": float(step * len(seeds)), "wall_s": time.perf_counter() - start}
         return TrialOutcome(TrialState.PRUNED, record, message=str(exc), curve=list(ctx.curve))
     except (Exception, SystemExit) as exc:  # sys.exit() in a target fails the trial, not the worker
-        record.error = f"{type(exc).__name__}: {exc}"
+        record.fail(failure_of(exc), describe(exc))
         record.traceback = traceback.format_exc(limit=-8)
         record.metrics = {"wall_s": time.perf_counter() - start}
         if ctx.curve:
             record.metrics["budget"] = float(ctx.curve[-1][0] * len(seeds))
-        return TrialOutcome(TrialState.FAIL, record, message=record.error, curve=list(ctx.curve))
+        return TrialOutcome(TrialState.FAIL, record, message=record.error or "", curve=list(ctx.curve))
     record.metrics = result.metrics
     record.per_seed = result.per_seed
     return TrialOutcome(TrialState.COMPLETE, record, values=values, curve=list(ctx.curve))
@@ -191,19 +199,21 @@ class _Slot:
     params: dict[str, Any]
     members: list[int]
     seeds: list[int]
+    steps: int = 0
     curve: list[tuple[int, float]] = field(default_factory=list)
     start: float = field(default_factory=time.perf_counter)
 
 
 def run_batch(job: BatchJob, link: Link) -> None:
-    """Train a batch of trials as one computation (``target.batch``), every trial to its own end.
+    """Train a batch of trials as one computation (the target's declared ``batch``), every trial to its end.
 
-    All trials advance one ``report_every`` at a time; each one's value is reported (a pruner may stop
-    it) and when a trial ends, finished or stopped or diverged, its slot is given the next trial the
-    orchestrator sends, so the batch stays full. ``seeds_per_trial`` seeds make a trial several members.
+    The runner advances every trial to its next report (:func:`~autorl.targets.next_report`; a
+    refilled slot is behind); each one's value is reported (a pruner may stop it) and when a trial
+    ends, finished or stopped or failed, its slot is given the next trial the orchestrator sends, so
+    the batch stays full. ``seeds_per_trial`` seeds make a trial several members.
     """
     sweep = job.sweep.load()
-    target, args = _target_args(job.sweep)
+    _, args = _target_args(job.sweep)
     cfg, metric = sweep.config, sweep.metrics[0]
     slots: dict[int, _Slot] = {}
     configs, seeds, owners = [], [], []
@@ -212,7 +222,8 @@ def run_batch(job: BatchJob, link: Link) -> None:
             configs.append({**args, **params})
             seeds.append(seed)
             owners.append(number)
-    batch = target.batch(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
+    batch = sweep.info.batch_class()(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
+    agents = BatchAgents(batch)
     for number, params in job.trials:
         members = [m for m, owner in enumerate(owners) if owner == number]
         slots[number] = _Slot(number, params, members, sweep.trial_seeds(number))
@@ -224,33 +235,27 @@ def run_batch(job: BatchJob, link: Link) -> None:
         slots[number] = _Slot(number, params, members, seeds)
 
     while slots:
-        # every slot trains one interval, or what is left of its budget (a refilled slot is behind)
-        by_units: dict[int, list[int]] = {}
-        for slot in slots.values():
-            done = slot.curve[-1][0] if slot.curve else 0
-            units = next_report(done, cfg.budget.interval, job.budget) - done
-            by_units.setdefault(units, []).extend(slot.members)
-        results: dict[int, dict[str, float]] = {}
-        for units, members in by_units.items():
-            results.update(batch.train(units, members))
+        done = {n: slot.steps for n, slot in slots.items()}
+        units = {n: next_report(d, cfg.budget.interval, job.budget) - d for n, d in done.items()}
+        steps = advance(agents, {n: s.members for n, s in slots.items()}, units, done, metric, cfg.aggregate)
         ended: list[tuple[_Slot, TrialOutcome]] = []
-        for slot in list(slots.values()):
-            rows = [results[m] for m in slot.members]
-            steps = int(min(r.get("budget", 0.0) for r in rows))
-            value = float(cfg.aggregate([r.get(metric, float("nan")) for r in rows]))
-            slot.curve.append((steps, value))
-            outcome = None
-            if not math.isfinite(value):
-                error = f"FloatingPointError: {metric} is {value} (diverged)"
-                outcome = _batch_outcome(sweep, slot, rows, TrialState.FAIL, error)
+        for number, step in steps.items():
+            slot = slots[number]
+            slot.steps = step.steps
+            slot.curve.append((step.steps, step.metrics[metric]))
+            if step.failure is not None:
+                outcome = _batch_outcome(sweep, slot, step, TrialState.FAIL, step.failure)
             else:
-                prune = bool(link.ask(Report(steps, value, slot.number))) if job.report else False
-                if steps >= job.budget:  # a trial that spent its whole budget is finished, not stopped
-                    outcome = _batch_outcome(sweep, slot, rows, TrialState.COMPLETE)
+                prune = (
+                    bool(link.ask(Report(step.steps, step.metrics[metric], number))) if job.report else False
+                )
+                if step.steps >= job.budget:  # a trial that spent its whole budget is finished, not stopped
+                    outcome = _batch_outcome(sweep, slot, step, TrialState.COMPLETE)
                 elif prune:
-                    outcome = _batch_outcome(sweep, slot, rows, TrialState.PRUNED)
-            if outcome is not None:
-                ended.append((slot, outcome))
+                    outcome = _batch_outcome(sweep, slot, step, TrialState.PRUNED)
+                else:
+                    continue
+            ended.append((slot, outcome))
         for slot, outcome in ended:
             for m in slot.members:
                 batch.remove(m)
@@ -261,22 +266,19 @@ def run_batch(job: BatchJob, link: Link) -> None:
 
 
 def _batch_outcome(
-    sweep: Sweep, slot: _Slot, rows: list[dict[str, float]], state: TrialState, error: str | None = None
+    sweep: Sweep, slot: _Slot, step: Step, state: TrialState, failure: TrialFailed | None = None
 ) -> TrialOutcome:
-    record = TrialRecord(config=sweep.space.record(slot.params), seeds=slot.seeds, error=error)
-    steps = slot.curve[-1][0]
+    record = TrialRecord(config=sweep.space.record(slot.params), seeds=slot.seeds)
+    if failure is not None:
+        record.fail(failure.kind, describe(failure))
     if state == TrialState.COMPLETE:
-        metrics = {
-            k: float(sweep.config.aggregate([r[k] for r in rows]))
-            for k in set.intersection(*(set(r) for r in rows))
-        }
         values = [v for _, v in slot.curve]
-        metrics[sweep.metrics[0]] = select_value(
+        record.metrics = dict(step.metrics)
+        record.metrics[sweep.metrics[0]] = select_value(
             values, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize
         )
-        record.metrics = metrics
-        if len(rows) > 1:
-            record.per_seed = rows
-    record.metrics.update(budget=float(steps * len(rows)), wall_s=time.perf_counter() - slot.start)
+        if len(step.per_seed) > 1:
+            record.per_seed = step.per_seed
+    record.metrics.update(budget=float(step.steps * len(slot.seeds)), wall_s=time.perf_counter() - slot.start)
     final = [record.metrics[m] for m in sweep.metrics] if state == TrialState.COMPLETE else None
-    return TrialOutcome(state, record, values=final, message=error or "", curve=list(slot.curve))
+    return TrialOutcome(state, record, values=final, message=record.error or "", curve=list(slot.curve))

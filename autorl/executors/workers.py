@@ -23,6 +23,7 @@ A worker:
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import signal
@@ -41,12 +42,20 @@ from autorl.executors.trial import JobFunction
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
+class EventKind(enum.Enum):
+    """What a worker did (the wire messages carry the value)."""
+
+    ASK = "ask"  # a message from a job, awaiting the orchestrator's answer
+    DONE = "done"  # a job's result
+    ERROR = "error"  # a bug outside the target: the traceback
+    DIED = "died"  # the process ended: how (a signal, an exit code)
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something a worker did: ``ask`` (a message awaiting an answer), ``done`` (a job's result),
-    ``error`` (a bug outside the target: the traceback) or ``died`` (the process ended)."""
+    """Something a worker did, with the job it concerns and its payload."""
 
-    kind: str
+    kind: EventKind
     worker: int
     job: int | None
     payload: Any = None
@@ -67,7 +76,7 @@ class _Link:
         self.conn, self.job = conn, job
 
     def ask(self, message: Any) -> Any:
-        self.conn.send(("ask", self.job, message))
+        self.conn.send((EventKind.ASK.value, self.job, message))
         kind, job, answer = self.conn.recv()
         assert kind == "answer" and job == self.job, (kind, job)
         return answer
@@ -185,9 +194,9 @@ def _serve(conn: Connection, memory: int | None) -> None:
             with _output_to(log):
                 result = fn(arg, _Link(conn, job))
         except BaseException:
-            conn.send(("error", job, traceback.format_exc()))
+            conn.send((EventKind.ERROR.value, job, traceback.format_exc()))
         else:
-            conn.send(("done", job, result))
+            conn.send((EventKind.DONE.value, job, result))
 
 
 @dataclass
@@ -264,8 +273,8 @@ class ProcessPool:
                 try:
                     while w.conn.poll():
                         kind, job, payload = w.conn.recv()
-                        out.append(Event(kind, i, job, payload))
-                        if kind in ("done", "error"):
+                        out.append(Event(EventKind(kind), i, job, payload))
+                        if kind in (EventKind.DONE.value, EventKind.ERROR.value):
                             w.job = None
                 except (EOFError, OSError):
                     dead.add(i)
@@ -274,7 +283,7 @@ class ProcessPool:
         for i in sorted(dead):
             w = self._workers[i]
             w.process.join(5)
-            out.append(Event("died", i, w.job, describe_exit(w.process.exitcode)))
+            out.append(Event(EventKind.DIED, i, w.job, describe_exit(w.process.exitcode)))
             w.conn.close()
             self._workers[i] = self._start()
         return out

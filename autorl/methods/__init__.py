@@ -8,6 +8,7 @@ from autorl.methods import static as _static  # noqa: F401  (registers the stati
 from autorl.methods.base import (
     METHODS,
     Copy,
+    Decision,
     Member,
     MethodContext,
     MethodKind,
@@ -16,6 +17,7 @@ from autorl.methods.base import (
     Plan,
     PopulationMethod,
     PopulationPlan,
+    Reconfigure,
     build_plan,
     build_population,
     check_method,
@@ -27,6 +29,7 @@ from autorl.methods.base import (
 __all__ = [
     "METHODS",
     "Copy",
+    "Decision",
     "Member",
     "MethodContext",
     "MethodKind",
@@ -35,6 +38,7 @@ __all__ = [
     "Plan",
     "PopulationMethod",
     "PopulationPlan",
+    "Reconfigure",
     "build_plan",
     "build_population",
     "check_method",

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import optuna
@@ -119,13 +119,16 @@ class Plan:
 
 @dataclass(frozen=True)
 class Member:
-    """What a population method sees of one member after an interval."""
+    """What a population method sees of one member after an interval: its configuration, steps and
+    score, and ``metrics``, everything its target reported after the interval (training return, losses,
+    the learning rate in effect: aggregated over its seeds)."""
 
     index: int
     config: dict[str, Any]
     steps: int
     score: float | None  # None until it reported; a failed member's score is None too
     failed: bool = False
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,29 @@ class Copy:
     config: dict[str, Any]
 
 
-# One member's interval as population methods learn from it: (member steps, config, score change,
-# signed so that larger is better).
-Observation = tuple[int, dict[str, Any], float]
+@dataclass(frozen=True)
+class Reconfigure:
+    """Give member ``member`` the hyperparameters ``config`` and let it train on: no copy, no reload."""
+
+    member: int
+    config: dict[str, Any]
+
+
+Decision = Copy | Reconfigure
+
+
+class Observation(NamedTuple):
+    """One member's interval as population methods learn from it."""
+
+    steps: int  # the member's steps after the interval
+    config: dict[str, Any]  # the hyperparameters it trained with
+    change: float  # its score's change over the interval, signed so that larger is better
 
 
 class PopulationMethod(Protocol):
-    """The decisions of a population method: pure functions of what they are given."""
+    """The decisions of a population method: functions of what they are given and of the method's own
+    state, which the population loop saves with the population (:meth:`state_dict`) and gives back on
+    resume (:meth:`load_state_dict`)."""
 
     def initial(self, size: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         """The first population's configurations."""
@@ -152,8 +171,17 @@ class PopulationMethod(Protocol):
 
     def decide(
         self, members: Sequence[Member], history: Sequence[Observation], rng: np.random.Generator
-    ) -> list[Copy]:
-        """After every member reached an interval: which members copy which, with what config."""
+    ) -> list[Decision]:
+        """After every member reached an interval: which members copy which (:class:`Copy`) and which
+        change their hyperparameters where they are (:class:`Reconfigure`)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's own state as JSON data (``{}`` for a method without any)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned (on resume)."""
         ...
 
 
@@ -179,6 +207,18 @@ def register_method(
     raises ValueError or TypeError for options it cannot take.
     """
     return METHODS.decorator(name, description, spec=MethodSpec(kind, multi_objective))
+
+
+def require(ctx: MethodContext, machinery: str, what: str, method: str | None = None) -> None:
+    """Refuse a target that does not declare ``machinery`` in its ``accepts`` (ValueError naming the
+    targets that do)."""
+    from autorl.targets import TARGETS, TargetInfo, target_info
+
+    if machinery in target_info(ctx.target).accepts:
+        return
+    infos = {e.name: e.extra.get("info") for e in TARGETS.entries()}
+    able = [n for n, info in infos.items() if isinstance(info, TargetInfo) and machinery in info.accepts]
+    raise ValueError(f"{method or machinery} needs {what} ({', '.join(able)}), got {ctx.target!r}")
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -272,10 +312,10 @@ def check_method(name: str, ctx: MethodContext, options: dict[str, Any]) -> Meth
 
 def _check_mutable(ctx: MethodContext, mutable: list[str]) -> None:
     """A population sweep may only mark mutable what its target can change mid-run."""
-    from autorl.targets import TARGETS
+    from autorl.targets import target_info
 
-    target = TARGETS.get(ctx.target)
-    fixed: frozenset[str] = getattr(target, "immutable", frozenset())
+    info = target_info(ctx.target)
+    fixed = info.immutable_keys()
     for name in mutable:
         if name in fixed:
             raise ConfigError(
@@ -283,7 +323,7 @@ def _check_mutable(ctx: MethodContext, mutable: list[str]) -> None:
                 "remove mutable",
                 f"space.{name}.mutable",
             )
-    if mutable and not callable(getattr(target, "reconfigure", None)):
+    if mutable and not info.reconfigurable:
         raise ConfigError(
             f"{ctx.target} has no reconfigure(), so it cannot take a changed {mutable[0]!r} mid-run: "
             "remove mutable, or give the target a reconfigure(config) method",

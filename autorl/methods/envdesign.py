@@ -13,16 +13,11 @@ from typing import Any
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler
 
-from autorl.methods.base import MethodContext, MethodKind, Plan, register_method
-
-ENVDESIGN_TARGETS = ("envdesign:sb3", "envdesign:actor_critic", "envdesign:engine")
+from autorl.methods.base import MethodContext, MethodKind, Plan, register_method, require
 
 
 def _plan(ctx: MethodContext, worker: int, name: str, options: dict[str, Any]) -> Plan:
-    if ctx.target not in ENVDESIGN_TARGETS:
-        raise ValueError(
-            f"{name} needs an environment-design target ({', '.join(ENVDESIGN_TARGETS)}), got {ctx.target!r}"
-        )
+    require(ctx, "levels", "an environment-design target", name)
     args = {"level_sampler": name, **{k: v for k, v in options.items() if v is not None}}
     return Plan(RandomSampler(seed=ctx.seed + ctx.stream + 1000 * worker), NopPruner(), args=args)
 

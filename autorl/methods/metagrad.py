@@ -15,9 +15,8 @@ from __future__ import annotations
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler
 
-from autorl.methods.base import MethodContext, MethodKind, Plan, register_method
+from autorl.methods.base import MethodContext, MethodKind, Plan, register_method, require
 
-META_TARGETS = ("agents:actor_critic",)
 LEARNABLE = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "pg_coef")
 
 
@@ -34,10 +33,7 @@ def metagrad(
     meta_lr: float | None = None,
     condition_on_eta: bool | None = None,
 ) -> Plan:
-    if ctx.target not in META_TARGETS:
-        raise ValueError(
-            f"metagrad needs a target with meta-gradients ({', '.join(META_TARGETS)}), got {ctx.target!r}"
-        )
+    require(ctx, "metagrad", "a target with meta-gradients")
     unknown = sorted(set(learn) - set(LEARNABLE))
     if unknown or not learn:
         raise ValueError(f"learn must list some of {', '.join(LEARNABLE)}, got {list(learn)}")

@@ -22,6 +22,7 @@ import numpy as np
 
 from autorl.methods.base import (
     Copy,
+    Decision,
     Member,
     MethodContext,
     MethodKind,
@@ -54,6 +55,12 @@ class PBT:
     def initial(self, size: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         return [sample(self.space, rng, initial=True) for _ in range(size)]
 
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # every decision is a function of the members, the history and the random stream
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
     def ranked(self, members: Sequence[Member]) -> tuple[list[Member], list[Member]]:
         """(bottom, top): failed members first in the bottom, then the worst ``quantile``."""
         sign = 1.0 if self.maximize else -1.0
@@ -72,11 +79,11 @@ class PBT:
 
     def decide(
         self, members: Sequence[Member], history: Sequence[Observation], rng: np.random.Generator
-    ) -> list[Copy]:
+    ) -> list[Decision]:
         if not self.exploit:
             return []
         bottom, top = self.ranked(members)
-        copies = []
+        copies: list[Decision] = []
         for m in bottom:
             if not top:
                 break
@@ -98,28 +105,29 @@ class PB2(PBT):
 
     def decide(
         self, members: Sequence[Member], history: Sequence[Observation], rng: np.random.Generator
-    ) -> list[Copy]:
+    ) -> list[Decision]:
         return super().decide(members, list(history)[-self.window * len(members) :], rng)
 
     def explore(
         self, donor: Member, history: Sequence[Observation], rng: np.random.Generator
     ) -> dict[str, Any]:
         params = [p for p in self.space.values() if p.mutable and p.type in (ParamType.FLOAT, ParamType.INT)]
-        recent = list(history)
+        recent = [Observation(*h) for h in history]
         if not params or len(recent) < 2:
             return super().explore(donor, history, rng)
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, WhiteKernel
 
-        tmax = max(h[0] for h in recent) or 1
+        tmax = max(h.steps for h in recent) or 1
         x = np.array(
             [
-                [t / tmax] + [to_unit(p, c[p.name]) if p.name in c else 0.5 for p in params]
-                for t, c, _ in recent
+                [h.steps / tmax]
+                + [to_unit(p, h.config[p.name]) if p.name in h.config else 0.5 for p in params]
+                for h in recent
             ]
         )
-        y = np.array([d for _, _, d in recent], dtype=float)
+        y = np.array([h.change for h in recent], dtype=float)
         y = (y - y.mean()) / (y.std() + 1e-8)
         gp = GaussianProcessRegressor(RBF(length_scale=np.ones(x.shape[1])) + WhiteKernel(0.1))
         with warnings.catch_warnings():  # few, noisy points: length scales at their bounds are expected

@@ -1,8 +1,10 @@
 """What a population run leaves in its run directory: schedules, lineage, the best schedule, a plot.
 
-``pbt_schedule.csv`` (one row per member and change), ``pbt_lineage.csv`` (every exploit and
-failure), ``best_schedule.yaml`` (the best member's schedule, which ``autorl replay`` retrains from
-scratch), ``pbt_summary.json`` (steps, exploits, copy costs) and ``plots/pbt_schedules.png``.
+``population_schedule.csv`` (one row per member and change), ``population_lineage.csv`` (every
+exploit, change in place and failure), ``best_schedule.yaml`` (the best member's schedule, which
+``autorl replay`` retrains from scratch), ``population_summary.json`` (steps, exploits, copy costs)
+and ``plots/population_schedules.png``, whatever the population method. Run directories written
+before these names (``pbt_*``) are read as well (:func:`read_summary`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import yaml
 
 from autorl.config import Sweep
 from autorl.plotting import pyplot, save_figure
-from autorl.targets.driver import select_value
+from autorl.targets import select_value
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,6 +50,23 @@ def best_member(sweep: Sweep, members: Sequence[MemberLike]) -> MemberLike | Non
     return max(scored, key=lambda vm: sign * vm[0])[1]
 
 
+SCHEDULE_FILE = "population_schedule.csv"
+LINEAGE_FILE = "population_lineage.csv"
+SUMMARY_FILE = "population_summary.json"
+PLOT_FILE = "plots/population_schedules.png"
+LEGACY_SUMMARY_FILE = "pbt_summary.json"  # what runs before the population_* names wrote
+
+
+def read_summary(out: Path) -> dict[str, Any]:
+    """A population run's summary (``{}`` where it has none, or an unreadable one)."""
+    for name in (SUMMARY_FILE, LEGACY_SUMMARY_FILE):
+        try:
+            return dict(json.loads((out / name).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError, ValueError):
+            continue
+    return {}
+
+
 def write_population_outputs(
     out: Path,
     sweep: Sweep,
@@ -56,14 +75,14 @@ def write_population_outputs(
     summary: dict[str, Any],
 ) -> None:
     keys = sorted({k for m in members for s in m.schedule for k in s if k != "step"})
-    with open(out / "pbt_schedule.csv", "w", newline="") as f:
+    with open(out / SCHEDULE_FILE, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["member", "step", *keys])
         for m in members:
             for s in m.schedule:
                 w.writerow([m.index, s["step"], *[s.get(k, "") for k in keys]])
-    fields = ["step", "member", "event", "donor", "donor_score", "member_score", "error", *keys]
-    with open(out / "pbt_lineage.csv", "w", newline="") as f:
+    fields = ["step", "member", "event", "donor", "donor_score", "member_score", "failure", "error", *keys]
+    with open(out / LINEAGE_FILE, "w", newline="") as f:
         dw = csv.DictWriter(f, fields, extrasaction="ignore")
         dw.writeheader()
         dw.writerows({**e, **e.get("config", {})} for e in lineage)  # the explored values as columns
@@ -80,8 +99,8 @@ def write_population_outputs(
                 sort_keys=False,
             )
         )
-    (out / "pbt_summary.json").write_text(json.dumps(summary, indent=2))
-    plot_schedules(members, keys, out / "plots" / "pbt_schedules.png", sweep, best)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    plot_schedules(members, keys, out / PLOT_FILE, sweep, best)
 
 
 def plot_schedules(

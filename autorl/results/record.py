@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from autorl.errors import FailureKind
 
 ATTR = "autorl"  # the user attribute holding a trial's record
 RETRY_OF = "retry_of"  # user attribute of a trial that re-runs an interrupted trial's config
@@ -35,6 +38,7 @@ class TrialRecord:
         schedule: a population member's hyperparameter schedule (``[{"step": 0, ...}, ...]``).
         at_s: the sweep's wall clock (seconds, summed across resumes) when the trial ended: where it
             lies on an anytime curve against wall time.
+        failure: why it failed, a :class:`~autorl.errors.FailureKind` value (None: it did not).
     """
 
     config: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +53,32 @@ class TrialRecord:
     member: int | None = None
     schedule: list[dict[str, Any]] | None = None
     at_s: float | None = None
+    failure: str | None = None
+
+    @property
+    def failure_kind(self) -> FailureKind | None:
+        """Why the trial failed; for a record written before failures were typed, read off its error."""
+        if self.failure is not None:
+            return FailureKind(self.failure)
+        if self.interrupted:
+            return FailureKind.INTERRUPTED
+        if not self.error:
+            return None
+        legacy = {
+            "TrialDiverged": "diverged",
+            "FloatingPointError": "diverged",
+            "MemoryError": "out_of_memory",
+        }
+        kind = legacy.get(self.error.partition(":")[0], "error")
+        if self.error.startswith("WorkerDied"):
+            kind = "timeout" if "timeout after" in self.error else "died"
+        return FailureKind(kind)
+
+    def fail(self, kind: FailureKind, error: str) -> TrialRecord:
+        """This record, failed with ``kind`` and the error ``Type: message``."""
+        self.failure, self.error = kind.value, error
+        self.interrupted = kind is FailureKind.INTERRUPTED
+        return self
 
     @property
     def budget(self) -> float:
@@ -90,9 +120,35 @@ def consumed(trials: list[FrozenTrial]) -> float:
     return sum(record_of(t).budget for t in trials if t.state.is_finished() and not was_interrupted(t))
 
 
-def finish(
-    study: Any, trial: Any, state: TrialState, record: TrialRecord, values: list[float] | None = None
+def write_trial(
+    study: Any,
+    record: TrialRecord,
+    state: TrialState,
+    values: list[float] | None = None,
+    *,
+    trial: Any = None,
+    params: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    curve: dict[int, float] | None = None,
 ) -> None:
-    """Write ``record`` into ``trial`` and end it with ``state`` (the values only for COMPLETE)."""
-    study._storage.set_trial_user_attr(trial._trial_id, ATTR, record.to_attr())
-    study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+    """The one way a finished trial is written, with its record (the values only for COMPLETE).
+
+    A running ``trial`` (asked from the study by the trial loop) is ended with ``state``; a trial that
+    ran outside the study's ask and tell (a population member) is added whole, with ``params`` (its
+    parameters and their distributions, :func:`~autorl.space.to_params`) and its ``curve``.
+    """
+    values = values if state == TrialState.COMPLETE else None
+    if trial is not None:
+        trial.set_user_attr(ATTR, record.to_attr())
+        study.tell(trial, values, state=state)
+        return
+    chosen, distributions = params or ({}, {})
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=chosen,
+            distributions=distributions,
+            values=values,
+            state=state,
+            user_attrs={ATTR: record.to_attr()},
+            intermediate_values=curve or {},
+        )
+    )

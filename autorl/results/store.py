@@ -28,7 +28,8 @@ def _value_columns(metrics: tuple[str, ...]) -> list[str]:
 
 
 def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",)) -> pd.DataFrame:
-    """One row per trial: trial, state, value(s), budget, wall_s, seed, one column per parameter, error."""
+    """One row per trial: trial, state, value(s), budget, wall_s, seed, one column per parameter, and for
+    a failed one its failure (a :class:`~autorl.errors.FailureKind` value) and error."""
     rows = []
     vcols = _value_columns(metrics)
     for t in trials:
@@ -51,6 +52,8 @@ def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",
                     row[f"{name}_seed{i}"] = s[name]
         if rec.member is not None:
             row["member"] = rec.member
+        kind = rec.failure_kind
+        row["failure"] = kind.value if kind is not None else None
         row["error"] = rec.error
         row["exit"] = rec.exit
         row["log"] = rec.log

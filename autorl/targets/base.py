@@ -16,13 +16,13 @@ hyperparameters.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from autorl.errors import TrialPruned
-from autorl.registry import Registry
+from autorl.registry import Definition, Registry
 from autorl.space import SearchSpace, extreme
 
 
@@ -84,7 +84,8 @@ class Trainable(Protocol):
 
 @dataclass(frozen=True)
 class TargetInfo:
-    """Metadata of a registered target, known without importing it.
+    """What a target is and can do, declared when it is registered: the executors, the config checks and
+    the methods read it here and never probe the target.
 
     Attributes:
         unit: what one budget unit is ("env_steps", "steps", "epochs").
@@ -97,6 +98,15 @@ class TargetInfo:
             e.g. one PPO rollout of ``n_steps * n_envs`` env steps. ``train(n)`` may go up to one piece
             minus one unit past ``n``. It must not shrink as a hyperparameter grows. None: 1.
         granule: what one such piece is, for messages ("rollout (n_steps x n_envs)").
+        batch: optional ``"module:Class"`` of a :class:`BatchTrainable` that trains many configurations
+            as one computation (the engine): batches of trials and populations then train through it.
+        reconfigurable: its Trainable has ``reconfigure(config)``, so population methods may change its
+            mutable hyperparameters mid-run.
+        immutable: keys a population method may never change mid-run (they size buffers or networks),
+            or a ``"module:attr"`` naming that set (read on first use, like ``check``).
+        shared: keys every member of one computation shares (the engine's shapes), or a reference.
+        accepts: machinery a method may switch on through its arguments: ``"metagrad"`` (learned
+            gamma, lambda and loss weights), ``"levels"`` (level samplers of environment design).
     """
 
     unit: str = "steps"
@@ -106,37 +116,103 @@ class TargetInfo:
     check: str | None = None
     granularity: str | None = None
     granule: str = "step"
+    batch: str | None = None
+    reconfigurable: bool = False
+    immutable: frozenset[str] | str = frozenset()
+    shared: frozenset[str] | str = frozenset()
+    accepts: frozenset[str] = frozenset()
+
+    def batch_class(self) -> type[BatchTrainable]:
+        """The declared :class:`BatchTrainable` (a target that declares none has no batches)."""
+        from autorl.registry import load_reference
+
+        if self.batch is None:
+            raise TypeError("this target trains one configuration at a time: it declares no batch")
+        return load_reference(self.batch)  # type: ignore[no-any-return]
+
+    def immutable_keys(self) -> frozenset[str]:
+        return _keys(self.immutable)
+
+    def shared_keys(self) -> frozenset[str]:
+        return _keys(self.shared)
+
+
+def _keys(keys: frozenset[str] | str) -> frozenset[str]:
+    from autorl.registry import load_reference
+
+    return frozenset(load_reference(keys)) if isinstance(keys, str) else keys
+
+
+class BatchTrainable(Protocol):
+    """Many configurations trained as one computation (:attr:`TargetInfo.batch`): members numbered as
+    given and kept for life; ``train`` trains some of them and evaluates them."""
+
+    def __init__(
+        self, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int], budget: int, out: Path | None = None
+    ) -> None: ...
+
+    def train(self, steps: int, members: Sequence[int] | None = None) -> dict[int, dict[str, float]]: ...
+
+    def add(self, config: Mapping[str, Any], seed: int) -> int: ...
+
+    def remove(self, member: int) -> None: ...
+
+    def copy(self, src: int, dst: int, config: Mapping[str, Any]) -> None: ...
+
+    def set_hparams(self, member: int, config: Mapping[str, Any]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 TARGETS: Registry[Any] = Registry("target", entry_point_group="autorl.targets")
 
 
-def register_target(
-    name: str,
-    target: Any,
-    description: str = "",
-    *,
-    unit: str = "steps",
-    metric: str = "value",
-    direction: str = "maximize",
-    space: str | None = None,
-    check: str | None = None,
-    granularity: str | None = None,
-    granule: str = "step",
-) -> None:
-    """Register a target (an object or a lazy ``"module:attr"``) under ``name`` with its metadata
-    (:class:`TargetInfo`)."""
-    info = TargetInfo(unit, metric, direction, space, check, granularity, granule)
-    TARGETS.register(name, target, description, info=info)
+def register_target(name: str, target: Any, description: str = "", **info: Any) -> None:
+    """Register a target (an object or a lazy ``"module:attr"``) under ``name``; ``info`` are the fields
+    of its :class:`TargetInfo` (unit, metric, direction, space, check, granularity, capabilities)."""
+    TARGETS.register(name, target, description, info=_info(info))
+
+
+def define_target(target: Any, description: str = "", **info: Any) -> Definition[Any]:
+    """A whole target entry for a plug-in's entry point (``[project.entry-points."autorl.targets"]``),
+    with the same fields as :func:`register_target`: its metadata and capabilities come with it."""
+    return Definition(target, description, {"info": _info(info)})
+
+
+def _info(fields: dict[str, Any]) -> TargetInfo:
+    sets = {
+        k: v if isinstance(v, str) else frozenset(v)
+        for k, v in fields.items()
+        if k in ("immutable", "shared", "accepts")
+    }
+    return TargetInfo(**{**fields, **sets})
 
 
 def target_info(name: str) -> TargetInfo:
-    """Metadata for a registered name; defaults for a ``module:attr`` reference."""
+    """What target ``name`` is and can do: its registered :class:`TargetInfo`; for a ``module:attr``
+    reference, which declares nothing, what its object shows (:func:`reference_info`)."""
     if name in TARGETS:
         info = TARGETS.entry(name).extra.get("info")
-        if isinstance(info, TargetInfo):
-            return info
-    return TargetInfo()
+        return info if isinstance(info, TargetInfo) else TargetInfo()
+    if ":" not in name:
+        return TargetInfo()
+    return reference_info(TARGETS.get(name))
+
+
+def reference_info(obj: Any) -> TargetInfo:
+    """The capabilities of a target given by reference: a class that defines ``reconfigure`` is
+    reconfigurable, and its class attributes ``immutable`` and ``shared`` (sets of keys) say what a
+    population may not change and what its members share. Read here once, so nothing else probes."""
+    if not isinstance(obj, type):
+        return TargetInfo()
+    attrs = {k: v for c in reversed(obj.__mro__) for k, v in vars(c).items()}
+    return TargetInfo(
+        reconfigurable=callable(attrs.get("reconfigure")),
+        immutable=frozenset(attrs.get("immutable", ())),
+        shared=frozenset(attrs.get("shared", ())),
+    )
 
 
 def granularity_range(info: TargetInfo, args: Mapping[str, Any], space: SearchSpace) -> tuple[int, int]:

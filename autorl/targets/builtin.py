@@ -15,6 +15,8 @@ for _algo in ("ppo", "a2c", "dqn", "sac", "td3"):
         check=f"autorl.targets.sb3:check_{_algo}",
         granularity=f"autorl.targets.sb3:granularity_{_algo}",
         granule="rollout (n_steps x n_envs)" if _algo in ("ppo", "a2c") else "step of every env (n_envs)",
+        reconfigurable=True,
+        immutable="autorl.targets.sb3:IMMUTABLE",
     )
 
 # Research models (issue 6): small real PyTorch implementations that train on CPU on offline data.
@@ -66,6 +68,8 @@ for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
         direction=_direction,
         space=f"models/{_name}.yaml",
         check=f"autorl.targets.models.{_name}:check_args",
+        reconfigurable=True,
+        immutable=f"autorl.targets.models.{_name}:{_cls}.immutable",
     )
 
 register_target(
@@ -79,6 +83,8 @@ register_target(
     check="autorl.agents.actor_critic:check_args",
     granularity="autorl.agents.actor_critic:granularity",
     granule="batch (num_envs x num_steps)",
+    reconfigurable=True,
+    accepts={"metagrad"},
 )
 
 register_target(
@@ -89,6 +95,7 @@ register_target(
     metric="score",
     direction="maximize",
     space="synthetic/curve.yaml",
+    reconfigurable=True,
 )
 register_target(
     "synthetic:branin",
@@ -112,6 +119,9 @@ register_target(
     check="autorl.envs.target:check_envdesign",
     granularity="autorl.envs.target:granularity",
     granule="rollout (n_steps x n_envs) for PPO and A2C, one step of every env (n_envs) else",
+    reconfigurable=True,
+    immutable="autorl.targets.sb3:IMMUTABLE",
+    accepts={"levels"},
 )
 register_target(
     "envdesign:actor_critic",
@@ -124,6 +134,8 @@ register_target(
     check="autorl.envs.ac:check_envdesign_ac",
     granularity="autorl.agents.actor_critic:granularity",
     granule="batch (num_envs x num_steps)",
+    reconfigurable=True,
+    accepts={"levels"},
 )
 
 # The batched population engine (autorl.engine, registered by reference).
@@ -138,6 +150,10 @@ register_target(
     check="autorl.engine.target:check_args",
     granularity="autorl.engine.target:granularity",
     granule="rollout (n_steps x n_envs)",
+    batch="autorl.engine.target:EngineTarget.batch",
+    reconfigurable=True,
+    immutable="autorl.engine.target:FIXED_KEYS",
+    shared="autorl.engine.target:FIXED_KEYS",
 )
 register_target(
     "envdesign:engine",
@@ -150,4 +166,9 @@ register_target(
     check="autorl.envs.engine:check_envdesign_engine",
     granularity="autorl.engine.target:granularity",
     granule="rollout (n_steps x n_envs)",
+    batch="autorl.envs.engine:EnvDesignEngineTarget.batch",
+    reconfigurable=True,
+    immutable="autorl.engine.target:FIXED_KEYS",
+    shared="autorl.engine.target:FIXED_KEYS",
+    accepts={"levels"},
 )

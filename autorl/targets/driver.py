@@ -10,41 +10,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from autorl.errors import ConfigError, TrialDiverged
 from autorl.targets.base import TrialContext
+from autorl.targets.runner import (
+    Aggregate,
+    Select,
+    Step,
+    Trainables,
+    advance,
+    aggregate_seeds,
+    next_report,
+    select_value,
+)
 
 
 class TargetKind(enum.Enum):
     FUNCTION = "function"
     FUNCTION_WITH_CONTEXT = "function_with_context"
     TRAINABLE = "trainable"
-
-
-class Select(enum.Enum):
-    """Which evaluation of a trainable becomes the trial's value."""
-
-    LAST = "last"
-    BEST = "best"
-    MEAN_LAST = "mean_last"
-
-
-class Aggregate(enum.Enum):
-    """How the values of one configuration on several seeds are combined."""
-
-    MEAN = "mean"
-    MEDIAN = "median"
-    IQM = "iqm"
-
-    def __call__(self, values: Sequence[float]) -> float:
-        arr = np.asarray(values, dtype=float)
-        if self is Aggregate.MEAN:
-            return float(arr.mean())
-        if self is Aggregate.MEDIAN:
-            return float(np.median(arr))
-        cut = int(0.25 * len(arr))  # the interquartile mean: 25 % trimmed from each end
-        return float(np.sort(arr)[cut : len(arr) - cut].mean())
 
 
 @dataclass
@@ -96,23 +79,6 @@ def _as_metrics(out: Any, metric: str) -> dict[str, float]:
     return metrics
 
 
-def next_report(done: int, interval: int, budget: int) -> int:
-    """Where the next report falls for a run that has trained ``done`` units: the next multiple of
-    ``interval`` (or ``budget`` at the end). Every run asks to train up to it, however far its last
-    piece overshot the previous one, so runs of different granularity report at the same points and
-    overshoot by less than one piece (:attr:`~autorl.targets.base.TargetInfo.granularity`), never more."""
-    return min((done // interval + 1) * interval, budget)
-
-
-def select_value(values: list[float], select: Select, k: int, maximize: bool) -> float:
-    """The trial's value from its evaluations: the last, the best, or the mean of the last ``k``."""
-    if select is Select.LAST:
-        return values[-1]
-    if select is Select.BEST:
-        return max(values) if maximize else min(values)
-    return float(np.mean(values[-k:]))
-
-
 def run_target(
     target: Any,
     config: dict[str, Any],
@@ -142,13 +108,6 @@ def run_target(
     return result
 
 
-def _combine(per_seed: list[dict[str, float]], aggregate: Aggregate) -> dict[str, float]:
-    if len(per_seed) == 1:
-        return dict(per_seed[0])
-    keys = set.intersection(*(set(m) for m in per_seed))
-    return {key: aggregate([m[key] for m in per_seed]) for key in sorted(keys)}
-
-
 def _run_functions(
     target: Callable[..., Any],
     kind: TargetKind,
@@ -165,7 +124,7 @@ def _run_functions(
         sub.seed = seed
         out = target(config) if kind is TargetKind.FUNCTION else target(config, sub)
         per_seed.append(_as_metrics(out, ctx.metric))
-    metrics = _combine(per_seed, aggregate)
+    metrics = aggregate_seeds(per_seed, aggregate)
     used = sum(int(m.get("budget", ctx.budget)) for m in per_seed)
     return TrialResult(metrics, list(ctx.curve), used, per_seed if len(seeds) > 1 else [])
 
@@ -180,29 +139,20 @@ def _run_trainables(
     maximize: bool,
     aggregate: Aggregate,
 ) -> TrialResult:
-    members = [cls(config, replace(ctx, seed=s, curve=[])) for s in seeds]
-    used, stalls = 0, 0
-    history: list[float] = []
-    last: list[dict[str, float]] = []
+    """One agent per seed, trained in lock-step by the runner: each interval's aggregate is reported (and
+    may be pruned); a failure the runner finds is raised as :class:`~autorl.errors.TrialFailed`."""
+    agents = Trainables({i: cls(config, replace(ctx, seed=s, curve=[])) for i, s in enumerate(seeds)})
+    trial = {0: list(range(len(seeds)))}
+    used, history = 0, []
+    step = Step({})
     while used < ctx.budget:
-        step = next_report(used, ctx.interval, ctx.budget) - used
-        last = [_as_metrics(m.train(step), ctx.metric) for m in members]
-        # A target may overshoot a request (SB3 collects whole rollouts); it says so in "budget". One
-        # that made no progress reports nothing new (a step is reported once).
-        now = max(int(m.get("budget", used + step)) for m in last)
-        if now <= used:
-            stalls += 1
-            if stalls > 3:
-                raise RuntimeError(f"the target made no progress in 4 calls of train({step}) at {used}")
-            continue
-        used, stalls = now, 0
-        value = aggregate([m[ctx.metric] for m in last])
-        history.append(value)
-        ctx.report(value, used)
-    metrics = _combine(last, aggregate)
+        units = next_report(used, ctx.interval, ctx.budget) - used
+        step = advance(agents, trial, {0: units}, {0: used}, ctx.metric, aggregate)[0]
+        if step.failure is not None:
+            raise step.failure
+        used = step.steps
+        history.append(step.metrics[ctx.metric])
+        ctx.report(history[-1], used)
+    metrics = dict(step.metrics)
     metrics[ctx.metric] = select_value(history, select, k, maximize)
-    if len(seeds) > 1:
-        for s_metrics in last:
-            s_metrics.setdefault("budget", float(used))
-    total = sum(int(m.get("budget", used)) for m in last)
-    return TrialResult(metrics, list(ctx.curve), total, last if len(seeds) > 1 else [])
+    return TrialResult(metrics, list(ctx.curve), used * len(seeds), step.per_seed if len(seeds) > 1 else [])

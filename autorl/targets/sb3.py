@@ -25,7 +25,6 @@ fraction of ``ctx.budget`` left while the model learns (:func:`budget_progress`)
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import math
 import re
@@ -37,6 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 from autorl.errors import ConfigError
+from autorl.registry import closest
 from autorl.targets.base import TrialContext
 
 ARG_KEYS = {"env", "env_kwargs", "n_envs", "eval_episodes", "policy", "normalize", "save_replay_buffer"}
@@ -242,8 +242,8 @@ def check_args(args: dict[str, Any], params: list[str], algo: str) -> None:
     known = sorted(ARG_KEYS | POLICY_KEYS | EXTRA_KEYS | ALGO_KEYS[algo])
     unknown = sorted((set(args) | set(params)) - set(known))
     if unknown:
-        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
-        hints = [f"{c[0]!r}" + (f" for {k}" if len(unknown) > 1 else "") for k, c in close.items() if c]
+        close = {k: closest(k, known) for k in unknown}
+        hints = [f"{c!r}" + (f" for {k}" if len(unknown) > 1 else "") for k, c in close.items() if c]
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
         raise ConfigError(
             f"{', '.join(unknown)} not understood by sb3:{algo}{hint}; valid: {', '.join(known)}"
@@ -540,7 +540,9 @@ def _optimizers(model: Any) -> list[Any]:
     return [o for o in found if o is not None]
 
 
-SB3Target.immutable = FIXED_DURING_TRAINING | frozenset(POLICY_KEYS)
+# what a population method may never change (declared with the sb3 targets in autorl.targets.builtin)
+IMMUTABLE = FIXED_DURING_TRAINING | frozenset(POLICY_KEYS)
+SB3Target.immutable = IMMUTABLE
 
 
 class PPOTarget(SB3Target):

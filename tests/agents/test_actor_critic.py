@@ -22,7 +22,6 @@ from autorl.agents.actor_critic import (
     inner_update,
     meta_loss,
     raw_to_eta,
-    run_metagrad,
 )
 from autorl.errors import ConfigError
 from autorl.targets import TARGETS, TrialContext, run_target, target_info
@@ -270,10 +269,14 @@ def test_checkpoint_round_trip_continues_exactly(tmp_path):
         assert torch.equal(a.params[k], b.params[k])
 
 
-def test_run_metagrad_writes_history_and_plot(tmp_path):
-    metrics = run_metagrad({"eval_episodes": 1, "log_every": 2}, seed=0, budget=512, out_dir=tmp_path)
+def test_a_metagrad_trial_writes_its_eta_history_and_plot(tmp_path):
+    """One trial of ``method: metagrad`` (its flags on, as the method sets them) leaves eta's history and
+    its plot beside the trial."""
+    config = {"eval_episodes": 1, "log_every": 2, "meta_gamma": True, "meta_gae_lambda": True}
+    ctx = TrialContext(seed=0, budget=512, report_every=128, checkpoint_dir=tmp_path, metric="eval_return")
+    metrics = run_target(ActorCriticTarget, config, ctx).metrics
     assert {"eval_return", "eta_gamma", "eta_gae_lambda", "meta_time_share"} <= set(metrics)
-    lines = (tmp_path / "history.csv").read_text().splitlines()
+    lines = (tmp_path / "eta_history.csv").read_text().splitlines()
     assert lines[0].startswith("env_steps,eta_gamma") and len(lines) > 3
     assert (tmp_path / "eta.png").stat().st_size > 1000
 

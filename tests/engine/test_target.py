@@ -117,7 +117,7 @@ def test_pbt_on_the_engine_copies_by_index_and_records_each_member(tmp_path: Pat
     result = sweep(cfg, plots=False)
     df = result.trials
     assert len(df) == 4 and set(df["state"]) == {"COMPLETE"} and sorted(df["member"]) == [0, 1, 2, 3]
-    summary = json.loads((result.out / "pbt_summary.json").read_text())
+    summary = json.loads((result.out / "population_summary.json").read_text())
     assert summary["exploits"] == 7 and summary["intervals"] == 8
     ckpts = list((result.out / "checkpoints" / "engine").glob("*/engine.pt"))
     assert len(ckpts) == 1  # one population checkpoint, no file per copy

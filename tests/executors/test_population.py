@@ -66,16 +66,16 @@ def test_pbt_beats_the_same_population_with_fixed_values_and_records_one_trial_p
     ).trials
     assert df["value"].max() > 2 * fixed["value"].max()
     for f in (
-        "pbt_schedule.csv",
-        "pbt_lineage.csv",
+        "population_schedule.csv",
+        "population_lineage.csv",
         "best_schedule.yaml",
-        "pbt_summary.json",
-        "plots/pbt_schedules.png",
+        "population_summary.json",
+        "plots/population_schedules.png",
     ):
         assert (out / f).is_file(), f
-    summary = json.loads((out / "pbt_summary.json").read_text())
+    summary = json.loads((out / "population_summary.json").read_text())
     assert summary["exploits"] == 9 and summary["intervals"] == 10  # one copy per boundary (quantile 1/4)
-    assert list(pd.read_csv(out / "pbt_lineage.csv")["event"]) == ["exploit"] * 9
+    assert list(pd.read_csv(out / "population_lineage.csv")["event"]) == ["exploit"] * 9
 
 
 def test_members_train_with_the_explored_values_after_a_copy(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_two_workers_give_the_same_population_as_one(tmp_path: Path) -> None:
 def test_a_member_whose_process_dies_is_failed_replaced_and_the_run_goes_on(tmp_path: Path) -> None:
     crash = {"seed": 2, "at": 20, "marker": str(tmp_path / "crashed")}
     result = sweep(_config(tmp_path, args={"crash": crash}), plots=False)
-    lineage = pd.read_csv(result.out / "pbt_lineage.csv")
+    lineage = pd.read_csv(result.out / "population_lineage.csv")
     failed = lineage[lineage["event"] == "failed"]
     assert len(failed) == 1 and failed.iloc[0]["member"] == 2 and "SIGSEGV" in failed.iloc[0]["error"]
     replaced = lineage[(lineage["event"] == "exploit") & (lineage["member"] == 2)]
@@ -258,10 +258,16 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     df = pd.read_csv(out / "trials.csv")
     assert len(df) == 4 and (df["state"] == "COMPLETE").all() and (df["wall_s"] >= 0).all()
     assert (df["budget"] == 40).all() and (df["metric_population_steps"] == 160).all()
-    files = ("pbt_schedule.csv", "pbt_lineage.csv", "best_schedule.yaml", "pbt_summary.json", "best.yaml")
-    for f in (*files, "plots/pbt_schedules.png"):
+    files = (
+        "population_schedule.csv",
+        "population_lineage.csv",
+        "best_schedule.yaml",
+        "population_summary.json",
+        "best.yaml",
+    )
+    for f in (*files, "plots/population_schedules.png"):
         assert (out / f).is_file(), f
-    lineage = pd.read_csv(out / "pbt_lineage.csv")
+    lineage = pd.read_csv(out / "population_lineage.csv")
     assert list(lineage["event"]) == ["exploit"] * 3  # one copy per boundary (quantile 0.25 of 4)
     best = yaml.safe_load((out / "best_schedule.yaml").read_text())
     # exploits move x out of init: the best schedule ends above the 0.1 the fixed population is stuck at

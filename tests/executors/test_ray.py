@@ -280,7 +280,7 @@ def test_an_sb3_population_on_local_ray_gives_the_embedded_result(tmp_path, ray_
 
     embedded = sweep({**cfg, "out": str(tmp_path / "embedded")}, plots=False).trials
     on_ray = pd.read_csv(tmp_path / "ray" / "trials.csv")
-    lineage = pd.read_csv(tmp_path / "ray" / "pbt_lineage.csv")
+    lineage = pd.read_csv(tmp_path / "ray" / "population_lineage.csv")
     assert (lineage["event"] == "exploit").any()  # copies went through the object store
     assert on_ray["value"].tolist() == embedded["value"].tolist()
     assert on_ray["learning_rate"].tolist() == pytest.approx(embedded["learning_rate"].tolist())

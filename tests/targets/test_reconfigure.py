@@ -155,7 +155,7 @@ def test_research_models_run_pbt_with_their_default_space(name: str, tmp_path: P
         "out": str(tmp_path / "pbt"),
     }
     result = sweep(cfg, plots=False)
-    summary = json.loads((result.out / "pbt_summary.json").read_text())
+    summary = json.loads((result.out / "population_summary.json").read_text())
     assert summary["exploits"] == 1 and (result.trials["budget"] == 4).all()
     assert set(result.trials["state"]) == {"COMPLETE"} and result.trials["value"].notna().all()
 

@@ -4,7 +4,6 @@ target builds on."""
 
 from __future__ import annotations
 
-import difflib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from autorl.errors import ConfigError
+from autorl.registry import closest
 from autorl.targets.base import TrialContext
 
 T = TypeVar("T")
@@ -111,8 +111,8 @@ def refuse_unknown_keys(
     listing = f"valid keys: {', '.join(names)}"
 
     def hint(name: str) -> str:
-        close = difflib.get_close_matches(name, names, n=1)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        close = closest(name, names)
+        return f" (did you mean {close!r}?)" if close else ""
 
     for key, value in config.items():
         if key not in names:
