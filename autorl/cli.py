@@ -436,10 +436,13 @@ def show(out_dir: Path, top: int) -> None:
     maximize = cfg.get("direction", ["maximize"])[0] == "maximize"
     method = cfg.get("method", "?")
     method = method.get("name", "?") if isinstance(method, dict) else method
+    from autorl.methods import METHODS, method_spec
+
+    counted = f"{len(df)} of {cfg.get('trials', '?')} trials"
+    if method in METHODS and method_spec(method).population:  # one trial per member, no trial count
+        counted = f"{len(df)} members"
     out_console.print(
-        f"{out_dir}: {cfg.get('target', '?')} with {method}: {len(df)} of "
-        f"{cfg.get('trials', '?')} trials ({_summary(df)})",
-        highlight=False,
+        f"{out_dir}: {cfg.get('target', '?')} with {method}: {counted} ({_summary(df)})", highlight=False
     )
     out_console.print(_table(df, metrics, maximize, top, _searched(cfg.get("space"))))
 

@@ -71,3 +71,43 @@ def test_third_party_entry_points_are_found_and_duplicates_refused(tmp_path, mon
     assert reg.get("plugged")("/a/b") == "b"
     with pytest.raises(ConfigError, match="registered twice"):
         reg.get("taken")
+
+
+def _plugin_method():
+    from autorl.methods import MethodKind, define_method
+    from autorl.methods.stall import build_halve_on_stall
+
+    return define_method(build_halve_on_stall, "a plug-in's population method", MethodKind.POPULATION)
+
+
+PLUGIN_METHOD = _plugin_method()
+
+
+def test_an_entry_point_registers_a_whole_method_so_a_plug_in_can_be_a_population_method(
+    tmp_path, monkeypatch
+):
+    """A plug-in method was always a static method; an entry point that names a define_method
+    Definition brings its spec with it."""
+    from autorl.config import parse_sweep
+    from autorl.methods import METHODS, method_spec
+    from tests.conftest import toy
+
+    dist = tmp_path / "fake_methods-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-methods\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[autorl.methods]\nplugged_stall = tests.test_registry:PLUGIN_METHOD\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    monkeypatch.setattr(METHODS, "_plugins_loaded", False)
+    assert method_spec("plugged_stall").population
+    lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True, "mutable": True}
+    cfg = {
+        "target": toy("Plateau"),
+        "space": {"learning_rate": lr},
+        "metric": "score",
+        "budget": {"max": 20},
+        "method": "plugged_stall",
+    }
+    assert parse_sweep(cfg).spec.population

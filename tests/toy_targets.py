@@ -266,3 +266,28 @@ class Recorder:
 
     def load(self, path):
         self.config, self.steps, self.value = json.loads((Path(path) / "s.json").read_text())
+
+
+class Plateau:
+    """Its training return rises by 1 per step up to ``cap`` (default 20), then stalls; it reports the
+    learning rate in effect (``lr``), so a test sees a change in place take effect."""
+
+    def __init__(self, config, ctx):
+        self.t, self.cap = 0, int(config.get("cap", 20))
+        self.lr = float(config["learning_rate"])
+
+    def train(self, budget):
+        self.t += budget
+        ret = float(min(self.t, self.cap))
+        return {"score": ret, "train_return": ret, "lr": self.lr, "budget": float(self.t)}
+
+    def reconfigure(self, config):
+        self.lr = float(config.get("learning_rate", self.lr))
+
+    def save(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "s.json").write_text(json.dumps({"t": self.t, "lr": self.lr}))
+
+    def load(self, path):
+        s = json.loads((Path(path) / "s.json").read_text())
+        self.t, self.lr = s["t"], s["lr"]

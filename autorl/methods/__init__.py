@@ -4,6 +4,7 @@ from autorl.methods import envdesign as _envdesign  # noqa: F401  (registers dr,
 from autorl.methods import fixed as _fixed  # noqa: F401  (registers fixed)
 from autorl.methods import metagrad as _metagrad  # noqa: F401  (registers metagrad)
 from autorl.methods import pbt as _pbt  # noqa: F401  (registers pbt, pb2)
+from autorl.methods import stall as _stall  # noqa: F401  (registers halve_on_stall)
 from autorl.methods import static as _static  # noqa: F401  (registers the static HPO methods)
 from autorl.methods.base import (
     METHODS,
@@ -21,6 +22,7 @@ from autorl.methods.base import (
     build_plan,
     build_population,
     check_method,
+    define_method,
     method_options,
     method_spec,
     register_method,
@@ -42,6 +44,7 @@ __all__ = [
     "build_plan",
     "build_population",
     "check_method",
+    "define_method",
     "method_options",
     "method_spec",
     "register_method",

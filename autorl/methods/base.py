@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 
 from autorl.errors import ConfigError
-from autorl.registry import Registry
+from autorl.registry import Definition, Registry
 from autorl.space import SearchSpace
 
 
@@ -194,6 +194,24 @@ class PopulationPlan:
     method: PopulationMethod
 
 
+def population_interval(ctx: MethodContext, interval: int | None, population: int) -> int:
+    """A population method's ``interval`` option: budget units between its decisions (default
+    ``budget.report_every``), at most a member's share of the budget."""
+    if interval is not None and (not isinstance(interval, int) or interval < 1):
+        raise ValueError(f"interval must be a positive int (budget units), got {interval!r}")
+    per_member = ctx.budget_total // population if ctx.budget_total is not None else ctx.budget_max
+    if per_member < 1:
+        raise ValueError(f"budget.total={ctx.budget_total} leaves no budget for {population} members")
+    return min(interval or ctx.report_every or max(1, ctx.budget_max // 10), per_member)
+
+
+def population_size(population: int) -> int:
+    """A population method's ``population`` option, checked."""
+    if not isinstance(population, int) or population < 2:
+        raise ValueError(f"population must be an int >= 2, got {population!r}")
+    return population
+
+
 Builder = Callable[..., "Plan | PopulationPlan"]
 METHODS: Registry[Builder] = Registry("method", entry_point_group="autorl.methods")
 
@@ -221,8 +239,17 @@ def require(ctx: MethodContext, machinery: str, what: str, method: str | None = 
     raise ValueError(f"{method or machinery} needs {what} ({', '.join(able)}), got {ctx.target!r}")
 
 
+def define_method(
+    builder: Builder | str, description: str, kind: MethodKind, *, multi_objective: bool = False
+) -> Definition[Builder]:
+    """A whole method entry for a plug-in's entry point (``[project.entry-points."autorl.methods"]``):
+    its builder and spec, so a plug-in can be a population or multi-fidelity method."""
+    return Definition(builder, description, {"spec": MethodSpec(kind, multi_objective)})
+
+
 def method_spec(name: str) -> MethodSpec:
-    """The spec of a registered method (a plug-in without one is a static method)."""
+    """The spec of a registered method (a plug-in whose entry point names a bare builder, not a
+    :func:`define_method`, is a static method)."""
     spec = METHODS.entry(name).extra.get("spec") if name in METHODS else None
     return spec if isinstance(spec, MethodSpec) else MethodSpec(MethodKind.STATIC)
 

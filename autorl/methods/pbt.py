@@ -28,6 +28,8 @@ from autorl.methods.base import (
     MethodKind,
     Observation,
     PopulationPlan,
+    population_interval,
+    population_size,
     register_method,
 )
 from autorl.space import ParamType, SearchSpace, from_unit, perturb, sample, to_unit
@@ -143,21 +145,6 @@ class PB2(PBT):
         return new
 
 
-def _interval(ctx: MethodContext, interval: int | None, population: int) -> int:
-    if interval is not None and (not isinstance(interval, int) or interval < 1):
-        raise ValueError(f"interval must be a positive int (budget units), got {interval!r}")
-    per_member = ctx.budget_total // population if ctx.budget_total is not None else ctx.budget_max
-    if per_member < 1:
-        raise ValueError(f"budget.total={ctx.budget_total} leaves no budget for {population} members")
-    return min(interval or ctx.report_every or max(1, ctx.budget_max // 10), per_member)
-
-
-def _population(population: int) -> int:
-    if not isinstance(population, int) or population < 2:
-        raise ValueError(f"population must be an int >= 2, got {population!r}")
-    return population
-
-
 @register_method("pbt", "population-based training (Jaderberg et al. 2017)", MethodKind.POPULATION)
 def build_pbt(
     ctx: MethodContext,
@@ -171,7 +158,7 @@ def build_pbt(
     exploit: bool = True,
 ) -> PopulationPlan:
     pbt = PBT(ctx.space, ctx.maximize, quantile, resample_probability, _factors(factors), exploit)
-    return PopulationPlan(_population(population), _interval(ctx, interval, population), pbt)
+    return PopulationPlan(population_size(population), population_interval(ctx, interval, population), pbt)
 
 
 @register_method("pb2", "population-based bandits (Parker-Holder et al. 2020)", MethodKind.POPULATION)
@@ -184,7 +171,7 @@ def build_pb2(
     quantile: float = 0.25,
 ) -> PopulationPlan:
     pb2 = PB2(ctx.space, ctx.maximize, quantile)
-    return PopulationPlan(_population(population), _interval(ctx, interval, population), pb2)
+    return PopulationPlan(population_size(population), population_interval(ctx, interval, population), pb2)
 
 
 def _factors(factors: Sequence[float]) -> tuple[float, float]:
