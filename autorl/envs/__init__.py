@@ -10,10 +10,13 @@ from autorl.envs.levels import (
     SelfPacedCurriculum,
 )
 from autorl.envs.plots import generalisation_gap, heatmap, plot_level_history
+from autorl.envs.samplers import LEVEL_SAMPLERS, TEACHERS, register_level_sampler
 from autorl.envs.wrapper import ContextualEnv
 
 __all__ = [
     "FAMILIES",
+    "LEVEL_SAMPLERS",
+    "TEACHERS",
     "ContextParam",
     "ContextualEnv",
     "DefaultSampler",
@@ -28,4 +31,5 @@ __all__ = [
     "heatmap",
     "plot_level_history",
     "register_family",
+    "register_level_sampler",
 ]

@@ -19,6 +19,7 @@ import torch
 from autorl.agents.actor_critic import ActorCriticTarget, _make_env
 from autorl.envs.families import Family, get_family
 from autorl.envs.levels import LevelSampler
+from autorl.envs.samplers import LEVEL_SAMPLERS, needs_scores
 from autorl.envs.target import LEVEL_KEYS, check_levels, heldout_metrics, refuse_unknown, setup_levels
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
@@ -41,12 +42,7 @@ class EnvDesignACTarget(ActorCriticTarget):
     levels_log: list[dict[str, Any]]
 
     def __init__(self, config: dict[str, Any], ctx: TrialContext) -> None:
-        if config.get("level_sampler") == "plr":
-            raise ConfigError(
-                "plr scores levels from per-transition value losses, which envdesign:actor_critic does "
-                "not expose; use dr or curriculum here, or envdesign:sb3 for plr",
-                "level_sampler",
-            )
+        _refuse_scored(config.get("level_sampler", "default"))
         self.config, self.ctx = dict(config), ctx
         setup_levels(self, self.config, ctx.seed)
         agent = {k: v for k, v in config.items() if k not in LEVEL_KEYS}
@@ -70,13 +66,22 @@ class EnvDesignACTarget(ActorCriticTarget):
         self.levels_log = torch.load(Path(path) / "levels_log.pt", weights_only=True)
 
 
+def _refuse_scored(sampler: str) -> None:
+    """A sampler that ranks levels by the learner's rollout scores (PLR) cannot run here."""
+    if sampler in LEVEL_SAMPLERS and needs_scores(sampler):
+        raise ConfigError(
+            f"{sampler} scores levels from per-transition value losses, which envdesign:actor_critic does "
+            "not expose; use dr or curriculum here, or envdesign:sb3 for it",
+            "level_sampler",
+        )
+
+
 def check_envdesign_ac(args: dict[str, Any], params: list[str]) -> None:
     """Refuse a bad family, sampler or agent key before any trial starts."""
     from autorl.agents.actor_critic import ActorCriticConfig
 
     check_levels(args)
-    if args.get("level_sampler") == "plr":
-        raise ConfigError("plr needs envdesign:sb3 (per-transition value losses)", "level_sampler")
+    _refuse_scored(args.get("level_sampler", "default"))
     agent = {k: v for k, v in args.items() if k not in LEVEL_KEYS}
     known = set(ActorCriticConfig.__dataclass_fields__) | LEVEL_KEYS
     refuse_unknown("envdesign:actor_critic", set(args) | set(params), known)

@@ -36,17 +36,14 @@ import torch
 
 from autorl.envs.families import Context, Family, get_family
 from autorl.envs.levels import (
-    ALPGMM,
-    ALPGMMConfig,
     DefaultSampler,
-    DomainRandomization,
     LevelSampler,
-    PLRConfig,
     PrioritizedLevelReplay,
     Ranges,
     SelfPacedCurriculum,
     scale_ranges,
 )
+from autorl.envs.samplers import LEVEL_SAMPLERS, TEACHERS, check_choice, needs_scores
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
@@ -54,8 +51,6 @@ from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class, quiet
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 from autorl.targets.sb3 import granularity as sb3_granularity
 
-SAMPLERS = ("default", "dr", "plr", "curriculum")
-TEACHERS = ("alp_gmm", "widening")  # curriculum teachers
 LEVEL_KEYS = {
     "family",
     "train_ranges",
@@ -84,43 +79,13 @@ ARG_KEYS = LEVEL_KEYS | {"algo", "n_envs", "policy"}  # plus the SB3 learner's o
 ON_POLICY = ("ppo", "a2c")
 
 
-def _prefixed(config: dict[str, Any], prefix: str, renames: dict[str, str] | None = None) -> dict[str, Any]:
-    """``{"plr_temperature": 0.3}`` -> ``{"temperature": 0.3}``: a sampler config's fields from the args
-    (absent ones keep the dataclass defaults, so each default is written once)."""
-    renames = renames or {}
-    out = {}
-    for key, value in config.items():
-        if key.startswith(prefix):
-            name = key[len(prefix) :]
-            out[renames.get(name, name)] = value
-    return out
-
-
 def make_sampler(family: Family, ranges: Ranges, config: dict[str, Any], seed: int) -> LevelSampler:
-    """The level sampler named by ``config["level_sampler"]`` over ``ranges`` scaled by ``dr_width``."""
+    """The level sampler named by ``config["level_sampler"]`` (registered in
+    :data:`~autorl.envs.samplers.LEVEL_SAMPLERS`) over ``ranges`` scaled by ``dr_width``."""
     name = config.get("level_sampler", "default")
+    check_choice(LEVEL_SAMPLERS, "level_sampler", name)
     ranges = scale_ranges(family, ranges, float(config.get("dr_width", 1.0)))
-    if name == "default":
-        return DefaultSampler(family, ranges, seed)
-    if name == "dr":
-        return DomainRandomization(family, ranges, seed)
-    if name == "plr":
-        cfg = PLRConfig(**_prefixed(config, "plr_", {"staleness": "staleness_coef"}))
-        return PrioritizedLevelReplay(family, ranges, seed, cfg)
-    teacher = config.get("curriculum_teacher", "alp_gmm")
-    if name == "curriculum" and teacher == "alp_gmm":
-        return ALPGMM(family, ranges, seed, ALPGMMConfig(**_prefixed(config, "alp_")))
-    if name == "curriculum" and teacher == "widening":
-        options = {k: float(v) for k, v in _prefixed(config, "curriculum_").items() if k != "teacher"}
-        if "threshold" not in options:  # 0.8 x the env's reward threshold, where it has one
-            spec = gym.spec(family.env_id)
-            options["threshold"] = 0.8 * spec.reward_threshold if spec.reward_threshold is not None else 0.0
-        return SelfPacedCurriculum(family, ranges, seed, **options)  # type: ignore[arg-type]  # floats
-    if name == "curriculum":
-        raise ConfigError(
-            f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}", "curriculum_teacher"
-        )
-    raise ConfigError(f"level_sampler must be one of {', '.join(SAMPLERS)}, got {name!r}", "level_sampler")
+    return LEVEL_SAMPLERS.get(name)(family, ranges, config, seed)
 
 
 def segment_scores(
@@ -359,16 +324,8 @@ def check_levels(args: dict[str, Any]) -> None:
     """Refuse an unknown family, bad ranges, sampler or curriculum teacher."""
     family = get_family(args.get("family", "CartPole"))
     family.check_ranges(args.get("train_ranges") or {})
-    if args.get("level_sampler", "default") not in SAMPLERS:
-        raise ConfigError(
-            f"level_sampler must be one of {', '.join(SAMPLERS)}, got {args['level_sampler']!r}",
-            "level_sampler",
-        )
-    if args.get("curriculum_teacher", "alp_gmm") not in TEACHERS:
-        raise ConfigError(
-            f"curriculum_teacher must be one of {', '.join(TEACHERS)}, got {args['curriculum_teacher']!r}",
-            "curriculum_teacher",
-        )
+    check_choice(LEVEL_SAMPLERS, "level_sampler", args.get("level_sampler", "default"))
+    check_choice(TEACHERS, "curriculum_teacher", args.get("curriculum_teacher", "alp_gmm"))
 
 
 def check_envdesign(args: dict[str, Any], params: list[str]) -> None:
@@ -388,9 +345,9 @@ def _check_algo(algo: str, sampler: str) -> None:
     """Any SB3 algorithm; PLR only on-policy (its scores come from the rollout buffer's GAE)."""
     if algo not in ALGOS:
         raise ConfigError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}", "algo")
-    if sampler == "plr" and algo not in ON_POLICY:
+    if sampler in LEVEL_SAMPLERS and needs_scores(sampler) and algo not in ON_POLICY:
         raise ConfigError(
-            f"plr scores levels by value losses from an on-policy rollout buffer: use algo "
+            f"{sampler} scores levels by value losses from an on-policy rollout buffer: use algo "
             f"{' or '.join(ON_POLICY)}, or dr/curriculum with {algo}",
             "algo",
         )

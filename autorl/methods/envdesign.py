@@ -91,10 +91,10 @@ def curriculum(
     step: float | None = None,
 ) -> Plan:
     from autorl.envs.levels import ALPGMMConfig
-    from autorl.envs.target import TEACHERS
+    from autorl.envs.samplers import TEACHERS
 
     if teacher is not None and teacher not in TEACHERS:
-        raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
+        raise ValueError(f"teacher must be one of {', '.join(TEACHERS.names())}, got {teacher!r}")
     alp = {"random_prob": random_prob, "fit_every": fit_every, "max_components": max_components}
     ALPGMMConfig(**{k: v for k, v in alp.items() if v is not None})  # type: ignore[arg-type]  # validates
     return _plan(

@@ -45,6 +45,29 @@ def test_bad_sampler_is_refused():
         EnvDesignTarget({"level_sampler": "adr"}, TrialContext(seed=0))
 
 
+def test_a_level_sampler_registered_in_one_call_is_chosen_by_name(monkeypatch):
+    """Level samplers are a registry, not an if-chain: a user's sampler is chosen by ``level_sampler``
+    like a built-in one, and a typo names the closest."""
+    from autorl.envs import LEVEL_SAMPLERS, register_level_sampler
+    from autorl.envs.levels import DefaultSampler
+    from autorl.envs.target import make_sampler
+
+    class Heavy(DefaultSampler):
+        name = "heavy"
+
+        def sample(self):
+            level, context = super().sample()
+            return level, {**context, "pole_mass": 0.9}
+
+    monkeypatch.setattr(LEVEL_SAMPLERS, "_entries", dict(LEVEL_SAMPLERS._entries))
+    register_level_sampler("heavy", lambda family, ranges, config, seed: Heavy(family, ranges, seed))
+    family = autorl.envs.get_family("CartPole")
+    sampler = make_sampler(family, family.bounds(), {"level_sampler": "heavy"}, seed=0)
+    assert isinstance(sampler, Heavy) and sampler.sample()[1]["pole_mass"] == 0.9
+    with pytest.raises(ConfigError, match=r"level_sampler must be one of .*heavy.*did you mean 'heavy'"):
+        make_sampler(family, family.bounds(), {"level_sampler": "Heavy"}, seed=0)
+
+
 def _cfg(tmp_path, method):
     return {
         "target": "envdesign:sb3",
