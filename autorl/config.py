@@ -43,6 +43,7 @@ from autorl.targets import (
     Select,
     TargetInfo,
     TargetKind,
+    declaring,
     granularity_range,
     target_info,
     target_kind,
@@ -257,21 +258,7 @@ class Sweep:
 
     def context(self, stream: int = 0) -> MethodContext:
         """What the sweep's method may know of it."""
-        b = self.config.budget
-        return MethodContext(
-            space=self.space,
-            directions=self.directions,
-            seed=self.config.seed,
-            stream=stream,
-            workers=self.config.workers,
-            trials=self.config.trials,
-            budget_max=b.steps,
-            budget_min=b.min,
-            budget_total=b.total,
-            report_every=b.report_every,
-            target=self.config.target,
-            batch=self.config.batch,
-        )
+        return method_context(self.config, self.space, self.directions, stream)
 
     @cached_property
     def population(self) -> PopulationPlan:
@@ -389,9 +376,28 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
 
 
 def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
-    from autorl.urls import STORAGE_ENV, check_storage_url
+    """Resolve a validated config into a Sweep, stage by stage; every refusal names its key."""
+    info = _target(cfg)
+    method, options = _method(cfg)
+    cfg, space, options = _space(cfg, info, method, options, base_dir)
+    granularity = granularity_range(info, cfg.args, space)
+    cfg = _fit_budget(cfg, info, granularity[1])
+    metrics, directions = _objectives(cfg, info)
+    _check_resources(cfg)
+    name = cfg.name or (Path(source).stem if source != "<config>" else "sweep")
+    out_dir = Path(cfg.out or f"runs/{name}").expanduser()
+    ctx = method_context(cfg, space, directions)
+    spec = check_method(method, ctx, options)
+    _check_composition(cfg, info, method, options, spec, ctx, granularity[1])
+    return Sweep(
+        cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir,
+        granularity,
+    )  # fmt: skip
 
-    if cfg.target not in TARGETS:  # a user's reference: import it now so a typo fails before running
+
+def _target(cfg: SweepConfig) -> TargetInfo:
+    """The target's declared info; a user's reference is imported now, so a typo fails before running."""
+    if cfg.target not in TARGETS:
         try:
             target_kind(TARGETS.get(cfg.target))
         except ConfigError as exc:
@@ -401,14 +407,23 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
         raise ConfigError(
             f"is required: {cfg.target} trains in {info.unit}, so each trial needs a budget", "budget.max"
         )
+    return info
+
+
+def _method(cfg: SweepConfig) -> tuple[str, dict[str, Any]]:
+    """The method's name and options."""
     if isinstance(cfg.method, dict):
-        method, options = cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"}
-    else:
-        method, options = cfg.method, {}
+        return cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"}
+    return cfg.method, {}
+
+
+def _space(
+    cfg: SweepConfig, info: TargetInfo, method: str, options: dict[str, Any], base_dir: Path
+) -> tuple[SweepConfig, SearchSpace, dict[str, Any]]:
+    """The search space, checked by the target; for a baseline, its configuration as fixed values (the
+    mapping then replaces a file name in the recorded config, so the run directory holds the values)."""
     baseline: dict[str, Any] | None = None
     if method_spec(method).baseline:
-        # The method's config is the space (one fixed parameter per key); `space` is not used. The
-        # mapping replaces a file name in the recorded config, so the run directory holds the values.
         baseline = load_baseline(options.get("config"), base_dir)
         options = {**options, "config": baseline}
         update: dict[str, Any] = {"method": {"name": method, **options}}
@@ -432,8 +447,11 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
                 check({**cfg.args, **baseline}, [])
             except ConfigError as exc:
                 raise exc.at("method.config") from None
-    granularity = granularity_range(info, cfg.args, space)
-    cfg = _fit_budget(cfg, info, granularity[1])
+    return cfg, space, options
+
+
+def _objectives(cfg: SweepConfig, info: TargetInfo) -> tuple[tuple[str, ...], tuple[Direction, ...]]:
+    """The metrics and their directions (the target's defaults where none are given)."""
     metrics = tuple(cfg.metric) if isinstance(cfg.metric, list) else (cfg.metric or info.metric,)
     directions: tuple[Any, ...] = (
         tuple(cfg.direction) if isinstance(cfg.direction, list) else (cfg.direction or info.direction,)
@@ -445,6 +463,13 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
             f"metric and direction must have the same length, got {len(metrics)} and {len(directions)}",
             "direction",
         )
+    return metrics, directions
+
+
+def _check_resources(cfg: SweepConfig) -> None:
+    """Workers this machine has, and a storage URL that can be used."""
+    from autorl.urls import STORAGE_ENV, check_storage_url
+
     if cfg.executor == "embedded" and cfg.workers > (cores := os.cpu_count() or 1):
         raise ConfigError(
             f"workers <= {cores} (this machine's cores) must hold for the embedded executor, got "
@@ -454,27 +479,45 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     storage = cfg.storage or os.environ.get(STORAGE_ENV)
     if storage:
         check_storage_url(storage)
-    name = cfg.name or (Path(source).stem if source != "<config>" else "sweep")
-    out_dir = Path(cfg.out or f"runs/{name}").expanduser()
-    ctx = MethodContext(
+
+
+def method_context(
+    cfg: SweepConfig, space: SearchSpace, directions: tuple[str, ...], stream: int = 0
+) -> MethodContext:
+    """What a sweep's method may know of it."""
+    b = cfg.budget
+    return MethodContext(
         space=space,
         directions=directions,
         seed=cfg.seed,
+        stream=stream,
         workers=cfg.workers,
         trials=cfg.trials,
-        budget_max=cfg.budget.steps,
-        budget_min=cfg.budget.min,
-        budget_total=cfg.budget.total,
-        report_every=cfg.budget.report_every,
+        budget_max=b.steps,
+        budget_min=b.min,
+        budget_total=b.total,
+        report_every=b.report_every,
         target=cfg.target,
         batch=cfg.batch,
     )
-    spec = check_method(method, ctx, options)
+
+
+def _check_composition(
+    cfg: SweepConfig,
+    info: TargetInfo,
+    method: str,
+    options: dict[str, Any],
+    spec: MethodSpec,
+    ctx: MethodContext,
+    piece: int,
+) -> None:
+    """What the method and the target can do together: a population's keys, its interval against the
+    target's pieces, batches only of a target that declares them."""
     if spec.population:
-        _check_population(cfg, method, info, space)
+        _check_population(cfg, method, info, ctx.space)
         interval = build_population(method, ctx, options).interval
-        if "interval" in options and interval < granularity[1]:
-            raise _below_piece(cfg.target, info, granularity[1], "interval", interval).at("method.interval")
+        if "interval" in options and interval < piece:
+            raise _below_piece(cfg.target, info, piece, "interval", interval).at("method.interval")
     if cfg.batch > 1:
         if spec.population:
             raise ConfigError(
@@ -485,13 +528,9 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
         if info.batch is None:
             raise ConfigError(
                 f"{cfg.target} trains one configuration at a time: batch > 1 needs a target that trains many "
-                "as one computation (engine:ppo, envdesign:engine)",
+                f"as one computation ({', '.join(declaring(lambda i: i.batch is not None))})",
                 "batch",
             )
-    return Sweep(
-        cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir,
-        granularity,
-    )  # fmt: skip
 
 
 def _fit_budget(cfg: SweepConfig, info: TargetInfo, piece: int) -> SweepConfig:

@@ -35,6 +35,15 @@ def closest(name: str, valid: Sequence[str], cutoff: float = 0.6) -> str | None:
     return close[0] if close else None
 
 
+def unknown_name(kind: str, name: str, valid: Iterable[str]) -> str:
+    """The error message for an unknown ``name`` of a ``kind``: the closest valid name, if one is close
+    enough, and all of them, sorted."""
+    names = sorted(valid)
+    close = closest(name, names, cutoff=0.5)
+    hint = f" Did you mean {close!r}?" if close else ""
+    return f"unknown {kind} {name!r}.{hint} Valid: {', '.join(names)}"
+
+
 def find_local_module(module: str, dirs: Sequence[Path]) -> Path | None:
     """Where a user's module lives when it is not importable as installed: the first of ``dirs``
     (the config's directory, then the working directory) holding it.
@@ -136,6 +145,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = False
         self._conflicts: dict[str, str] = {}
+        self._built_in: frozenset[str] = frozenset()
 
     def register(self, name: str, target: T | str, description: str = "", **extra: Any) -> Entry[T]:
         """Add ``name``; raises ``ValueError`` if the name is taken."""
@@ -163,6 +173,16 @@ class Registry(Generic[T]):
                 self._conflicts[ep.name] = ep.value
             else:
                 self._entries[ep.name] = Entry(ep.name, f"plug-in from {ep.value}", ep.value, {_PLUGIN: True})
+
+    def mark_built_in(self) -> None:
+        """Mark what is registered so far as what importing autorl registers: :meth:`additions` leaves
+        it out (called once the built-in entries of a registry are in)."""
+        self._built_in = frozenset(self._entries)
+
+    def additions(self) -> list[Entry[T]]:
+        """The entries registered at run time (not built in, not a plug-in's): what a worker process
+        lacks."""
+        return [e for n, e in self._entries.items() if n not in self._built_in and not e.extra.get(_PLUGIN)]
 
     def adopt(self, entries: Iterable[Entry[T]]) -> None:
         """Add those of ``entries`` whose names are unknown here (a worker process takes over what the
@@ -203,10 +223,7 @@ class Registry(Generic[T]):
                 )
                 self._entries[name] = entry
             return entry
-        valid = self.names()
-        close = closest(name, valid, cutoff=0.5)
-        hint = f" Did you mean {close!r}?" if close else ""
-        raise ConfigError(f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}")
+        raise ConfigError(unknown_name(self.kind, name, self.names()))
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, or loaded from a ``module:attr`` reference."""

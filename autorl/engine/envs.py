@@ -16,13 +16,15 @@ gymnasium's trajectories to rounding. The conventions:
 * Discrete actions are integer tensors ``[N]`` in ``{0, ..., n_actions - 1}`` (not checked, which
   would cost a device sync); continuous actions are ``[N, action_dim]`` and are clipped where
   gymnasium's dynamics clip them, never rejected.
+
+Every task is a :class:`BatchedEnv` subclass registered in :data:`BATCHED_ENVS` under its spec's name
+(:func:`register_env`, or a plug-in's ``autorl.engine_envs`` entry point); :func:`make` builds one by name.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar
@@ -31,6 +33,7 @@ import torch
 from torch import Tensor
 
 from autorl.errors import ConfigError
+from autorl.registry import Registry, unknown_name
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,6 @@ class StepResult:
     def done(self) -> Tensor:
         """``[N]`` bool: the episode ended (terminated or truncated) and the copy was reset."""
         return self.terminated | self.truncated
-
-
-def _unknown(kind: str, name: str, valid: Iterable[str]) -> str:
-    """An error message for an unknown name: the closest valid one (ignoring case) and all of them."""
-    valid = sorted(valid)
-    by_lower = {v.lower(): v for v in valid}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
-    hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Valid: {', '.join(valid)}"
 
 
 def _uniform(u: Tensor, low: tuple[float, ...], high: tuple[float, ...]) -> Tensor:
@@ -173,7 +167,7 @@ class BatchedEnv:
         """
         for name in values:
             if name not in self.params:
-                raise ConfigError(_unknown(f"{self.spec.name} parameter", name, self.params))
+                raise ConfigError(unknown_name(f"{self.spec.name} parameter", name, self.params))
         for name, value in values.items():
             current = self.params[name]
             new = torch.as_tensor(value, dtype=self.dtype, device=self.device)
@@ -545,20 +539,64 @@ class Pendulum(BatchedEnv):
         return torch.stack((torch.cos(th), torch.sin(th), thdot), 1)
 
 
-ENVS: dict[str, type[BatchedEnv]] = {
-    cls.spec.name: cls for cls in (CartPole, Acrobot, MountainCar, MountainCarContinuous, Pendulum)
-}
-SPECS: dict[str, EnvSpec] = {name: cls.spec for name, cls in ENVS.items()}
+BATCHED_ENVS: Registry[type[BatchedEnv]] = Registry("batched env", entry_point_group="autorl.engine_envs")
+"""The batched envs by gymnasium id; a plug-in adds one with an ``autorl.engine_envs`` entry point."""
+
+
+def register_env(cls: type[BatchedEnv], description: str = "") -> type[BatchedEnv]:
+    """Make ``cls`` available to :func:`make` and ``EngineConfig(env=...)`` under ``cls.spec.name``.
+
+    Returns ``cls``, so it also works as a class decorator. ``description`` defaults to the first line
+    of the class's docstring.
+
+    Raises:
+        TypeError: if ``cls`` is not a BatchedEnv subclass with an EnvSpec ``spec``.
+        ValueError: if the name is taken (a subclass that keeps its parent's spec takes its parent's name).
+    """
+    spec = getattr(cls, "spec", None)
+    if not (isinstance(cls, type) and issubclass(cls, BatchedEnv) and isinstance(spec, EnvSpec)):
+        raise TypeError(f"register_env takes a BatchedEnv subclass with an EnvSpec spec, got {cls!r}")
+    summary = (cls.__doc__ or "").strip().partition("\n")[0]
+    BATCHED_ENVS.register(cls.spec.name, cls, description or summary)
+    return cls
+
+
+register_env(CartPole)
+register_env(Acrobot)
+register_env(MountainCar)
+register_env(MountainCarContinuous)
+register_env(Pendulum)
+BATCHED_ENVS.mark_built_in()
+
+
+class _Specs(Mapping[str, EnvSpec]):
+    """The specs of the registered batched envs by name: a read-only view of :data:`BATCHED_ENVS`, so
+    an env registered later appears in it."""
+
+    def __getitem__(self, name: str) -> EnvSpec:
+        if name not in BATCHED_ENVS:
+            raise KeyError(name)
+        return BATCHED_ENVS.entry(name).load().spec
+
+    def __contains__(self, name: object) -> bool:
+        return name in BATCHED_ENVS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(BATCHED_ENVS.names())
+
+    def __len__(self) -> int:
+        return len(BATCHED_ENVS.names())
+
+
+SPECS: Mapping[str, EnvSpec] = _Specs()
 
 
 def make(
     env_id: str, num_envs: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
 ) -> BatchedEnv:
-    """``num_envs`` copies of the task ``env_id`` (a gymnasium id), with default parameters.
+    """``num_envs`` copies of the registered task ``env_id`` (a gymnasium id), with default parameters.
 
     Raises:
         ConfigError: (a ValueError) for an unknown id, naming the closest and all valid ones.
     """
-    if env_id not in ENVS:
-        raise ConfigError(_unknown("batched env", env_id, ENVS))
-    return ENVS[env_id](num_envs, device=device, dtype=dtype)
+    return BATCHED_ENVS.entry(env_id).load()(num_envs, device=device, dtype=dtype)

@@ -9,11 +9,18 @@ seed (up to the rounding of batched matmuls), and a member that diverges is mark
 touching the others.
 
 The algorithm is Stable-Baselines3's PPO with its defaults: MlpPolicy's separate 64-64 tanh actor and
-critic with orthogonal init, Adam with eps 1e-5, the clipped surrogate, an unclipped value loss,
-advantages normalised per minibatch, truncated episodes bootstrapped from their final observation,
-the learning rate and clip range schedules read after each rollout, and VecNormalize's observation
-and reward normalisation (clip 10). Continuous actions are a diagonal Gaussian with a
-state-independent log std (no gSDE), clipped to the action space for the env step only.
+critic with orthogonal init, Adam with eps 1e-5, the clipped surrogate (or another objective of
+:data:`~autorl.engine.objectives.OBJECTIVES`), an unclipped value loss, advantages normalised per
+minibatch, truncated episodes bootstrapped from their final observation, the learning rate and clip
+range schedules read after each rollout, and VecNormalize's observation and reward normalisation
+(clip 10). Continuous actions are a diagonal Gaussian with a state-independent log std (no gSDE),
+clipped to the action space for the env step only.
+
+This module is the algorithm (rollout, GAE, update, evaluation, saving); its parts are modules of their
+own: :mod:`~autorl.engine.config` (the shared config and the hyperparameters' rules),
+:mod:`~autorl.engine.nets` (the batched networks), :mod:`~autorl.engine.members` (the members' tensors
+and the rollout buffer), :mod:`~autorl.engine.normalize`, :mod:`~autorl.engine.adam` and
+:mod:`~autorl.engine.objectives`.
 
 Example::
 
@@ -36,12 +43,8 @@ A saved member drives a single gymnasium env with numpy alone::
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -49,40 +52,17 @@ import torch
 from torch import Tensor
 
 from autorl.engine import rng
-from autorl.engine.envs import SPECS, BatchedEnv, EnvSpec, _unknown, make
+from autorl.engine.adam import adam_step
+from autorl.engine.config import ACTIVATIONS, DEFAULT_HPARAMS, HYPERPARAMS, EngineConfig, check_hparams
+from autorl.engine.envs import BatchedEnv, make
+from autorl.engine.members import _COPIED, _Members, _Rollout
+from autorl.engine.nets import _entropy_categorical, _Layout, _mlp
+from autorl.engine.normalize import CLIP, EPS, normalize, scale, update_moments
+from autorl.engine.objectives import OBJECTIVES
 from autorl.errors import ConfigError
+from autorl.registry import unknown_name
 
-DEFAULT_HPARAMS: Mapping[str, float] = MappingProxyType(
-    {
-        "learning_rate": 3e-4,
-        "clip_range": 0.2,
-        "ent_coef": 0.0,
-        "vf_coef": 0.5,
-        "gamma": 0.99,
-        "gae_lambda": 0.95,
-        "max_grad_norm": 0.5,
-        "adam_eps": 1e-5,
-    }
-)
-"""SB3 PPO's defaults (``adam_eps`` as SB3's ActorCriticPolicy sets it) of the per-member hyperparameters."""
-HYPERPARAMS = tuple(DEFAULT_HPARAMS)
-
-_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "learning_rate": (lambda v: v >= 0, ">= 0"),
-    "clip_range": (lambda v: v > 0, "> 0"),
-    "ent_coef": (lambda v: True, "finite"),
-    "vf_coef": (lambda v: v >= 0, ">= 0"),
-    "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "gae_lambda": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "max_grad_norm": (lambda v: v > 0, "> 0"),
-    "adam_eps": (lambda v: v > 0, "> 0"),
-}
-_SCHEDULES = ("constant", "linear")
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
 _EVAL = 1  # each member's random stream for evaluation starts; training draws from stream 0
-_CLIP = 10.0  # VecNormalize's clip_obs and clip_reward
-_NORM_EPS = 1e-8  # VecNormalize's epsilon
-_BETAS = (0.9, 0.999)  # Adam's defaults
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _STATE_FORMAT = 1
 
@@ -93,342 +73,6 @@ EpisodeHook = Callable[[Tensor, Tensor], None]
 RolloutHook = Callable[[Tensor, Tensor, Tensor], None]
 """``on_rollout(copies, advantages, dones)``: after each rollout's GAE, the copy ids ``[k * n_envs]`` of the
 trained members and their advantages and episode ends ``[k, n_steps, n_envs]`` (PLR scores levels by them)."""
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What every member of one engine (a "group") shares: the shapes of its computation.
-
-    Attributes:
-        env: The gymnasium id of a batched env (:data:`autorl.engine.envs.SPECS`).
-        n_envs: Envs per member.
-        n_steps: Rollout length per env; a rollout is ``n_envs * n_steps`` env steps per member.
-        n_epochs: Passes over each rollout.
-        n_minibatches: Minibatches per epoch; must divide ``n_envs * n_steps``.
-        hidden: Hidden layer widths of the actor and of the critic (separate networks).
-        activation: ``"tanh"`` or ``"relu"``.
-        normalize_obs: Normalise observations by running statistics per member (VecNormalize).
-        normalize_reward: Scale rewards by the running std of the discounted return per member.
-        lr_schedule: ``"constant"`` or ``"linear"`` (to 0 at ``total_steps``).
-        clip_schedule: ``"constant"`` or ``"linear"`` (to 0 at ``total_steps``).
-        total_steps: Env steps per member at which the linear schedules reach 0.
-        log_std_init: Initial log std of continuous actions.
-        ortho_init: Orthogonal init (gains sqrt 2, 0.01 for the policy head, 1 for the value head);
-            else torch's default Linear init.
-        eval_episodes: Episodes per member of :meth:`Population.evaluate`.
-        device: Where every tensor lives.
-        dtype: torch.float32 or torch.float64, of networks, envs and statistics.
-    """
-
-    env: str
-    n_envs: int = 32
-    n_steps: int = 32
-    n_epochs: int = 4
-    n_minibatches: int = 4
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = False
-    normalize_reward: bool = False
-    lr_schedule: str = "constant"
-    clip_schedule: str = "constant"
-    total_steps: int | None = None
-    log_std_init: float = 0.0
-    ortho_init: bool = True
-    eval_episodes: int = 10
-    device: str = "cpu"
-    dtype: torch.dtype = torch.float32
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        if self.env not in SPECS:
-            raise ConfigError(_unknown("batched env", self.env, SPECS), key="env")
-        for name in ("n_envs", "n_steps", "n_epochs", "n_minibatches", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", key=name)
-        if (self.n_envs * self.n_steps) % self.n_minibatches:
-            raise ConfigError(
-                f"must divide n_envs * n_steps = {self.n_envs * self.n_steps}, got {self.n_minibatches}",
-                key="n_minibatches",
-            )
-        if self.n_envs * self.n_steps < 2 * self.n_minibatches:  # advantages are normalised per minibatch
-            raise ConfigError(
-                f"minibatches must hold >= 2 samples: n_envs * n_steps = {self.n_envs * self.n_steps} is too "
-                f"few for {self.n_minibatches} minibatches",
-                key="n_minibatches",
-            )
-        if not self.hidden or min(self.hidden) < 1:
-            raise ConfigError(f"must be one or more widths >= 1, got {self.hidden}", key="hidden")
-        if self.activation not in _ACTIVATIONS:
-            raise ConfigError(f"must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}", "activation")
-        for name in ("lr_schedule", "clip_schedule"):
-            if getattr(self, name) not in _SCHEDULES:
-                raise ConfigError(f"must be one of {_SCHEDULES}, got {getattr(self, name)!r}", key=name)
-            if getattr(self, name) == "linear" and (self.total_steps is None or self.total_steps < 1):
-                raise ConfigError(f"a linear schedule needs total_steps >= 1, got {self.total_steps}", name)
-        if self.dtype not in (torch.float32, torch.float64):
-            raise ConfigError(f"must be torch.float32 or torch.float64, got {self.dtype}", key="dtype")
-
-    @property
-    def spec(self) -> EnvSpec:
-        """The batched env's spec."""
-        return SPECS[self.env]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (the dtype as its name), as :meth:`from_dict` reads it."""
-        out = dataclasses.asdict(self)
-        out["hidden"] = list(self.hidden)
-        out["dtype"] = str(self.dtype).removeprefix("torch.")
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EngineConfig:
-        """The config :meth:`to_dict` wrote (e.g. ``state_dict()["config"]``, to rebuild a population)."""
-        values = dict(data)
-        values["dtype"] = getattr(torch, values["dtype"])
-        values["hidden"] = tuple(values["hidden"])
-        return cls(**values)
-
-
-def check_hparams(values: Mapping[str, float]) -> dict[str, float]:
-    """``values`` as floats, after checking every name and range.
-
-    Raises:
-        ConfigError: (a ValueError) for an unknown name, naming the valid ones, or a value out of range.
-    """
-    out = {}
-    for name, value in values.items():
-        if name not in _RULES:
-            raise ConfigError(_unknown("hyperparameter", name, HYPERPARAMS))
-        rule, text = _RULES[name]
-        value = float(value)
-        if not (math.isfinite(value) and rule(value)):
-            raise ConfigError(f"must be finite and {text}, got {value}", key=name)
-        out[name] = value
-    return out
-
-
-# -- networks: MLPs over a flat [P, n_params] vector -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where the actor's, the critic's and the log std's parameters sit in one member's flat vector.
-
-    Every layer is a weight ``[in, out]`` then a bias ``[out]``; the actor's layers come first, then
-    the critic's, then (continuous actions only) the log std ``[action_dim]``.
-    """
-
-    actor: tuple[tuple[int, int], ...]
-    critic: tuple[tuple[int, int], ...]
-    log_std: int  # 0 for discrete actions
-
-    @classmethod
-    def of(cls, config: EngineConfig) -> _Layout:
-        spec = config.spec
-        sizes = (spec.obs_dim, *config.hidden)
-        head = spec.n_actions if spec.n_actions is not None else spec.action_dim
-        actor = (*itertools.pairwise(sizes), (sizes[-1], head))
-        critic = (*itertools.pairwise(sizes), (sizes[-1], 1))
-        return cls(actor, critic, spec.action_dim if spec.n_actions is None else 0)
-
-    @property
-    def chunks(self) -> list[int]:
-        """The lengths of the flat vector's pieces: each layer's weight and bias, then the log std."""
-        out = [n for i, o in (*self.actor, *self.critic) for n in (i * o, o)]
-        return [*out, self.log_std] if self.log_std else out
-
-    @property
-    def size(self) -> int:
-        return sum(self.chunks)
-
-    def split(self, theta: Tensor) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]], Tensor]:
-        """Views of ``theta`` ``[k, size]``: actor and critic layers (``[k, in, out]``, ``[k, 1, out]``) and
-        the log std ``[k, action_dim]`` (``[k, 0]`` for discrete actions)."""
-        k = theta.shape[0]
-        pieces = iter(theta.split(self.chunks, dim=1))
-
-        def layers(shapes: tuple[tuple[int, int], ...]) -> list[tuple[Tensor, Tensor]]:
-            return [(next(pieces).view(k, i, o), next(pieces).view(k, 1, o)) for i, o in shapes]
-
-        actor, critic = layers(self.actor), layers(self.critic)
-        log_std = next(pieces) if self.log_std else theta[:, :0]
-        return actor, critic, log_std
-
-    def init(self, config: EngineConfig, seed: int) -> Tensor:
-        """One member's initial flat parameters ``[size]``, from a ``torch.Generator`` seeded by ``seed``.
-
-        Every weight is drawn in ``nn.Linear``'s ``[out, in]`` layout, so the draws are those of SB3's init.
-        """
-        gen = torch.Generator().manual_seed(seed)
-        parts = []
-        for shapes, head_gain in ((self.actor, 0.01), (self.critic, 1.0)):
-            for n, (i, o) in enumerate(shapes):
-                weight = torch.empty(o, i)
-                bias = torch.zeros(o)
-                if config.ortho_init:
-                    gain = head_gain if n == len(shapes) - 1 else math.sqrt(2)
-                    torch.nn.init.orthogonal_(weight, gain=gain, generator=gen)
-                else:
-                    torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)
-                    torch.nn.init.uniform_(bias, -1 / math.sqrt(i), 1 / math.sqrt(i), generator=gen)
-                parts += [weight.T.reshape(-1), bias]
-        if self.log_std:
-            parts.append(torch.full((self.log_std,), config.log_std_init))
-        return torch.cat(parts).to(device=config.device, dtype=config.dtype)
-
-
-def _mlp(layers: list[tuple[Tensor, Tensor]], x: Tensor, activation: Callable[[Tensor], Tensor]) -> Tensor:
-    """``x`` ``[k, n, in]`` through every member's MLP at once: ``[k, n, out]``."""
-    for weight, bias in layers[:-1]:
-        x = activation(torch.baddbmm(bias, x, weight))
-    weight, bias = layers[-1]
-    return torch.baddbmm(bias, x, weight)
-
-
-def _entropy_categorical(log_probs: Tensor) -> Tensor:
-    # clamped as torch.distributions.Categorical does, so that p = 0 gives 0, not 0 * -inf
-    return -(log_probs.clamp(min=torch.finfo(log_probs.dtype).min) * log_probs.exp()).sum(-1)
-
-
-# -- running statistics (VecNormalize's RunningMeanStd) ----------------------------------------------
-
-
-def _update_moments(mean: Tensor, var: Tensor, count: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Running mean, variance ``[k, ...]`` and count ``[k]`` after batch ``x[i]`` ``[n, ...]`` of member i."""
-    n = x.shape[1]
-    batch_var, batch_mean = torch.var_mean(x, dim=1, correction=0)
-    total = count + n
-    c = count.view(-1, *([1] * (mean.dim() - 1)))
-    t = total.view_as(c)
-    delta = batch_mean - mean
-    new_mean = mean + delta * (n / t)
-    new_var = (var * c + batch_var * n + delta.square() * (c * n / t)) / t
-    return new_mean, new_var, total
-
-
-# -- per-member state ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Members:
-    """Everything that belongs to the members; every tensor's first dimension is the member.
-
-    One class for the whole population and for any subset of it (:meth:`select`), so that a subset
-    trains on its own copy and :meth:`assign` writes it back.
-    """
-
-    seed: Tensor  # [P] int64
-    counter: Tensor  # [P] int64: draws made from the training stream
-    eval_counter: Tensor  # [P] int64: draws made from the evaluation stream
-    theta: Tensor  # [P, n_params]
-    adam_m: Tensor  # [P, n_params]
-    adam_v: Tensor  # [P, n_params]
-    adam_step: Tensor  # [P] int64
-    hp: dict[str, Tensor]  # [P] float64 each
-    obs_mean: Tensor  # [P, obs_dim]
-    obs_var: Tensor  # [P, obs_dim]
-    obs_count: Tensor  # [P]
-    ret_mean: Tensor  # [P]: of the discounted return (VecNormalize tracks it; only the variance is used)
-    ret_var: Tensor  # [P]
-    ret_count: Tensor  # [P]
-    ret_acc: Tensor  # [P, E]: each env's running discounted return
-    env_state: Tensor  # [P, E, state_dim]
-    env_elapsed: Tensor  # [P, E] int64
-    obs: Tensor  # [P, E, obs_dim]: the current raw observations
-    ep_return: Tensor  # [P, E]: the undiscounted return so far of each env's episode
-    level: dict[str, Tensor]  # [P, E] each: physical parameters of the training envs
-    eval_level: dict[str, Tensor]  # [P] each: physical parameters of the evaluation envs
-    steps: Tensor  # [P] int64: env steps trained
-    failed: Tensor  # [P] bool
-
-    def flat(self) -> dict[str, Tensor]:
-        """Every tensor by name; those of the dict fields as ``"field/key"``. The tensors, not copies."""
-        out: dict[str, Tensor] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, dict):
-                out.update({f"{f.name}/{key}": t for key, t in value.items()})
-            else:
-                out[f.name] = value
-        return out
-
-    @classmethod
-    def from_flat(cls, tensors: Mapping[str, Tensor]) -> _Members:
-        values: dict[str, Any] = {}
-        for name, t in tensors.items():
-            field, _, key = name.partition("/")
-            if key:
-                values.setdefault(field, {})[key] = t
-            else:
-                values[field] = t
-        return cls(**values)
-
-    def select(self, idx: Tensor) -> _Members:
-        return _Members.from_flat({name: t[idx] for name, t in self.flat().items()})
-
-    def assign(self, idx: Tensor | slice, other: _Members, names: Sequence[str] | None = None) -> None:
-        """Write ``other``'s members into rows ``idx`` (all tensors, or only the fields in ``names``)."""
-        mine, theirs = self.flat(), other.flat()
-        for name, t in mine.items():
-            if names is None or name.partition("/")[0] in names:
-                t[idx] = theirs[name]
-
-    @classmethod
-    def cat(cls, parts: Sequence[_Members]) -> _Members:
-        flats = [p.flat() for p in parts]
-        return cls.from_flat({name: torch.cat([f[name] for f in flats]) for name in flats[0]})
-
-
-_COPIED = (
-    "theta",
-    "adam_m",
-    "adam_v",
-    "adam_step",
-    "obs_mean",
-    "obs_var",
-    "obs_count",
-    "ret_mean",
-    "ret_var",
-    "ret_count",
-    "steps",
-    "failed",
-)
-"""The fields :meth:`Population.copy` copies: the agent, not its envs, hyperparameters or random stream."""
-
-
-@dataclass
-class _Rollout:
-    """One rollout of k members, ``[k, n_steps, n_envs, ...]``, preallocated once per :meth:`train` call."""
-
-    obs: Tensor  # normalised, as the policy saw them
-    actions: Tensor  # [..] int64 or [.., action_dim] (unclipped)
-    log_probs: Tensor
-    rewards: Tensor  # normalised where normalize_reward
-    dones: Tensor
-    truncated: Tensor
-    final_obs: Tensor  # normalised; the obs an episode ended in (for bootstrapping truncations)
-    last_obs: Tensor  # [k, n_envs, obs_dim]: normalised, after the rollout
-
-    @classmethod
-    def empty(cls, config: EngineConfig, k: int) -> _Rollout:
-        spec, dtype, device = config.spec, config.dtype, config.device
-        shape = (k, config.n_steps, config.n_envs)
-
-        def new(*extra: int, dt: torch.dtype = dtype) -> Tensor:
-            return torch.empty(*shape, *extra, dtype=dt, device=device)
-
-        discrete = spec.n_actions is not None
-        return cls(
-            obs=new(spec.obs_dim),
-            actions=new(dt=torch.int64) if discrete else new(spec.action_dim),
-            log_probs=new(),
-            rewards=new(),
-            dones=new(dt=torch.bool),
-            truncated=new(dt=torch.bool),
-            final_obs=new(spec.obs_dim),
-            last_obs=torch.empty(k, config.n_envs, spec.obs_dim, dtype=dtype, device=device),
-        )
-
 
 _STATS = (
     "policy_loss",
@@ -487,7 +131,8 @@ class Population:
         self.on_episode_end = on_episode_end
         self.on_rollout = on_rollout
         self._layout = _Layout.of(config)
-        self._activation = _ACTIVATIONS[config.activation]
+        self._activation = ACTIVATIONS[config.activation]
+        self._objective = OBJECTIVES.get(config.objective)
         self._m = _Members.cat([self._fresh(h, s) for h, s in zip(hparams, seeds, strict=True)])
         self._start_levels(torch.arange(len(seeds) * config.n_envs, device=config.device))
 
@@ -528,16 +173,28 @@ class Population:
         for name, value in check_hparams(values).items():
             self._m.hp[name][member] = value
 
-    def copy(self, src: int, dst: int) -> None:
-        """Make member ``dst`` a copy of member ``src``'s agent: network parameters, Adam state (moments
-        and step), normalisation statistics, step counter and failed flag.
+    def copy(self, src: int, dst: int, source: Population | None = None) -> None:
+        """Make member ``dst`` a copy of member ``src``'s agent (of ``source``, a population of the same
+        config; default this one): network parameters, Adam state (moments and step), normalisation
+        statistics, step counter and failed flag.
 
         ``dst`` keeps its own hyperparameters, envs (states, levels, running returns) and random stream.
         """
-        src, dst = self._member(src), self._member(dst)
-        if src != dst:
-            source = self._m.select(torch.tensor([src], device=self.config.device))
-            self._m.assign(slice(dst, dst + 1), source, names=_COPIED)
+        self._take(src, dst, source or self, _COPIED)
+
+    def fork(self, src: int, dst: int, source: Population | None = None) -> None:
+        """Make member ``dst`` a fork of member ``src`` (of ``source``, default this population):
+        everything ``src`` is, its hyperparameters, envs and random stream included, so both collect the
+        same next rollout; set ``dst``'s hyperparameters after to see what they make of the same batch."""
+        self._take(src, dst, source or self, None)
+
+    def _take(self, src: int, dst: int, source: Population, names: Sequence[str] | None) -> None:
+        if source.config != self.config:
+            raise ValueError("members of populations of different configs cannot be copied into each other")
+        src, dst = source._member(src), self._member(dst)
+        if source is not self or src != dst:
+            taken = source._m.select(torch.tensor([src], device=self.config.device))
+            self._m.assign(slice(dst, dst + 1), taken, names=names)
 
     def reset_member(self, member: int, hparams: Mapping[str, float], seed: int) -> None:
         """Put a fresh member into slot ``member``: initial weights from ``seed``, zeroed Adam and
@@ -568,7 +225,7 @@ class Population:
         """
         for name in params:
             if name not in self.spec.params:
-                raise ConfigError(_unknown(f"{self.spec.name} parameter", name, self.spec.params))
+                raise ConfigError(unknown_name(f"{self.spec.name} parameter", name, self.spec.params))
         n_envs, device = self.config.n_envs, self.config.device
         if evaluation:
             if copies is not None:
@@ -703,7 +360,7 @@ class Population:
             reward = step.reward.view(k, n_envs)
             done = step.done.view(k, n_envs)
             if cfg.normalize_obs:
-                m.obs_mean, m.obs_var, m.obs_count = _update_moments(m.obs_mean, m.obs_var, m.obs_count, raw)
+                m.obs_mean, m.obs_var, m.obs_count = update_moments(m.obs_mean, m.obs_var, m.obs_count, raw)
             obs = self._normalize(m, raw)
             buf.final_obs[:, t] = self._normalize(m, step.final_obs.view(k, n_envs, -1))
             buf.dones[:, t] = done
@@ -718,10 +375,10 @@ class Population:
 
             if cfg.normalize_reward:
                 m.ret_acc = m.ret_acc * gamma + reward
-                m.ret_mean, m.ret_var, m.ret_count = _update_moments(
+                m.ret_mean, m.ret_var, m.ret_count = update_moments(
                     m.ret_mean, m.ret_var, m.ret_count, m.ret_acc
                 )
-                reward = (reward / torch.sqrt(m.ret_var[:, None] + _NORM_EPS)).clamp(-_CLIP, _CLIP)
+                reward = scale(reward, m.ret_var[:, None])
                 m.ret_acc = torch.where(done, 0.0, m.ret_acc)
             buf.rewards[:, t] = reward
         m.obs = raw.clone()  # raw may be a view of the env's state (CartPole observes its state)
@@ -807,7 +464,19 @@ class Population:
                     theta, mb["obs"], mb["actions"], mb["log_probs"], mb["advantages"], mb["returns"], *coefs
                 )
                 (grad,) = torch.autograd.grad(loss.sum(), theta)
-                self._adam_step(m, theta.detach(), grad, loss.detach(), lr, hp)
+                # the moments may change in place: they are this population's (or this subset's) own
+                m.theta, m.adam_step, m.failed = adam_step(
+                    theta.detach(),
+                    grad,
+                    loss.detach(),
+                    lr,
+                    hp["max_grad_norm"],
+                    hp["adam_eps"],
+                    exp_avg=m.adam_m,
+                    exp_avg_sq=m.adam_v,
+                    step=m.adam_step,
+                    failed=m.failed,
+                )
                 sums += parts
         stats = dict(zip(_STATS, sums / (cfg.n_epochs * n_mb), strict=True))
         stats["learning_rate"], stats["clip_range"] = lr, clip
@@ -825,7 +494,8 @@ class Population:
         ent_coef: Tensor,
         vf_coef: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """SB3 PPO's loss of each member ``[k]`` on one minibatch, and its parts ``[len(_STATS), k]``."""
+        """SB3 PPO's loss of each member ``[k]`` on one minibatch, and its parts ``[len(_STATS), k]``; the
+        policy loss is the config's objective (:mod:`autorl.engine.objectives`)."""
         actor, critic, log_std = self._layout.split(theta)
         out = _mlp(actor, obs, self._activation)
         values = _mlp(critic, obs, self._activation)[..., 0]
@@ -841,8 +511,7 @@ class Population:
 
         log_ratio = log_probs - old_log_probs
         ratio = log_ratio.exp()
-        clipped = torch.maximum(torch.minimum(ratio, 1 + clip), 1 - clip)
-        policy_loss = -torch.minimum(advantages * ratio, advantages * clipped).mean(1)
+        policy_loss = self._objective(ratio, advantages, clip).mean(1)
         value_loss = (returns - values).square().mean(1)
         entropy_loss = -entropy.mean(1)
         loss = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
@@ -851,37 +520,6 @@ class Population:
             clip_fraction = ((ratio - 1).abs() > clip).to(ratio.dtype).mean(1)
             parts = torch.stack((policy_loss, value_loss, entropy_loss, loss, approx_kl, clip_fraction))
         return loss, parts
-
-    def _adam_step(
-        self, m: _Members, theta: Tensor, grad: Tensor, loss: Tensor, lr: Tensor, hp: dict[str, Tensor]
-    ) -> None:
-        """Clip each member's gradient to its ``max_grad_norm``, then take an Adam step (torch.optim.Adam's
-        arithmetic) with its learning rate and eps.
-
-        A member whose loss or gradient is not finite (or that failed earlier) keeps its parameters,
-        moments and step count, and one whose new parameters are not finite keeps its parameters; both
-        are marked failed. The first is done by arithmetic (a zero gradient, moment weights that keep the
-        moments, a zero step size) because ``torch.where`` over ``[k, n_params]`` costs several times more.
-        """
-        norm = torch.linalg.vector_norm(grad, dim=1)
-        ok = torch.isfinite(loss) & torch.isfinite(norm) & ~m.failed
-        scale = torch.where(ok, (hp["max_grad_norm"] / (norm + 1e-6)).clamp(max=1), 0.0)
-        grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).mul_(scale[:, None])
-        beta1, beta2 = _BETAS
-        step = m.adam_step + ok.to(torch.int64)
-        # in place: the moments are this population's (or this subset's) own tensors
-        m.adam_m.lerp_(grad, torch.where(ok, 1 - beta1, 0.0).to(theta.dtype)[:, None])
-        decay = torch.where(ok, beta2, 1.0).to(theta.dtype)[:, None]
-        m.adam_v.mul_(decay).addcmul_(grad, grad, value=1 - beta2)
-        stepf = step.clamp(min=1).to(theta.dtype)
-        bias1, bias2 = 1 - beta1**stepf, 1 - beta2**stepf
-        step_size = torch.where(ok, lr / bias1, 0.0)
-        denom = m.adam_v.sqrt().div_(bias2.sqrt()[:, None]).add_(hp["adam_eps"][:, None])
-        new = theta - torch.div(m.adam_m, denom).mul_(step_size[:, None])
-        finite = torch.isfinite(new.sum(1))  # any non-finite entry makes the sum non-finite
-        m.theta = torch.where(finite[:, None], new, theta)
-        m.adam_step = step
-        m.failed = m.failed | ~(ok & finite)
 
     # -- evaluation -------------------------------------------------------------------------------------
 
@@ -923,7 +561,7 @@ class Population:
         for t in range(spec.max_steps):
             obs = env._observe(state).view(k, n, -1)
             if cfg.normalize_obs:
-                obs = ((obs - mean[:, None]) / torch.sqrt(var[:, None] + _NORM_EPS)).clamp(-_CLIP, _CLIP)
+                obs = normalize(obs, mean[:, None], var[:, None])
             head = _mlp(actor, obs, self._activation)
             if spec.n_actions is not None:
                 action = head.argmax(-1).view(-1)
@@ -958,7 +596,8 @@ class Population:
         if state.get("format") != _STATE_FORMAT:
             raise ValueError(f"state format must be {_STATE_FORMAT}, got {state.get('format')!r}")
         mine = self.config.to_dict()
-        diff = sorted(k for k in mine if mine[k] != state["config"].get(k))
+        theirs = {"objective": "clip"} | dict(state["config"])  # saved before the objective was a key
+        diff = sorted(k for k in mine if mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"the state's config must equal this population's; they differ in {diff}")
         expected = set(self._m.flat())
@@ -993,8 +632,8 @@ class Population:
             "normalize_obs": self.config.normalize_obs,
             "obs_mean": self._m.obs_mean[member].clone(),
             "obs_var": self._m.obs_var[member].clone(),
-            "clip_obs": _CLIP,
-            "obs_eps": _NORM_EPS,
+            "clip_obs": CLIP,
+            "obs_eps": EPS,
             "hparams": self.hparams(member),
             "seed": int(self._m.seed[member]),
             "steps": int(self._m.steps[member]),
@@ -1018,7 +657,7 @@ class Population:
         obs_mean = torch.zeros(1, spec.obs_dim, dtype=dtype, device=dev)
         obs_var, obs_count = torch.ones_like(obs_mean), torch.full_like(zeros, 1e-4)  # VecNormalize's start
         if cfg.normalize_obs:
-            obs_mean, obs_var, obs_count = _update_moments(obs_mean, obs_var, obs_count, obs)
+            obs_mean, obs_var, obs_count = update_moments(obs_mean, obs_var, obs_count, obs)
         return _Members(
             seed=seed_t,
             counter=counter + 1,
@@ -1059,7 +698,7 @@ class Population:
             return
         for name, value in levels.items():
             if name not in params:
-                raise ConfigError(_unknown(f"{self.spec.name} parameter (from level_fn)", name, params))
+                raise ConfigError(unknown_name(f"{self.spec.name} parameter (from level_fn)", name, params))
             params[name][where] = torch.as_tensor(value, dtype=self.config.dtype, device=self.config.device)
 
     def _load_env(self, m: _Members) -> BatchedEnv:
@@ -1074,7 +713,7 @@ class Population:
     def _normalize(self, m: _Members, obs: Tensor) -> Tensor:
         if not self.config.normalize_obs:
             return obs
-        return ((obs - m.obs_mean[:, None]) / torch.sqrt(m.obs_var[:, None] + _NORM_EPS)).clamp(-_CLIP, _CLIP)
+        return normalize(obs, m.obs_mean[:, None], m.obs_var[:, None])
 
     def _member(self, member: int) -> int:
         if not 0 <= member < self.size:

@@ -2,13 +2,13 @@
 
 A configuration's keys fall into three kinds:
 
-- **tensor hyperparameters** (:data:`~autorl.engine.ppo.HYPERPARAMS`: ``learning_rate``,
+- **tensor hyperparameters** (:data:`~autorl.engine.config.HYPERPARAMS`: ``learning_rate``,
   ``clip_range``, ``ent_coef``, ``vf_coef``, ``gamma``, ``gae_lambda``, ``max_grad_norm``,
   ``adam_eps``): ``[P]`` tensors, different per member and changeable at any time (PBT's explore
   writes them, no rebuild);
-- **shape keys** (``n_envs``, ``n_steps``, ``n_epochs``, ``n_minibatches``, ``hidden``, ``activation``,
-  normalisation, schedules): shared within a *group*; configurations that differ in them train as
-  separate populations;
+- **shape keys** (``n_envs``, ``n_steps``, ``n_epochs``, ``n_minibatches``, ``objective``, ``hidden``,
+  ``activation``, normalisation, schedules): shared within a *group*; configurations that differ in
+  them train as separate populations;
 - **arguments** (``env``, ``device``, ``threads``, ``eval_episodes``, and for environment design
   ``level_sampler``, ``family``, ... as for ``envdesign:sb3``).
 
@@ -26,7 +26,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from autorl.engine.ppo import HYPERPARAMS, EngineConfig, Population, check_hparams
+from autorl.engine.config import HYPERPARAMS, EngineConfig, check_hparams
+from autorl.engine.ppo import Population
 from autorl.errors import ConfigError
 from autorl.registry import closest
 from autorl.targets.base import TrialContext
@@ -36,6 +37,7 @@ SHAPE_KEYS = (
     "n_steps",
     "n_epochs",
     "n_minibatches",
+    "objective",
     "hidden",
     "activation",
     "normalize_obs",
@@ -220,12 +222,20 @@ class EngineBatch:
     def copy(self, src: int, dst: int, config: Mapping[str, Any]) -> None:
         """``dst`` takes ``src``'s agent (weights, Adam, statistics; its level sampler's state too),
         then ``config``'s hyperparameters: an index copy, no file."""
+        self._take(src, dst, config, fork=False)
+
+    def fork(self, src: int, dst: int, config: Mapping[str, Any]) -> None:
+        """``dst`` becomes all that ``src`` is, its envs and random stream too (so both collect the same
+        next rollout), then takes ``config``'s hyperparameters: what it does with the same batch."""
+        self._take(src, dst, config, fork=True)
+
+    def _take(self, src: int, dst: int, config: Mapping[str, Any], fork: bool) -> None:
         (gs, ss), (gd, sd) = self.where[src], self.where[dst]
-        if gs != gd:
-            raise ValueError(f"members {src} and {dst} have different shapes: a copy needs one group")
-        group = self.groups[gs]
-        group.pop.copy(ss, sd)
-        self.copied(group, ss, sd)
+        source, group = self.groups[gs], self.groups[gd]
+        if source.key != group.key:
+            raise ValueError(f"members {src} and {dst} have different shapes: a copy needs one shape")
+        (group.pop.fork if fork else group.pop.copy)(ss, sd, source.pop)
+        self.copied(group, ss, sd, source)
         self.configs[dst] = {**self.configs[src], **config}
         self.set_hparams(dst, config)
 
@@ -283,8 +293,8 @@ class EngineBatch:
     def started(self, group: Group, slot: int, member: int, saved: Any = None) -> None:
         """A member starts in ``slot`` (new, refilled, or restored from ``saved``)."""
 
-    def copied(self, group: Group, src: int, dst: int) -> None:
-        """Slot ``dst`` took slot ``src``'s agent."""
+    def copied(self, group: Group, src: int, dst: int, source: Group | None = None) -> None:
+        """Slot ``dst`` of ``group`` took slot ``src``'s agent (of ``source``, default ``group``)."""
 
     def evaluated(self, group: Group, slots: list[int]) -> dict[int, dict[str, float]]:
         """Metrics to add for the just-trained ``slots`` (environment design: held-out returns)."""

@@ -106,8 +106,8 @@ class EnvDesignBatch(EngineBatch):
         levels.started = levels.level_of.copy()
         levels.queued = [[] for _ in range(n)]
 
-    def copied(self, group: Group, src: int, dst: int) -> None:
-        source, target = group.extra[src], group.extra[dst]
+    def copied(self, group: Group, src: int, dst: int, source_group: Group | None = None) -> None:
+        source, target = (source_group or group).extra[src], group.extra[dst]
         if source is not None and target is not None:  # the sampler's knowledge travels with the agent
             target.sampler.load_state_dict(copy.deepcopy(source.sampler.state_dict()))
 

@@ -180,3 +180,4 @@ register_family(
         ),
     )
 )
+FAMILIES.mark_built_in()

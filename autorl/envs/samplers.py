@@ -114,3 +114,5 @@ TEACHERS.register(
 TEACHERS.register(
     "widening", _widening, "self-paced widening of the ranges once the return passes a threshold"
 )
+LEVEL_SAMPLERS.mark_built_in()
+TEACHERS.mark_built_in()

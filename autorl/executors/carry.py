@@ -2,9 +2,9 @@
 
 Workers never import the caller's ``__main__`` (a script calling ``autorl.api.sweep`` is not run again
 in them, guard or no guard), so what that script registered at run time travels to them instead, as
-Ray ships a driver's functions: the entries of autorl's registries (targets, methods, env families)
-and gymnasium's env ids. ``cloudpickle`` sends what the script defined by value and everything
-importable by reference.
+Ray ships a driver's functions: the entries of autorl's registries (:data:`REGISTRIES`: targets,
+methods, env families, level samplers, the engine's envs and objectives) and gymnasium's env ids.
+``cloudpickle`` sends what the script defined by value and everything importable by reference.
 """
 
 from __future__ import annotations
@@ -15,13 +15,27 @@ from typing import Any
 
 import cloudpickle
 
+# Every registry a script may add to, by where it lives; one is carried only where the calling process
+# imported its module (an engine registry would otherwise make every worker import torch).
+REGISTRIES = (
+    "autorl.targets.base:TARGETS",
+    "autorl.methods.base:METHODS",
+    "autorl.envs.families:FAMILIES",
+    "autorl.envs.samplers:LEVEL_SAMPLERS",
+    "autorl.envs.samplers:TEACHERS",
+    "autorl.engine.envs:BATCHED_ENVS",
+    "autorl.engine.objectives:OBJECTIVES",
+)
 
-def _registries() -> dict[str, Any]:
-    from autorl.envs import FAMILIES
-    from autorl.methods import METHODS
-    from autorl.targets import TARGETS
 
-    return {"target": TARGETS, "method": METHODS, "env family": FAMILIES}
+def _registries(imported_only: bool) -> dict[str, Any]:
+    from autorl.registry import load_reference
+
+    return {
+        ref: load_reference(ref)
+        for ref in REGISTRIES
+        if not imported_only or ref.partition(":")[0] in sys.modules
+    }
 
 
 def _reference(obj: Any) -> str | None:
@@ -37,34 +51,44 @@ def _reference(obj: Any) -> str | None:
 
 
 def registrations() -> bytes:
-    """This process's registry entries and gymnasium env ids, for :func:`adopt` in a worker. What is
-    importable travels as a reference; what the calling script defined, by value."""
+    """What this process registered at run time (registry entries past the built-in ones, gymnasium env
+    ids past gymnasium's own), for :func:`adopt` in a worker. What is importable travels as a reference;
+    what the calling script defined, by value."""
     entries = {
-        kind: [
-            dataclasses.replace(e, target=ref)
-            if not isinstance(e.target, str) and (ref := _reference(e.target))
-            else e
-            for e in reg.entries()
-        ]
-        for kind, reg in _registries().items()
+        ref: [_as_reference(e) for e in added]
+        for ref, registry in _registries(imported_only=True).items()
+        if (added := registry.additions())
     }
     envs: list[Any] = []
     if "gymnasium" in sys.modules:  # nothing to carry where no script used it
-        from gymnasium.envs.registration import registry
+        from gymnasium.envs.registration import registry as gym_registry
 
-        for spec in registry.values():
-            ref = None if isinstance(spec.entry_point, str) else _reference(spec.entry_point)
-            envs.append(dataclasses.replace(spec, entry_point=ref) if ref else spec)
+        for spec in gym_registry.values():
+            point = spec.entry_point
+            if (point if isinstance(point, str) else getattr(point, "__module__", "")).startswith(
+                "gymnasium"
+            ):
+                continue  # gymnasium's own: every process has it
+            target = None if isinstance(spec.entry_point, str) else _reference(spec.entry_point)
+            envs.append(dataclasses.replace(spec, entry_point=target) if target else spec)
     return cloudpickle.dumps((entries, envs))  # type: ignore[no-any-return]
+
+
+def _as_reference(entry: Any) -> Any:
+    """``entry`` with its object replaced by its ``"module:qualname"``, where it has one."""
+    target = None if isinstance(entry.target, str) else _reference(entry.target)
+    return dataclasses.replace(entry, target=target) if target else entry
 
 
 def adopt(data: bytes) -> None:
     """Register in this process what :func:`registrations` carried and is not known here yet."""
     import pickle
 
+    from autorl.registry import load_reference
+
     entries, envs = pickle.loads(data)
-    for kind, registry in _registries().items():
-        registry.adopt(entries.get(kind, []))
+    for ref, carried in entries.items():
+        load_reference(ref).adopt(carried)
     if envs:
         from gymnasium.envs.registration import registry as gym_registry
 

@@ -11,6 +11,7 @@ copies, so a killed run resumes from its last completed interval.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -30,7 +31,7 @@ from autorl.errors import FailureKind, describe, failure_of
 from autorl.executors.sweep import Backend, Clock
 from autorl.executors.trial import Link, SweepRef, checkpoint_path
 from autorl.executors.workers import EventKind
-from autorl.methods import Copy, Decision, Member, Observation, Reconfigure
+from autorl.methods import Branch, Change, Copy, Member, Observation, Reconfigure
 from autorl.results.population import write_population_outputs
 from autorl.results.record import TrialRecord, record_of, write_trial
 from autorl.results.rundir import write_atomic
@@ -148,6 +149,7 @@ class MemberResult:
     failure: FailureKind | None = None
     traceback: str | None = None
     bytes: int = 0
+    branches: list[dict[str, float]] = field(default_factory=list)  # a Branch's forks' metrics, in order
 
     @classmethod
     def of(cls, step: Step) -> MemberResult:
@@ -259,8 +261,13 @@ class Hosts(Protocol):
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]: ...
 
     def apply(
-        self, decisions: Sequence[Decision], members: Sequence[MemberState]
+        self, decisions: Sequence[Change], members: Sequence[MemberState]
     ) -> dict[int, MemberResult]: ...
+
+    def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+        """Fork each branching member once per config, train the forks, report their metrics (in
+        ``MemberResult.branches``), drop them."""
+        ...
 
 
 class ProcessHosts:
@@ -335,7 +342,12 @@ class ProcessHosts:
                 m.checkpoint = jobs[m.index].save_to
         return results
 
-    def apply(self, decisions: Sequence[Decision], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+    def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+        raise NotImplementedError(  # refused before the sweep starts: only a target that forks can branch
+            "members in separate processes cannot be forked with their envs and random streams"
+        )
+
+    def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         by_index = {m.index: m for m in members}
         jobs = {}
         for d in decisions:
@@ -375,7 +387,8 @@ class EngineJob:
     checkpoint: str | None
     save_to: str
     units: dict[int, int] = field(default_factory=dict)
-    decisions: tuple[Decision, ...] = ()
+    decisions: tuple[Change, ...] = ()
+    branches: tuple[Branch, ...] = ()
     steps: dict[int, int] = field(default_factory=dict)  # what each member in ``units`` has trained
 
     def reads(self) -> list[str]:
@@ -421,6 +434,10 @@ def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
             else:
                 batch.set_hparams(d.member * k + j, job.configs[d.member])
         results[d.member] = MemberResult()
+    for b in job.branches:  # forks of the member (envs and random streams too): the same next batch
+        results[b.member] = MemberResult(
+            branches=[_fork_step(sweep, batch, b, config, job) for config in b.configs]
+        )
     if job.units:
         members = {i: [i * k + j for j in range(k)] for i in job.units}
         steps = advance(
@@ -435,6 +452,28 @@ def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
     torch.save(batch.state_dict(), target_dir / ENGINE_FILE)
     _ENGINES[str(out)] = (job.save_to, batch)
     return results
+
+
+def _fork_step(
+    sweep: Sweep, batch: Any, branch: Branch, config: dict[str, Any], job: EngineJob
+) -> dict[str, float]:
+    """Fork ``branch.member`` (each of its seeds) with ``config``, train the forks ``branch.units``
+    (default: one piece of the target, its next batch), and drop them; their metrics."""
+    k = sweep.config.seeds_per_trial
+    forks = []
+    for j in range(k):
+        source = branch.member * k + j
+        fork = batch.add(batch.configs[source], seed=0)  # a slot of its shape; the fork overwrites it all
+        batch.fork(source, fork, config)
+        forks.append(fork)
+    units = branch.units or sweep.granularity[1]
+    done = job.steps[branch.member]
+    step = advance(
+        BatchAgents(batch), {0: forks}, {0: units}, {0: done}, sweep.metrics[0], sweep.config.aggregate
+    )[0]
+    for fork in forks:
+        batch.remove(fork)
+    return {**step.metrics, "budget": float(step.steps), "failed": float(step.failure is not None)}
 
 
 class BatchedHosts:
@@ -483,7 +522,15 @@ class BatchedHosts:
         )
         return self._run(job, members)
 
-    def apply(self, decisions: Sequence[Decision], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+    def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
+        configs = {m.index: m.config for m in members}
+        steps = {m.index: m.steps for m in members}
+        job = EngineJob(
+            self.ref, configs, members[0].checkpoint, self._path(), branches=tuple(branches), steps=steps
+        )
+        return self._run(job, members)
+
+    def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
         for d in decisions:
             configs[d.member] = (
@@ -621,14 +668,29 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
     hyperparameters in place; the method's own state is kept with the population's."""
     method = sweep.population.method
     observations = [Observation(int(h[0]), h[1], float(h[2])) for h in state.history]
-    decisions = method.decide([m.view() for m in state.members], observations, rng)
+    views = [m.view() for m in state.members]
+    decisions = method.decide(views, observations, rng)
+    branches = [d for d in decisions if isinstance(d, Branch)]
+    if branches:  # the forks train, the method sees what they reported, and decides again
+        reported = {i: r.branches for i, r in hosts.branch(branches, state.members).items()}
+        for b in branches:
+            scores = [r.get(sweep.metrics[0]) for r in reported.get(b.member, [])]
+            state.lineage.append({"step": by_steps(state, b.member), "member": b.member, "event": "branch",
+                                  "configs": list(b.configs), "scores": scores})  # fmt: skip
+        views = [dataclasses.replace(v, branches=tuple(reported.get(v.index, []))) for v in views]
+        decisions = method.decide(views, observations, rng)
+        if any(isinstance(d, Branch) for d in decisions):
+            raise RuntimeError(
+                f"method {sweep.method!r} decided Branch twice after one interval (a bug in it)"
+            )
     state.method_state = method.state_dict()
-    if not decisions:
+    changes = [d for d in decisions if not isinstance(d, Branch)]
+    if not changes:
         return
     start = time.perf_counter()
-    results = hosts.apply(decisions, state.members)
+    results = hosts.apply(changes, state.members)
     by_index = {m.index: m for m in state.members}
-    for d in decisions:
+    for d in changes:
         m, res = by_index[d.member], results[d.member]
         event = "exploit" if isinstance(d, Copy) else "reconfigure"
         if res.error is not None:  # the decision failed: the member stays as it was, marked failed
@@ -662,6 +724,11 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
         # the weights carry the donor's past: so does the schedule (what a replay must follow)
         m.schedule = [dict(s) for s in donor.schedule] + [{"step": m.steps, **d.config}]
     state.exploit_seconds += time.perf_counter() - start
+
+
+def by_steps(state: PopulationState, member: int) -> int:
+    """A member's steps so far."""
+    return next(m.steps for m in state.members if m.index == member)
 
 
 def _summary(state: PopulationState, out: Path) -> dict[str, Any]:

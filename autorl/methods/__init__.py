@@ -8,6 +8,8 @@ from autorl.methods import stall as _stall  # noqa: F401  (registers halve_on_st
 from autorl.methods import static as _static  # noqa: F401  (registers the static HPO methods)
 from autorl.methods.base import (
     METHODS,
+    Branch,
+    Change,
     Copy,
     Decision,
     Member,
@@ -30,6 +32,8 @@ from autorl.methods.base import (
 
 __all__ = [
     "METHODS",
+    "Branch",
+    "Change",
     "Copy",
     "Decision",
     "Member",
@@ -49,3 +53,5 @@ __all__ = [
     "method_spec",
     "register_method",
 ]
+
+METHODS.mark_built_in()

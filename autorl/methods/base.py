@@ -85,6 +85,7 @@ class MethodSpec:
 
     kind: MethodKind
     multi_objective: bool = False
+    forks: bool = False  # it may decide Branch: its target must fork members (TargetInfo.forks)
 
     @property
     def population(self) -> bool:
@@ -129,6 +130,7 @@ class Member:
     score: float | None  # None until it reported; a failed member's score is None too
     failed: bool = False
     metrics: Mapping[str, float] = field(default_factory=dict)
+    branches: tuple[Mapping[str, float], ...] = ()  # what its forks reported (after a Branch)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,22 @@ class Reconfigure:
     config: dict[str, Any]
 
 
-Decision = Copy | Reconfigure
+@dataclass(frozen=True)
+class Branch:
+    """Fork member ``member`` once per config of ``configs`` (its envs and random stream too), train each
+    fork ``units`` (default: one piece of the target, one rollout: the member's own next batch) with that
+    config, and show the method what each reported (``Member.branches``, in the order of ``configs``)
+    before it decides again; the forks are then dropped. HOOF-style online control compares candidate
+    hyperparameters on the same batch this way. Needs a method that declares ``forks`` and a target
+    whose batch can fork (``TargetInfo.forks``)."""
+
+    member: int
+    configs: tuple[dict[str, Any], ...]
+    units: int | None = None
+
+
+Change = Copy | Reconfigure  # a decision that changes a member (a Branch only looks ahead)
+Decision = Copy | Reconfigure | Branch
 
 
 class Observation(NamedTuple):
@@ -217,34 +234,38 @@ METHODS: Registry[Builder] = Registry("method", entry_point_group="autorl.method
 
 
 def register_method(
-    name: str, description: str, kind: MethodKind, *, multi_objective: bool = False
+    name: str, description: str, kind: MethodKind, *, multi_objective: bool = False, forks: bool = False
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a builder ``f(ctx: MethodContext, worker=0, **options)``.
 
     It returns a :class:`Plan` (sampler-based kinds) or a :class:`PopulationPlan` (``POPULATION``), and
-    raises ValueError or TypeError for options it cannot take.
+    raises ValueError or TypeError for options it cannot take. ``forks``: it decides :class:`Branch`.
     """
-    return METHODS.decorator(name, description, spec=MethodSpec(kind, multi_objective))
+    return METHODS.decorator(name, description, spec=MethodSpec(kind, multi_objective, forks))
 
 
 def require(ctx: MethodContext, machinery: str, what: str, method: str | None = None) -> None:
     """Refuse a target that does not declare ``machinery`` in its ``accepts`` (ValueError naming the
     targets that do)."""
-    from autorl.targets import TARGETS, TargetInfo, target_info
+    from autorl.targets import declaring, target_info
 
     if machinery in target_info(ctx.target).accepts:
         return
-    infos = {e.name: e.extra.get("info") for e in TARGETS.entries()}
-    able = [n for n, info in infos.items() if isinstance(info, TargetInfo) and machinery in info.accepts]
+    able = declaring(lambda info: machinery in info.accepts)
     raise ValueError(f"{method or machinery} needs {what} ({', '.join(able)}), got {ctx.target!r}")
 
 
 def define_method(
-    builder: Builder | str, description: str, kind: MethodKind, *, multi_objective: bool = False
+    builder: Builder | str,
+    description: str,
+    kind: MethodKind,
+    *,
+    multi_objective: bool = False,
+    forks: bool = False,
 ) -> Definition[Builder]:
     """A whole method entry for a plug-in's entry point (``[project.entry-points."autorl.methods"]``):
     its builder and spec, so a plug-in can be a population or multi-fidelity method."""
-    return Definition(builder, description, {"spec": MethodSpec(kind, multi_objective)})
+    return Definition(builder, description, {"spec": MethodSpec(kind, multi_objective, forks)})
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -315,6 +336,16 @@ def check_method(name: str, ctx: MethodContext, options: dict[str, Any]) -> Meth
     mutable = [p.name for p in ctx.space.values() if p.mutable]
     if spec.population and ctx.target:
         _check_mutable(ctx, mutable)
+    if spec.forks and ctx.target:
+        from autorl.targets import declaring, target_info
+
+        if not target_info(ctx.target).forks:
+            able = ", ".join(declaring(lambda info: info.forks))
+            raise ConfigError(
+                f"method {name!r} compares forks of a member on the same batch, which {ctx.target} cannot "
+                f"make; use a target whose members fork ({able})",
+                "method",
+            )
     if ctx.budget_total is not None and not spec.spreads_budget and ctx.budget_total < ctx.budget_max:
         raise ConfigError(
             f"method {name!r} trains every trial to budget.max={ctx.budget_max}, so it cannot honour "

@@ -107,6 +107,8 @@ class TargetInfo:
         shared: keys every member of one computation shares (the engine's shapes), or a reference.
         accepts: machinery a method may switch on through its arguments: ``"metagrad"`` (learned
             gamma, lambda and loss weights), ``"levels"`` (level samplers of environment design).
+        forks: its batch can fork a member (envs and random stream included), so that forks with other
+            hyperparameters update on the same batch: what a method's :class:`Branch` needs.
     """
 
     unit: str = "steps"
@@ -121,6 +123,7 @@ class TargetInfo:
     immutable: frozenset[str] | str = frozenset()
     shared: frozenset[str] | str = frozenset()
     accepts: frozenset[str] = frozenset()
+    forks: bool = False
 
     def batch_class(self) -> type[BatchTrainable]:
         """The declared :class:`BatchTrainable` (a target that declares none has no batches)."""
@@ -158,6 +161,8 @@ class BatchTrainable(Protocol):
     def remove(self, member: int) -> None: ...
 
     def copy(self, src: int, dst: int, config: Mapping[str, Any]) -> None: ...
+
+    def fork(self, src: int, dst: int, config: Mapping[str, Any]) -> None: ...
 
     def set_hparams(self, member: int, config: Mapping[str, Any]) -> None: ...
 
@@ -199,6 +204,12 @@ def target_info(name: str) -> TargetInfo:
     if ":" not in name:
         return TargetInfo()
     return reference_info(TARGETS.get(name))
+
+
+def declaring(capability: Callable[[TargetInfo], Any]) -> list[str]:
+    """The registered targets whose declared info has ``capability`` (for messages: which could)."""
+    infos = {e.name: e.extra.get("info") for e in TARGETS.entries()}
+    return [name for name, info in infos.items() if isinstance(info, TargetInfo) and capability(info)]
 
 
 def reference_info(obj: Any) -> TargetInfo:

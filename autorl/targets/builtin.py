@@ -1,6 +1,6 @@
 """Registry entries of the built-in targets (imported lazily by reference)."""
 
-from autorl.targets.base import register_target
+from autorl.targets.base import TARGETS, register_target
 
 _SB3_DOC = "stable-baselines3 {algo} on any gymnasium env (args: env, n_envs, eval_episodes, policy)"
 for _algo in ("ppo", "a2c", "dqn", "sac", "td3"):
@@ -151,6 +151,7 @@ register_target(
     granularity="autorl.engine.target:granularity",
     granule="rollout (n_steps x n_envs)",
     batch="autorl.engine.target:EngineTarget.batch",
+    forks=True,
     reconfigurable=True,
     immutable="autorl.engine.target:FIXED_KEYS",
     shared="autorl.engine.target:FIXED_KEYS",
@@ -172,3 +173,4 @@ register_target(
     shared="autorl.engine.target:FIXED_KEYS",
     accepts={"levels"},
 )
+TARGETS.mark_built_in()

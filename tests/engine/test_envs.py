@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from autorl.engine.envs import SPECS, BatchedEnv, make
+from autorl.engine.envs import BATCHED_ENVS, SPECS, BatchedEnv, CartPole, make, register_env
 from autorl.envs.families import get_family
 
 torch.set_num_threads(1)
@@ -278,6 +279,35 @@ def test_unknown_names_are_refused_with_the_closest_match() -> None:
         env.step(torch.ones(2, 1, dtype=torch.int64), torch.rand(2, 4))
     with pytest.raises(ValueError, match=r"u_reset must have shape \[2, 4\]"):
         env.step(torch.ones(2, dtype=torch.int64), torch.rand(2, 3))
+
+
+class _MyCartPole(CartPole):
+    """CartPole-v1 under a user's name."""
+
+    spec = dataclasses.replace(CartPole.spec, name="MyCartPole-v0")
+
+
+def test_a_registered_env_is_made_listed_and_trained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autorl.engine.ppo import EngineConfig, Population
+
+    monkeypatch.setattr(BATCHED_ENVS, "_entries", dict(BATCHED_ENVS._entries))
+    assert register_env(_MyCartPole) is _MyCartPole
+    assert "MyCartPole-v0" in list(SPECS) and SPECS["MyCartPole-v0"] is _MyCartPole.spec
+    assert BATCHED_ENVS.entry("MyCartPole-v0").description == "CartPole-v1 under a user's name."
+    assert isinstance(make("MyCartPole-v0", 2), _MyCartPole)
+    small: dict[str, Any] = {"n_envs": 4, "n_steps": 16, "n_epochs": 2, "n_minibatches": 2, "hidden": (8,)}
+    mine = Population(EngineConfig("MyCartPole-v0", **small), [{}], seeds=[0])
+    stats = mine.train(64)
+    assert stats[0]["budget"] == 64 and stats[0]["failed"] == 0.0
+    builtin = Population(EngineConfig("CartPole-v1", **small), [{}], seeds=[0])
+    builtin.train(64)
+    assert torch.equal(mine.state_dict()["members"]["theta"], builtin.state_dict()["members"]["theta"])
+    with pytest.raises(ValueError, match="batched env 'MyCartPole-v0' is already registered"):
+        register_env(_MyCartPole)
+    with pytest.raises(TypeError, match="BatchedEnv subclass"):
+        register_env(int)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    assert "MyCartPole-v0" not in SPECS
 
 
 @pytest.mark.parametrize("env_id", list(SPECS))

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import autorl.envs
-import autorl.methods.envdesign  # noqa: F401  (registers dr, plr, curriculum)
+import autorl.methods.envdesign
 from autorl.api import sweep
 from autorl.config import parse_sweep
 from autorl.envs.plots import heatmap, plot_level_history

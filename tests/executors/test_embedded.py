@@ -290,7 +290,8 @@ def test_a_script_without_a_main_guard_hands_its_registrations_to_the_workers(tm
 def test_registrations_of_importable_objects_travel_as_references(monkeypatch):
     """A worker imports a registered object's module only when the object is used: an importable
     target or gymnasium entry point travels as "module:qualname" (a test module registering an env
-    made every worker import torch at start)."""
+    made every worker import torch at start), and only what was registered at run time travels (the
+    built-in entries made every worker import the engine's registries, and torch)."""
     import pickle
 
     import gymnasium as gym
@@ -307,7 +308,9 @@ def test_registrations_of_importable_objects_travel_as_references(monkeypatch):
         gym.envs.registration.EnvSpec("Test/Toy-v0", entry_point=toy_targets.Toy),
     )
     entries, envs = pickle.loads(registrations())
-    (quad,) = [e for e in entries["target"] if e.name == "test:quad"]
-    assert quad.target == "tests.toy_targets:quad"
+    (quad,) = entries["autorl.targets.base:TARGETS"]  # what the run added, not the built-in targets
+    assert quad.name == "test:quad" and quad.target == "tests.toy_targets:quad"
+    assert "autorl.methods.base:METHODS" not in entries  # nothing added there: nothing to carry
+    assert not [s for s in envs if s.id == "CartPole-v1"]  # gymnasium's own envs stay at home
     (toy,) = [s for s in envs if s.id == "Test/Toy-v0"]
     assert toy.entry_point == "tests.toy_targets:Toy"
