@@ -16,7 +16,7 @@ digest of them. Two commits give the same digests when they compute the same thi
     python benchmarks/fingerprint.py --out /tmp/fp-before.json
     python benchmarks/fingerprint.py --out /tmp/fp-after.json --compare /tmp/fp-before.json
 
-Wall time: about three minutes here.
+Wall time: about 40 s here.
 """
 
 from __future__ import annotations

@@ -72,18 +72,30 @@ for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
         immutable=f"autorl.targets.models.{_name}:{_cls}.immutable",
     )
 
+# An RL agent trained in env steps: what the actor-critic targets and the engine's share.
+_RL = {"unit": "env_steps", "direction": "maximize", "reconfigurable": True}
+_AC = {
+    **_RL,
+    "granularity": "autorl.agents.actor_critic:granularity",
+    "granule": "batch (num_envs x num_steps)",
+}
+_ENGINE = {
+    **_RL,
+    "space": "engine/ppo.yaml",
+    "granularity": "autorl.engine.target:granularity",
+    "granule": "rollout (n_steps x n_envs)",
+    "immutable": "autorl.engine.target:FIXED_KEYS",
+    "shared": "autorl.engine.target:FIXED_KEYS",
+}
+
 register_target(
     "agents:actor_critic",
     "autorl.agents.actor_critic:ActorCriticTarget",
     "single-file PyTorch actor-critic (GAE, PPO clipping optional); meta-gradients on gamma, lambda, losses",
-    unit="env_steps",
+    **_AC,
     metric="eval_return",
-    direction="maximize",
     space="agents/actor_critic.yaml",
     check="autorl.agents.actor_critic:check_args",
-    granularity="autorl.agents.actor_critic:granularity",
-    granule="batch (num_envs x num_steps)",
-    reconfigurable=True,
     accepts={"metagrad"},
 )
 
@@ -112,14 +124,12 @@ register_target(
     "envdesign:sb3",
     "autorl.envs.target:EnvDesignTarget",
     "an SB3 agent on a contextual env family; levels from default, dr, plr (PPO/A2C) or curriculum",
-    unit="env_steps",
+    **_RL,
     metric="heldout_return",
-    direction="maximize",
     space="envdesign/ppo.yaml",
     check="autorl.envs.target:check_envdesign",
     granularity="autorl.envs.target:granularity",
     granule="rollout (n_steps x n_envs) for PPO and A2C, one step of every env (n_envs) else",
-    reconfigurable=True,
     immutable="autorl.targets.sb3:IMMUTABLE",
     accepts={"levels"},
 )
@@ -127,14 +137,10 @@ register_target(
     "envdesign:actor_critic",
     "autorl.envs.ac:EnvDesignACTarget",
     "the meta-gradient actor-critic on a contextual env family; levels from default, dr or curriculum",
-    unit="env_steps",
+    **_AC,
     metric="heldout_return",
-    direction="maximize",
     space="agents/actor_critic.yaml",
     check="autorl.envs.ac:check_envdesign_ac",
-    granularity="autorl.agents.actor_critic:granularity",
-    granule="batch (num_envs x num_steps)",
-    reconfigurable=True,
     accepts={"levels"},
 )
 
@@ -143,34 +149,20 @@ register_target(
     "engine:ppo",
     "autorl.engine.target:EngineTarget",
     "the batched PPO engine: many PPO agents as one torch computation (classic control; batch, PBT)",
-    unit="env_steps",
+    **_ENGINE,
     metric="eval_return",
-    direction="maximize",
-    space="engine/ppo.yaml",
     check="autorl.engine.target:check_args",
-    granularity="autorl.engine.target:granularity",
-    granule="rollout (n_steps x n_envs)",
     batch="autorl.engine.target:EngineTarget.batch",
     forks=True,
-    reconfigurable=True,
-    immutable="autorl.engine.target:FIXED_KEYS",
-    shared="autorl.engine.target:FIXED_KEYS",
 )
 register_target(
     "envdesign:engine",
     "autorl.envs.engine:EnvDesignEngineTarget",
     "environment design on the batched engine: per-copy levels from default, dr, plr or curriculum",
-    unit="env_steps",
+    **_ENGINE,
     metric="heldout_return",
-    direction="maximize",
-    space="engine/ppo.yaml",
     check="autorl.envs.engine:check_envdesign_engine",
-    granularity="autorl.engine.target:granularity",
-    granule="rollout (n_steps x n_envs)",
     batch="autorl.envs.engine:EnvDesignEngineTarget.batch",
-    reconfigurable=True,
-    immutable="autorl.engine.target:FIXED_KEYS",
-    shared="autorl.engine.target:FIXED_KEYS",
     accepts={"levels"},
 )
 TARGETS.mark_built_in()
