@@ -651,7 +651,10 @@ def _print_plan(s: Any, jobs: int, calibrate: bool) -> None:
     total = sum(x for x in left if x is not None)
     done = sum(p.done for p in plans)
     source = "finished cells and short calibration runs" if calibrate else "finished cells (not calibrated)"
-    if unknown == len(left) and left:
+    if not left:
+        out_console.print(f"{len(plans)} cells, all done: nothing left to run", highlight=False)
+        return
+    if unknown == len(left):
         estimate = "no estimate (nothing measured yet"
     else:
         estimate = f"~{duration(total / jobs)} (from {source}" + (
