@@ -468,3 +468,22 @@ def test_each_seeds_incumbent_has_its_own_test_seeds_and_an_old_cell_is_only_re_
     again = json.loads(files[1].read_text())
     assert again["test_seeds"] == list(suite.cells[1].test_seeds) and again["row"]["score"] != 222.0
     assert again["row"]["tuning_s"] == 5.0 and again["row"]["trials"] == 1
+
+
+def test_failed_trials_are_counted_by_kind_in_runs_and_the_report(tmp_path):
+    """A task whose target raises for x < 0 and diverges for x > 0.8: each cell's runs.csv row counts
+    its failed trials by kind, and the report sums them per method."""
+    from tests.conftest import toy
+
+    task = {
+        "target": toy("flaky"),
+        "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        "metric": "value",
+        "direction": "maximize",
+        "budget": {"max": 1, "total": 12},
+    }
+    suite = load_suite(_suite(tmp_path, tasks={"flaky": task}, methods={"random": "random"}))
+    results, _, report = run_suite(suite)
+    assert results["failed_error"].sum() > 0 and results["failed_diverged"].sum() > 0
+    n_error, n_diverged = int(results["failed_error"].sum()), int(results["failed_diverged"].sum())
+    assert f"random: {n_diverged} diverged, {n_error} error." in report.read_text()

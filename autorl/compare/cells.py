@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,12 @@ from autorl.results import record_of, write_atomic
 from autorl.results.population import read_summary
 from autorl.results.record import was_interrupted
 from autorl.results.rundir import RUN_FILE
+
+
+def _failures(trials: list[Any]) -> dict[str, int]:
+    """A cell's failed trials by kind: ``{"failed_diverged": 2, ...}`` (runs.csv's columns)."""
+    kinds = Counter(k.value for t in trials if (k := record_of(t).failure_kind) is not None)
+    return {f"failed_{kind}": n for kind, n in sorted(kinds.items())}
 
 
 def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
@@ -51,6 +58,7 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
         "budget_total": budget.total,
         "time_total": budget.time,
         "trials": len(trials),
+        **_failures(trials),
         "tuning_value": best,
         "tuning_s": tuned,
     }

@@ -168,6 +168,16 @@ def _budget_notes(suite: Suite, tasks: list[str], results: pd.DataFrame) -> list
             + (f"; the baselines ({', '.join(baselines)}) train once, at {b.steps:,}." if baselines else ".")
         )
     part = results[results["task"].isin(tasks)]
+    kinds = [c for c in part.columns if c.startswith("failed_")]  # none in cells run before they were typed
+    if kinds:
+        sums = part.groupby("method")[kinds].sum()
+        shown = [
+            f"{method}: " + ", ".join(f"{int(n)} {k.removeprefix('failed_')}" for k, n in row.items() if n)
+            for method, row in sums.iterrows()
+            if row.sum()
+        ]
+        if shown:
+            lines.append(f"- Failed trials over all seeds, by method and kind: {'; '.join(shown)}.")
     lines.append(
         f"- Compute: {duration(float(part['wall_s'].sum()))} of cell wall time ({len(part)} cells, tuning "
         f"{duration(float(part['tuning_s'].sum()))}, test retraining the rest)."
