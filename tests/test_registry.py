@@ -111,3 +111,32 @@ def test_an_entry_point_registers_a_whole_method_so_a_plug_in_can_be_a_populatio
         "method": "plugged_stall",
     }
     assert parse_sweep(cfg).spec.population
+
+
+PLUGIN_TARGET = None  # set by the test below: what its entry point names
+
+
+def test_an_entry_point_registers_a_whole_target_so_a_plug_in_can_declare_batching(tmp_path, monkeypatch):
+    """A plug-in target named by a bare class declared nothing (so it could not batch); one named by
+    define_target brings its TargetInfo, batching included."""
+    import tests.test_registry as me
+    from autorl.targets import TARGETS, define_target, target_info
+
+    monkeypatch.setattr(
+        me,
+        "PLUGIN_TARGET",
+        define_target("autorl.engine.target:EngineTarget", "the engine, as a plug-in",
+                      unit="env_steps", batch="autorl.engine.target:EngineTarget.batch", reconfigurable=True),
+    )  # fmt: skip
+    dist = tmp_path / "fake_targets-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-targets\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[autorl.targets]\nplugged:engine = tests.test_registry:PLUGIN_TARGET\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(TARGETS, "_entries", dict(TARGETS._entries))
+    monkeypatch.setattr(TARGETS, "_plugins_loaded", False)
+    info = target_info("plugged:engine")
+    assert info.batch is not None and info.reconfigurable and info.unit == "env_steps"
+    assert info.batch_class().__name__ == "EngineBatch"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,3 +83,28 @@ def test_the_population_loop_runs_it_changing_members_in_place(tmp_path: Path) -
         assert m["metrics"]["lr"] == pytest.approx(last)  # the live agent trained with the new value
     shown = CliRunner().invoke(main, ["show", str(result.out)]).output
     assert "with halve_on_stall: 2 members (2 complete)" in shown
+
+
+def test_a_resumed_population_gives_the_method_its_state_back(tmp_path: Path) -> None:
+    """Stopped after its fourth interval (before the method's decision on it), the run resumes with
+    the method's stall counts as they were: each member is halved after its fifth interval (step 50).
+    Without them the counts would start again and nothing would be halved by step 60."""
+    cfg = {
+        "target": toy("Plateau"),
+        "space": LR,
+        "metric": "score",
+        "budget": {"max": 60, "report_every": 10},
+        "method": {"name": "halve_on_stall", "population": 2, "patience": 2},
+        "out": str(tmp_path / "run"),
+    }
+
+    def stop(status: Any) -> None:
+        if status.done >= 8:  # two members, four intervals
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(cfg, plots=False, progress=stop)
+    assert json.loads((tmp_path / "run" / "population.json").read_text())["method_state"]["stalled"]
+    result = sweep(cfg, plots=False, resume=True)
+    lineage = pd.read_csv(result.out / "population_lineage.csv")
+    assert set(lineage["event"]) == {"reconfigure"} and set(lineage["step"]) == {50}
