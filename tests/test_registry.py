@@ -58,14 +58,23 @@ def test_bad_references(ref, match):
         load_reference(ref)
 
 
-def test_third_party_entry_points_are_found_and_duplicates_refused(tmp_path, monkeypatch):
+def _installed(tmp_path, monkeypatch, entry_points: str, registry: Registry | None = None) -> None:
+    """A fake installed distribution with ``entry_points`` (entry_points.txt's text); ``registry`` is
+    restored after the test and loads its plug-ins again."""
     dist = tmp_path / "fake_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[autorl.test_group]\nplugged = os.path:basename\ntaken = os.path:dirname\n"
-    )
+    (dist / "entry_points.txt").write_text(entry_points)
     monkeypatch.syspath_prepend(str(tmp_path))
+    if registry is not None:
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+
+def test_third_party_entry_points_are_found_and_duplicates_refused(tmp_path, monkeypatch):
+    _installed(
+        tmp_path, monkeypatch, "[autorl.test_group]\nplugged = os.path:basename\ntaken = os.path:dirname\n"
+    )
     reg: Registry = Registry("thing", entry_point_group="autorl.test_group")
     reg.register("taken", 1)
     assert reg.get("plugged")("/a/b") == "b"
@@ -92,15 +101,12 @@ def test_an_entry_point_registers_a_whole_method_so_a_plug_in_can_be_a_populatio
     from autorl.methods import METHODS, method_spec
     from tests.conftest import toy
 
-    dist = tmp_path / "fake_methods-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-methods\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[autorl.methods]\nplugged_stall = tests.test_registry:PLUGIN_METHOD\n"
+    _installed(
+        tmp_path,
+        monkeypatch,
+        "[autorl.methods]\nplugged_stall = tests.test_registry:PLUGIN_METHOD\n",
+        METHODS,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
-    monkeypatch.setattr(METHODS, "_plugins_loaded", False)
     assert method_spec("plugged_stall").population
     lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True, "mutable": True}
     cfg = {
@@ -128,15 +134,12 @@ def test_an_entry_point_registers_a_whole_target_so_a_plug_in_can_declare_batchi
         define_target("autorl.engine.target:EngineTarget", "the engine, as a plug-in",
                       unit="env_steps", batch="autorl.engine.target:EngineTarget.batch", reconfigurable=True),
     )  # fmt: skip
-    dist = tmp_path / "fake_targets-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-targets\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[autorl.targets]\nplugged:engine = tests.test_registry:PLUGIN_TARGET\n"
+    _installed(
+        tmp_path,
+        monkeypatch,
+        "[autorl.targets]\nplugged:engine = tests.test_registry:PLUGIN_TARGET\n",
+        TARGETS,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(TARGETS, "_entries", dict(TARGETS._entries))
-    monkeypatch.setattr(TARGETS, "_plugins_loaded", False)
     info = target_info("plugged:engine")
     assert info.batch is not None and info.reconfigurable and info.unit == "env_steps"
     assert info.batch_class().__name__ == "EngineBatch"
