@@ -178,9 +178,14 @@ class Population:
         config; default this one): network parameters, Adam state (moments and step), normalisation
         statistics, step counter and failed flag.
 
-        ``dst`` keeps its own hyperparameters, envs (states, levels, running returns) and random stream.
+        ``dst`` keeps its own hyperparameters, envs (states, levels, running returns) and random stream,
+        but a ``dst`` that had failed starts fresh episodes: its envs may hold what its failure left
+        (non-finite states and returns), which would fail the copy at once.
         """
+        failed = bool(self._m.failed[self._member(dst)])
         self._take(src, dst, source or self, _COPIED)
+        if failed:
+            self._restart_envs(self._member(dst))
 
     def fork(self, src: int, dst: int, source: Population | None = None) -> None:
         """Make member ``dst`` a fork of member ``src`` (of ``source``, default this population):
@@ -683,6 +688,20 @@ class Population:
             steps=torch.zeros_like(counter),
             failed=torch.zeros(1, dtype=torch.bool, device=dev),
         )
+
+    def _restart_envs(self, member: int) -> None:
+        """Fresh episodes in ``member``'s envs, at their levels, from its own training stream."""
+        cfg, spec, m = self.config, self.spec, self._m
+        env = make(spec.name, cfg.n_envs, device=cfg.device, dtype=cfg.dtype)
+        env.set_params({name: t[member] for name, t in m.level.items()})
+        seed, counter = m.seed[member : member + 1], m.counter[member : member + 1]
+        m.obs[member] = env.reset(
+            rng.uniform(seed, counter, (cfg.n_envs, spec.reset_dims), dtype=cfg.dtype)[0]
+        )
+        m.counter[member] += 1
+        m.env_state[member], m.env_elapsed[member] = env.state, env.elapsed
+        m.ep_return[member] = 0.0
+        m.ret_acc[member] = 0.0
 
     def _start_levels(self, copies: Tensor) -> None:
         """Let ``level_fn`` choose the levels of the episodes that start in ``copies`` (population ids)."""

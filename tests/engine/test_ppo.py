@@ -212,6 +212,22 @@ def test_copy_takes_the_agent_not_the_envs_or_the_stream() -> None:
     _assert_same(_members(moved), _members(manual))
 
 
+@pytest.mark.parametrize("env", ["Pendulum-v1", "MountainCarContinuous-v0"])
+def test_a_failed_member_recovers_when_a_copy_overwrites_it(env: str) -> None:
+    """A member that failed on a continuous task, its envs left non-finite (an infinite std times a zero
+    draw is nan: the action, the state, the return), is trained again after a PBT copy: it starts fresh
+    episodes (it stayed failed: its envs were not the copy's to overwrite)."""
+    cfg = EngineConfig(env=env, n_envs=8, n_steps=64, n_epochs=2, n_minibatches=2, normalize_obs=True)
+    pop = Population(cfg, [{"learning_rate": 1e-3}] * 2, [0, 1])
+    pop.train(512)
+    m, nan = pop._m, float("nan")
+    m.env_state[1], m.obs[1], m.ret_acc[1], m.ep_return[1], m.failed[1] = nan, nan, nan, nan, True
+    pop.copy(0, 1)
+    stats = pop.train(512)
+    assert pop.failed.tolist() == [False, False] and np.isfinite(stats[1]["policy_loss"])
+    assert torch.isfinite(m.env_state[1]).all()
+
+
 def test_set_hparams_applies_at_once() -> None:
     pop = Population(_config(), [MINE, MINE], seeds=[0, 1])
     pop.train(64)
