@@ -529,9 +529,10 @@ class Population:
     # -- evaluation -------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def evaluate(self, episodes: int | None = None) -> Tensor:
+    def evaluate(self, episodes: int | None = None, members: Tensor | Sequence[int] | None = None) -> Tensor:
         """``[P]`` float64: each member's mean return over ``episodes`` (default ``eval_episodes``)
-        deterministic episodes (argmax, or the clipped mean action), one per evaluation env.
+        deterministic episodes (argmax, or the clipped mean action), one per evaluation env; only
+        ``members`` (default: all) are evaluated, the others get nan and keep their evaluation streams.
 
         All members run at once, each on its own evaluation envs at its evaluation level
         (:meth:`set_level` with ``evaluation=True``), started from its own evaluation stream (fresh starts at
@@ -543,7 +544,8 @@ class Population:
         if n < 1:
             raise ValueError(f"episodes must be >= 1, got {n}")
         out = torch.full((self.size,), float("nan"), dtype=torch.float64, device=cfg.device)
-        live = (~self._m.failed).nonzero()[:, 0]
+        chosen = self._indices(members)
+        live = chosen[~self._m.failed[chosen]]
         k = len(live)
         if not k:
             return out
@@ -614,14 +616,15 @@ class Population:
         self._m = _Members.from_flat(tensors)
 
     def member_state(self, member: int) -> dict[str, Any]:
-        """One member's policy and observation normaliser as tensors and plain data, for
-        :func:`load_policy` (``torch.save`` it; ``torch.load(weights_only=True)`` reads it)."""
+        """One member's policy and observation normaliser as CPU tensors and plain data, for
+        :func:`load_policy` and export, wherever the population trains (``torch.save`` it;
+        ``torch.load(weights_only=True)`` reads it)."""
         member = self._member(member)
         theta = self._m.theta[member : member + 1]
         actor, critic, log_std = self._layout.split(theta)
 
         def plain(layers: list[tuple[Tensor, Tensor]]) -> list[list[Tensor]]:
-            return [[w[0].clone(), b[0, 0].clone()] for w, b in layers]
+            return [[w[0].detach().cpu().clone(), b[0, 0].detach().cpu().clone()] for w, b in layers]
 
         spec = self.spec
         return {
@@ -633,10 +636,10 @@ class Population:
             "action_high": None if spec.action_high is None else list(spec.action_high),
             "actor": plain(actor),
             "critic": plain(critic),
-            "log_std": log_std[0].clone() if spec.n_actions is None else None,
+            "log_std": log_std[0].detach().cpu().clone() if spec.n_actions is None else None,
             "normalize_obs": self.config.normalize_obs,
-            "obs_mean": self._m.obs_mean[member].clone(),
-            "obs_var": self._m.obs_var[member].clone(),
+            "obs_mean": self._m.obs_mean[member].cpu().clone(),
+            "obs_var": self._m.obs_var[member].cpu().clone(),
             "clip_obs": CLIP,
             "obs_eps": EPS,
             "hparams": self.hparams(member),

@@ -19,6 +19,7 @@ index copies). :class:`EngineTarget` is one configuration, a plain Trainable, fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,7 @@ class EngineBatch:
         self, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int], budget: int, out: Path | None = None
     ) -> None:
         self.budget, self.out = budget, out
+        self.seconds = {"train": 0.0, "evaluate": 0.0}  # where train() spent its time, summed
         self.groups: list[Group] = []
         self.where: dict[int, tuple[int, int]] = {}  # member -> (group index, slot)
         self.configs: dict[int, dict[str, Any]] = {}
@@ -193,9 +195,13 @@ class EngineBatch:
             slots = [self.where[m][1] for m in chosen if self.where.get(m, (None,))[0] == g]
             if not slots:
                 continue
+            start = time.perf_counter()
             stats = group.pop.train(steps, slots)
-            returns = group.pop.evaluate().tolist()
+            trained = time.perf_counter()
+            returns = group.pop.evaluate(members=slots).tolist()  # only those that trained
             extra = self.evaluated(group, slots)
+            self.seconds["train"] += trained - start
+            self.seconds["evaluate"] += time.perf_counter() - trained
             for slot, row in zip(slots, stats, strict=True):
                 member = group.members[slot]
                 assert member is not None
@@ -327,7 +333,9 @@ class EngineTarget:
         torch.save(self.engine.state_dict(), Path(path) / "engine.pt")
 
     def load(self, path: Path) -> None:
-        self.engine.load_state_dict(torch.load(Path(path) / "engine.pt", weights_only=True))
+        self.engine.load_state_dict(
+            torch.load(Path(path) / "engine.pt", weights_only=True, map_location="cpu")
+        )
 
     def member_state(self) -> dict[str, Any]:
         """The trained policy (:func:`autorl.engine.ppo.load_policy` runs it on a gymnasium env)."""

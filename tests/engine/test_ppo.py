@@ -102,6 +102,21 @@ def test_evaluation_leaves_training_untouched() -> None:
     _assert_same(a, b)
 
 
+def test_evaluating_a_subset_leaves_the_others_streams_alone() -> None:
+    """Only the members asked for are evaluated (nan for the others), and an unevaluated member's next
+    evaluation is the one it would have had: its evaluation stream did not move."""
+    config = _config()
+    every, subset = (Population(config, [MINE, OTHERS[0], OTHERS[1]], seeds=[4, 5, 6]) for _ in range(2))
+    for pop in (every, subset):
+        pop.train(64)
+    first = every.evaluate(2)
+    some = subset.evaluate(2, members=[1])
+    assert torch.isnan(some[[0, 2]]).all() and some[1] == first[1]
+    again, later = every.evaluate(2), subset.evaluate(2)
+    assert later[1] == again[1]  # member 1 evaluated twice on each side
+    assert later[[0, 2]].tolist() == first[[0, 2]].tolist()  # members 0 and 2 evaluated once
+
+
 def test_training_a_subset_leaves_the_others_alone() -> None:
     config = _config()
     every, subset = (Population(config, [MINE, OTHERS[0], OTHERS[1]], seeds=[4, 5, 6]) for _ in range(2))
