@@ -174,6 +174,7 @@ class SweepConfig(_Strict):
     trial_timeout: Duration | None = None
     trial_memory: Bytes | None = None
     batch: Annotated[int, Field(ge=1, le=4096)] = 1
+    checkpoint_every: Duration = 10.0
 
     @model_validator(mode="after")
     def _method_has_name(self) -> SweepConfig:
@@ -191,6 +192,7 @@ RESUMABLE_CHANGES = (
     "trial_memory",
     "executor",
     "ray_address",
+    "checkpoint_every",
 )
 
 

@@ -269,15 +269,35 @@ class Hosts(Protocol):
         ``MemberResult.branches``), drop them."""
         ...
 
+    @property
+    def saved(self) -> bool:
+        """The members' checkpoints are those of the last job: population.json may name them."""
+        ...
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Where the jobs spent their time, by phase, summed (train, evaluate, checkpoint, ...)."""
+        ...
+
+    def flush(self, members: Sequence[MemberState]) -> None:
+        """Write what the last jobs did not."""
+        ...
+
 
 class ProcessHosts:
     """Members on the backend's workers (member ``i`` prefers worker ``i % size``), copies through
-    checkpoints in the run directory."""
+    checkpoints in the run directory, so every member saves after every job."""
+
+    saved = True  # every job writes its checkpoint: population.json may always name it
 
     def __init__(self, sweep: Sweep, backend: Backend, timeout: float | None) -> None:
         self.sweep, self.backend, self.timeout = sweep, backend, timeout
         self.ref = SweepRef.of(sweep)
         self._serial = 0
+        self.seconds: dict[str, float] = {}
+
+    def flush(self, members: Sequence[MemberState]) -> None:
+        """Nothing to write: every job saved."""
 
     def _path(self, member: int, steps: int) -> str:
         self._serial += 1
@@ -305,6 +325,7 @@ class ProcessHosts:
                 member = running[ev.job]
                 if ev.kind is EventKind.DONE:
                     results[member] = ev.payload
+                    self.seconds["members"] = self.seconds.get("members", 0.0) + ev.payload.seconds
                 elif ev.kind is EventKind.DIED:
                     late = ev.job in timed_out
                     how = f"timeout after {self.timeout:g} s" if late else str(ev.payload)
@@ -389,6 +410,7 @@ class EngineJob:
     units: dict[int, int] = field(default_factory=dict)
     decisions: tuple[Change, ...] = ()
     branches: tuple[Branch, ...] = ()
+    save: bool = True  # write the checkpoint (else only the live batch in the worker moves on)
     steps: dict[int, int] = field(default_factory=dict)  # what each member in ``units`` has trained
 
     def reads(self) -> list[str]:
@@ -402,11 +424,19 @@ _ENGINES: dict[str, tuple[str, Any]] = {}  # run directory -> (the checkpoint it
 ENGINE_FILE = "engine.pt"
 
 
-def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
+@dataclass
+class EngineOutcome:
+    """An engine job's results (one per member involved) and where its time went."""
+
+    results: dict[int, MemberResult]
+    seconds: dict[str, float]
+
+
+def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
     """Train or copy members of a batched population in a worker; one result per member involved.
 
     Member ``i`` with ``seeds_per_trial`` k is engine members ``i*k .. i*k+k-1`` (its seeds); a copy
-    copies all of them. The batch stays live in the worker between jobs, and is saved after each.
+    copies all of them. The batch stays live in the worker between jobs; it is saved when ``job.save``.
     """
     import torch
 
@@ -425,7 +455,8 @@ def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
         batch = batch_class(configs, seeds, per_member_budget(sweep), out / "checkpoints" / "engine")
         if job.checkpoint is not None:
             path = checkpoint_path(out, job.checkpoint) / ENGINE_FILE
-            batch.load_state_dict(torch.load(path, weights_only=True))
+            batch.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))  # any device
+    before = dict(batch.seconds)
     results: dict[int, MemberResult] = {}
     for d in job.decisions:  # a copy is an index copy; a change in place sets the member's tensors
         for j in range(k):
@@ -447,11 +478,16 @@ def engine_step(job: EngineJob, link: Link) -> dict[int, MemberResult]:
     seconds = time.perf_counter() - start
     for r in results.values():  # they trained together: each one took the whole job's wall time
         r.seconds = seconds
-    target_dir = checkpoint_path(out, job.save_to)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(batch.state_dict(), target_dir / ENGINE_FILE)
+    saving = time.perf_counter()
+    if job.save:
+        target_dir = checkpoint_path(out, job.save_to)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(batch.state_dict(), target_dir / ENGINE_FILE)
     _ENGINES[str(out)] = (job.save_to, batch)
-    return results
+    phases = {k: v - before.get(k, 0.0) for k, v in batch.seconds.items()}
+    phases["checkpoint"] = time.perf_counter() - saving
+    phases["other"] = max(0.0, seconds - sum(v for k, v in phases.items() if k != "checkpoint"))
+    return EngineOutcome(results, phases)
 
 
 def _fork_step(
@@ -478,17 +514,26 @@ def _fork_step(
 
 class BatchedHosts:
     """A population that trains as one computation (the engine) in one worker: an interval is one job,
-    a copy an index copy inside it; one checkpoint file for all members, written after each job (so a
-    kill loses at most the interval in progress)."""
+    a copy an index copy inside it. The batch stays live in the worker; its one checkpoint file is
+    written at most every ``checkpoint_every`` seconds and at the end (:meth:`flush`), and
+    population.json only with it, so a kill loses at most that time or one interval."""
 
     def __init__(self, sweep: Sweep, backend: Backend, timeout: float | None) -> None:
         self.sweep, self.backend, self.timeout = sweep, backend, timeout
         self.ref = SweepRef.of(sweep)
         self._serial = 0
+        self.live: str | None = None  # the state the worker's batch holds now (saved or not)
+        self.saved = True  # the last job wrote its checkpoint: population.json may name it
+        self._last_save = time.monotonic()
+        self.seconds: dict[str, float] = {}
 
-    def _run(self, job: EngineJob, members: Sequence[MemberState]) -> dict[int, MemberResult]:
+    def _run(self, members: Sequence[MemberState], save: bool = False, **job: Any) -> dict[int, MemberResult]:
+        save = save or time.monotonic() - self._last_save >= self.sweep.config.checkpoint_every
+        configs = job.pop("configs", None) or {m.index: m.config for m in members}
+        state = self.live or members[0].checkpoint
+        spec = EngineJob(self.ref, configs, state, self._path(), save=save, **job)
         job_id = self.backend.submit(
-            engine_step, job, log=self.sweep.out / "logs" / "population.log", worker=0
+            engine_step, spec, log=self.sweep.out / "logs" / "population.log", worker=0
         )
         started, timed_out = time.monotonic(), False
         while True:
@@ -496,16 +541,21 @@ class BatchedHosts:
                 if ev.job != job_id:
                     continue
                 if ev.kind is EventKind.DONE:
-                    for m in members:
-                        m.checkpoint = job.save_to
-                    return dict(ev.payload)
+                    outcome: EngineOutcome = ev.payload
+                    self.live, self.saved = spec.save_to, spec.save
+                    if spec.save:
+                        self._last_save = time.monotonic()
+                        for m in members:
+                            m.checkpoint = spec.save_to
+                    for phase, seconds in outcome.seconds.items():
+                        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+                    return dict(outcome.results)
                 if ev.kind is EventKind.ERROR:
                     raise RuntimeError(f"autorl failed while running the population (a bug):\n{ev.payload}")
                 if ev.kind is EventKind.DIED:
+                    self.live = None  # the live batch died with its process
                     how = f"timeout after {self.timeout:g} s" if timed_out else str(ev.payload)
-                    return {
-                        i: MemberResult.died("the population's process", how, timed_out) for i in job.configs
-                    }
+                    return {i: MemberResult.died("the population's process", how, timed_out) for i in configs}
             if not timed_out and self.timeout is not None and time.monotonic() - started > self.timeout:
                 timed_out = True
                 self.backend.kill(0)
@@ -515,20 +565,11 @@ class BatchedHosts:
         return f"{CHECKPOINTS}/engine/{time.time_ns()}-{self._serial}"
 
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
-        configs = {m.index: m.config for m in members}
         steps = {m.index: m.steps for m in members if m.index in units}
-        job = EngineJob(
-            self.ref, configs, members[0].checkpoint, self._path(), units=dict(units), steps=steps
-        )
-        return self._run(job, members)
+        return self._run(members, units=dict(units), steps=steps)
 
     def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
-        configs = {m.index: m.config for m in members}
-        steps = {m.index: m.steps for m in members}
-        job = EngineJob(
-            self.ref, configs, members[0].checkpoint, self._path(), branches=tuple(branches), steps=steps
-        )
-        return self._run(job, members)
+        return self._run(members, branches=tuple(branches), steps={m.index: m.steps for m in members})
 
     def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
@@ -536,8 +577,12 @@ class BatchedHosts:
             configs[d.member] = (
                 {**configs[d.member], **d.config} if isinstance(d, Reconfigure) else dict(d.config)
             )
-        job = EngineJob(self.ref, configs, members[0].checkpoint, self._path(), decisions=tuple(decisions))
-        return self._run(job, members)
+        return self._run(members, configs=configs, decisions=tuple(decisions))
+
+    def flush(self, members: Sequence[MemberState]) -> None:
+        """Write the live batch's checkpoint if the last job did not."""
+        if not self.saved:
+            self._run(members, save=True)
 
 
 def _new_state(sweep: Sweep) -> PopulationState:
@@ -572,6 +617,7 @@ def run_population(
     sweep: Sweep, hosts: Hosts, resume: bool = False, progress: Progress | None = None
 ) -> optuna.Study:
     """Run (or resume) a population sweep; returns the study with one trial per member."""
+    began = time.perf_counter()
     out = sweep.out
     plan = sweep.population
     study = open_study(sweep)
@@ -619,24 +665,29 @@ def run_population(
             if scores:
                 top = max(scores, key=lambda v: sign * v)
                 state.timeline.append([state.total_steps, round(clock.elapsed, 3), top])
-            state.save(out)
+            if hosts.saved:  # population.json names only checkpoints that exist
+                state.save(out)
             best = f"{top:.6g}" if scores else "-"
             report(f"interval {state.intervals}: best {sweep.metrics[0]} {best}")
             if all(m.failed or m.steps >= budget for m in state.members):
                 break
             _decide(sweep, hosts, state, rng)
             state.rng = rng.bit_generator.state
-            state.save(out)
-            clean_checkpoints(out, state)
+            if hosts.saved:
+                state.save(out)
+                clean_checkpoints(out, state)
             clock.save()
         # a population that budget.time stopped is final too: recorded as it stands after its last interval
+        hosts.flush(state.members)
         state.done = True
         state.save(out)
         clean_checkpoints(out, state)
     finally:
         clock.save(force=True)
     _record(sweep, study, state)
-    write_population_outputs(out, sweep, state.members, state.lineage, _summary(state, out))
+    phases = {**hosts.seconds}
+    phases["orchestration"] = max(0.0, time.perf_counter() - began - sum(phases.values()))
+    write_population_outputs(out, sweep, state.members, state.lineage, _summary(state, out, phases))
     report(f"population done: {state.exploits} copies, {state.failures} failures")
     return study
 
@@ -731,8 +782,11 @@ def by_steps(state: PopulationState, member: int) -> int:
     return next(m.steps for m in state.members if m.index == member)
 
 
-def _summary(state: PopulationState, out: Path) -> dict[str, Any]:
+def _summary(state: PopulationState, out: Path, phases: dict[str, float]) -> dict[str, Any]:
+    """population_summary.json; ``phases``: where this run of the sweep spent its time (seconds; a
+    resumed run counts from its resume; the process's start-up and the export are not in it)."""
     return {
+        "phases": {k: round(v, 3) for k, v in phases.items()},
         "total_steps": state.total_steps,
         "intervals": state.intervals,
         "exploits": state.exploits,

@@ -147,8 +147,11 @@ def test_members_trained_together_each_take_the_whole_jobs_wall_time(tmp_path: P
         steps=dict.fromkeys(range(4), 0),
     )
     start = time.perf_counter()
-    results = engine_step(job, link=None)  # type: ignore[arg-type]  # an interval asks nothing
+    outcome = engine_step(job, link=None)  # type: ignore[arg-type]  # an interval asks nothing
     took = time.perf_counter() - start
+    results = outcome.results
+    assert set(outcome.seconds) == {"train", "evaluate", "checkpoint", "other"}
+    assert outcome.seconds["train"] > 0 and outcome.seconds["evaluate"] > 0
     assert sorted(results) == [0, 1, 2, 3] and len({r.seconds for r in results.values()}) == 1
     assert results[0].seconds >= 0.5 * took  # the whole job (but saving its checkpoint), not took / 4
 
@@ -371,3 +374,49 @@ def test_a_branch_forks_members_that_update_on_their_own_next_batch(
     }
     with pytest.raises(ConfigError, match="compares forks of a member on the same batch"):
         parse_sweep(sb3)
+
+
+@pytest.mark.slow  # ~20 s: a subprocess sweep, a kill and a resume beside an uninterrupted reference
+def test_kill_9_of_an_engine_population_loses_at_most_checkpoint_every_and_resumes_to_the_same_result(
+    tmp_path: Path,
+) -> None:
+    """The live population is written only every ``checkpoint_every`` seconds, population.json only with
+    it: a kill -9 finds both from the same save, no older than that time plus one interval, and the
+    resume ends where an uninterrupted run ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _cfg(
+        tmp_path,
+        budget={"max": 24576, "report_every": 512},
+        method={"name": "pbt", "population": 4},
+        checkpoint_every=0.5,
+    )
+    del cfg["trials"]
+    reference = sweep({**cfg, "out": str(tmp_path / "ref")}, plots=False).trials
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    command = [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"]
+    proc = subprocess.Popen(command, start_new_session=True)
+    state = Path(cfg["out"]) / "population.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        state.is_file() and json.loads(state.read_text())["intervals"] >= 2
+    ):
+        time.sleep(0.05)
+    time.sleep(2.0)  # several cadences into the run
+    os.killpg(proc.pid, signal.SIGKILL)  # the process group this test started
+    killed = time.time()
+    proc.wait()
+    saved = json.loads(state.read_text())
+    assert not saved["done"] and saved["intervals"] >= 2
+    assert killed - state.stat().st_mtime < 0.5 + 1.5  # checkpoint_every, plus an interval's margin
+    for member in saved["members"]:  # the checkpoint population.json names was written
+        assert (Path(cfg["out"]) / member["checkpoint"] / "engine.pt").is_file()
+    res = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    df = pd.read_csv(Path(cfg["out"]) / "trials.csv")
+    assert df["value"].tolist() == pytest.approx(reference["value"].tolist())
