@@ -94,7 +94,7 @@ def sweep(
     sw = as_sweep(config, overrides, out)
     with owned_run(sw, resume, lambda: _progress_so_far(sw)), sigterm_as_interrupt():
         try:
-            study = run(sw, resume=resume, progress=progress)
+            study = run(sw, resume=resume, progress=progress, plots=plots)
         except KeyboardInterrupt:
             export(open_study(sw), sw, plots=plots)
             raise

@@ -35,14 +35,17 @@ def batched(sweep: Sweep) -> bool:
     return sweep.info.batch is not None
 
 
-def run(sweep: Sweep, resume: bool = False, progress: Progress | None = None) -> optuna.Study:
-    """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup."""
+def run(
+    sweep: Sweep, resume: bool = False, progress: Progress | None = None, plots: bool = True
+) -> optuna.Study:
+    """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup.
+    ``plots``: draw the figures a run writes as it ends (a population's schedules)."""
     backend = open_backend(sweep)
     try:
         if sweep.spec.population:
             kind = BatchedHosts if batched(sweep) else ProcessHosts
             hosts = kind(sweep, backend, sweep.config.trial_timeout)
-            return run_population(sweep, hosts, resume, progress)
+            return run_population(sweep, hosts, resume, progress, plots=plots)
         return run_trials(sweep, backend, resume, progress)
     finally:
         backend.close()

@@ -614,9 +614,14 @@ def clean_checkpoints(out: Path, state: PopulationState) -> None:
 
 
 def run_population(
-    sweep: Sweep, hosts: Hosts, resume: bool = False, progress: Progress | None = None
+    sweep: Sweep,
+    hosts: Hosts,
+    resume: bool = False,
+    progress: Progress | None = None,
+    plots: bool = True,
 ) -> optuna.Study:
-    """Run (or resume) a population sweep; returns the study with one trial per member."""
+    """Run (or resume) a population sweep; returns the study with one trial per member (``plots``: draw
+    population_schedules.png)."""
     began = time.perf_counter()
     out = sweep.out
     plan = sweep.population
@@ -687,7 +692,9 @@ def run_population(
     _record(sweep, study, state)
     phases = {**hosts.seconds}
     phases["orchestration"] = max(0.0, time.perf_counter() - began - sum(phases.values()))
-    write_population_outputs(out, sweep, state.members, state.lineage, _summary(state, out, phases))
+    write_population_outputs(
+        out, sweep, state.members, state.lineage, _summary(state, out, phases), plots=plots
+    )
     report(f"population done: {state.exploits} copies, {state.failures} failures")
     return study
 

@@ -73,7 +73,10 @@ def write_population_outputs(
     members: Sequence[MemberLike],
     lineage: list[dict[str, Any]],
     summary: dict[str, Any],
+    plots: bool = True,
 ) -> None:
+    """population_schedule.csv, population_lineage.csv, best_schedule.yaml, population_summary.json and,
+    with ``plots``, plots/population_schedules.png."""
     keys = sorted({k for m in members for s in m.schedule for k in s if k != "step"})
     with open(out / SCHEDULE_FILE, "w", newline="") as f:
         w = csv.writer(f)
@@ -100,7 +103,8 @@ def write_population_outputs(
             )
         )
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    plot_schedules(members, keys, out / PLOT_FILE, sweep, best)
+    if plots:
+        plot_schedules(members, keys, out / PLOT_FILE, sweep, best)
 
 
 def plot_schedules(

@@ -65,6 +65,7 @@ def test_pbt_beats_the_same_population_with_fixed_values_and_records_one_trial_p
         plots=False,
     ).trials
     assert df["value"].max() > 2 * fixed["value"].max()
+    assert not (tmp_path / "fixed" / "plots" / "population_schedules.png").exists()  # plots=False: none
     for f in (
         "population_schedule.csv",
         "population_lineage.csv",
