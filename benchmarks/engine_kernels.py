@@ -1,0 +1,149 @@
+"""Where the engine's update spends its time on one CPU thread, and what the alternatives cost.
+
+1. **tanh.** The hidden activations' forward and backward on a ``[8, 256, 64]`` float32 tensor (one
+   minibatch of the shipped example's 8 members): ``torch.tanh`` and its backward against
+   ``2 sigmoid(2x) - 1`` with the backward ``g (1 - y^2)`` (what ``autorl.engine.nets.tanh`` does where
+   it is differentiated), in microseconds per call, and the largest absolute difference.
+2. **torch.compile.** The same tanh compiled, and one minibatch's loss and gradient
+   (``Population._loss`` then ``torch.autograd.grad``) compiled, each with its compile time (the first
+   call, with inductor's on-disk cache empty) and its time per call against the eager one.
+3. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
+   with the engine's tanh and with ``torch.tanh`` everywhere.
+
+    python benchmarks/engine_kernels.py --json docs/figures/engine_kernels.json   # about 3 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autorl.engine import config as engine_config
+from autorl.engine.config import EngineConfig
+from autorl.engine.nets import tanh
+from autorl.engine.ppo import Population
+
+SETTINGS: dict[str, Any] = {"n_envs": 32, "n_steps": 32, "n_epochs": 4, "n_minibatches": 4}
+
+
+def per_call_us(fn: Callable[[], Any], calls: int = 300) -> float:
+    """Microseconds per call of ``fn``, after one warm-up call."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def activations() -> dict[str, Any]:
+    x = torch.randn(8, 256, 64)
+    grad = torch.randn_like(x)
+    xs = x.clone().requires_grad_(True)
+
+    def backward(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], Any]:
+        return lambda: torch.autograd.grad(f(xs), xs, grad)
+
+    exact = torch.tanh(x.double())
+    return {
+        "torch_tanh_us": per_call_us(lambda: torch.tanh(x)),
+        "engine_tanh_forward_us": per_call_us(lambda: torch.sigmoid(x * 2).mul_(2).sub_(1)),
+        "torch_tanh_forward_backward_us": per_call_us(backward(torch.tanh)),
+        "engine_tanh_forward_backward_us": per_call_us(backward(tanh)),
+        "sigmoid_us": per_call_us(lambda: torch.sigmoid(x)),
+        "torch_tanh_max_abs_error": float((torch.tanh(x).double() - exact).abs().max()),
+        "engine_tanh_max_abs_error": float((tanh(xs).detach().double() - exact).abs().max()),
+    }
+
+
+def compiled() -> dict[str, Any]:
+    x = torch.randn(8, 256, 64)
+    start = time.perf_counter()
+    fast = torch.compile(torch.tanh)
+    fast(x)
+    out: dict[str, Any] = {"tanh_compile_s": time.perf_counter() - start}
+    out["tanh_compiled_us"] = per_call_us(lambda: fast(x))
+
+    config = EngineConfig("CartPole-v1", **SETTINGS)
+    pop = Population(config, [{"learning_rate": 1e-3}] * 8, seeds=range(8))
+    k, n = 8, 256
+    obs = torch.randn(k, n, 4)
+    actions = torch.randint(0, 2, (k, n))
+    old = torch.full((k, n), -0.69)
+    adv, ret = torch.randn(k, n), torch.randn(k, n)
+    coefs = (torch.full((k, 1), 0.2), torch.zeros(k), torch.full((k,), 0.5))
+
+    def step(theta: torch.Tensor) -> torch.Tensor:
+        theta = theta.detach().requires_grad_(True)
+        loss, _ = pop._loss(theta, obs, actions, old, adv, ret, *coefs)
+        (g,) = torch.autograd.grad(loss.sum(), theta)
+        return g
+
+    theta = pop.state_dict()["members"]["theta"]
+    out["minibatch_eager_us"] = per_call_us(lambda: step(theta), 100)
+    start = time.perf_counter()
+    step_compiled = torch.compile(step)
+    step_compiled(theta)
+    out["minibatch_compile_s"] = time.perf_counter() - start
+    out["minibatch_compiled_us"] = per_call_us(lambda: step_compiled(theta), 100)
+    return out
+
+
+def training(members: int, seconds: float) -> float:
+    config = EngineConfig("CartPole-v1", **SETTINGS)
+    pop = Population(config, [{"learning_rate": 1e-3}] * members, seeds=range(members))
+    pop.train(4096)
+    steps, elapsed = 0, 0.0
+    while elapsed < seconds:
+        start = time.perf_counter()
+        pop.train(4096)
+        elapsed += time.perf_counter() - start
+        steps += members * 4096
+    return steps / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="timed training per row")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    # compile times are cold: inductor's on-disk cache starts empty (set before the first compile)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    began = time.perf_counter()
+    record: dict[str, Any] = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    record["activations"] = acts = activations()
+    for name, value in acts.items():
+        print(f"{name:<34} {value:.3g}")
+    rows = []
+    for members in (1, 8):
+        for activation in ("engine", "torch"):
+            engine_config.ACTIVATIONS["tanh"] = tanh if activation == "engine" else torch.tanh
+            rate = training(members, args.seconds)
+            rows.append({"members": members, "tanh": activation, "steps_per_s": rate})
+            print(f"P = {members}, {activation} tanh: {rate:,.0f} env steps/s")
+    engine_config.ACTIVATIONS["tanh"] = tanh
+    record["training"] = rows
+    if not args.no_compile:
+        record["compile"] = comp = compiled()
+        for name, value in comp.items():
+            print(f"{name:<34} {value:.3g}")
+    record["wall_s"] = time.perf_counter() - began
+    print(f"wall time {record['wall_s']:.0f} s")
+    if args.json:
+        record["command"] = "python benchmarks/engine_kernels.py " + " ".join(sys.argv[1:])
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
