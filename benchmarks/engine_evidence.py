@@ -341,6 +341,7 @@ def random_search(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "median": float(np.median(values)),
             "p90": float(np.quantile(values, 0.9)),
             "share_solved": float(np.mean(values >= SOLVED)),
+            "share_solved_ci": _bootstrap_ci((values >= SOLVED).astype(float)),  # 95%, bootstrap
             "failed": int(np.isnan(values).sum()),
         }
         print(name, json.dumps(out[name]), flush=True)
