@@ -8,7 +8,9 @@
    (``Population._loss`` then ``torch.autograd.grad``) compiled, each with its compile time (the first
    call, with inductor's on-disk cache empty) and its time per call against the eager one.
 3. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
-   with the engine's tanh and with ``torch.tanh`` everywhere.
+   with the engine's tanh and with ``torch.tanh`` everywhere, measured alternately ``--repeats`` times;
+   then, in a fresh process, P = 8 with ``compile=True``: the first rollout's time (the cold compile),
+   the rate after it, and the env steps after which compiling has paid for itself.
 
     python benchmarks/engine_kernels.py --json docs/figures/engine_kernels.json   # about 3 minutes
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,8 +101,8 @@ def compiled() -> dict[str, Any]:
     return out
 
 
-def training(members: int, seconds: float) -> float:
-    config = EngineConfig("CartPole-v1", **SETTINGS)
+def training(members: int, seconds: float, compile: bool = False) -> float:
+    config = EngineConfig("CartPole-v1", **SETTINGS, compile=compile)
     pop = Population(config, [{"learning_rate": 1e-3}] * members, seeds=range(members))
     pop.train(4096)
     steps, elapsed = 0, 0.0
@@ -110,33 +114,67 @@ def training(members: int, seconds: float) -> float:
     return steps / elapsed
 
 
+def compiled_training(seconds: float) -> dict[str, Any]:
+    """P = 8 with ``compile=True`` in this (fresh) process: the first rollout (the cold compile), then the
+    rate."""
+    config = EngineConfig("CartPole-v1", **SETTINGS, compile=True)
+    pop = Population(config, [{"learning_rate": 1e-3}] * 8, seeds=range(8))
+    start = time.perf_counter()
+    pop.train(1024)  # one rollout: the compile happens here
+    first = time.perf_counter() - start
+    return {"members": 8, "first_rollout_s": first, "steps_per_s": training(8, seconds, compile=True)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="timed training per row")
+    parser.add_argument("--seconds", type=float, default=4.0, help="timed training per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating measurements per row")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--compiled-training", action="store_true", help=argparse.SUPPRESS)  # the child
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
     # compile times are cold: inductor's on-disk cache starts empty (set before the first compile)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    if args.compiled_training:
+        print(json.dumps(compiled_training(args.seconds)))
+        return
     began = time.perf_counter()
     record: dict[str, Any] = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     record["activations"] = acts = activations()
     for name, value in acts.items():
         print(f"{name:<34} {value:.3g}")
-    rows = []
-    for members in (1, 8):
-        for activation in ("engine", "torch"):
-            engine_config.ACTIVATIONS["tanh"] = tanh if activation == "engine" else torch.tanh
-            rate = training(members, args.seconds)
-            rows.append({"members": members, "tanh": activation, "steps_per_s": rate})
-            print(f"P = {members}, {activation} tanh: {rate:,.0f} env steps/s")
+    rates: dict[tuple[int, str], list[float]] = {}
+    for _ in range(args.repeats):  # alternating, so that a slow spell of the machine hits every row
+        for members in (1, 8):
+            for activation in ("engine", "torch"):
+                engine_config.ACTIVATIONS["tanh"] = tanh if activation == "engine" else torch.tanh
+                rates.setdefault((members, activation), []).append(training(members, args.seconds))
     engine_config.ACTIVATIONS["tanh"] = tanh
+    rows = [
+        {"members": p, "tanh": a, "steps_per_s": r, "median": statistics.median(r)}
+        for (p, a), r in rates.items()
+    ]
+    for row in rows:
+        runs = " / ".join(f"{x:,.0f}" for x in row["steps_per_s"])
+        print(f"P = {row['members']}, {row['tanh']} tanh: {runs} env steps/s (median {row['median']:,.0f})")
     record["training"] = rows
     if not args.no_compile:
         record["compile"] = comp = compiled()
         for name, value in comp.items():
             print(f"{name:<34} {value:.3g}")
+        child = [sys.executable, __file__, "--compiled-training", "--seconds", str(3 * args.seconds)]
+        done = subprocess.run(child, check=True, capture_output=True, text=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        eager = next(r["median"] for r in rows if r["members"] == 8 and r["tanh"] == "engine")
+        saved = 1 / eager - 1 / result["steps_per_s"]  # seconds per env step
+        result["break_even_env_steps"] = result["first_rollout_s"] / saved if saved > 0 else None
+        record["training_compiled"] = result
+        print(
+            f"P = 8, compile=True (a fresh process): first rollout {result['first_rollout_s']:.1f} s, then "
+            f"{result['steps_per_s']:,.0f} env steps/s; pays for its compile after "
+            + (f"{result['break_even_env_steps']:,.0f} env steps" if saved > 0 else "never")
+        )
     record["wall_s"] = time.perf_counter() - began
     print(f"wall time {record['wall_s']:.0f} s")
     if args.json:

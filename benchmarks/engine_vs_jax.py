@@ -15,7 +15,8 @@ For each population size the table gives the peer's compile time (trace and XLA 
 call, apart from any training), then env steps per second (P x 1,024 per update) of each side, measured
 alternately (engine, jax, engine, jax, ...) over about ``--seconds`` each after a warm-up, every repeat
 and the median, and the ratio engine / jax of the medians; the cpu column is process CPU time over wall
-time while that side trained (about 1.0 on one thread). For P = 8 it then prints each side's mean
+time while that side trained (about 1.0 on one thread). The process is pinned to one core
+(``--no-pin`` lets XLA's extra threads use more). For P = 8 it then prints each side's mean
 training episode return in its last call, a check that both learn (not a gate). The peer does less work
 than the engine: no loss statistics, no explained variance, no guard against non-finite members.
 
@@ -38,8 +39,11 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-# One thread for XLA, set before jax is imported (it reads XLA_FLAGS once).
+# One thread for XLA, set before jax is imported (it reads XLA_FLAGS once). XLA still ran about 1.35
+# cores' worth of CPU time per wall second with it, so the process is also pinned to one core (below).
 os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+if hasattr(os, "sched_setaffinity") and "--no-pin" not in sys.argv:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 try:
     import jax
@@ -352,6 +356,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating measurements per side")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="every member's, both sides")
     parser.add_argument("--json", type=str, default=None, metavar="PATH", help="also write the figures here")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     args = parser.parse_args()
     if jax is None:
         print('engine_vs_jax.py needs jax, an optional benchmark extra: pip install "jax[cpu]"')

@@ -133,6 +133,7 @@ class Population:
         self._layout = _Layout.of(config)
         self._activation = ACTIVATIONS[config.activation]
         self._objective = OBJECTIVES.get(config.objective)
+        self._minibatch = torch.compile(self._minibatch_grad) if config.compile else self._minibatch_grad
         self._m = _Members.cat([self._fresh(h, s) for h, s in zip(hparams, seeds, strict=True)])
         self._start_levels(torch.arange(len(seeds) * config.n_envs, device=config.device))
 
@@ -463,17 +464,21 @@ class Population:
             adv = epoch["advantages"]  # normalised per minibatch per member, as SB3 does
             epoch["advantages"] = (adv - adv.mean(2, keepdim=True)) / (adv.std(2, keepdim=True) + 1e-8)
             for i in range(n_mb):
-                theta = m.theta.detach().requires_grad_(True)
                 mb = {name: x[:, i] for name, x in epoch.items()}
-                loss, parts = self._loss(
-                    theta, mb["obs"], mb["actions"], mb["log_probs"], mb["advantages"], mb["returns"], *coefs
+                grad, loss, parts = self._minibatch(
+                    m.theta,
+                    mb["obs"],
+                    mb["actions"],
+                    mb["log_probs"],
+                    mb["advantages"],
+                    mb["returns"],
+                    *coefs,
                 )
-                (grad,) = torch.autograd.grad(loss.sum(), theta)
                 # the moments may change in place: they are this population's (or this subset's) own
                 m.theta, m.adam_step, m.failed = adam_step(
-                    theta.detach(),
+                    m.theta.detach(),
                     grad,
-                    loss.detach(),
+                    loss,
                     lr,
                     hp["max_grad_norm"],
                     hp["adam_eps"],
@@ -486,6 +491,27 @@ class Population:
         stats = dict(zip(_STATS, sums / (cfg.n_epochs * n_mb), strict=True))
         stats["learning_rate"], stats["clip_range"] = lr, clip
         return stats
+
+    def _minibatch_grad(
+        self,
+        theta: Tensor,
+        obs: Tensor,
+        actions: Tensor,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        returns: Tensor,
+        clip: Tensor,
+        ent_coef: Tensor,
+        vf_coef: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One minibatch's gradient of each member's loss with respect to ``theta`` ``[k, n_params]``,
+        the losses ``[k]`` and their parts (:meth:`_loss`); what ``compile`` compiles."""
+        theta = theta.detach().requires_grad_(True)
+        loss, parts = self._loss(
+            theta, obs, actions, old_log_probs, advantages, returns, clip, ent_coef, vf_coef
+        )
+        (grad,) = torch.autograd.grad(loss.sum(), theta)
+        return grad, loss.detach(), parts
 
     def _loss(
         self,

@@ -48,14 +48,14 @@ SHAPE_KEYS = (
     "log_std_init",
     "ortho_init",
 )
-ARG_KEYS = ("env", "device", "dtype", "threads", "eval_episodes")
+ARG_KEYS = ("env", "device", "dtype", "threads", "eval_episodes", "compile")
 
 
 def engine_config(config: Mapping[str, Any], total_steps: int | None) -> EngineConfig:
     """The shape-setting part of ``config`` as an :class:`EngineConfig` (linear schedules end at the
     member's budget, ``total_steps``, unless the config says otherwise)."""
     values: dict[str, Any] = {"env": config.get("env", "CartPole-v1")}
-    for key in (*SHAPE_KEYS, "eval_episodes", "device", "total_steps"):
+    for key in (*SHAPE_KEYS, "eval_episodes", "device", "total_steps", "compile"):
         if key in config:
             values[key] = config[key]
     if isinstance(values.get("hidden"), int):

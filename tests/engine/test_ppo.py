@@ -519,3 +519,18 @@ def test_linear_schedules_reach_zero() -> None:
     assert [r["learning_rate"] for r in rates] == pytest.approx([7.5e-4, 5e-4, 2.5e-4, 0.0])
     assert [r["clip_range"] for r in rates] == pytest.approx([0.15, 0.1, 0.05, 0.0])
     assert [r["budget"] for r in rates] == [64, 128, 192, 256]
+
+
+@pytest.mark.slow  # ~15-30 s: inductor compiles the minibatch step
+def test_a_compiled_update_trains_as_the_eager_one() -> None:
+    """``compile=True`` compiles the update's minibatch step: the members train as they do eagerly, to
+    the engine's member-independence tolerance (compiled kernels round differently)."""
+    eager = Population(_config(), [MINE, OTHERS[0]], seeds=[3, 4])
+    compiled = Population(_config(compile=True), [MINE, OTHERS[0]], seeds=[3, 4])
+    for pop in (eager, compiled):
+        for _ in range(10):
+            pop.train(64)
+    a, c = _members(eager), _members(compiled)
+    assert _relative(c["theta"], a["theta"]) < 1e-4
+    assert torch.equal(c["steps"], a["steps"])
+    assert compiled._minibatch is not compiled._minibatch_grad  # it really ran compiled
