@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from autorl.config import Sweep, apply_overrides, load_sweep, parse_sweep
+from autorl.config import Sweep, SweepConfig, apply_overrides, load_sweep, parse_sweep
 from autorl.results import export, open_study, owned_run
 from autorl.results.status import SweepStatus
 
@@ -40,14 +40,18 @@ class SweepResult:
 
 
 def as_sweep(
-    config: str | Path | dict[str, Any] | Sweep, overrides: list[str] | None = None, out: str | None = None
+    config: str | Path | dict[str, Any] | Sweep,
+    overrides: list[str] | None = None,
+    out: str | None = None,
+    validated: Callable[[SweepConfig], None] | None = None,
 ) -> Sweep:
-    """A validated Sweep from a file path, a config mapping or a Sweep."""
+    """A validated Sweep from a file path, a config mapping or a Sweep (``validated``: see
+    :func:`autorl.config.parse_sweep`)."""
     if isinstance(config, Sweep):
         return config
     if isinstance(config, dict):
-        return parse_sweep(apply_overrides(config, overrides or [], "<config>"), "<config>", out)
-    return load_sweep(config, overrides, out)
+        return parse_sweep(apply_overrides(config, overrides or [], "<config>"), "<config>", out, validated)
+    return load_sweep(config, overrides, out, validated)
 
 
 @contextlib.contextmanager
@@ -90,8 +94,13 @@ def sweep(
     directory already holds trials (a new sweep into such a directory is refused).
     """
     from autorl.executors import run
+    from autorl.executors.process import discard_spares, warm_start
 
-    sw = as_sweep(config, overrides, out)
+    try:  # the first worker starts, and imports the target, while the config is resolved
+        sw = as_sweep(config, overrides, out, validated=warm_start)
+    except BaseException:
+        discard_spares()
+        raise
     with owned_run(sw, resume, lambda: _progress_so_far(sw)), sigterm_as_interrupt():
         try:
             study = run(sw, resume=resume, progress=progress, plots=plots)

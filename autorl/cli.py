@@ -280,6 +280,7 @@ def sweep(
     """Search the hyperparameters described in CONFIG."""
     from autorl.api import sweep as run_sweep
     from autorl.config import load_sweep
+    from autorl.executors.process import warm_start
 
     extra = list(overrides)
     if storage:
@@ -288,7 +289,7 @@ def sweep(
         extra += [f"ray_address={ray_address}", "executor=ray"]
     elif executor:
         extra.append(f"executor={executor}")
-    sw = load_sweep(config, extra, out)
+    sw = load_sweep(config, extra, out, validated=warm_start)  # a refused config ends the spare at exit
     total = sw.population.size if sw.spec.population else sw.config.trials
     bar = None if quiet else SweepProgress(total, population=sw.spec.population)
     again = _again(config, overrides, out, storage)

@@ -10,6 +10,7 @@ import copy
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -355,8 +356,15 @@ def resolve_space_path(ref: str, base_dir: Path | None = None) -> Path:
     return p
 
 
-def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> Sweep:
-    """Validate a config mapping and resolve target, space, metrics and method; nothing runs."""
+def parse_sweep(
+    data: Any,
+    source: str = "<config>",
+    out: str | None = None,
+    validated: Callable[[SweepConfig], None] | None = None,
+) -> Sweep:
+    """Validate a config mapping and resolve target, space, metrics and method; nothing runs.
+    ``validated`` is called with the checked keys before the target is resolved (the executors start
+    a worker then, see :func:`autorl.executors.process.warm_start`)."""
     if not isinstance(data, dict):
         raise ConfigError("a sweep config must be a mapping of keys", file=source)
     try:
@@ -365,6 +373,8 @@ def parse_sweep(data: Any, source: str = "<config>", out: str | None = None) -> 
         raise _error_from_pydantic(exc, source) from None
     if out is not None:
         cfg = cfg.model_copy(update={"out": out})
+    if validated is not None:
+        validated(cfg)
     base_dir = (
         Path(source).resolve().parent
         if source not in ("<config>", "") and Path(source).exists()
@@ -664,11 +674,17 @@ def config_path(path: str | Path) -> Path:
     return p
 
 
-def load_sweep(path: str | Path, overrides: list[str] | None = None, out: str | None = None) -> Sweep:
-    """Read, override and validate a sweep file (a path, or a shipped example's name)."""
+def load_sweep(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    out: str | None = None,
+    validated: Callable[[SweepConfig], None] | None = None,
+) -> Sweep:
+    """Read, override and validate a sweep file (a path, or a shipped example's name); ``validated`` as
+    for :func:`parse_sweep`."""
     path = config_path(path)
     source = str(path)
     data = load_yaml(path)
     if overrides:
         data = apply_overrides(data or {}, overrides, source)
-    return parse_sweep(data, source, out)
+    return parse_sweep(data, source, out, validated)

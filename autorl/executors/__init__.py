@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from autorl.executors.population import BatchedHosts, ProcessHosts, run_population
+from autorl.executors.process import discard_spares
 from autorl.executors.sweep import Backend, Progress, run_trials
 from autorl.executors.trial import TrialJob, TrialOutcome, run_trial
 from autorl.executors.workers import ProcessPool
@@ -41,6 +42,7 @@ def run(
     """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup.
     ``plots``: draw the figures a run writes as it ends (a population's schedules)."""
     backend = open_backend(sweep)
+    discard_spares()  # a worker started early that this backend did not take
     try:
         if sweep.spec.population:
             kind = BatchedHosts if batched(sweep) else ProcessHosts

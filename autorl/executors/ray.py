@@ -36,8 +36,9 @@ from typing import Any
 from autorl.config import Sweep
 from autorl.errors import ConfigError
 from autorl.executors.carry import registrations
+from autorl.executors.process import THREAD_VARS
 from autorl.executors.trial import SweepRef, checkpoint_path
-from autorl.executors.workers import THREAD_VARS, Event, EventKind, _output_to
+from autorl.executors.workers import Event, EventKind, _output_to
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a local node uses 127.0.0.1, not a LAN address
 

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -37,9 +35,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from autorl.executors.process import WorkerProcess, take_spare
 from autorl.executors.trial import JobFunction
-
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class EventKind(enum.Enum):
@@ -114,60 +111,18 @@ def _output_to(log: str | None) -> Any:
         os.close(saved[1])
 
 
-# A worker's first lines: the orchestrator's sys.path, then this module's main (argv: the socket's and
-# the sentinel's file descriptors). SIGINT is ignored before anything else: Ctrl-C reaches the whole
-# process group, and the orchestrator decides what it does to the trials.
-_BOOT = (
-    "import signal, sys, json; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-    "sys.path[:] = json.loads(sys.argv[1]); "
-    "from autorl.executors.workers import worker_main; worker_main(int(sys.argv[2]), int(sys.argv[3]))"
-)
+def worker_main(conn_fd: int, sentinel_fd: int, warm: list[str] | None = None) -> None:
+    """Entry point of a worker process: import ``warm`` (what its first job will need, while the
+    orchestrator is still reading its config), take over the orchestrator's registrations, then serve."""
+    import importlib
 
-
-class _Process:
-    """A worker process started with :data:`_BOOT`: a fresh interpreter that imports autorl, never the
-    caller's ``__main__``. ``sentinel`` turns readable when it ends (as multiprocessing's does)."""
-
-    def __init__(self, conn_fd: int) -> None:
-        self.sentinel, keep = os.pipe()  # the worker holds the write end until it exits
-        env = {**os.environ, **{var: os.environ.get(var, "1") for var in THREAD_VARS}}
-        self._popen = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(conn_fd), str(keep)],
-            pass_fds=(conn_fd, keep),
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        os.close(keep)
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._popen.poll()
-
-    def is_alive(self) -> bool:
-        return self._popen.poll() is None
-
-    def join(self, timeout: float | None = None) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._popen.wait(timeout)
-        if self._popen.returncode is not None and self.sentinel >= 0:
-            os.close(self.sentinel)
-            self.sentinel = -1
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._popen.kill()
-
-
-def worker_main(conn_fd: int, sentinel_fd: int) -> None:
-    """Entry point of a worker process: take over the orchestrator's registrations, then serve."""
     from autorl.executors.carry import adopt
 
     del sentinel_fd  # held open, never used: the orchestrator sees it close when this process ends
     conn = Connection(conn_fd)
+    for name in warm or ():
+        with contextlib.suppress(Exception):  # the job imports it again and reports what fails
+            importlib.import_module(name)
     memory, carried = conn.recv()
     adopt(carried)
     _serve(conn, memory)
@@ -201,7 +156,7 @@ def _serve(conn: Connection, memory: int | None) -> None:
 
 @dataclass
 class _Worker:
-    process: _Process
+    process: WorkerProcess
     conn: Connection
     job: int | None = None
     started: float = 0.0
@@ -223,10 +178,14 @@ class ProcessPool:
         return len(self._workers)
 
     def _start(self) -> _Worker:
-        ours, theirs = socket.socketpair()
-        proc = _Process(theirs.fileno())
-        theirs.close()
-        conn = Connection(ours.detach())
+        spare = take_spare() if self.memory is None else None  # a spare imported before any cap
+        if spare is not None:
+            proc, conn = spare
+        else:
+            ours, theirs = socket.socketpair()
+            proc = WorkerProcess(theirs.fileno())
+            theirs.close()
+            conn = Connection(ours.detach())
         conn.send((self.memory, self._carried))
         return _Worker(proc, conn)
 

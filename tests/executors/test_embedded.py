@@ -314,3 +314,54 @@ def test_registrations_of_importable_objects_travel_as_references(monkeypatch):
     assert not [s for s in envs if s.id == "CartPole-v1"]  # gymnasium's own envs stay at home
     (toy,) = [s for s in envs if s.id == "Test/Toy-v0"]
     assert toy.entry_point == "tests.toy_targets:Toy"
+
+
+def test_the_first_worker_starts_before_the_config_is_resolved_and_the_pool_takes_it(
+    make_config, monkeypatch
+):
+    """The worker's imports overlap the orchestrator's config resolution: a spare worker exists when
+    the target is resolved, importing the target's module, and the pool runs the trials on it."""
+    from autorl import config as config_module
+    from autorl.executors import process
+
+    seen: dict[str, object] = {}
+    resolve, take, start = config_module._resolve, process.take_spare, process.prestart
+
+    def resolving(*args, **kwargs):
+        seen["spares while resolving"] = len(process._SPARES)
+        return resolve(*args, **kwargs)
+
+    def prestarting(warm=()):
+        seen["warm"] = list(warm)
+        start(warm)
+
+    def taking():
+        seen["taken"] = (spare := take()) is not None
+        return spare
+
+    monkeypatch.setattr(config_module, "_resolve", resolving)
+    monkeypatch.setattr(process, "prestart", prestarting)
+    monkeypatch.setattr("autorl.executors.workers.take_spare", taking)
+    df = sweep(make_config(trials=3), plots=False).trials
+    assert (df["state"] == "COMPLETE").all() and len(df) == 3
+    assert seen == {"warm": [], "spares while resolving": 1, "taken": True}  # a file target: not warmed
+    assert process._SPARES == []
+    assert process._target_module("engine:ppo") == "autorl.engine.target"  # what its worker imports
+    assert process._target_module("my_package.targets:train") == "my_package.targets"
+
+
+def test_a_config_refused_after_the_worker_started_leaves_no_process(make_config, monkeypatch):
+    from autorl.executors import process
+
+    started = []
+    start = process.prestart
+
+    def prestarting(warm=()):
+        start(warm)
+        started.append(process._SPARES[-1][0])
+
+    monkeypatch.setattr(process, "prestart", prestarting)
+    with pytest.raises(ConfigError):
+        sweep(make_config(method={"name": "random", "no_such_option": 1}), plots=False)  # refused resolving
+    assert len(started) == 1 and started[0].exitcode is not None  # started, then ended, not left behind
+    assert process._SPARES == []

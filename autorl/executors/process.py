@@ -1,0 +1,131 @@
+"""A worker's process, and a spare one started early.
+
+Light on purpose (the standard library only): the sweep's process imports it before its config is
+resolved, to start the first worker then (:func:`prestart`), so that the worker's imports (autorl's
+executors, torch, the target) run while the orchestrator resolves the config and opens the study,
+not after. :class:`~autorl.executors.workers.ProcessPool` takes the spare as its first worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autorl.config import SweepConfig
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+# A worker's first lines: the orchestrator's sys.path, then the workers module's main (argv: the
+# socket's and the sentinel's file descriptors, the modules to import first). SIGINT is ignored before
+# anything else: Ctrl-C reaches the whole process group, and the orchestrator decides what it does to
+# the trials.
+_BOOT = (
+    "import signal, sys, json; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "sys.path[:] = json.loads(sys.argv[1]); "
+    "from autorl.executors.workers import worker_main; "
+    "worker_main(int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]))"
+)
+
+
+class WorkerProcess:
+    """A worker process started with :data:`_BOOT`: a fresh interpreter that imports autorl, never the
+    caller's ``__main__``. ``sentinel`` turns readable when it ends (as multiprocessing's does)."""
+
+    def __init__(self, conn_fd: int, warm: Sequence[str] = ()) -> None:
+        self.sentinel, keep = os.pipe()  # the worker holds the write end until it exits
+        env = {**os.environ, **{var: os.environ.get(var, "1") for var in THREAD_VARS}}
+        argv = [json.dumps(sys.path), str(conn_fd), str(keep), json.dumps(list(warm))]
+        self._popen = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, *argv],
+            pass_fds=(conn_fd, keep),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(keep)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+        if self._popen.returncode is not None and self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+
+_SPARES: list[tuple[WorkerProcess, Connection]] = []
+
+
+def prestart(warm: Sequence[str] = ()) -> None:
+    """Start one worker process now, importing ``warm``, for the next pool to take (or
+    :func:`discard_spares` to end)."""
+    ours, theirs = socket.socketpair()
+    proc = WorkerProcess(theirs.fileno(), warm)
+    theirs.close()
+    _SPARES.append((proc, Connection(ours.detach())))
+
+
+def take_spare() -> tuple[WorkerProcess, Connection] | None:
+    """A started spare worker and its connection, if one is alive."""
+    while _SPARES:
+        proc, conn = _SPARES.pop(0)
+        if proc.is_alive():
+            return proc, conn
+        proc.join()
+        conn.close()
+    return None
+
+
+@atexit.register
+def discard_spares() -> None:
+    """End the spare workers no pool took (a config refused, an executor that is not this one)."""
+    while _SPARES:
+        proc, conn = _SPARES.pop()
+        proc.kill()
+        proc.join()
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def warm_start(cfg: SweepConfig) -> None:
+    """Once a sweep's keys are valid and before its target is resolved: start its first worker, which
+    imports the target's module meanwhile. Only for the embedded executor without ``trial_memory``
+    (a worker's imports must stay under its memory cap)."""
+    if cfg.executor != "embedded" or cfg.trial_memory is not None or _SPARES:
+        return
+    prestart([module] if (module := _target_module(cfg.target)) else [])
+
+
+def _target_module(target: str) -> str | None:
+    """The module a target's jobs import (a registered target's lazy reference, or ``module:attr``);
+    None for a file or an object defined in ``__main__``."""
+    from autorl.targets.base import TARGETS
+
+    ref: object = TARGETS.entry(target).target if target in TARGETS else target
+    name = ref.partition(":")[0] if isinstance(ref, str) and ":" in ref else getattr(ref, "__module__", None)
+    if not isinstance(name, str) or name == "__main__" or name.endswith(".py"):
+        return None
+    return name
