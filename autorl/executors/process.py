@@ -1,9 +1,10 @@
 """A worker's process, and a spare one started early.
 
-Light on purpose (the standard library only): the sweep's process imports it before its config is
-resolved, to start the first worker then (:func:`prestart`), so that the worker's imports (autorl's
-executors, torch, the target) run while the orchestrator resolves the config and opens the study,
-not after. :class:`~autorl.executors.workers.ProcessPool` takes the spare as its first worker.
+The sweep's process calls :func:`warm_start` once the config's keys are valid and before the target
+is resolved, to start the first worker then, so that the worker's imports (autorl's executors, torch,
+the target) run while the orchestrator resolves the config and opens the study, not after.
+:class:`~autorl.executors.workers.ProcessPool` takes the spare as its first worker. This module
+imports only the standard library (and the target registry when it warms).
 """
 
 from __future__ import annotations
@@ -79,13 +80,18 @@ class WorkerProcess:
 _SPARES: list[tuple[WorkerProcess, Connection]] = []
 
 
-def prestart(warm: Sequence[str] = ()) -> None:
-    """Start one worker process now, importing ``warm``, for the next pool to take (or
-    :func:`discard_spares` to end)."""
+def spawn(warm: Sequence[str] = ()) -> tuple[WorkerProcess, Connection]:
+    """A new worker process, importing ``warm`` first, and the orchestrator's end of its socket."""
     ours, theirs = socket.socketpair()
     proc = WorkerProcess(theirs.fileno(), warm)
     theirs.close()
-    _SPARES.append((proc, Connection(ours.detach())))
+    return proc, Connection(ours.detach())
+
+
+def prestart(warm: Sequence[str] = ()) -> None:
+    """Start one worker process now, importing ``warm``, for the next pool to take (or
+    :func:`discard_spares` to end)."""
+    _SPARES.append(spawn(warm))
 
 
 def take_spare() -> tuple[WorkerProcess, Connection] | None:

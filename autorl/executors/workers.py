@@ -26,7 +26,6 @@ import contextlib
 import enum
 import os
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -35,7 +34,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from autorl.executors.process import WorkerProcess, take_spare
+from autorl.executors.process import WorkerProcess, spawn, take_spare
 from autorl.executors.trial import JobFunction
 
 
@@ -179,13 +178,7 @@ class ProcessPool:
 
     def _start(self) -> _Worker:
         spare = take_spare() if self.memory is None else None  # a spare imported before any cap
-        if spare is not None:
-            proc, conn = spare
-        else:
-            ours, theirs = socket.socketpair()
-            proc = WorkerProcess(theirs.fileno())
-            theirs.close()
-            conn = Connection(ours.detach())
+        proc, conn = spare or spawn()
         conn.send((self.memory, self._carried))
         return _Worker(proc, conn)
 
