@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -448,14 +449,45 @@ def show(out_dir: Path, top: int) -> None:
     out_console.print(_table(df, metrics, maximize, top, _searched(cfg.get("space"))))
 
 
+def _seed_options(fresh: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--seeds N`` (how many fresh seeds, the same meaning in train, replay and reeval) and ``--seed S``
+    (repeatable: these seed numbers instead)."""
+
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--seed",
+            "explicit_seeds",
+            type=int,
+            multiple=True,
+            help="Train on this seed number instead of fresh seeds; repeat for several (--seed 7 --seed 8).",
+        )(command)
+        return click.option(
+            "--seeds",
+            "n_seeds",
+            type=click.IntRange(min=1),
+            help=f"How many fresh seeds (default {fresh}); --seed picks seed numbers instead.",
+        )(command)
+
+    return add
+
+
+def _seeds(n_seeds: int | None, explicit: tuple[int, ...]) -> list[int] | None:
+    """The explicit seeds, or None for fresh ones; giving both a count and numbers is refused."""
+    if explicit and n_seeds is not None:
+        raise click.UsageError("give --seeds N (fresh seeds) or --seed S (seed numbers), not both")
+    return list(explicit) or None
+
+
 @main.command()
 @click.argument("best", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seeds", type=int, multiple=True, help="Seeds to train on (default: 3 fresh seeds).")
+@_seed_options(fresh=3)
 @click.option("--budget", type=int, help="Budget per run (default: the sweep's budget.max).")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the per-seed table here (CSV)."
 )
-def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | None) -> None:
+def train(
+    best: Path, n_seeds: int | None, explicit_seeds: tuple[int, ...], budget: int | None, out: Path | None
+) -> None:
     """Retrain the configuration in BEST (a best.yaml) and evaluate it on fresh seeds."""
     from autorl.evaluate import fresh_seeds, train_best
     from autorl.yamlio import load_yaml
@@ -463,7 +495,7 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
     data = load_yaml(best)
     metric = data.get("metric", "value") if isinstance(data, dict) else "value"
     metric = metric[0] if isinstance(metric, list) else metric
-    runs = list(seeds) or fresh_seeds(3)
+    runs = _seeds(n_seeds, explicit_seeds) or fresh_seeds(n_seeds or 3)
     with _RunsBar(len(runs), metric) as bar:
         df = train_best(best, runs, budget, on_seed=bar)
     out_console.print(_seed_table(df, metric, f"{best}: retrained on {len(df)} seed(s)"))
@@ -473,14 +505,14 @@ def train(best: Path, seeds: tuple[int, ...], budget: int | None, out: Path | No
 
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seeds", type=int, multiple=True, help="Seeds to train on (default: 3 fresh seeds).")
+@_seed_options(fresh=3)
 @click.option("--budget", type=int, help="Budget per run (default: the best member's, as in the sweep).")
-def replay(out_dir: Path, seeds: tuple[int, ...], budget: int | None) -> None:
+def replay(out_dir: Path, n_seeds: int | None, explicit_seeds: tuple[int, ...], budget: int | None) -> None:
     """Retrain one agent from scratch with the best schedule of a pbt/pb2 sweep in OUT_DIR."""
     from autorl.evaluate import fresh_seeds, replay_best
 
     metric = _metric_of(out_dir)
-    runs = list(seeds) or fresh_seeds(3)
+    runs = _seeds(n_seeds, explicit_seeds) or fresh_seeds(n_seeds or 3)
     try:
         with _RunsBar(len(runs), metric) as bar:
             df = replay_best(out_dir, runs, budget, on_seed=bar)
@@ -493,22 +525,25 @@ def replay(out_dir: Path, seeds: tuple[int, ...], budget: int | None) -> None:
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--top", default=3, show_default=True, help="How many of the best configurations.")
-@click.option("--seeds", "n_seeds", default=5, show_default=True, help="Fresh seeds per configuration.")
-def reeval(out_dir: Path, top: int, n_seeds: int) -> None:
+@_seed_options(fresh=5)
+def reeval(out_dir: Path, top: int, n_seeds: int | None, explicit_seeds: tuple[int, ...]) -> None:
     """Re-evaluate the top configurations of a sweep on fresh seeds (writes reeval.csv)."""
     from autorl.evaluate import reevaluate
 
     metric = _metric_of(out_dir)
+    seeds = _seeds(n_seeds, explicit_seeds)
+    n_seeds = len(seeds) if seeds else n_seeds or 5
     try:
         with _RunsBar(top * n_seeds, metric) as bar:
-            df = reevaluate(out_dir, top, n_seeds, on_seed=bar)
+            df = reevaluate(out_dir, top, n_seeds, on_seed=bar, seeds=seeds)
     except FileNotFoundError as exc:
         _fail(exc)
     if not len(df):
         out_console.print(f"{out_dir}: no completed trial to re-evaluate")
         return
     table = Table(
-        title=f"top {df['trial'].nunique()} configurations of {out_dir}, each on {n_seeds} fresh seeds"
+        title=f"top {df['trial'].nunique()} configurations of {out_dir}, each on {n_seeds} "
+        + ("fresh seeds" if seeds is None else f"seeds ({', '.join(map(str, seeds))})")
     )
     for c in ("trial", "tuning value", f"{metric} mean", "std", "IQM", "min", "max"):
         table.add_column(c, justify="right")

@@ -109,9 +109,14 @@ def _named(on_seed: OnSeed | None, name: str) -> OnSeed | None:
 
 
 def reevaluate(
-    out_dir: str | Path, top: int = 3, n_seeds: int = 5, on_seed: OnSeed | None = None
+    out_dir: str | Path,
+    top: int = 3,
+    n_seeds: int = 5,
+    on_seed: OnSeed | None = None,
+    seeds: list[int] | None = None,
 ) -> pd.DataFrame:
-    """Re-run the ``top`` configurations of a finished sweep on ``n_seeds`` fresh seeds each.
+    """Re-run the ``top`` configurations of a finished sweep on ``n_seeds`` fresh seeds each (or on
+    ``seeds``, when given).
 
     Returns one row per (trial, seed) and writes ``reeval.csv`` plus ``reeval_summary.csv`` (mean,
     std and IQM per trial next to its tuning value) in the sweep's directory.
@@ -133,7 +138,7 @@ def reevaluate(
             cfg["target"],
             args,
             params,
-            fresh_seeds(n_seeds),
+            seeds or fresh_seeds(n_seeds),
             budget,
             cfg["metric"][0],
             _named(on_seed, f"trial {t.number}"),

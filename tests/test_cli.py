@@ -73,11 +73,30 @@ def test_sweep_show_train_end_to_end(make_config, tmp_path):
     assert best["value"] == df["value"].min()
     res = CliRunner().invoke(main, ["show", str(out)])
     assert res.exit_code == 0 and "5 of 5 trials (5 complete)" in res.output
-    res = CliRunner().invoke(main, ["train", str(out / "best.yaml"), "--seeds", "1", "--seeds", "2"])
+    res = CliRunner().invoke(main, ["train", str(out / "best.yaml"), "--seed", "1", "--seed", "2"])
     assert res.exit_code == 0, res.output
     assert f"{best['value']:.6g}"[:5] in res.output.replace(
         " ", ""
     )  # a deterministic function trains back to its value
+
+
+def test_seeds_counts_fresh_seeds_and_seed_names_them_in_train_replay_and_reeval(make_config, tmp_path):
+    """One meaning: ``--seeds N`` is how many fresh seeds, ``--seed S`` (repeatable) a seed number."""
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, ["sweep", str(_write(tmp_path, make_config(trials=2))), "--out", str(out),
+                                     "--quiet", "--no-plots"]).exit_code == 0  # fmt: skip
+    written = tmp_path / "seeds.csv"
+    res = CliRunner().invoke(main, ["train", str(out / "best.yaml"), "--seeds", "2", "--out", str(written)])
+    assert res.exit_code == 0, res.output
+    seeds = pd.read_csv(written)["seed"].tolist()
+    assert len(seeds) == 2 and min(seeds) >= 900_000_000  # two fresh seeds, not seed number 2
+    res = CliRunner().invoke(main, ["train", str(out / "best.yaml"), "--seed", "7", "--out", str(written)])
+    assert res.exit_code == 0 and pd.read_csv(written)["seed"].tolist() == [7]
+    res = CliRunner().invoke(main, ["reeval", str(out), "--top", "1", "--seed", "4", "--seed", "5"])
+    assert res.exit_code == 0 and pd.read_csv(out / "reeval.csv")["seed"].tolist() == [4, 5]
+    for command in (["train", str(out / "best.yaml")], ["replay", str(out)], ["reeval", str(out)]):
+        res = CliRunner().invoke(main, [*command, "--seeds", "2", "--seed", "1"])
+        assert res.exit_code == 2 and "not both" in res.output, command
 
 
 def test_reeval_retrains_the_top_configs_on_fresh_seeds(make_config, tmp_path):

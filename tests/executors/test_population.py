@@ -276,7 +276,7 @@ def test_pbt_sweep_end_to_end_and_replay(make_config: Any, tmp_path: Path) -> No
     # the value a schedule implies: sum over segments of x * segment length (the Counter's contract)
     steps = [s["step"] for s in best["schedule"]] + [40]
     expected = sum(s["x"] * (b - a) for s, a, b in zip(best["schedule"], steps, steps[1:], strict=False))
-    res = CliRunner().invoke(main, ["replay", str(out), "--seeds", "7"])
+    res = CliRunner().invoke(main, ["replay", str(out), "--seed", "7"])
     assert res.exit_code == 0, res.output
     replay = pd.read_csv(out / "replay.csv")
     assert replay["seed"].tolist() == [7] and replay["value"].iloc[0] == pytest.approx(expected)
