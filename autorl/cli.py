@@ -485,8 +485,20 @@ def _seeds(n_seeds: int | None, explicit: tuple[int, ...]) -> list[int] | None:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the per-seed table here (CSV)."
 )
+@click.option(
+    "--with",
+    "with_target",
+    metavar="NAME",
+    help="Retrain with another implementation of the same algorithm (sb3: an engine:ppo result as SB3's "
+    "PPO, every setting carried over; best.yaml's `with` section shows it).",
+)
 def train(
-    best: Path, n_seeds: int | None, explicit_seeds: tuple[int, ...], budget: int | None, out: Path | None
+    best: Path,
+    n_seeds: int | None,
+    explicit_seeds: tuple[int, ...],
+    budget: int | None,
+    out: Path | None,
+    with_target: str | None,
 ) -> None:
     """Retrain the configuration in BEST (a best.yaml) and evaluate it on fresh seeds."""
     from autorl.evaluate import fresh_seeds, train_best
@@ -497,7 +509,7 @@ def train(
     metric = metric[0] if isinstance(metric, list) else metric
     runs = _seeds(n_seeds, explicit_seeds) or fresh_seeds(n_seeds or 3)
     with _RunsBar(len(runs), metric) as bar:
-        df = train_best(best, runs, budget, on_seed=bar)
+        df = train_best(best, runs, budget, on_seed=bar, with_target=with_target)
     out_console.print(_seed_table(df, metric, f"{best}: retrained on {len(df)} seed(s)"))
     if out:
         df.to_csv(out, index=False)

@@ -77,23 +77,33 @@ def train_best(
     seeds: list[int] | None = None,
     budget: int | None = None,
     on_seed: OnSeed | None = None,
+    with_target: str | None = None,
 ) -> pd.DataFrame:
-    """Retrain the configuration in a ``best.yaml`` on ``seeds`` (default: 3 fresh seeds)."""
+    """Retrain the configuration in a ``best.yaml`` on ``seeds`` (default: 3 fresh seeds); with
+    ``with_target`` (``"sb3"``), as that target trains the same configuration (the target's declared
+    :attr:`~autorl.targets.base.TargetInfo.handover`; ConfigError for a setting it cannot take)."""
     data = load_yaml(best_file)
     for key in ("target", "params", "budget"):
         if not isinstance(data, dict) or key not in data:
             raise ConfigError(
                 f"missing key {key!r}: not a best.yaml written by autorl sweep", key, str(best_file)
             )
-    metric = data.get("metric") or target_info(data["target"]).metric
+    target, args, params = data["target"], data.get("args", {}), data["params"]
+    metric = data.get("metric") or target_info(target).metric
     metric = metric[0] if isinstance(metric, list) else metric
+    if with_target is not None:
+        try:
+            handed = target_info(target).hand_over(with_target, {**args, **params})
+        except ConfigError as exc:
+            raise (exc if exc.file else exc.at(file=str(best_file))) from None
+        target, args, params = handed["target"], handed["args"], handed["params"]
     b = dict(data["budget"])
     if budget is not None:
         b = {"max": budget, "report_every": min(int(b.get("report_every", budget)), budget)}
     return evaluate_config(
-        data["target"],
-        data.get("args", {}),
-        data["params"],
+        target,
+        args,
+        params,
         seeds or fresh_seeds(3),
         Budget(**b),
         metric,

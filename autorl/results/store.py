@@ -17,6 +17,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
+from autorl.errors import ConfigError
 from autorl.results.record import record_of
 from autorl.results.storage import make_storage
 from autorl.urls import STORAGE_ENV, redact
@@ -83,9 +84,10 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
     rec = record_of(trial)
     params = {k: v for k, v in (rec.config or trial.params).items() if k in sweep.space}
     values = dict(zip(sweep.metrics, trial.values, strict=True))
-    return {
+    args = sweep.trial_args()
+    record = {
         "target": sweep.config.target,
-        "args": sweep.trial_args(),  # the method's too: a PLR or meta-gradient trial retrains as one
+        "args": args,  # the method's too: a PLR or meta-gradient trial retrains as one
         "params": params,
         "metric": list(sweep.metrics) if len(sweep.metrics) > 1 else sweep.metrics[0],
         "direction": list(sweep.directions) if len(sweep.directions) > 1 else sweep.directions[0],
@@ -95,6 +97,15 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
         "budget": {"max": sweep.config.budget.steps, "report_every": sweep.config.budget.interval},
         "sweep": str(sweep.out),
     }
+    handed: dict[str, Any] = {}
+    for to in sweep.info.handover:  # the same configuration as another target trains it
+        try:
+            handed[to] = sweep.info.hand_over(to, {**args, **params})
+        except ConfigError as exc:
+            handed[to] = {"refused": f"{exc.key}: {exc.rule}"}
+    if handed:
+        record["with"] = handed  # `autorl train best.yaml --with NAME` retrains it so
+    return record
 
 
 def export(study: optuna.Study, sweep: Sweep, plots: bool = True) -> pd.DataFrame:

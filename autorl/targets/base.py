@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from autorl.errors import TrialPruned
+from autorl.errors import ConfigError, TrialPruned
 from autorl.registry import Definition, Registry
 from autorl.space import SearchSpace, extreme
 
@@ -109,6 +109,10 @@ class TargetInfo:
             gamma, lambda and loss weights), ``"levels"`` (level samplers of environment design).
         forks: its batch can fork a member (envs and random stream included), so that forks with other
             hyperparameters update on the same batch: what a method's :class:`Branch` needs.
+        handover: other targets that train the same algorithm, by the name ``autorl train --with``
+            takes: ``{"sb3": "module:function"}``, the function mapping a configuration (args and
+            params together) to ``{"target": ..., "args": ..., "params": ...}`` of that target, or
+            raising ConfigError for a setting it has no equivalent for.
     """
 
     unit: str = "steps"
@@ -124,6 +128,7 @@ class TargetInfo:
     shared: frozenset[str] | str = frozenset()
     accepts: frozenset[str] = frozenset()
     forks: bool = False
+    handover: Mapping[str, str] = field(default_factory=dict)
 
     def batch_class(self) -> type[BatchTrainable]:
         """The declared :class:`BatchTrainable` (a target that declares none has no batches)."""
@@ -132,6 +137,15 @@ class TargetInfo:
         if self.batch is None:
             raise TypeError("this target trains one configuration at a time: it declares no batch")
         return load_reference(self.batch)  # type: ignore[no-any-return]
+
+    def hand_over(self, to: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` as target ``to`` (a name in :attr:`handover`) trains it; ConfigError where it cannot."""
+        from autorl.registry import load_reference
+
+        if to not in self.handover:
+            can = ", ".join(sorted(self.handover)) or "none"
+            raise ConfigError(f"this target hands over to: {can}; not to {to!r}", "--with")
+        return load_reference(self.handover[to])(config)  # type: ignore[no-any-return]
 
     def immutable_keys(self) -> frozenset[str]:
         return _keys(self.immutable)

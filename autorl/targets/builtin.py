@@ -154,6 +154,7 @@ register_target(
     check="autorl.engine.target:check_args",
     batch="autorl.engine.target:EngineTarget.batch",
     forks=True,
+    handover={"sb3": "autorl.engine.handover:to_sb3"},
 )
 register_target(
     "envdesign:engine",
