@@ -1,0 +1,238 @@
+"""Is the engine a faithful proxy for SB3 across its search space? ``engine:ppo`` and SB3's PPO trained
+with the same configurations, drawn from the engine's default space, at equal env steps.
+
+For each task, ``--configs`` configurations are drawn (seeded) from ``search_spaces/engine/ppo.yaml``
+(learning rate 1e-5..1e-2, 4 or 10 epochs, 32 or 128 steps, ...), with the issue's shared setting: 16
+envs, observations and rewards normalised, 4 minibatches. Each configuration trains on ``--seeds``
+seeds on each side for the task's budget rounded up to whole rollouts (Acrobot-v1 50,000 env steps,
+Pendulum-v1 100,000), so both sides train exactly the same env steps; then 20 deterministic test
+episodes. The engine trains a configuration's seeds as one population; SB3 gets the configuration
+through ``autorl.engine.handover.to_sb3`` (what ``autorl train --with sb3`` runs), one process per run,
+``--jobs`` at a time, one torch thread each.
+
+Runs are appended to ``--runs`` (JSON lines) as they finish, so the benchmark resumes where it
+stopped: run it in parts (``--envs Acrobot-v1`` now, ``--envs Pendulum-v1`` later). ``--report``
+reads the runs and writes, per task: each configuration's mean return per side with 95% bootstrap CIs,
+the Spearman rank correlation of the two sides' means, the configurations whose difference has a
+bootstrap CI excluding 0 (about 5% by chance), and a scatter plot engine against SB3.
+
+    python benchmarks/engine_sb3_space.py --envs Acrobot-v1 --runs docs/figures/engine_sb3_space_runs.jsonl
+    python benchmarks/engine_sb3_space.py --report --runs docs/figures/engine_sb3_space_runs.jsonl \\
+        --json docs/figures/engine_sb3_space.json --png docs/figures/engine_sb3_space.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGETS = {"Acrobot-v1": 50_000, "Pendulum-v1": 100_000}
+SHARED: dict[str, Any] = {"n_envs": 16, "n_minibatches": 4, "normalize_obs": True, "normalize_reward": True}
+TEST_EPISODES = 20
+SHOWN = ("learning_rate", "n_epochs", "n_steps", "gamma", "clip_range")  # per configuration, in the report
+
+
+def draw_configs(env: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` configurations of the engine's default space, seeded per task."""
+    from autorl.space import SearchSpace, sample
+
+    space = SearchSpace.from_yaml(ROOT / "autorl" / "search_spaces" / "engine" / "ppo.yaml")
+    rng = np.random.default_rng([seed, sum(map(ord, env))])
+    return [{"env": env, **SHARED, **sample(space, rng)} for _ in range(n)]
+
+
+def budget_of(config: dict[str, Any]) -> int:
+    """The task's budget rounded up to whole rollouts of this configuration."""
+    rollout = int(config["n_envs"]) * int(config["n_steps"])
+    return -(-BUDGETS[config["env"]] // rollout) * rollout
+
+
+def engine_runs(config: dict[str, Any], seeds: list[int]) -> list[float]:
+    """The configuration's seeds trained as one engine population; each seed's test return."""
+    import torch
+
+    from autorl.engine.target import engine_config, hparams_of
+
+    torch.set_num_threads(1)
+    from autorl.engine.ppo import Population
+
+    budget = budget_of(config)
+    cfg = engine_config(config, total_steps=budget)
+    pop = Population(cfg, [hparams_of(config)] * len(seeds), seeds=seeds)
+    pop.train(budget)
+    return [float(x) for x in pop.evaluate(TEST_EPISODES)]
+
+
+def sb3_run(config: dict[str, Any], seed: int) -> float:
+    """One SB3 PPO run of the configuration (handed over as ``train --with sb3`` does); its test return."""
+    import torch
+
+    torch.set_num_threads(1)
+    from autorl.engine.handover import to_sb3
+    from autorl.targets import TrialContext
+    from autorl.targets.sb3 import SB3Target
+
+    handed = to_sb3(config)
+    budget = budget_of(config)
+    agent = SB3Target(
+        {**handed["args"], "eval_episodes": TEST_EPISODES, **handed["params"]},
+        TrialContext(seed=seed, budget=budget),
+    )
+    agent.train(budget)
+    return float(agent.evaluate()["eval_return"])
+
+
+def _done(path: Path) -> dict[tuple[str, str, int, int], float]:
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["side"], r["env"], r["config"], r["seed"]): r["return"] for r in rows}
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def run(args: argparse.Namespace) -> None:
+    done = _done(args.runs)
+    seeds = list(range(args.seeds))
+    for env in args.envs:
+        configs = draw_configs(env, args.configs, args.draw_seed)
+        start = time.perf_counter()
+        for i, config in enumerate(configs):  # the engine: one process, one thread, a population per config
+            if all(("engine", env, i, s) in done for s in seeds):
+                continue
+            began = time.perf_counter()
+            returns = engine_runs(config, seeds)
+            took = time.perf_counter() - began
+            for s, r in zip(seeds, returns, strict=True):
+                row = {"side": "engine", "env": env, "config": i, "seed": s, "return": r, "wall_s": took}
+                _append(args.runs, {**row, "params": config})
+            print(f"engine {env} config {i}: {np.mean(returns):.1f} ({took:.0f} s)", flush=True)
+        todo = [(i, s) for i in range(len(configs)) for s in seeds if ("sb3", env, i, s) not in done]
+        with ProcessPoolExecutor(args.jobs) as pool:  # SB3: one run per process, --jobs at once
+            futures = {pool.submit(sb3_run, configs[i], s): (i, s) for i, s in todo}
+            for n, future in enumerate(as_completed(futures), 1):
+                i, s = futures[future]
+                try:
+                    value = future.result()
+                except Exception as exc:  # a diverged run is a result too: recorded as nan
+                    print(f"sb3 {env} config {i} seed {s} failed: {exc}", flush=True)
+                    value = math.nan
+                row = {"side": "sb3", "env": env, "config": i, "seed": s, "return": value}
+                _append(args.runs, {**row, "params": configs[i]})
+                print(f"sb3 {env} config {i} seed {s}: {value:.1f} ({n}/{len(todo)})", flush=True)
+        print(f"{env}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _ci(x: np.ndarray, rng: np.random.Generator, reps: int = 5000) -> tuple[float, float]:
+    means = x[rng.integers(0, len(x), (reps, len(x)))].mean(1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def report(args: argparse.Namespace) -> None:
+    from scipy.stats import spearmanr
+
+    rows = [json.loads(line) for line in args.runs.read_text().splitlines() if line.strip()]
+    out: dict[str, Any] = {"command": "python benchmarks/engine_sb3_space.py --report", "tasks": {}}
+    for env in sorted({r["env"] for r in rows}):
+        rng = np.random.default_rng(0)
+        table = []
+        for i in sorted({r["config"] for r in rows if r["env"] == env}):
+            side = {
+                s: np.array(
+                    [r["return"] for r in rows if r["env"] == env and r["config"] == i and r["side"] == s]
+                )
+                for s in ("engine", "sb3")
+            }
+            if not (len(side["engine"]) and len(side["sb3"])):
+                continue
+            e, b = side["engine"][np.isfinite(side["engine"])], side["sb3"][np.isfinite(side["sb3"])]
+            diffs = [
+                rng.choice(e, len(e)).mean() - rng.choice(b, len(b)).mean() for _ in range(5000)
+            ]  # a bootstrap of the difference of means
+            low, high = np.quantile(diffs, [0.025, 0.975])
+            params = next(r["params"] for r in rows if r["env"] == env and r["config"] == i)
+            table.append({
+                "config": i,
+                "params": {k: params[k] for k in SHOWN},
+                "engine_mean": float(e.mean()), "engine_ci": _ci(e, rng), "engine_seeds": len(e),
+                "sb3_mean": float(b.mean()), "sb3_ci": _ci(b, rng), "sb3_seeds": len(b),
+                "sb3_failed": int((~np.isfinite(side["sb3"])).sum()),
+                "difference_ci": (float(low), float(high)),
+                "differs": bool(low > 0 or high < 0),
+            })  # fmt: skip
+        rho, p = spearmanr([t["engine_mean"] for t in table], [t["sb3_mean"] for t in table])
+        out["tasks"][env] = {
+            "configs": table,
+            "spearman": float(rho),
+            "spearman_p": float(p),
+            "differ": sum(t["differs"] for t in table),
+        }
+        differ = out["tasks"][env]["differ"]
+        print(
+            f"{env}: {len(table)} configurations, Spearman {rho:.2f} (p {p:.2g}); "
+            f"difference CI excludes 0 for {differ} of {len(table)}"
+        )
+        for t in table:
+            mark = "  differs" if t["differs"] else ""
+            shape = f"lr {t['params']['learning_rate']:.2e} epochs {t['params']['n_epochs']:>2}"
+            shape += f" n_steps {t['params']['n_steps']:>3}"
+            print(
+                f"  {t['config']:>2} {shape}: engine {t['engine_mean']:8.1f} sb3 {t['sb3_mean']:8.1f}{mark}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tasks = out["tasks"]
+        fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.8), squeeze=False)
+        for ax, (env, task) in zip(axes[0], tasks.items(), strict=True):
+            for t in task["configs"]:
+                colour = "tab:red" if t["differs"] else "tab:blue"
+                ax.errorbar(
+                    t["sb3_mean"], t["engine_mean"],
+                    xerr=[[t["sb3_mean"] - t["sb3_ci"][0]], [t["sb3_ci"][1] - t["sb3_mean"]]],
+                    yerr=[[t["engine_mean"] - t["engine_ci"][0]], [t["engine_ci"][1] - t["engine_mean"]]],
+                    fmt="o", color=colour, ms=4, capsize=2, lw=0.8,
+                )  # fmt: skip
+            lims = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
+            ax.plot(lims, lims, color="grey", lw=0.8, ls="--")
+            ax.set_xlabel("SB3 PPO: mean test return (95% CI)")
+            ax.set_ylabel("engine:ppo: mean test return (95% CI)")
+            title = f"{env}: {len(task['configs'])} configurations, Spearman {task['spearman']:.2f}"
+            ax.set_title(f"{title}\nred: difference CI excludes 0 ({task['differ']})", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(args.png, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument("--configs", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--draw-seed", type=int, default=0, help="which configurations are drawn")
+    parser.add_argument("--jobs", type=int, default=2, help="SB3 processes at once")
+    parser.add_argument("--runs", type=Path, required=True, help="JSON lines of finished runs (resumable)")
+    parser.add_argument("--report", action="store_true", help="summarise --runs instead of running")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--png", type=Path)
+    args = parser.parse_args()
+    (report if args.report else run)(args)
+
+
+if __name__ == "__main__":
+    main()
