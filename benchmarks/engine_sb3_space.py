@@ -199,24 +199,40 @@ def report(args: argparse.Namespace) -> None:
         import matplotlib.pyplot as plt
 
         tasks = out["tasks"]
-        fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.8), squeeze=False)
-        for ax, (env, task) in zip(axes[0], tasks.items(), strict=True):
-            for t in task["configs"]:
-                colour = "tab:red" if t["differs"] else "tab:blue"
-                ax.errorbar(
-                    t["sb3_mean"], t["engine_mean"],
-                    xerr=[[t["sb3_mean"] - t["sb3_ci"][0]], [t["sb3_ci"][1] - t["sb3_mean"]]],
-                    yerr=[[t["engine_mean"] - t["engine_ci"][0]], [t["engine_ci"][1] - t["engine_mean"]]],
-                    fmt="o", color=colour, ms=4, capsize=2, lw=0.8,
-                )  # fmt: skip
-            lims = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
-            ax.plot(lims, lims, color="grey", lw=0.8, ls="--")
-            ax.set_xlabel("SB3 PPO: mean test return (95% CI)")
-            ax.set_ylabel("engine:ppo: mean test return (95% CI)")
-            title = f"{env}: {len(task['configs'])} configurations, Spearman {task['spearman']:.2f}"
-            ax.set_title(f"{title}\nred: difference CI excludes 0 ({task['differ']})", fontsize=9)
+        fig, axes = plt.subplots(1, 2 * len(tasks), figsize=(10.4 * len(tasks), 4.8), squeeze=False)
+        for k, (env, task) in enumerate(tasks.items()):
+            for ax, zoom in ((axes[0, 2 * k], False), (axes[0, 2 * k + 1], True)):
+                _scatter(ax, task, env, zoom)
         fig.tight_layout()
         fig.savefig(args.png, dpi=110)
+
+
+def _scatter(ax: Any, task: dict[str, Any], env: str, zoom: bool) -> None:
+    """Engine against SB3 per configuration with both CIs; ``zoom``: only the best cluster, closer."""
+    configs = task["configs"]
+    if zoom:  # the configurations both sides learned well: the top half by their mean of the two means
+        middle = float(np.median([(t["engine_mean"] + t["sb3_mean"]) / 2 for t in configs]))
+        configs = [t for t in configs if (t["engine_mean"] + t["sb3_mean"]) / 2 >= middle]
+    for t in configs:
+        colour = "tab:red" if t["differs"] else "tab:blue"
+        ax.errorbar(
+            t["sb3_mean"], t["engine_mean"],
+            xerr=[[t["sb3_mean"] - t["sb3_ci"][0]], [t["sb3_ci"][1] - t["sb3_mean"]]],
+            yerr=[[t["engine_mean"] - t["engine_ci"][0]], [t["engine_ci"][1] - t["engine_mean"]]],
+            fmt="o", color=colour, ms=4, capsize=2, lw=0.8,
+        )  # fmt: skip
+        if zoom:
+            ax.annotate(str(t["config"]), (t["sb3_mean"], t["engine_mean"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    lims = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
+    ax.plot(lims, lims, color="grey", lw=0.8, ls="--")
+    ax.set_xlim(lims)
+    ax.set_ylim(lims)
+    ax.set_xlabel("SB3 PPO: mean test return (95% CI)")
+    ax.set_ylabel("engine:ppo: mean test return (95% CI)")
+    title = f"{env}: {len(task['configs'])} configurations, Spearman {task['spearman']:.2f}"
+    title += f"\nred: difference CI excludes 0 ({task['differ']})"
+    ax.set_title(title + ("; zoom: the better half, numbered" if zoom else ""), fontsize=9)
 
 
 def main() -> None:
