@@ -126,6 +126,7 @@ def test_bad_suites_are_refused_before_anything_runs(tmp_path, changes, match):
     assert not (tmp_path / "cmp").exists()
 
 
+@pytest.mark.slow  # ~6 s: keeps the default run under 5 minutes
 def test_tasks_with_different_method_sets_are_reported_in_groups(tmp_path):
     path = _suite(
         tmp_path,
@@ -280,6 +281,7 @@ def test_every_row_has_its_optimism_gap_and_the_report_a_table_of_them(tmp_path)
     assert re.search(r"\| random \| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \| \d/2 \|", text), text
 
 
+@pytest.mark.slow  # ~5 s: keeps the default run under 5 minutes
 def test_progress_is_told_after_every_cell_and_counts_cached_ones(tmp_path):
     seen = []
     suite = load_suite(_suite(tmp_path))

@@ -121,6 +121,7 @@ def test_curriculum_alp_gmm_run_and_validation_levels(tmp_path):
     assert u.sampler.fits == t.sampler.fits and len(u.sampler.history_r) == len(t.sampler.history_r)
 
 
+@pytest.mark.slow  # ~5 s: keeps the default run under 5 minutes
 def test_sweep_with_method_curriculum_options(tmp_path):
     res = sweep(_cfg(tmp_path, {"name": "curriculum", "teacher": "widening", "threshold": 50.0}), plots=False)
     assert set(res.trials["state"]) == {"COMPLETE"}
