@@ -199,9 +199,9 @@ def report(args: argparse.Namespace) -> None:
         import matplotlib.pyplot as plt
 
         tasks = out["tasks"]
-        fig, axes = plt.subplots(1, 2 * len(tasks), figsize=(10.4 * len(tasks), 4.8), squeeze=False)
-        for k, (env, task) in enumerate(tasks.items()):
-            for ax, zoom in ((axes[0, 2 * k], False), (axes[0, 2 * k + 1], True)):
+        fig, axes = plt.subplots(len(tasks), 2, figsize=(10.4, 4.8 * len(tasks)), squeeze=False)
+        for k, (env, task) in enumerate(tasks.items()):  # a row per task: all, then the better half
+            for ax, zoom in ((axes[k, 0], False), (axes[k, 1], True)):
                 _scatter(ax, task, env, zoom)
         fig.tight_layout()
         fig.savefig(args.png, dpi=110)
