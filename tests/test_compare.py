@@ -70,6 +70,7 @@ def test_cells_are_cached_and_minimised_metrics_become_higher_is_better(tmp_path
     assert tuning_seeds < FRESH_SEED_BASE
 
 
+@pytest.mark.slow  # ~5 s: keeps the default run under 5 minutes
 def test_a_changed_suite_never_reuses_old_cells_and_a_truncated_cell_is_evaluated_again(tmp_path):
     path = _suite(tmp_path)
     run_suite(load_suite(path))

@@ -172,6 +172,7 @@ def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_
         assert next(a for a in after if a.number == t.number).state.name == "FAIL"
 
 
+@pytest.mark.slow  # ~7 s: keeps the default run under 5 minutes
 def test_two_processes_share_one_storage_and_lose_no_trial(make_config, tmp_path):
     log = tmp_path / "starts.jsonl"
     db = tmp_path / "shared.db"
