@@ -75,7 +75,8 @@ def throughput(device: str, members: int, seconds: float) -> dict[str, Any]:
 
 def explore(hparams: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
     """autorl's PBT explore: each value resampled from the example's space with probability 1/4 (log
-    scale but for the clip range), else multiplied by 0.8 or 1.2 and kept within the bounds."""
+    scale but for the clip range), else multiplied by 0.8 or 1.2 and kept within the bounds. Written
+    out rather than ``autorl.space.perturb``: autorl.space needs PyYAML, which the GPU machine lacks."""
     out = {}
     for name, (low, high) in BOUNDS.items():
         if rng.random() < 0.25:

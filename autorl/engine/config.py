@@ -75,8 +75,8 @@ class EngineConfig:
         device: Where every tensor lives.
         dtype: torch.float32 or torch.float64, of networks, envs and statistics.
         compile: ``torch.compile`` the update's minibatch step (loss and gradient). On one CPU thread
-            here training at P = 8 ran 1.2x faster after a cold compile of about 15 s, paid again in
-            every new process and for every new population size: it pays after about 7 M env steps
+            here training at P = 8 ran 1.1-1.2x faster after a cold compile of about 15 s, paid again in
+            every new process and for every new population size: it pays after about 7-10 M env steps
             (benchmarks/engine_kernels.py). Needs a C++ compiler (inductor) on the CPU.
     """
 

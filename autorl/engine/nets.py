@@ -106,7 +106,7 @@ def _tanh_value(x: Tensor) -> Tensor:
 def tanh(x: Tensor) -> Tensor:
     """``tanh(x)``; where it is differentiated (the update's forward and backward, most of its cost)
     as ``2 sigmoid(2x) - 1`` with a backward ``g (1 - y^2)``: on one CPU thread here torch.tanh and its
-    backward took 3.5x and 2.1x as long (benchmarks/engine_kernels.py). Within 2e-7 of torch.tanh in
+    backward took 3.5x and 1.9-2.1x as long (benchmarks/engine_kernels.py). Within 2e-7 of torch.tanh in
     float32 (absolute); rollouts and evaluation keep torch.tanh, so they stay SB3's to 1e-5."""
     return _SigmoidTanh.apply(x) if x.requires_grad else torch.tanh(x)  # type: ignore[no-any-return]
 

@@ -492,24 +492,12 @@ class Population:
         stats["learning_rate"], stats["clip_range"] = lr, clip
         return stats
 
-    def _minibatch_grad(
-        self,
-        theta: Tensor,
-        obs: Tensor,
-        actions: Tensor,
-        old_log_probs: Tensor,
-        advantages: Tensor,
-        returns: Tensor,
-        clip: Tensor,
-        ent_coef: Tensor,
-        vf_coef: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """One minibatch's gradient of each member's loss with respect to ``theta`` ``[k, n_params]``,
-        the losses ``[k]`` and their parts (:meth:`_loss`); what ``compile`` compiles."""
+    def _minibatch_grad(self, theta: Tensor, *minibatch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The gradient of each member's loss on one minibatch (``minibatch``: the rest of
+        :meth:`_loss`'s arguments) with respect to ``theta`` ``[k, n_params]``, the losses ``[k]`` and
+        their parts; what ``compile`` compiles."""
         theta = theta.detach().requires_grad_(True)
-        loss, parts = self._loss(
-            theta, obs, actions, old_log_probs, advantages, returns, clip, ent_coef, vf_coef
-        )
+        loss, parts = self._loss(theta, *minibatch)
         (grad,) = torch.autograd.grad(loss.sum(), theta)
         return grad, loss.detach(), parts
 
