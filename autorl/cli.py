@@ -21,6 +21,7 @@ from rich.table import Table
 
 from autorl.errors import ConfigError
 from autorl.urls import STORAGE_ENV, redact
+from autorl.yamlio import load_yaml
 
 if TYPE_CHECKING:
     from autorl.results.status import SweepStatus
@@ -126,6 +127,20 @@ NOT_PARAMS = {
 }
 
 
+def _race_line(best: dict[str, Any]) -> str:
+    """The raced incumbent as one line: its mean, IQM and 95% CI on the race's seeds."""
+    race = best.get("race")
+    if not race:
+        return f"incumbent: trial {best['trial']} (no race block finished: judged on its tuning seed)"
+    lo, hi = race["ci95"]
+    ci = f", 95% CI [{lo:.4g}, {hi:.4g}]" if lo == lo else ""  # nan with one seed
+    return (
+        f"incumbent: trial {best['trial']}, mean {race['mean']:.4g} (IQM {race['iqm']:.4g}{ci}) on "
+        f"{len(race['values'])} race seeds; its tuning value {race['tuning_value']:.4g}; the race took "
+        f"{race['raced_trials']} trials"
+    )
+
+
 def _table(df: Any, metrics: list[str], maximize: bool, top: int, searched: set[str] | None = None) -> Table:
     """The best trials: number, value, budget, wall time and the configuration as key=value pairs.
 
@@ -213,8 +228,6 @@ def _seed_table(df: Any, metric: str, title: str) -> Table:
 
 def _metric_of(out_dir: Path) -> str:
     """The first metric of the sweep in ``out_dir`` (``value`` when its config is not there)."""
-    from autorl.yamlio import load_yaml
-
     cfg = load_yaml(out_dir / "config.yaml") if (out_dir / "config.yaml").is_file() else {}
     metric = cfg.get("metric") or "value"
     return str(metric[0] if isinstance(metric, list) else metric)
@@ -307,6 +320,8 @@ def sweep(
     out_console.print(_table(df, list(sw.metrics), sw.maximize, 5, _searched(sw.space)))
     files = [f for f in ("trials.csv", "best.yaml", "plots/") if (sw.out / f).exists()]
     out_console.print(f"{len(df)} trials: {_summary(df)}. Results in {sw.out}/ ({', '.join(files)})")
+    if sw.config.race is not None and (sw.out / "best.yaml").exists():
+        out_console.print(_race_line(load_yaml(sw.out / "best.yaml")), highlight=False)
     errors = df[df["error"].notna()] if "error" in df else df.iloc[:0]
     if "interrupted" in errors:  # cut off by the sweep's stop (budget.time, Ctrl-C): not a failure
         errors = errors[~errors["interrupted"].astype(bool)]

@@ -57,6 +57,8 @@ from autorl.yamlio import load_yaml, loads
 SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"
 STUDY_FILE = "study.log"  # the default storage: an Optuna journal file in the run directory
 MAX_TRIALS = 1_000_000
+RACE_MAX_BLOCKS = 100
+RACE_SEED_BASE = 800_000_000  # race seeds: above every trial's, below autorl reeval's fresh ones (900M)
 MAX_WORKERS_RAY = 4096  # a cluster's CPUs are checked when it is reached
 
 Direction = Literal["maximize", "minimize"]
@@ -151,6 +153,24 @@ class ValueSpec(_Strict):
     k: PositiveInt = 3
 
 
+def _race_switch(value: Any) -> Any:
+    """``race: true`` races with the defaults; ``race: false`` does not race."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+class Race(_Strict):
+    """Racing the incumbent on fresh seeds (:mod:`autorl.methods.race`; docs/config.md, "Racing").
+
+    ``share``: the most of the sweep's budget units (and trials) re-evaluations may take; ``seeds``: the
+    most race blocks (fresh seeds, ``seeds_per_trial`` each) one configuration is judged on.
+    """
+
+    share: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    seeds: Annotated[int, Field(ge=2, le=RACE_MAX_BLOCKS)] = 10
+
+
 class SweepConfig(_Strict):
     """The fields of a sweep file. See docs/config.md for each one."""
 
@@ -176,6 +196,7 @@ class SweepConfig(_Strict):
     trial_memory: Bytes | None = None
     batch: Annotated[int, Field(ge=1, le=4096)] = 1
     checkpoint_every: Duration = 10.0
+    race: Annotated[Race | None, BeforeValidator(_race_switch)] = None
 
     @model_validator(mode="after")
     def _method_has_name(self) -> SweepConfig:
@@ -249,6 +270,13 @@ class Sweep:
         """Seeds of trial (or member) ``number``: distinct across a sweep, reproducible from its seed."""
         k = self.config.seeds_per_trial
         start = self.config.seed * 1_000_003 + number * k
+        return list(range(start, start + k))
+
+    def race_seeds(self, block: int) -> list[int]:
+        """Seeds of race block ``block`` (1, 2, ...): the same for every configuration of the sweep (so
+        configurations are compared on common seeds), never a trial's tuning seed."""
+        k = self.config.seeds_per_trial
+        start = RACE_SEED_BASE + (self.config.seed % 1_000) * RACE_MAX_BLOCKS * 100 + (block - 1) * k
         return list(range(start, start + k))
 
     def trial_args(self) -> dict[str, Any]:
@@ -530,6 +558,8 @@ def _check_composition(
         interval = build_population(method, ctx, options).interval
         if "interval" in options and interval < piece:
             raise _below_piece(cfg.target, info, piece, "interval", interval).at("method.interval")
+    if cfg.race is not None:
+        _check_race(cfg, method, spec, ctx)
     if cfg.batch > 1:
         if spec.population:
             raise ConfigError(
@@ -543,6 +573,24 @@ def _check_composition(
                 f"as one computation ({', '.join(declaring(lambda i: i.batch is not None))})",
                 "batch",
             )
+
+
+def _check_race(cfg: SweepConfig, method: str, spec: MethodSpec, ctx: MethodContext) -> None:
+    """Racing judges the configurations a sampler-based method tried, on one objective."""
+    if spec.population:
+        raise ConfigError(
+            f"racing re-runs the configurations of a trial-based method; a {method} population's final "
+            "members are not raced yet: remove race and judge the result with `autorl reeval`",
+            "race",
+        )
+    if spec.baseline:
+        raise ConfigError(
+            f"{method} runs one given configuration, so there is nothing to race; remove race", "race"
+        )
+    if len(ctx.directions) > 1:
+        raise ConfigError("racing needs one objective, but several are given; remove race", "race")
+    if cfg.seeds_per_trial > 100:  # race seeds are laid out 100 a block (Sweep.race_seeds)
+        raise ConfigError("racing takes seeds_per_trial <= 100", "race")
 
 
 def _fit_budget(cfg: SweepConfig, info: TargetInfo, piece: int) -> SweepConfig:

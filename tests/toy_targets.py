@@ -55,7 +55,7 @@ def slow(config, ctx):
     log = os.environ.get("TOY_LOG")
     if log:
         with open(log, "a") as f:
-            f.write(json.dumps({"number": ctx.number, "x": config["x"]}) + "\n")
+            f.write(json.dumps({"number": ctx.number, "x": config["x"], "seed": ctx.seed}) + "\n")
     time.sleep(float(config.get("sleep", 0.5)))
     return config["x"]
 

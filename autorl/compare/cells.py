@@ -17,6 +17,7 @@ from autorl.config import Budget
 from autorl.evaluate import evaluate_config, fresh_seeds
 from autorl.results import record_of, write_atomic
 from autorl.results.population import read_summary
+from autorl.results.race import incumbent
 from autorl.results.record import was_interrupted
 from autorl.results.rundir import RUN_FILE
 
@@ -49,7 +50,8 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
     if cell.sweep.spec.population:
         used, best, best_trial, curve = _population_curve(cell, trials, sign)
     else:
-        used, best, best_trial, curve = _trial_curve(trials, budget.total, sign)
+        raced = cell.sweep.config.race is not None
+        used, best, best_trial, curve = _trial_curve(trials, budget.total, sign, raced)
     row: dict[str, Any] = {
         "method": cell.method,
         "task": cell.task,
@@ -97,9 +99,12 @@ def run_cell(cell: Cell, test_seeds: int) -> dict[str, Any]:
 Curve = list[dict[str, float]]
 
 
-def _trial_curve(trials: list[Any], total: int | None, sign: float) -> tuple[float, Any, Any, Curve]:
-    """Budget used, best value and trial, and the incumbent after each trial in the order they ended
-    (by the sweep's clock): a trial that ended past ``total`` does not count."""
+def _trial_curve(
+    trials: list[Any], total: int | None, sign: float, raced: bool = False
+) -> tuple[float, Any, Any, Curve]:
+    """Budget used, the incumbent and the value it is judged by, and that value after each trial in the
+    order they ended (by the sweep's clock): a trial that ended past ``total`` does not count. A racing
+    sweep's incumbent is its race's (:func:`autorl.results.race.incumbent`), judged by its race mean."""
     ordered = sorted(
         trials,
         key=lambda t: (
@@ -107,13 +112,19 @@ def _trial_curve(trials: list[Any], total: int | None, sign: float) -> tuple[flo
             t.datetime_complete or datetime.min,
         ),
     )
-    used, best, best_trial, curve = 0.0, None, None, []
+    used, best_trial, curve = 0.0, None, []
+    best: Any = None
+    seen: list[Any] = []
     for t in ordered:
         rec = record_of(t)
         if total is not None and used + rec.budget > total:
             break
         used += rec.budget
-        if t.state.name == "COMPLETE" and (best is None or sign * t.values[0] > sign * best):
+        seen.append(t)
+        if raced:
+            best_trial, value = incumbent(seen, sign > 0, raced=True)
+            best = value if best_trial is not None else None
+        elif t.state.name == "COMPLETE" and (best is None or sign * t.values[0] > sign * best):
             best, best_trial = t.values[0], t
         if best is not None:
             curve.append({"budget": used, "time": rec.at_s, "score": sign * best})

@@ -36,7 +36,18 @@ from autorl.executors.trial import (
 )
 from autorl.executors.workers import Event, EventKind
 from autorl.methods import build_plan
-from autorl.results.record import TrialRecord, consumed, counted, was_interrupted, write_trial
+from autorl.methods.race import Evaluation, next_block, standing
+from autorl.results.race import evaluation_of, race_key
+from autorl.results.record import (
+    RACE_BLOCK,
+    RACE_OF,
+    TrialRecord,
+    consumed,
+    counted,
+    record_of,
+    was_interrupted,
+    write_trial,
+)
 from autorl.results.rundir import note_run
 from autorl.results.status import SweepStatus
 from autorl.results.storage import GRACE_S, HEARTBEAT_S, open_study, recover
@@ -135,6 +146,8 @@ class _Running:
     params: dict[str, Any]
     job: int
     log: str
+    seeds: list[int]
+    race: tuple[int, int] | None = None  # (configuration, block) of a race block
     reported: float = 0.0  # budget units its reports say it spent (all seeds)
 
 
@@ -190,6 +203,8 @@ class _TrialLoop:
         self.running: dict[int, _Running] = {}  # by trial number
         self.jobs: dict[int, _Job] = {}
         self.batched = self.cfg.batch > 1
+        self.race = _Race(sweep, trials)
+        self.waiting = sum(1 for t in trials if t.state == TrialState.WAITING)  # queued configs
 
     # -- trials ---------------------------------------------------------------------------------------
     def may_start(self) -> bool:
@@ -221,16 +236,29 @@ class _TrialLoop:
         )
 
     def ask(self, job: int) -> TrialJob:
-        """A new trial from the sampler, belonging to ``job``."""
+        """A new trial belonging to ``job``: a race block when the race is due one, else the sampler's."""
+        block = None if self.waiting else self.race.due(self.running.values(), self.tally.consumed)
+        self.waiting = max(0, self.waiting - 1)  # asks take queued trials first
+        if block is not None:
+            self.study.enqueue_trial(
+                self.race.params[block[0]], user_attrs={RACE_OF: block[0], RACE_BLOCK: block[1]}
+            )
         with warnings.catch_warnings():  # Optuna warns that heartbeats belong to study.optimize: we beat
             warnings.simplefilter("ignore", UserWarning)
             trial = self.study.ask()
         params = suggest(self.sweep.space, trial)
         log = f"logs/trial-{trial.number}.log"
-        self.running[trial.number] = _Running(trial, params, job, log)
+        key = race_key(trial)  # the queued block (or a requeued one, which asks come to first)
+        seeds = self.sweep.race_seeds(key[1]) if key else self.sweep.trial_seeds(trial.number)
+        self.running[trial.number] = _Running(trial, params, job, log, seeds, key)
         self.beats.add(trial._trial_id)
         return TrialJob(
-            self.ref, trial.number, params, self.cfg.budget.steps, report=len(self.sweep.directions) == 1
+            self.ref,
+            trial.number,
+            params,
+            self.cfg.budget.steps,
+            tuple(seeds),
+            report=len(self.sweep.directions) == 1,
         )
 
     def start(self, worker: int) -> None:
@@ -246,9 +274,7 @@ class _TrialLoop:
             specs = [self.ask(job_id)]
             while len(specs) < self.cfg.batch and self.may_start():
                 specs.append(self.ask(job_id))
-            batch = BatchJob(
-                self.ref, [(s.number, s.params) for s in specs], self.cfg.budget.steps, specs[0].report
-            )
+            batch = BatchJob(self.ref, specs, self.cfg.budget.steps, specs[0].report)
             log = self.sweep.out / "logs" / f"batch-{specs[0].number}.log"
             job = self.backend.submit(run_batch, batch, log=log, worker=worker)
         for spec in specs:
@@ -274,9 +300,13 @@ class _TrialLoop:
             self.tally.counted += 1
             self.tally.consumed += record.budget
             self.tally.session += record.budget
-        if values:
+        if values or run.race is not None:
+            self.race.ended(number, run.race, values, record, run.trial.params)
+        if values and run.race is None:
             self.status.offer(values[0], self.sweep.maximize)
         shown = f" {self.sweep.metrics[0]}={values[0]:.6g}" if values else ""
+        if run.race is not None:
+            shown = f" (race block {run.race[1]} of trial {run.race[0]}){shown}"
         shown = shown or (f" ({record.error})" if record.error else "")
         spent = (
             f" after {record.budget:,.0f} {self.sweep.info.unit}" if self.cfg.budget.max is not None else ""
@@ -287,7 +317,7 @@ class _TrialLoop:
     def fail(self, number: int, kind: FailureKind, error: str, exit: str | None = None) -> None:
         """Record a trial that failed outside its target (its process, the sweep's stop)."""
         run = self.running[number]
-        record = TrialRecord(config=self.sweep.space.record(run.params), seeds=self.sweep.trial_seeds(number))
+        record = TrialRecord(config=self.sweep.space.record(run.params), seeds=run.seeds)
         record.exit = exit
         self.end(number, TrialState.FAIL, record.fail(kind, error))
 
@@ -340,7 +370,8 @@ class _TrialLoop:
             run = self.running[number]
             run.trial.report(ev.payload.value, ev.payload.step)
             run.reported = float(ev.payload.step) * seeds
-            self.backend.answer(ev.worker, job_id, run.trial.should_prune())
+            # a race block runs to the end: its value judges a configuration, not a rung
+            self.backend.answer(ev.worker, job_id, run.race is None and run.trial.should_prune())
             self.report()
         elif ev.kind is EventKind.ASK and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
             ended = ev.payload.outcome
@@ -415,6 +446,63 @@ class _TrialLoop:
             if (now - job.last if self.batched else age) > limit:
                 job.timed_out = True
                 self.backend.kill(worker)
+
+
+class _Race:
+    """The race's bookkeeping in the trial loop: the evaluations so far (kept as trials end, so a
+    decision reads no storage), the raced configurations' parameters, and the race's share of the
+    budget units; :func:`autorl.methods.race.next_block` decides."""
+
+    def __init__(self, sweep: Sweep, trials: list[FrozenTrial]) -> None:
+        self.sweep, self.on = sweep, sweep.config.race is not None
+        self.evaluations: list[Evaluation] = []
+        self.params: dict[int, dict[str, Any]] = {}  # a configuration's Optuna parameters
+        self.spent = 0.0  # budget units finished race blocks took
+        for t in trials if self.on else ():
+            self._take(evaluation_of(t, sweep.maximize), t.params)
+            if race_key(t) is not None and t.state.is_finished() and not was_interrupted(t):
+                self.spent += record_of(t).budget
+
+    def _take(self, found: Evaluation | None, params: dict[str, Any]) -> None:
+        if found is not None:
+            self.evaluations.append(found)
+            if found.block == 0:
+                self.params[found.config] = dict(params)
+
+    def ended(
+        self,
+        number: int,
+        key: tuple[int, int] | None,
+        values: list[float] | None,
+        record: TrialRecord,
+        params: dict[str, Any],
+    ) -> None:
+        """Take in a trial the loop just ended (a tuning trial with its values, or a race block)."""
+        if not self.on or record.interrupted:
+            return
+        sign = 1.0 if self.sweep.maximize else -1.0
+        score = sign * values[0] if values else -math.inf  # a race block that failed scores -inf
+        config, block = key if key is not None else (number, 0)
+        self._take(Evaluation(config, block, score), params)
+        if key is not None:
+            self.spent += record.budget
+
+    def due(self, running: Any, consumed: float) -> tuple[int, int] | None:
+        """The race block to run now, ``(configuration, block)``, or None: the sampler's turn (no race,
+        nothing to race, a queued trial waiting, or the race's share spent)."""
+        race = self.sweep.config.race
+        if race is None:
+            return None
+        runs = list(running)
+        per = float(self.sweep.config.budget.steps * self.sweep.config.seeds_per_trial)
+        in_flight = sum(1 for r in runs if r.race is not None)
+        if self.spent + per * (in_flight + 1) > race.share * (consumed + per * (len(runs) + 1)):
+            return None
+        busy: dict[int, list[int]] = {}
+        for r in runs:
+            if r.race is not None:
+                busy.setdefault(r.race[0], []).append(r.race[1])
+        return next_block(standing(self.evaluations), busy, race.seeds)
 
 
 def _status(sweep: Sweep, trials: list[FrozenTrial]) -> SweepStatus:

@@ -92,22 +92,24 @@ class TrialEnd:
 
 @dataclass(frozen=True)
 class BatchJob:
-    """Trials to train as one computation (a target with a ``batch`` class): ``(number, params)``."""
+    """Trials to train as one computation (a target with a ``batch`` class)."""
 
     sweep: SweepRef
-    trials: list[tuple[int, dict[str, Any]]]
+    trials: list[TrialJob]
     budget: int
     report: bool = True
 
 
 @dataclass(frozen=True)
 class TrialJob:
-    """One trial to run: its number, the sampled configuration (user's scale) and its budget."""
+    """One trial to run: its number, the sampled configuration (user's scale), its budget and its seeds
+    (its own, or a race block's: :meth:`~autorl.config.Sweep.race_seeds`)."""
 
     sweep: SweepRef
     number: int
     params: dict[str, Any]
     budget: int
+    seeds: tuple[int, ...]
     report: bool = True  # send intermediate values (single-objective sweeps)
 
 
@@ -127,7 +129,7 @@ def run_trial(job: TrialJob, link: Link) -> TrialOutcome:
     sweep = job.sweep.load()
     target, args = _target_args(job.sweep)
     cfg = sweep.config
-    seeds = sweep.trial_seeds(job.number)
+    seeds = list(job.seeds)
     record = TrialRecord(config=sweep.space.record(job.params), seeds=seeds)
 
     def should_prune(value: float, step: int) -> bool:
@@ -217,22 +219,21 @@ def run_batch(job: BatchJob, link: Link) -> None:
     cfg, metric = sweep.config, sweep.metrics[0]
     slots: dict[int, _Slot] = {}
     configs, seeds, owners = [], [], []
-    for number, params in job.trials:  # the first trials build the batch together (one group per shape)
-        for seed in sweep.trial_seeds(number):
-            configs.append({**args, **params})
+    for trial in job.trials:  # the first trials build the batch together (one group per shape)
+        for seed in trial.seeds:
+            configs.append({**args, **trial.params})
             seeds.append(seed)
-            owners.append(number)
+            owners.append(trial.number)
     batch = sweep.info.batch_class()(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
     agents = BatchAgents(batch)
-    for number, params in job.trials:
-        members = [m for m, owner in enumerate(owners) if owner == number]
-        slots[number] = _Slot(number, params, members, sweep.trial_seeds(number))
+    for trial in job.trials:
+        members = [m for m, owner in enumerate(owners) if owner == trial.number]
+        slots[trial.number] = _Slot(trial.number, trial.params, members, list(trial.seeds))
 
-    def admit(number: int, params: dict[str, Any]) -> None:
+    def admit(trial: TrialJob) -> None:
         """A later trial takes the slots that ended trials freed (a new group if its shape has none)."""
-        seeds = sweep.trial_seeds(number)
-        members = [batch.add({**args, **params}, s) for s in seeds]
-        slots[number] = _Slot(number, params, members, seeds)
+        members = [batch.add({**args, **trial.params}, s) for s in trial.seeds]
+        slots[trial.number] = _Slot(trial.number, trial.params, members, list(trial.seeds))
 
     while slots:
         done = {n: slot.steps for n, slot in slots.items()}
@@ -262,7 +263,7 @@ def run_batch(job: BatchJob, link: Link) -> None:
             del slots[slot.number]
             nxt = link.ask(TrialEnd(slot.number, outcome))
             if nxt is not None:
-                admit(nxt.number, nxt.params)
+                admit(nxt)
 
 
 def _batch_outcome(

@@ -16,6 +16,15 @@ from autorl.errors import FailureKind
 
 ATTR = "autorl"  # the user attribute holding a trial's record
 RETRY_OF = "retry_of"  # user attribute of a trial that re-runs an interrupted trial's config
+RACE_OF = "race_of"  # user attribute: the configuration (its first trial's number) a race block runs
+RACE_BLOCK = "race_block"  # user attribute: the race block's number (1, 2, ...)
+
+
+def retry_attrs(trial: FrozenTrial) -> dict[str, Any]:
+    """The user attributes of a trial queued to run ``trial``'s config again: a race block stays that
+    block of its race."""
+    kept = {k: trial.user_attrs[k] for k in (RACE_OF, RACE_BLOCK) if k in trial.user_attrs}
+    return {RETRY_OF: trial.number, **kept}
 
 
 @dataclass

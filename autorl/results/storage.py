@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.errors import ConfigError
-from autorl.results.record import ATTR, RETRY_OF, was_interrupted
+from autorl.results.record import ATTR, RETRY_OF, retry_attrs, was_interrupted
 from autorl.urls import check_storage_url, redact, redact_text
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _repair_journal(path: str) -> None:
 
 def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """A shared storage's trial whose process stopped beating: run its config again."""
-    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number}, skip_if_exists=False)
+    study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial), skip_if_exists=False)
 
 
 def make_storage(url: str, shared: bool = False) -> optuna.storages.BaseStorage:
@@ -136,6 +136,6 @@ def recover(study: optuna.Study, stale_running: bool) -> int:
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             t = storage.get_trial(t._trial_id)
         if was_interrupted(t) and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number}, skip_if_exists=False)
+            study.enqueue_trial(t.params, user_attrs=retry_attrs(t), skip_if_exists=False)
             requeued += 1
     return requeued

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError
+from autorl.results.race import incumbent, race_columns, race_report
 from autorl.results.record import record_of
 from autorl.results.storage import make_storage
 from autorl.urls import STORAGE_ENV, redact
@@ -28,11 +29,16 @@ def _value_columns(metrics: tuple[str, ...]) -> list[str]:
     return ["value"] if len(metrics) == 1 else [f"value_{m}" for m in metrics]
 
 
-def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",)) -> pd.DataFrame:
+def trials_frame(
+    trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",), maximize: bool = True
+) -> pd.DataFrame:
     """One row per trial: trial, state, value(s), budget, wall_s, seed, one column per parameter, and for
-    a failed one its failure (a :class:`~autorl.errors.FailureKind` value) and error."""
+    a failed one its failure (a :class:`~autorl.errors.FailureKind` value) and error. A racing sweep's
+    rows say which are race blocks (``race_of``, ``race_block``) and, for a raced configuration's first
+    trial, its race so far (``race_seeds``, ``race_mean``; ``incumbent``)."""
     rows = []
     vcols = _value_columns(metrics)
+    raced = race_columns(trials, maximize) if len(metrics) == 1 else {}
     for t in trials:
         rec = record_of(t)
         m = rec.metrics
@@ -59,6 +65,7 @@ def trials_frame(trials: list[FrozenTrial], metrics: tuple[str, ...] = ("value",
         row["exit"] = rec.exit
         row["log"] = rec.log
         row["interrupted"] = rec.interrupted
+        row.update(raced.get(t.number, {}))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -79,11 +86,19 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.best_trials if len(study.directions) > 1 else [study.best_trial]
 
 
-def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
-    """The best configuration in the form ``autorl train`` reads."""
+def best_record(
+    sweep: Sweep, trial: FrozenTrial, study_trials: list[FrozenTrial] | None = None
+) -> dict[str, Any]:
+    """The best configuration in the form ``autorl train`` reads; a racing sweep's (given the study's
+    trials) is judged by its race: ``value`` is its mean on the race's seeds, ``race`` the details."""
     rec = record_of(trial)
     params = {k: v for k, v in (rec.config or trial.params).items() if k in sweep.space}
     values = dict(zip(sweep.metrics, trial.values, strict=True))
+    race = None
+    if sweep.config.race is not None:
+        race = race_report(study_trials, sweep.maximize, sweep.race_seeds) if study_trials else None
+        if race is not None:  # the incumbent is judged by its race, not by its tuning seed
+            values = {sweep.metrics[0]: race["mean"]}
     args = sweep.trial_args()
     record = {
         "target": sweep.config.target,
@@ -97,6 +112,8 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
         "budget": {"max": sweep.config.budget.steps, "report_every": sweep.config.budget.interval},
         "sweep": str(sweep.out),
     }
+    if race is not None:
+        record["race"] = race
     handed: dict[str, Any] = {}
     for to in sweep.info.handover:  # the same configuration as another target trains it
         try:
@@ -111,12 +128,15 @@ def best_record(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
 def export(study: optuna.Study, sweep: Sweep, plots: bool = True) -> pd.DataFrame:
     """Write trials.csv, curves.csv, best.yaml (and pareto.csv, plots); returns the trials table."""
     trials = study.get_trials(deepcopy=False)
-    df = trials_frame(trials, sweep.metrics)
+    df = trials_frame(trials, sweep.metrics, sweep.maximize)
     df.to_csv(sweep.out / "trials.csv", index=False)
     curves_frame(trials).to_csv(sweep.out / "curves.csv", index=False)
     best = best_trials(study)
+    if sweep.config.race is not None:
+        inc, _ = incumbent(trials, sweep.maximize, raced=True)
+        best = [inc] if inc is not None else []
     if best:
-        dump_yaml(best_record(sweep, best[0]), sweep.out / "best.yaml")
+        dump_yaml(best_record(sweep, best[0], trials), sweep.out / "best.yaml")
         if len(sweep.metrics) > 1:
             df[df["trial"].isin([t.number for t in best])].to_csv(sweep.out / "pareto.csv", index=False)
     if plots and len(df):
@@ -156,7 +176,9 @@ def load_results(out_dir: str | Path) -> pd.DataFrame:
     out = Path(out_dir)
     try:
         study, cfg = open_run(out)
-        return trials_frame(study.get_trials(deepcopy=False), tuple(cfg.get("metric", ["value"])))
+        directions = cfg.get("direction") or ["maximize"]
+        maximize = (directions[0] if isinstance(directions, list) else directions) == "maximize"
+        return trials_frame(study.get_trials(deepcopy=False), tuple(cfg.get("metric", ["value"])), maximize)
     except (FileNotFoundError, KeyError):
         if (out / "trials.csv").is_file():
             return pd.read_csv(out / "trials.csv")

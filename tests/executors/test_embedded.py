@@ -124,6 +124,32 @@ def _wait_for(cond, timeout=60.0):
     raise AssertionError("timed out")
 
 
+def kill_sweep_when(path: Path, env: dict[str, str], cond) -> None:
+    """Run ``autorl sweep path`` and kill -9 its whole process group once ``cond()`` holds."""
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_for(cond)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: nothing survives
+    proc.wait()
+
+
+def resume_sweep(path: Path, env: dict[str, str]) -> None:
+    """``autorl sweep path --resume``, which must succeed."""
+    done = subprocess.run(
+        [*AUTORL, "sweep", str(path), "--resume", "--quiet", "--no-plots"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: 5 s, slow
 def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_path, workers):
     log = tmp_path / "starts.jsonl"
@@ -136,16 +162,7 @@ def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_
     )
     path = _write(tmp_path, cfg)
     env = {**os.environ, "TOY_LOG": str(log)}
-    proc = subprocess.Popen(
-        [*AUTORL, "sweep", str(path), "--quiet", "--no-plots"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _wait_for(lambda: len(_starts(log)) >= 3 + workers)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: nothing survives
-    proc.wait()
+    kill_sweep_when(path, env, lambda: len(_starts(log)) >= 3 + workers)
     storage = make_storage(f"journal:{tmp_path / 'run' / 'study.log'}")
     before = optuna.load_study(study_name="slow", storage=storage).get_trials()
     complete_before = {t.number for t in before if t.state.name == "COMPLETE"}
@@ -153,14 +170,7 @@ def test_kill_9_then_resume_redoes_only_the_interrupted_trials(make_config, tmp_
     assert running, "the kill should have caught a trial mid-run"
     n_before = len(_starts(log))
 
-    done = subprocess.run(
-        [*AUTORL, "sweep", str(path), "--resume", "--quiet", "--no-plots"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    resume_sweep(path, env)
     after = optuna.load_study(study_name="slow", storage=storage).get_trials()
     counted = [t for t in after if t.state.name == "COMPLETE"]
     assert len(counted) == 8

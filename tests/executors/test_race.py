@@ -1,0 +1,116 @@
+"""Racing the incumbent on fresh seeds inside a sweep: it corrects misleading single-seed values, is
+charged to the sweep's budget, and a killed sweep resumes its race."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from autorl.api import sweep
+from autorl.config import parse_sweep
+from autorl.errors import ConfigError
+from autorl.results import make_storage
+from autorl.results.race import race_key
+from tests.conftest import toy
+from tests.executors.test_embedded import _starts, kill_sweep_when, resume_sweep
+
+
+def _noisy(tmp_path: Path, race: dict[str, Any] | bool | None, **over: Any) -> dict[str, Any]:
+    # value = x + N(0, 1) drawn from the seed: x = 1 is better by one standard deviation
+    cfg: dict[str, Any] = {
+        "target": toy("noisy"),
+        "space": {"x": {"type": "categorical", "choices": [0.0, 1.0]}},
+        "budget": {"max": 1},
+        "method": "random",
+        "trials": 16,
+        "seed": 2,  # its single-seed values mislead: the best tuning value is an x = 0 trial's
+        "out": str(tmp_path / ("raced" if race else "plain")),
+    }
+    if race is not None:
+        cfg["race"] = race  # a mapping, or the switch true/false
+    cfg.update(over)
+    return cfg
+
+
+def test_racing_names_the_better_configuration_where_single_seed_values_mislead(tmp_path: Path) -> None:
+    plain = sweep(_noisy(tmp_path, None), plots=False)
+    assert yaml.safe_load((plain.out / "best.yaml").read_text())["params"] == {"x": 0.0}
+
+    raced = sweep(_noisy(tmp_path, {"share": 0.5, "seeds": 5}), plots=False)
+    best = yaml.safe_load((raced.out / "best.yaml").read_text())
+    assert best["params"] == {"x": 1.0}
+    race = best["race"]
+    assert len(race["seeds"]) == len(race["values"]) >= 2 and min(race["seeds"]) >= 800_000_000
+    assert best["value"] == race["mean"] and race["ci95"][0] < race["mean"] < race["ci95"][1]
+    df = pd.read_csv(raced.out / "trials.csv")
+    assert len(df) == 16  # race blocks are trials of the sweep's count
+    blocks = df[df["race_of"].notna()]
+    assert 0 < len(blocks) <= 8  # within its share of the budget
+    # a block runs its configuration's parameters on the race's seeds
+    for _, row in blocks.iterrows():
+        assert row["x"] == df.loc[df["trial"] == row["race_of"], "x"].item() and row["seed"] >= 800_000_000
+    assert df.loc[df["trial"] == best["trial"], "incumbent"].item() is True
+
+
+def test_race_blocks_are_charged_to_budget_total(tmp_path: Path) -> None:
+    result = sweep(_noisy(tmp_path, {"share": 0.5}, trials=100, budget={"max": 1, "total": 10}), plots=False)
+    df = result.trials
+    assert len(df) == 10 and df["race_of"].notna().sum() >= 1
+    assert df["budget"].sum() == 10
+
+
+def test_a_killed_racing_sweep_resumes_its_race(tmp_path: Path) -> None:
+    log = tmp_path / "starts.jsonl"
+    cfg = {
+        "target": toy("slow"),
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.4}},
+        "direction": "maximize",
+        "budget": {"max": 1},
+        "method": "random",
+        "trials": 14,
+        "race": {"share": 0.5, "seeds": 4},
+        "out": str(tmp_path / "run"),
+        "name": "race",
+    }
+    path = tmp_path / "race.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "TOY_LOG": str(log)}
+    kill_sweep_when(path, env, lambda: sum(s["seed"] >= 800_000_000 for s in _starts(log)) >= 2)  # mid-race
+    storage = make_storage(f"journal:{tmp_path / 'run' / 'study.log'}")
+    before = optuna.load_study(study_name="race", storage=storage).get_trials()
+    cut = [t for t in before if t.state.name == "RUNNING"]
+    assert cut and race_key(cut[0]) is not None, "the kill should have caught a race block mid-run"
+
+    resume_sweep(path, env)
+    after = optuna.load_study(study_name="race", storage=storage).get_trials()
+    finished = [t for t in after if t.state.name == "COMPLETE"]
+    assert len(finished) == 14
+    keys = [race_key(t) for t in finished if race_key(t) is not None]
+    retry = next(t for t in after if t.user_attrs.get("retry_of") == cut[0].number)
+    assert race_key(retry) == race_key(cut[0])  # the cut block ran again as that block of that race
+    assert len(keys) == len(set(keys))  # and no block ran twice
+    best = yaml.safe_load((tmp_path / "run" / "best.yaml").read_text())
+    values = {t.number: t.values[0] for t in finished}
+    for b, seed in zip(
+        sorted(k[1] for k in keys if k[0] == best["trial"]), best["race"]["seeds"], strict=True
+    ):
+        assert seed == 800_000_000 + b - 1  # block b's seed (sweep seed 0)
+    assert best["params"]["x"] == values[best["trial"]]
+    json.dumps(best)  # best.yaml holds plain data
+
+
+def test_race_keys_are_checked_in_one_line(tmp_path: Path) -> None:
+    assert parse_sweep(_noisy(tmp_path, True)).config.race.seeds == 10  # type: ignore[arg-type,union-attr]
+    assert parse_sweep(_noisy(tmp_path, False)).config.race is None
+    with pytest.raises(ConfigError, match=r"race\.share"):
+        parse_sweep(_noisy(tmp_path, {"share": 1.5}))
+    two = {"target": toy("two_objectives"), "metric": ["loss", "cost"], "direction": ["minimize", "minimize"]}
+    with pytest.raises(ConfigError, match="race: racing needs one objective"):
+        parse_sweep(_noisy(tmp_path, {}, **two))
