@@ -423,6 +423,12 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     granularity = granularity_range(info, cfg.args, space)
     cfg = _fit_budget(cfg, info, granularity[1])
     metrics, directions = _objectives(cfg, info)
+    if cfg.aggregate.pessimistic and len(metrics) > 1:
+        raise ConfigError(
+            f"{cfg.aggregate.value} leans against one objective, but several are given; use mean, median "
+            "or iqm",
+            "aggregate",
+        )
     _check_resources(cfg)
     name = cfg.name or (Path(source).stem if source != "<config>" else "sweep")
     out_dir = Path(cfg.out or f"runs/{name}").expanduser()

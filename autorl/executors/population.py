@@ -234,6 +234,7 @@ def member_step(job: MemberJob, link: Link) -> MemberResult:
                 {job.member: job.steps},
                 sweep.metrics[0],
                 sweep.config.aggregate,
+                sweep.maximize,
             )[job.member]
             if step.failure is not None:
                 raise step.failure
@@ -472,7 +473,13 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
     if job.units:
         members = {i: [i * k + j for j in range(k)] for i in job.units}
         steps = advance(
-            BatchAgents(batch), members, job.units, job.steps, sweep.metrics[0], sweep.config.aggregate
+            BatchAgents(batch),
+            members,
+            job.units,
+            job.steps,
+            sweep.metrics[0],
+            sweep.config.aggregate,
+            sweep.maximize,
         )
         results.update({i: MemberResult.of(step) for i, step in steps.items()})
     seconds = time.perf_counter() - start
@@ -505,7 +512,13 @@ def _fork_step(
     units = branch.units or sweep.granularity[1]
     done = job.steps[branch.member]
     step = advance(
-        BatchAgents(batch), {0: forks}, {0: units}, {0: done}, sweep.metrics[0], sweep.config.aggregate
+        BatchAgents(batch),
+        {0: forks},
+        {0: units},
+        {0: done},
+        sweep.metrics[0],
+        sweep.config.aggregate,
+        sweep.maximize,
     )[0]
     for fork in forks:
         batch.remove(fork)

@@ -238,7 +238,15 @@ def run_batch(job: BatchJob, link: Link) -> None:
     while slots:
         done = {n: slot.steps for n, slot in slots.items()}
         units = {n: next_report(d, cfg.budget.interval, job.budget) - d for n, d in done.items()}
-        steps = advance(agents, {n: s.members for n, s in slots.items()}, units, done, metric, cfg.aggregate)
+        steps = advance(
+            agents,
+            {n: s.members for n, s in slots.items()},
+            units,
+            done,
+            metric,
+            cfg.aggregate,
+            sweep.maximize,
+        )
         ended: list[tuple[_Slot, TrialOutcome]] = []
         for number, step in steps.items():
             slot = slots[number]

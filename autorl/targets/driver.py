@@ -102,7 +102,7 @@ def run_target(
     if kind is TargetKind.TRAINABLE:
         result = _run_trainables(target, config, ctx, seeds, select, k, maximize, aggregate)
     else:
-        result = _run_functions(target, kind, config, ctx, seeds, aggregate)
+        result = _run_functions(target, kind, config, ctx, seeds, aggregate, maximize)
     result.metrics["wall_s"] = time.perf_counter() - start
     result.metrics["budget"] = float(result.budget_used)  # total over all seeds
     return result
@@ -115,6 +115,7 @@ def _run_functions(
     ctx: TrialContext,
     seeds: list[int],
     aggregate: Aggregate,
+    maximize: bool,
 ) -> TrialResult:
     per_seed: list[dict[str, float]] = []
     for seed in seeds:
@@ -124,7 +125,7 @@ def _run_functions(
         sub.seed = seed
         out = target(config) if kind is TargetKind.FUNCTION else target(config, sub)
         per_seed.append(_as_metrics(out, ctx.metric))
-    metrics = aggregate_seeds(per_seed, aggregate)
+    metrics = aggregate_seeds(per_seed, aggregate, ctx.metric, maximize)
     used = sum(int(m.get("budget", ctx.budget)) for m in per_seed)
     return TrialResult(metrics, list(ctx.curve), used, per_seed if len(seeds) > 1 else [])
 
@@ -147,7 +148,7 @@ def _run_trainables(
     step = Step({})
     while used < ctx.budget:
         units = next_report(used, ctx.interval, ctx.budget) - used
-        step = advance(agents, trial, {0: units}, {0: used}, ctx.metric, aggregate)[0]
+        step = advance(agents, trial, {0: units}, {0: used}, ctx.metric, aggregate, maximize)[0]
         if step.failure is not None:
             raise step.failure
         used = step.steps

@@ -32,18 +32,36 @@ def iqm(values: Sequence[float] | np.ndarray) -> float:
 
 
 class Aggregate(enum.Enum):
-    """How the values of one configuration on several seeds are combined."""
+    """How the values of one configuration on several seeds are combined.
+
+    ``lcb`` and ``q25`` are pessimistic, so they need the objective's direction: ``lcb`` is the mean one
+    standard error towards the worse side (mean - s / sqrt(n) when maximising), ``q25`` the quantile a
+    quarter of the seeds do worse than (the 25th percentile when maximising, the 75th when minimising).
+    A configuration judged by them is rewarded for holding on every seed, not for a lucky one.
+    """
 
     MEAN = "mean"
     MEDIAN = "median"
     IQM = "iqm"
+    LCB = "lcb"
+    Q25 = "q25"
 
-    def __call__(self, values: Sequence[float]) -> float:
+    @property
+    def pessimistic(self) -> bool:
+        """It leans towards the worse side of the objective (other metrics get the mean)."""
+        return self in (Aggregate.LCB, Aggregate.Q25)
+
+    def __call__(self, values: Sequence[float], maximize: bool = True) -> float:
         arr = np.asarray(values, dtype=float)
         if self is Aggregate.MEAN:
             return float(arr.mean())
         if self is Aggregate.MEDIAN:
             return float(np.median(arr))
+        if self is Aggregate.LCB:
+            sem = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else 0.0
+            return float(arr.mean()) - sem if maximize else float(arr.mean()) + sem
+        if self is Aggregate.Q25:
+            return float(np.quantile(arr, 0.25 if maximize else 0.75))
         return iqm(arr)
 
 
@@ -72,13 +90,26 @@ def next_report(done: int, interval: int, budget: int) -> int:
     return min((done // interval + 1) * interval, budget)
 
 
-def aggregate_seeds(per_seed: Sequence[Mapping[str, float]], aggregate: Aggregate) -> dict[str, float]:
+def aggregate_seeds(
+    per_seed: Sequence[Mapping[str, float]],
+    aggregate: Aggregate,
+    objective: str | None = None,
+    maximize: bool = True,
+) -> dict[str, float]:
     """One configuration's metrics from its seeds' (those every seed returned, ``budget`` excepted: the
-    runner counts steps itself)."""
+    runner counts steps itself). A pessimistic aggregate leans against the ``objective`` (``maximize``
+    says which side is worse); the other metrics, whose direction is unknown, get the mean."""
     if len(per_seed) == 1:
         return {k: v for k, v in per_seed[0].items() if k != "budget"}
     keys = set.intersection(*(set(m) for m in per_seed)) - {"budget"}
-    return {key: aggregate([m[key] for m in per_seed]) for key in sorted(keys)}
+    out = {}
+    for key in sorted(keys):
+        values = [m[key] for m in per_seed]
+        if key == objective or not aggregate.pessimistic:
+            out[key] = aggregate(values, maximize)
+        else:
+            out[key] = Aggregate.MEAN(values)
+    return out
 
 
 class Agents(Protocol):
@@ -141,6 +172,7 @@ def advance(
     done: Mapping[K, int],
     metric: str,
     aggregate: Aggregate = Aggregate.MEAN,
+    maximize: bool = True,
 ) -> dict[K, Step]:
     """Train each configuration's agents (``configs[k]``: one per seed) ``units[k]`` more, from ``done[k]``.
 
@@ -160,7 +192,7 @@ def advance(
         steps = max(int(m.get("budget", done[k] + units[k])) for m in per_seed)
         for m in per_seed:  # a target that does not count its steps trained what it was asked
             m.setdefault("budget", float(steps))
-        step = Step(aggregate_seeds(per_seed, aggregate), per_seed, steps)
+        step = Step(aggregate_seeds(per_seed, aggregate, metric, maximize), per_seed, steps)
         bad = [m[metric] for m in per_seed if not math.isfinite(m[metric])]
         if bad:
             step.failure = TrialDiverged(f"{metric} is {bad[0]} (diverged)")

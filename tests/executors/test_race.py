@@ -114,3 +114,10 @@ def test_race_keys_are_checked_in_one_line(tmp_path: Path) -> None:
     two = {"target": toy("two_objectives"), "metric": ["loss", "cost"], "direction": ["minimize", "minimize"]}
     with pytest.raises(ConfigError, match="race: racing needs one objective"):
         parse_sweep(_noisy(tmp_path, {}, **two))
+
+
+def test_a_pessimistic_aggregate_needs_one_objective(tmp_path: Path) -> None:
+    two = {"target": toy("two_objectives"), "metric": ["loss", "cost"], "direction": ["minimize", "minimize"]}
+    assert parse_sweep(_noisy(tmp_path, None, aggregate="lcb")).config.aggregate.pessimistic
+    with pytest.raises(ConfigError, match="aggregate: lcb leans against one objective"):
+        parse_sweep(_noisy(tmp_path, None, aggregate="lcb", **two))

@@ -3,7 +3,15 @@ import math
 import pytest
 
 from autorl.errors import ConfigError, TrialDiverged, TrialPruned
-from autorl.targets import Aggregate, Select, TargetKind, TrialContext, run_target, target_kind
+from autorl.targets import (
+    Aggregate,
+    Select,
+    TargetKind,
+    TrialContext,
+    aggregate_seeds,
+    run_target,
+    target_kind,
+)
 from tests import toy_targets as toys
 
 
@@ -70,6 +78,25 @@ def test_several_seeds_are_aggregated_and_recorded():
     assert len(set(per)) == 5  # each seed really differs
     assert r.metrics["value"] == pytest.approx(sorted(per)[2])
     assert Aggregate.IQM([1, 2, 3, 4, 100, -100, 5, 6]) == pytest.approx(3.5)
+
+
+def test_pessimistic_aggregates_lean_against_the_objective_only():
+    values = [1.0, 2.0, 3.0, 4.0]
+    sem = math.sqrt(5 / 3) / 2  # s / sqrt(n)
+    assert Aggregate.LCB(values) == pytest.approx(2.5 - sem)
+    assert Aggregate.LCB(values, maximize=False) == pytest.approx(2.5 + sem)
+    assert Aggregate.Q25(values) == pytest.approx(1.75)
+    assert Aggregate.Q25(values, maximize=False) == pytest.approx(3.25)
+    assert Aggregate.LCB([7.0]) == 7.0
+    # a minimised loss: the pessimistic side is the high one; the other metric gets the mean
+    per_seed = [{"loss": v, "other": v} for v in values]
+    got = aggregate_seeds(per_seed, Aggregate.Q25, "loss", maximize=False)
+    assert got == {"loss": pytest.approx(3.25), "other": pytest.approx(2.5)}
+    steady = run_target(toys.noisy, {"x": 0.0}, TrialContext(metric="value"), seeds=[1, 2, 3, 4])
+    lcb = run_target(
+        toys.noisy, {"x": 0.0}, TrialContext(metric="value"), seeds=[1, 2, 3, 4], aggregate=Aggregate.LCB
+    )
+    assert lcb.metrics["value"] < steady.metrics["value"]
 
 
 def test_missing_metric_is_an_error():
