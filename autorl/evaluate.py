@@ -16,6 +16,7 @@ import pandas as pd
 from autorl.config import Budget
 from autorl.errors import ConfigError
 from autorl.results import open_run, record_of
+from autorl.results.race import incumbent, race_key
 from autorl.space import SearchSpace
 from autorl.targets import TARGETS, Aggregate, TrialContext, run_target, target_info
 from autorl.yamlio import load_yaml
@@ -134,8 +135,11 @@ def reevaluate(
     out = Path(out_dir)
     study, cfg = open_run(out)
     maximize = cfg["direction"][0] == "maximize"
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    done = sorted(done, key=lambda t: t.values[0], reverse=maximize)[:top]
+    trials = study.get_trials(deepcopy=False)
+    # configurations, not race blocks (trials that re-ran one); a racing sweep's incumbent comes first
+    done = [t for t in trials if t.state.name == "COMPLETE" and race_key(t) is None]
+    first, _ = incumbent(trials, maximize, raced=bool(cfg.get("race")))
+    done = sorted(done, key=lambda t: (t is not first, -t.values[0] if maximize else t.values[0]))[:top]
     budget = Budget(**{k: v for k, v in cfg["budget"].items() if v is not None})
     # best.yaml holds the args every trial got (the method's too: a level sampler, meta-gradients)
     best = out / "best.yaml"

@@ -121,3 +121,13 @@ def test_a_pessimistic_aggregate_needs_one_objective(tmp_path: Path) -> None:
     assert parse_sweep(_noisy(tmp_path, None, aggregate="lcb")).config.aggregate.pessimistic
     with pytest.raises(ConfigError, match="aggregate: lcb leans against one objective"):
         parse_sweep(_noisy(tmp_path, None, aggregate="lcb", **two))
+
+
+def test_reeval_of_a_racing_sweep_judges_configurations_incumbent_first(tmp_path: Path) -> None:
+    from autorl.evaluate import reevaluate
+
+    raced = sweep(_noisy(tmp_path, {"share": 0.5, "seeds": 5}), plots=False)
+    best = yaml.safe_load((raced.out / "best.yaml").read_text())
+    df = reevaluate(raced.out, top=3, n_seeds=2)
+    blocks = set(raced.trials.loc[raced.trials["race_of"].notna(), "trial"])
+    assert df["trial"].iloc[0] == best["trial"] and not set(df["trial"]) & blocks
