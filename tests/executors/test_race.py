@@ -39,11 +39,18 @@ def _noisy(tmp_path: Path, race: dict[str, Any] | bool | None, **over: Any) -> d
     return cfg
 
 
-def test_racing_names_the_better_configuration_where_single_seed_values_mislead(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def raced(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The noisy sweep, racing: shared by the tests that read it."""
+    return sweep(_noisy(tmp_path_factory.mktemp("race"), {"share": 0.5, "seeds": 5}), plots=False)
+
+
+def test_racing_names_the_better_configuration_where_single_seed_values_mislead(
+    tmp_path: Path, raced: Any
+) -> None:
     plain = sweep(_noisy(tmp_path, None), plots=False)
     assert yaml.safe_load((plain.out / "best.yaml").read_text())["params"] == {"x": 0.0}
 
-    raced = sweep(_noisy(tmp_path, {"share": 0.5, "seeds": 5}), plots=False)
     best = yaml.safe_load((raced.out / "best.yaml").read_text())
     assert best["params"] == {"x": 1.0}
     race = best["race"]
@@ -66,6 +73,7 @@ def test_race_blocks_are_charged_to_budget_total(tmp_path: Path) -> None:
     assert df["budget"].sum() == 10
 
 
+@pytest.mark.slow  # ~12 s: kill -9 and resume of sweeps runs in the fast suite (test_embedded.py)
 def test_a_killed_racing_sweep_resumes_its_race(tmp_path: Path) -> None:
     log = tmp_path / "starts.jsonl"
     cfg = {
@@ -123,10 +131,9 @@ def test_a_pessimistic_aggregate_needs_one_objective(tmp_path: Path) -> None:
         parse_sweep(_noisy(tmp_path, None, aggregate="lcb", **two))
 
 
-def test_reeval_of_a_racing_sweep_judges_configurations_incumbent_first(tmp_path: Path) -> None:
+def test_reeval_of_a_racing_sweep_judges_configurations_incumbent_first(raced: Any) -> None:
     from autorl.evaluate import reevaluate
 
-    raced = sweep(_noisy(tmp_path, {"share": 0.5, "seeds": 5}), plots=False)
     best = yaml.safe_load((raced.out / "best.yaml").read_text())
     df = reevaluate(raced.out, top=3, n_seeds=2)
     blocks = set(raced.trials.loc[raced.trials["race_of"].notna(), "trial"])
