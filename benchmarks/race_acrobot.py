@@ -3,7 +3,7 @@ without ``race``, over several sweep seeds; each incumbent retrained on 20 fresh
 
 The sweep (the setting of the issue that asked for racing): ``engine:ppo`` on Acrobot-v1, the engine's
 default space, 16 envs, observations and rewards normalised, 4 minibatches, 50,000 env steps per trial,
-ASHA (rungs 5,000 / 15,000 / 45,000, reduction factor 3), ``batch: 16``, one worker. Its budget is
+ASHA (rungs 10,000 and 30,000, reduction factor 3), ``batch: 16``, one worker. Its budget is
 ``budget.total`` = 8,900,000 env steps, what 15 minutes of one core bought in the issue's run (384
 trials), so the result does not depend on the machine's load; the racing arm spends part of the same
 total on race blocks (``race: {share, seeds}``). Each sweep's incumbent (best.yaml) is retrained on 20
@@ -19,7 +19,7 @@ bootstrap CI over sweep seeds, and the paired difference in fresh-seed IQM (race
     python benchmarks/race_acrobot.py --arms plain --runs docs/figures/race_acrobot_runs.jsonl
     python benchmarks/race_acrobot.py --arms raced --runs docs/figures/race_acrobot_runs.jsonl
     python benchmarks/race_acrobot.py --report --runs docs/figures/race_acrobot_runs.jsonl \\
-        --json docs/figures/race_acrobot.json
+        --json docs/figures/race_acrobot.json --png docs/figures/race_acrobot.png
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ ARGS: dict[str, Any] = {
     "normalize_obs": True,
     "normalize_reward": True,
 }
-BUDGET: dict[str, Any] = {"max": 50_000, "min": 5_000, "report_every": 5_000, "total": 8_900_000}
+BUDGET: dict[str, Any] = {"max": 50_000, "min": 10_000, "report_every": 10_000, "total": 8_900_000}
 FRESH = 20
 LOW = -200.0  # a seed below this has not learned to swing up reliably
 
@@ -182,6 +182,42 @@ def report(args: argparse.Namespace) -> None:
     print(json.dumps(out, indent=1))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.png and arms:
+        _plot(done, seeds, arms, args.png)
+
+
+def _plot(
+    done: dict[tuple[str, int], dict[str, Any]], seeds: list[int], arms: dict[str, Any], png: Path
+) -> None:
+    """Left: each sweep seed's incumbent on its 20 fresh seeds (IQM), plain beside raced. Right: each arm's
+    estimate of its incumbent against what fresh seeds gave it."""
+    from autorl.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 4.2))
+    x = {"plain": 0, "raced": 1}
+    for i, s in enumerate(seeds):
+        pts = [(x[a], _iqm(np.asarray(done[(a, s)]["fresh"]))) for a in x if (a, s) in done]
+        label = "one sweep seed" if i == 0 else None
+        left.plot(*zip(*pts, strict=True), "o-", color="0.55", alpha=0.8, label=label)
+    left.set_xticks([0, 1], ["no racing", "racing"])
+    left.set_xlim(-0.3, 1.3)
+    left.axhline(LOW, color="C3", lw=0.8, ls=":", label=f"{LOW:g}")
+    left.legend(fontsize=8)
+    left.set_ylabel(f"incumbent's return, IQM of {FRESH} fresh seeds")
+    left.set_title("Each sweep seed's incumbent on fresh seeds")
+    for a, arm in arms.items():
+        est = np.asarray([done[(a, s)]["estimate"] for s in arm["sweep_seeds"]])
+        fresh = np.asarray(arm["mean"]["per_seed"])
+        right.scatter(est, fresh, label={"plain": "no racing", "raced": "racing"}[a], color=f"C{x[a]}")
+    lo = min(right.get_xlim()[0], right.get_ylim()[0])
+    hi = max(right.get_xlim()[1], right.get_ylim()[1])
+    right.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--", label="estimate = fresh (no optimism)")
+    right.set_xlabel("the sweep's estimate of its incumbent")
+    right.set_ylabel(f"mean of {FRESH} fresh seeds")
+    right.set_title("Optimism: points below the diagonal")
+    right.legend(fontsize=8)
+    save_figure(fig, png, dpi=110)
 
 
 def main() -> None:
@@ -195,6 +231,7 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="a tiny budget, to check the script runs")
     p.add_argument("--report", action="store_true")
     p.add_argument("--json", type=Path)
+    p.add_argument("--png", type=Path)
     args = p.parse_args()
     if args.smoke:
         global FRESH
