@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from autorl.targets.runner import iqm
 
@@ -134,6 +133,8 @@ class Estimate:
 
 def estimate(values: Iterable[float]) -> Estimate:
     """Mean, IQM and the 95% t-interval of the mean of ``values``."""
+    from scipy import stats  # here: importing scipy.stats costs every worker's start about a second
+
     v = np.asarray(list(values), dtype=float)
     mean = float(v.mean()) if v.size else math.nan
     if v.size < 2 or not np.all(np.isfinite(v)):
