@@ -113,6 +113,12 @@ def _fmt(v: Any) -> str:
 
 
 NOT_PARAMS = {
+    "race_of",
+    "race_block",
+    "race_seeds",
+    "race_mean",
+    "incumbent",
+    "_first",
     "trial",
     "state",
     "budget",
@@ -147,8 +153,17 @@ def _table(df: Any, metrics: list[str], maximize: bool, top: int, searched: set[
     ``searched`` names the columns of values on a searched scale (``one_minus_gamma``, ``log2_n``):
     the table shows the user's values only; trials.csv keeps both."""
     col = "value" if "value" in df else f"value_{metrics[0]}"
-    done = df[df["state"] == "COMPLETE"].sort_values(col, ascending=not maximize).head(top)
-    table = Table(title=f"best {len(done)} trials by {metrics[0]}")
+    done = df[df["state"] == "COMPLETE"]
+    raced = "race_of" in df
+    if raced:  # configurations, not the race blocks that re-ran them; the incumbent first
+        done = done[done["race_of"].isna()]
+        first = done["incumbent"].eq(True).astype(int) if "incumbent" in done else 0
+        done = done.assign(_first=first).sort_values(["_first", col], ascending=[False, not maximize])
+    else:
+        done = done.sort_values(col, ascending=not maximize)
+    done = done.head(top)
+    first = " (the race's incumbent first)" if raced else ""
+    table = Table(title=f"best {len(done)} {'configurations' if raced else 'trials'} by {metrics[0]}{first}")
     params = [
         c
         for c in df.columns
@@ -157,7 +172,7 @@ def _table(df: Any, metrics: list[str], maximize: bool, top: int, searched: set[
         and not c.startswith(("value", "metric_"))
         and "_seed" not in c
     ]
-    for c in ("trial", col, "budget", "wall_s"):
+    for c in ("trial", col, *(("race mean (seeds)",) if raced else ()), "budget", "wall_s"):
         table.add_column(c, no_wrap=True, justify="right")
     table.add_column("config", overflow="fold")
     for _, row in done.iterrows():
@@ -165,7 +180,11 @@ def _table(df: Any, metrics: list[str], maximize: bool, top: int, searched: set[
             f"{c}={_fmt(row[c])}" for c in params if row.get(c) is not None and row[c] == row[c]
         )
         wall = row.get("wall_s")
-        cells = [_fmt(row.get("trial")), _fmt(row.get(col)), _fmt(row.get("budget"))]
+        cells = [_fmt(row.get("trial")), _fmt(row.get(col))]
+        if raced:
+            n = row.get("race_seeds")
+            cells.append(f"{_fmt(row['race_mean'])} ({int(n)})" if n == n and n is not None else "")
+        cells.append(_fmt(row.get("budget")))
         table.add_row(*cells, f"{wall:.2f}" if isinstance(wall, float) else _fmt(wall), config)
     return table
 

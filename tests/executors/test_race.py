@@ -138,3 +138,18 @@ def test_reeval_of_a_racing_sweep_judges_configurations_incumbent_first(raced: A
     df = reevaluate(raced.out, top=3, n_seeds=2)
     blocks = set(raced.trials.loc[raced.trials["race_of"].notna(), "trial"])
     assert df["trial"].iloc[0] == best["trial"] and not set(df["trial"]) & blocks
+
+
+def test_show_lists_configurations_with_their_race_not_race_blocks(raced: Any) -> None:
+    from click.testing import CliRunner
+
+    from autorl.cli import main
+
+    res = CliRunner().invoke(main, ["show", str(raced.out), "--top", "20"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    best = yaml.safe_load((raced.out / "best.yaml").read_text())
+    rows = [line.split("│")[1].strip() for line in res.output.splitlines() if line.startswith("│")]
+    shown = [int(r) for r in rows if r.isdigit()]
+    blocks = set(raced.trials.loc[raced.trials["race_of"].notna(), "trial"])
+    assert shown[0] == best["trial"] and not set(shown) & blocks
+    assert "race mean (seeds)" in res.output and "race_of" not in res.output
