@@ -47,7 +47,14 @@ def history_figure(df: pd.DataFrame, sweep: Sweep, curves: pd.DataFrame | None =
     df = df.sort_values("trial")
     done = df[df["state"] == "COMPLETE"]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    blocks = done.iloc[:0]
+    if "race_of" in done:  # a racing sweep: its race blocks apart, the best so far over configurations
+        blocks, done = done[done["race_of"].notna()], done[done["race_of"].isna()]
     ax.scatter(done["trial"], done[col], s=16, color="C0", label=f"complete ({len(done)})", zorder=3)
+    if len(blocks):
+        ax.scatter(
+            blocks["trial"], blocks[col], s=16, marker="s", color="C2", label=f"race blocks ({len(blocks)})"
+        )
     last = _last_reports(curves if curves is not None else pd.DataFrame())
     pruned = df[df["state"] == "PRUNED"]
     px = [t for t in pruned["trial"] if t in last]
@@ -74,7 +81,18 @@ def history_figure(df: pd.DataFrame, sweep: Sweep, curves: pd.DataFrame | None =
         )
     if len(done):
         best = done[col].cummax() if sweep.maximize else done[col].cummin()
-        ax.step(done["trial"], best, where="post", color="C1", lw=1.5, label="best so far", zorder=2)
+        label = "best tuning value so far" if len(blocks) else "best so far"
+        ax.step(done["trial"], best, where="post", color="C1", lw=1.5, label=label, zorder=2)
+    incumbent = df[df["incumbent"].eq(True)] if "incumbent" in df else df.iloc[:0]
+    if len(incumbent):
+        row = incumbent.iloc[0]
+        ax.axhline(
+            row["race_mean"],
+            color="C3",
+            lw=1.2,
+            ls="--",
+            label=f"incumbent (trial {row['trial']}): race mean over {int(row['race_seeds'])} seeds",
+        )
     ax.set_xlabel("trial")
     ax.set_ylabel(sweep.metrics[0])
     ax.set_title(f"{sweep.study_name}: optimisation history ({sweep.method})")
@@ -160,6 +178,9 @@ def curves_figure(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep) -> F
     best = None
     if value:
         best = (max if sweep.maximize else min)(value, key=lambda t: value[t])
+    raced = trials[trials["incumbent"].eq(True)] if "incumbent" in trials else trials.iloc[:0]
+    if len(raced):  # a racing sweep's best is its race's incumbent, judged by its race
+        best = int(raced["trial"].iloc[0])
     cmap = mpl.colormaps["viridis"] if sweep.maximize else mpl.colormaps["viridis_r"]
     lo, hi = (min(value.values()), max(value.values())) if value else (0.0, 1.0)
     norm = mpl.colors.Normalize(lo, hi if hi > lo else lo + 1.0)
@@ -172,6 +193,12 @@ def curves_figure(curves: pd.DataFrame, trials: pd.DataFrame, sweep: Sweep) -> F
         grp = dict(groups)[best]
         who = "member" if sweep.spec.population else "trial"
         label = f"best: {who} {best}, {sweep.metrics[0]} {value[best]:.4g}"
+        if len(raced):
+            row = raced.iloc[0]
+            label = (
+                f"incumbent: trial {best}, {sweep.metrics[0]} {value[best]:.4g}, race mean "
+                f"{row['race_mean']:.4g} over {int(row['race_seeds'])} seeds"
+            )
         ax.plot(grp["step"], grp["value"], color="C3", lw=2.6, marker="o", ms=4, zorder=2.5, label=label)
         ax.legend(loc="best", fontsize=8)
     for grp in pruned:  # on top, as crosses: many end at the first rung, under the others' first points
