@@ -6,7 +6,8 @@ A sweep that races keeps its best configurations competing as it goes. A configu
 configurations are compared on the seeds both have run (common random numbers) and a lucky tuning seed
 earns a race, never the title:
 
-- the incumbent is the configuration with the most race blocks, the best mean among those tied;
+- the incumbent is the configuration with the most race blocks, the best mean among those tied (one
+  that failed a block only when all did);
 - a challenger runs the incumbent's blocks one by one and is rejected as soon as its mean on the blocks
   both have run is not better than the incumbent's on the same blocks; having run all of them and still
   ahead, it becomes the incumbent;
@@ -77,8 +78,8 @@ def standing(evaluations: Iterable[Evaluation]) -> Standing:
         else:
             s.blocks.setdefault(e.config, {})[e.block] = e.score
     raced = [c for c, b in s.blocks.items() if b]
-    if raced:
-        s.incumbent = max(raced, key=lambda c: (len(s.blocks[c]), s.mean(c), -c))
+    if raced:  # a configuration that failed a block is named only if every one did
+        s.incumbent = max(raced, key=lambda c: (s.mean(c) > -math.inf, len(s.blocks[c]), s.mean(c), -c))
     return s
 
 
