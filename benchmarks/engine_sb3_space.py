@@ -55,8 +55,9 @@ def budget_of(config: dict[str, Any]) -> int:
     return -(-BUDGETS[config["env"]] // rollout) * rollout
 
 
-def engine_runs(config: dict[str, Any], seeds: list[int]) -> list[float]:
-    """The configuration's seeds trained as one engine population; each seed's test return."""
+def engine_runs(config: dict[str, Any], seeds: list[int], starts: str = "engine") -> list[float]:
+    """The configuration's seeds trained as one engine population; each seed's test return, tested on the
+    engine's own test starts or (``starts="sb3"``) on exactly those the SB3 side tests that seed on."""
     import torch
 
     from autorl.engine.target import engine_config, hparams_of
@@ -68,7 +69,29 @@ def engine_runs(config: dict[str, Any], seeds: list[int]) -> list[float]:
     cfg = engine_config(config, total_steps=budget)
     pop = Population(cfg, [hparams_of(config)] * len(seeds), seeds=seeds)
     pop.train(budget)
+    if starts == "sb3":
+        return [sb3_test(config, seed, pop.member_state(i)) for i, seed in enumerate(seeds)]
     return [float(x) for x in pop.evaluate(TEST_EPISODES)]
+
+
+def sb3_test(config: dict[str, Any], seed: int, member_state: dict[str, Any]) -> float:
+    """An engine member's policy (exported to SB3) tested by the SB3 side's own evaluation of ``seed``:
+    its test env, the same episodes (the second evaluation, as :func:`sb3_run` reads it)."""
+    from autorl.engine.export import to_sb3 as export
+    from autorl.engine.handover import to_sb3
+    from autorl.targets import TrialContext
+    from autorl.targets.sb3 import SB3Target
+
+    handed = to_sb3(config)
+    agent = SB3Target(
+        {**handed["args"], "eval_episodes": TEST_EPISODES, **handed["params"]},
+        TrialContext(seed=seed, budget=budget_of(config)),
+    )
+    agent.model = export(member_state)
+    if member_state["normalize_obs"]:  # the member's statistics, as SB3Target.evaluate reads them
+        agent.env.obs_rms = agent.model.get_env().obs_rms
+    agent.evaluate()  # the evaluation at the end of train()
+    return float(agent.evaluate()["eval_return"])
 
 
 def sb3_run(config: dict[str, Any], seed: int) -> float:
@@ -112,12 +135,14 @@ def run(args: argparse.Namespace) -> None:
             if all(("engine", env, i, s) in done for s in seeds):
                 continue
             began = time.perf_counter()
-            returns = engine_runs(config, seeds)
+            returns = engine_runs(config, seeds, args.engine_starts)
             took = time.perf_counter() - began
             for s, r in zip(seeds, returns, strict=True):
                 row = {"side": "engine", "env": env, "config": i, "seed": s, "return": r, "wall_s": took}
-                _append(args.runs, {**row, "params": config})
+                _append(args.runs, {**row, "params": config, "starts": args.engine_starts})
             print(f"engine {env} config {i}: {np.mean(returns):.1f} ({took:.0f} s)", flush=True)
+        if args.engine_starts == "sb3":  # the SB3 side is in the runs of the first measurement
+            continue
         todo = [(i, s) for i in range(len(configs)) for s in seeds if ("sb3", env, i, s) not in done]
         with ProcessPoolExecutor(args.jobs) as pool:  # SB3: one run per process, --jobs at once
             futures = {pool.submit(sb3_run, configs[i], s): (i, s) for i, s in todo}
@@ -143,6 +168,9 @@ def report(args: argparse.Namespace) -> None:
     from scipy.stats import spearmanr
 
     rows = [json.loads(line) for line in args.runs.read_text().splitlines() if line.strip()]
+    if args.sb3_runs:  # the engine's runs tested on SB3's starts, against the SB3 runs measured before
+        given = [json.loads(line) for line in args.sb3_runs.read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if r["side"] == "engine"] + [r for r in given if r["side"] == "sb3"]
     out: dict[str, Any] = {"command": "python benchmarks/engine_sb3_space.py --report", "tasks": {}}
     for env in sorted({r["env"] for r in rows}):
         rng = np.random.default_rng(0)
@@ -243,6 +271,14 @@ def main() -> None:
     parser.add_argument("--draw-seed", type=int, default=0, help="which configurations are drawn")
     parser.add_argument("--jobs", type=int, default=2, help="SB3 processes at once")
     parser.add_argument("--runs", type=Path, required=True, help="JSON lines of finished runs (resumable)")
+    parser.add_argument(
+        "--engine-starts",
+        choices=["engine", "sb3"],
+        default="engine",
+        help="test the engine's policies on its own test starts, or on exactly the SB3 side's (then only "
+        "the engine side runs; report it against the SB3 runs with --sb3-runs)",
+    )
+    parser.add_argument("--sb3-runs", type=Path, help="with --report: take the SB3 side from these runs")
     parser.add_argument("--report", action="store_true", help="summarise --runs instead of running")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
