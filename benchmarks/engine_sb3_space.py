@@ -165,7 +165,7 @@ def _ci(x: np.ndarray, rng: np.random.Generator, reps: int = 5000) -> tuple[floa
 
 
 def report(args: argparse.Namespace) -> None:
-    from scipy.stats import spearmanr
+    from scipy.stats import binomtest, spearmanr
 
     rows = [json.loads(line) for line in args.runs.read_text().splitlines() if line.strip()]
     if args.sb3_runs:  # the engine's runs tested on SB3's starts, against the SB3 runs measured before
@@ -199,17 +199,23 @@ def report(args: argparse.Namespace) -> None:
                 "difference_ci": (float(low), float(high)),
                 "differs": bool(low > 0 or high < 0),
             })  # fmt: skip
+        if not table:
+            continue
         rho, p = spearmanr([t["engine_mean"] for t in table], [t["sb3_mean"] for t in table])
+        ahead = sum(t["engine_mean"] > t["sb3_mean"] for t in table)
         out["tasks"][env] = {
             "configs": table,
             "spearman": float(rho),
             "spearman_p": float(p),
             "differ": sum(t["differs"] for t in table),
+            "engine_ahead": ahead,
+            "sign_test_p": float(binomtest(ahead, len(table)).pvalue),
         }
         differ = out["tasks"][env]["differ"]
         print(
             f"{env}: {len(table)} configurations, Spearman {rho:.2f} (p {p:.2g}); "
-            f"difference CI excludes 0 for {differ} of {len(table)}"
+            f"difference CI excludes 0 for {differ} of {len(table)}; the engine's mean is the higher in "
+            f"{ahead} (sign test p {out['tasks'][env]['sign_test_p']:.3f})"
         )
         for t in table:
             mark = "  differs" if t["differs"] else ""
