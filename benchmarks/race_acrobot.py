@@ -202,7 +202,6 @@ def _plot(
         left.plot(*zip(*pts, strict=True), "o-", color="0.55", alpha=0.8, label=label)
     left.set_xticks([0, 1], ["no racing", "racing"])
     left.set_xlim(-0.3, 1.3)
-    left.axhline(LOW, color="C3", lw=0.8, ls=":", label=f"{LOW:g}")
     left.legend(fontsize=8)
     left.set_ylabel(f"incumbent's return, IQM of {FRESH} fresh seeds")
     left.set_title("Each sweep seed's incumbent on fresh seeds")
