@@ -37,7 +37,7 @@ from autorl.executors.trial import (
 from autorl.executors.workers import Event, EventKind
 from autorl.methods import build_plan
 from autorl.methods.race import Evaluation, next_block, standing
-from autorl.results.race import evaluation_of, race_key
+from autorl.results.race import evaluation, evaluation_of, race_key
 from autorl.results.record import (
     RACE_BLOCK,
     RACE_OF,
@@ -480,10 +480,7 @@ class _Race:
         """Take in a trial the loop just ended (a tuning trial with its values, or a race block)."""
         if not self.on or record.interrupted:
             return
-        sign = 1.0 if self.sweep.maximize else -1.0
-        score = sign * values[0] if values else -math.inf  # a race block that failed scores -inf
-        config, block = key if key is not None else (number, 0)
-        self._take(Evaluation(config, block, score), params)
+        self._take(evaluation(number, key, values, self.sweep.maximize), params)
         if key is not None:
             self.spent += record.budget
 

@@ -25,16 +25,24 @@ def race_key(trial: FrozenTrial | Trial) -> tuple[int, int] | None:
     return int(trial.user_attrs[RACE_OF]), int(trial.user_attrs[RACE_BLOCK])
 
 
+def evaluation(
+    number: int, key: tuple[int, int] | None, values: Sequence[float] | None, maximize: bool
+) -> Evaluation:
+    """Trial ``number``'s evaluation: a tuning trial (``key`` None) enters its configuration with its
+    value, a race block ``key`` scores its configuration; a block without values (failed) scores -inf."""
+    config, block = key if key is not None else (number, 0)
+    score = (values[0] if maximize else -values[0]) if values else -math.inf
+    return Evaluation(config, block, score)
+
+
 def evaluation_of(trial: FrozenTrial, maximize: bool) -> Evaluation | None:
     """What ``trial`` tells the race: a completed tuning trial enters its configuration, a finished race
     block scores it (a failed one -inf). Running, pruned and interrupted trials tell nothing."""
     key = race_key(trial)
-    sign = 1.0 if maximize else -1.0
     if trial.state == TrialState.COMPLETE and trial.values:
-        config, block = key if key is not None else (trial.number, 0)
-        return Evaluation(config, block, sign * trial.values[0])
+        return evaluation(trial.number, key, trial.values, maximize)
     if key is not None and trial.state == TrialState.FAIL and not was_interrupted(trial):
-        return Evaluation(key[0], key[1], -math.inf)
+        return evaluation(trial.number, key, None, maximize)
     return None
 
 
