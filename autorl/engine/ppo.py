@@ -63,6 +63,7 @@ from autorl.errors import ConfigError
 from autorl.registry import unknown_name
 
 _EVAL = 1  # each member's random stream for evaluation starts; training draws from stream 0
+_SEEDED = 2  # evaluation starts drawn from a given seed (a race's): the same for every member given it
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _STATE_FORMAT = 1
 
@@ -543,7 +544,12 @@ class Population:
     # -- evaluation -------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def evaluate(self, episodes: int | None = None, members: Tensor | Sequence[int] | None = None) -> Tensor:
+    def evaluate(
+        self,
+        episodes: int | None = None,
+        members: Tensor | Sequence[int] | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> Tensor:
         """``[P]`` float64: each member's mean return over ``episodes`` (default ``eval_episodes``)
         deterministic episodes (argmax, or the clipped mean action), one per evaluation env; only
         ``members`` (default: all) are evaluated, the others get nan and keep their evaluation streams.
@@ -551,6 +557,8 @@ class Population:
         All members run at once, each on its own evaluation envs at its evaluation level
         (:meth:`set_level` with ``evaluation=True``), started from its own evaluation stream (fresh starts at
         every call, leaving the training stream untouched), with its observation normalisation frozen.
+        With ``seeds`` (one per member in ``members``), the starts are drawn from those seeds instead and
+        no stream moves: members given one seed start their episodes alike (a race's common seeds).
         Failed members get nan.
         """
         cfg, spec = self.config, self.spec
@@ -559,17 +567,24 @@ class Population:
             raise ValueError(f"episodes must be >= 1, got {n}")
         out = torch.full((self.size,), float("nan"), dtype=torch.float64, device=cfg.device)
         chosen = self._indices(members)
-        live = chosen[~self._m.failed[chosen]]
+        alive = ~self._m.failed[chosen]
+        live = chosen[alive]
         k = len(live)
         if not k:
             return out
         m = self._m
-        theta, seed, counter = m.theta[live], m.seed[live], m.eval_counter[live]
+        theta, seed, counter, stream = m.theta[live], m.seed[live], m.eval_counter[live], _EVAL
+        if seeds is not None:
+            if len(seeds) != len(chosen):
+                raise ValueError(f"seeds must be one per member: {len(chosen)}, got {len(seeds)}")
+            given = torch.as_tensor(list(seeds), dtype=torch.int64, device=cfg.device)
+            seed, counter, stream = given[alive], torch.zeros_like(counter), _SEEDED
+        else:
+            m.eval_counter[live] += 1
         mean, var = m.obs_mean[live], m.obs_var[live]
-        m.eval_counter[live] += 1
         env = make(spec.name, k * n, device=cfg.device, dtype=cfg.dtype)
         env.set_params({name: t[live].repeat_interleave(n) for name, t in m.eval_level.items()})
-        u = rng.uniform(seed, counter, (n, spec.reset_dims), dtype=cfg.dtype, stream=_EVAL)
+        u = rng.uniform(seed, counter, (n, spec.reset_dims), dtype=cfg.dtype, stream=stream)
         state = env.initial_state(u.view(k * n, spec.reset_dims))
         actor, _, _ = self._layout.split(theta)
         if spec.n_actions is None:

@@ -214,6 +214,25 @@ class EngineBatch:
                 out[member] = metrics
         return out
 
+    def evaluate(self, seeds: Mapping[int, int]) -> dict[int, dict[str, float]]:
+        """Evaluate members (``{member: seed}``) as they stand, training nothing, on episodes started from
+        their seeds (members given one seed start alike); each member's ``eval_return`` and what
+        :meth:`evaluated` adds. No random stream moves."""
+        out: dict[int, dict[str, float]] = {}
+        for g, group in enumerate(self.groups):
+            chosen = [m for m in seeds if self.where.get(m, (None,))[0] == g]
+            if not chosen:
+                continue
+            start = time.perf_counter()
+            slots = [self.where[m][1] for m in chosen]
+            given = [seeds[m] for m in chosen]
+            returns = group.pop.evaluate(members=slots, seeds=given).tolist()
+            extra = self.evaluated(group, slots, given)
+            self.seconds["evaluate"] += time.perf_counter() - start
+            for member, slot in zip(chosen, slots, strict=True):
+                out[member] = {"eval_return": float(returns[slot]), **extra.get(slot, {})}
+        return out
+
     def set_hparams(self, member: int, config: Mapping[str, Any]) -> None:
         g, slot = self.where[member]
         changed = [k for k in SHAPE_KEYS if k in config and config[k] != self.configs[member].get(k)]
@@ -302,8 +321,11 @@ class EngineBatch:
     def copied(self, group: Group, src: int, dst: int, source: Group | None = None) -> None:
         """Slot ``dst`` of ``group`` took slot ``src``'s agent (of ``source``, default ``group``)."""
 
-    def evaluated(self, group: Group, slots: list[int]) -> dict[int, dict[str, float]]:
-        """Metrics to add for the just-trained ``slots`` (environment design: held-out returns)."""
+    def evaluated(
+        self, group: Group, slots: list[int], seeds: list[int] | None = None
+    ) -> dict[int, dict[str, float]]:
+        """Metrics to add for the just-trained or evaluated ``slots`` (environment design: held-out
+        returns), on episodes started from ``seeds`` (one per slot) where given."""
         return {}
 
     def extra_state(self, extra: Any) -> Any:
@@ -324,6 +346,10 @@ class EngineTarget:
 
     def train(self, budget: int) -> dict[str, float]:
         return self.engine.train(budget)[0]
+
+    def evaluate(self, seed: int) -> dict[str, float]:
+        """The agent as it stands on episodes started from ``seed``, training nothing."""
+        return self.engine.evaluate({0: seed})[0]
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         self.engine.set_hparams(0, config)

@@ -116,8 +116,12 @@ class EnvDesignBatch(EngineBatch):
             return None
         return {"sampler": extra.sampler.state_dict(), "level_of": extra.level_of.tolist()}
 
-    def evaluated(self, group: Group, slots: list[int]) -> dict[int, dict[str, float]]:
-        """Held-out returns: one batched evaluation per test level, every member of the group at once."""
+    def evaluated(
+        self, group: Group, slots: list[int], seeds: list[int] | None = None
+    ) -> dict[int, dict[str, float]]:
+        """Held-out returns: one batched evaluation per test level, every member of the group at once
+        (from ``seeds``, one per slot, where given)."""
+        seed_of = dict(zip(slots, seeds, strict=True)) if seeds is not None else {}
         live = [s for s in slots if group.extra[s] is not None]
         if not live:
             return {}
@@ -127,7 +131,8 @@ class EnvDesignBatch(EngineBatch):
             for s in live:
                 test = group.extra[s].test
                 group.pop.set_level(test[i % len(test)], member=s, evaluation=True)
-            returns = group.pop.evaluate(episodes=1).tolist()
+            given = [seed_of[s] for s in live] if seed_of else None
+            returns = group.pop.evaluate(episodes=1, members=live if seed_of else None, seeds=given).tolist()
             for s in live:
                 if i < len(group.extra[s].test):
                     scores[s].append(float(returns[s]))

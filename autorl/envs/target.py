@@ -302,7 +302,11 @@ class EnvDesignTarget(SB3Target):
         self._learn(budget, callback=_callback(self))
         return self.evaluate()
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, seed: int | None = None) -> dict[str, float]:
+        """Held-out metrics; their episodes come from the held-out levels' own streams, so this target
+        declares no ``evaluates`` and takes no ``seed``."""
+        if seed is not None:
+            raise TypeError("envdesign:sb3 evaluates on its held-out levels' own streams, not on a seed")
         return heldout_metrics(self, self.model.num_timesteps)
 
     def save(self, path: Path) -> None:

@@ -109,6 +109,9 @@ class TargetInfo:
             gamma, lambda and loss weights), ``"levels"`` (level samplers of environment design).
         forks: its batch can fork a member (envs and random stream included), so that forks with other
             hyperparameters update on the same batch: what a method's :class:`Branch` needs.
+        evaluates: its Trainable's ``evaluate(seed)`` (and its batch's ``evaluate({member: seed})``)
+            measures the agent as it stands, training nothing, on episodes started from ``seed``: what a
+            population's final race needs (``race`` with PBT or PB2).
         handover: other targets that train the same algorithm, by the name ``autorl train --with``
             takes: ``{"sb3": "module:function"}``, the function mapping a configuration (args and
             params together) to ``{"target": ..., "args": ..., "params": ...}`` of that target, or
@@ -128,6 +131,7 @@ class TargetInfo:
     shared: frozenset[str] | str = frozenset()
     accepts: frozenset[str] = frozenset()
     forks: bool = False
+    evaluates: bool = False
     handover: Mapping[str, str] = field(default_factory=dict)
 
     def batch_class(self) -> type[BatchTrainable]:
@@ -180,6 +184,11 @@ class BatchTrainable(Protocol):
 
     def set_hparams(self, member: int, config: Mapping[str, Any]) -> None: ...
 
+    def evaluate(self, seeds: Mapping[int, int]) -> dict[int, dict[str, float]]:
+        """Members (``{member: seed}``) as they stand, on episodes started from their seeds
+        (:attr:`TargetInfo.evaluates`)."""
+        ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
@@ -229,7 +238,8 @@ def declaring(capability: Callable[[TargetInfo], Any]) -> list[str]:
 def reference_info(obj: Any) -> TargetInfo:
     """The capabilities of a target given by reference: a class that defines ``reconfigure`` is
     reconfigurable, and its class attributes ``immutable`` and ``shared`` (sets of keys) say what a
-    population may not change and what its members share. Read here once, so nothing else probes."""
+    population may not change and what its members share, ``evaluates = True`` that its
+    ``evaluate(seed)`` races (:attr:`TargetInfo.evaluates`). Read here once, so nothing else probes."""
     if not isinstance(obj, type):
         return TargetInfo()
     attrs = {k: v for c in reversed(obj.__mro__) for k, v in vars(c).items()}
@@ -237,6 +247,7 @@ def reference_info(obj: Any) -> TargetInfo:
         reconfigurable=callable(attrs.get("reconfigure")),
         immutable=frozenset(attrs.get("immutable", ())),
         shared=frozenset(attrs.get("shared", ())),
+        evaluates=bool(attrs.get("evaluates", False)),
     )
 
 

@@ -17,6 +17,7 @@ for _algo in ("ppo", "a2c", "dqn", "sac", "td3"):
         granule="rollout (n_steps x n_envs)" if _algo in ("ppo", "a2c") else "step of every env (n_envs)",
         reconfigurable=True,
         immutable="autorl.targets.sb3:IMMUTABLE",
+        evaluates=True,
     )
 
 # Research models (issue 6): small real PyTorch implementations that train on CPU on offline data.
@@ -86,6 +87,7 @@ _ENGINE = {
     "granule": "rollout (n_steps x n_envs)",
     "immutable": "autorl.engine.target:FIXED_KEYS",
     "shared": "autorl.engine.target:FIXED_KEYS",
+    "evaluates": True,
 }
 
 register_target(
@@ -108,6 +110,7 @@ register_target(
     direction="maximize",
     space="synthetic/curve.yaml",
     reconfigurable=True,
+    evaluates=True,
 )
 register_target(
     "synthetic:branin",

@@ -409,11 +409,15 @@ class SB3Target:
                         callback=callback,
                     )
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, seed: int | None = None) -> dict[str, float]:
+        """Deterministic evaluation episodes, training nothing; with ``seed``, they start from it (a
+        race's common seed) instead of where the last evaluation left the evaluation env."""
         from stable_baselines3.common.evaluation import evaluate_policy
 
         if self.config.get("normalize", False):
             self.eval_env.obs_rms = self.env.obs_rms
+        if seed is not None:
+            self.eval_env.seed(seed)
         mean, std = evaluate_policy(
             self.model,
             self.eval_env,

@@ -32,11 +32,17 @@ class CurveTarget:
     def asymptote(self) -> float:
         return 1.0 - (self.x - 0.3) ** 2 - 0.1 * math.log10(self.lr / 1e-2) ** 2
 
+    def _score(self, rng: np.random.Generator) -> float:
+        speed = min(1.0, self.lr / 1e-2) * 5.0 / self.horizon
+        return self.asymptote * (1.0 - math.exp(-speed * self.t)) + self.noise * float(rng.normal())
+
     def train(self, budget: int) -> dict[str, float]:
         self.t += budget
-        speed = min(1.0, self.lr / 1e-2) * 5.0 / self.horizon
-        score = self.asymptote * (1.0 - math.exp(-speed * self.t)) + self.noise * float(self.rng.normal())
-        return {"score": score, "budget": float(self.t)}
+        return {"score": self._score(self.rng), "budget": float(self.t)}
+
+    def evaluate(self, seed: int) -> dict[str, float]:
+        """The curve where it stands, with the noise drawn from ``seed``; nothing trains."""
+        return {"score": self._score(np.random.default_rng(seed)), "budget": float(self.t)}
 
     def save(self, path: Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,22 @@ def test_evaluating_a_subset_leaves_the_others_streams_alone() -> None:
     assert later[[0, 2]].tolist() == first[[0, 2]].tolist()  # members 0 and 2 evaluated once
 
 
+def test_evaluating_on_seeds_starts_members_alike_and_moves_no_stream() -> None:
+    """A race's evaluation: members given one seed start their episodes alike (a copy scores as its
+    source), other seeds give other starts, it is repeatable, and no evaluation stream moves."""
+    config = _config("Pendulum-v1")
+    pop, twin = (Population(config, [MINE, OTHERS[0], OTHERS[1]], seeds=[4, 5, 6]) for _ in range(2))
+    for p in (pop, twin):
+        p.train(64)
+        p.copy(0, 2)  # member 2 is member 0's agent, with its own evaluation stream
+    seeded = pop.evaluate(2, members=[0, 2], seeds=[7, 7])
+    assert seeded[0] == seeded[2] and torch.isnan(seeded[1])
+    assert torch.equal(pop.evaluate(2, members=[0, 2], seeds=[7, 7])[[0, 2]], seeded[[0, 2]])
+    other = pop.evaluate(2, members=[2, 0], seeds=[8, 7])  # seeds follow the members' order
+    assert other[0] == seeded[0] and other[2] != seeded[2]
+    assert torch.equal(pop.evaluate(2), twin.evaluate(2))  # the streams are where they were
+
+
 def test_training_a_subset_leaves_the_others_alone() -> None:
     config = _config()
     every, subset = (Population(config, [MINE, OTHERS[0], OTHERS[1]], seeds=[4, 5, 6]) for _ in range(2))

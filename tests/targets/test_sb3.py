@@ -104,3 +104,15 @@ def test_reconfigure_learning_rate_reaches_the_optimiser():
     assert t.model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(5e-5)
     assert t.model.gamma == 0.9 and t.model.rollout_buffer.gamma == 0.9
     assert t.model.clip_range(1.0) == pytest.approx(0.05)
+
+
+def test_evaluating_on_a_seed_is_repeatable_and_trains_nothing():
+    """A race's evaluation: episodes start from the seed (the same seed, the same value; another seed,
+    other episodes) and the agent does not move."""
+    cls = TARGETS.get("sb3:sac")
+    agent = cls({"env": "Pendulum-v1", "eval_episodes": 2, **SMALL["sac"]}, TrialContext(seed=1, budget=100))
+    agent.train(100)
+    first = agent.evaluate(7)
+    assert agent.evaluate(8)["eval_return"] != first["eval_return"]
+    assert agent.evaluate(7) == first and first["budget"] == 100
+    assert target_info("sb3:sac").evaluates and target_info("sb3:ppo").evaluates
