@@ -476,7 +476,8 @@ def show(out_dir: Path, top: int) -> None:
 
     counted = f"{len(df)} of {cfg.get('trials', '?')} trials"
     if method in METHODS and method_spec(method).population:  # one trial per member, no trial count
-        counted = f"{len(df)} members"
+        blocks = int(df["race_of"].notna().sum()) if "race_of" in df else 0
+        counted = f"{len(df) - blocks} members" + (f" and {blocks} race blocks" if blocks else "")
     out_console.print(
         f"{out_dir}: {cfg.get('target', '?')} with {method}: {counted} ({_summary(df)})", highlight=False
     )

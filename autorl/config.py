@@ -164,7 +164,9 @@ class Race(_Strict):
     """Racing the incumbent on fresh seeds (:mod:`autorl.methods.race`; docs/config.md, "Racing").
 
     ``share``: the most of the sweep's budget units (and trials) re-evaluations may take; ``seeds``: the
-    most race blocks (fresh seeds, ``seeds_per_trial`` each) one configuration is judged on.
+    most race blocks (fresh seeds, ``seeds_per_trial`` each) one configuration is judged on. A population
+    (PBT, PB2) races its final members instead, training nothing: the top ``share`` of them (at least
+    two) are evaluated on ``seeds`` race blocks each.
     """
 
     share: Annotated[float, Field(gt=0, lt=1)] = 0.25
@@ -565,7 +567,7 @@ def _check_composition(
         if "interval" in options and interval < piece:
             raise _below_piece(cfg.target, info, piece, "interval", interval).at("method.interval")
     if cfg.race is not None:
-        _check_race(cfg, method, spec, ctx)
+        _check_race(cfg, method, spec, ctx, info)
     if cfg.batch > 1:
         if spec.population:
             raise ConfigError(
@@ -581,12 +583,16 @@ def _check_composition(
             )
 
 
-def _check_race(cfg: SweepConfig, method: str, spec: MethodSpec, ctx: MethodContext) -> None:
-    """Racing judges the configurations a sampler-based method tried, on one objective."""
-    if spec.population:
+def _check_race(
+    cfg: SweepConfig, method: str, spec: MethodSpec, ctx: MethodContext, info: TargetInfo
+) -> None:
+    """Racing judges the configurations a sampler-based method tried, or a population's final members
+    (on a target that evaluates its agents on given seeds), on one objective."""
+    if spec.population and not info.evaluates:
+        can = ", ".join(declaring(lambda i: i.evaluates))
         raise ConfigError(
-            f"racing re-runs the configurations of a trial-based method; a {method} population's final "
-            "members are not raced yet: remove race and judge the result with `autorl reeval`",
+            f"a {method} population races its final members on seeds, which {cfg.target} cannot evaluate "
+            f"on (it declares no evaluates; targets that do: {can}); remove race",
             "race",
         )
     if spec.baseline:

@@ -291,3 +291,19 @@ class Plateau:
     def load(self, path):
         s = json.loads((Path(path) / "s.json").read_text())
         self.t, self.lr = s["t"], s["lr"]
+
+
+class Raced(Toy):
+    """:class:`Toy` that a population's final race can evaluate (``evaluates``): ``evaluate(seed)`` is
+    its score plus N(0, ``eval_noise``) drawn from the seed, after ``eval_sleep`` seconds, and appends
+    ``{"seed": training seed, "eval": seed}`` to the file ``eval_log`` (so a test sees what ran)."""
+
+    evaluates = True
+
+    def evaluate(self, seed):
+        if self.config.get("eval_log"):
+            with open(self.config["eval_log"], "a") as f:
+                f.write(json.dumps({"seed": self.seed, "eval": seed}) + "\n")
+        time.sleep(float(self.config.get("eval_sleep", 0)))
+        noise = float(self.config.get("eval_noise", 0.0)) * float(np.random.default_rng(seed).normal())
+        return {"score": self.value + noise, "budget": float(self.steps)}

@@ -33,7 +33,8 @@ from autorl.executors.trial import Link, SweepRef, checkpoint_path
 from autorl.executors.workers import EventKind
 from autorl.methods import Branch, Change, Copy, Member, Observation, Reconfigure
 from autorl.results.population import write_population_outputs
-from autorl.results.record import TrialRecord, record_of, write_trial
+from autorl.results.race import incumbent, race_key
+from autorl.results.record import RACE_BLOCK, RACE_OF, TrialRecord, record_of, write_trial
 from autorl.results.rundir import write_atomic
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
@@ -45,6 +46,7 @@ from autorl.targets import (
     Trainables,
     TrialContext,
     advance,
+    aggregate_seeds,
     next_report,
     select_value,
 )
@@ -127,6 +129,7 @@ class MemberJob:
     donor: tuple[dict[str, Any], str] | None = None  # (donor's config, donor's checkpoint)
     steps: int = 0  # what it has trained so far
     was: dict[str, Any] | None = None  # a change in place: the config its checkpoint was saved with
+    evaluate: tuple[int, ...] = ()  # a race block instead: its seeds, one per agent; nothing trains or saves
 
     def reads(self) -> list[str]:
         """Checkpoints the job loads (a backend on several machines sends them to the worker)."""
@@ -134,7 +137,7 @@ class MemberJob:
 
     def writes(self) -> list[str]:
         """Checkpoints the job saves (a backend on several machines brings them back)."""
-        return [self.save_to]
+        return [] if self.evaluate else [self.save_to]
 
 
 @dataclass
@@ -221,6 +224,10 @@ def member_step(job: MemberJob, link: Link) -> MemberResult:
             agents = _build(sweep, job.member, job.was or job.config)
             if job.checkpoint is not None:
                 _load(agents, checkpoint_path(out, job.checkpoint))
+        if job.evaluate:  # a race block: the agents as they stand, on the block's seeds
+            per_seed = [dict(a.evaluate(seed)) for a, seed in zip(agents, job.evaluate, strict=True)]
+            _LIVE[key] = _Live(agents, job.checkpoint or "")
+            return _raced(sweep, per_seed, time.perf_counter() - start)
         if job.was is not None:  # Reconfigure: new hyperparameters where it stands, no copy
             for agent in agents:
                 agent.reconfigure(job.config)
@@ -254,6 +261,13 @@ def member_step(job: MemberJob, link: Link) -> MemberResult:
     return result
 
 
+def _raced(sweep: Sweep, per_seed: list[dict[str, float]], seconds: float = 0.0) -> MemberResult:
+    """A member's race block from its agents' evaluations (one per seed), aggregated as its training
+    values are."""
+    metrics = aggregate_seeds(per_seed, sweep.config.aggregate, sweep.metrics[0], sweep.maximize)
+    return MemberResult(metrics, per_seed if len(per_seed) > 1 else [], seconds)
+
+
 # ------------------------------------------------------------------------------- in the orchestrator
 class Hosts(Protocol):
     """Where members live: those in ``units`` train an interval (``members`` is the whole population),
@@ -268,6 +282,13 @@ class Hosts(Protocol):
     def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         """Fork each branching member once per config, train the forks, report their metrics (in
         ``MemberResult.branches``), drop them."""
+        ...
+
+    def evaluate(
+        self, members: Sequence[MemberState], raced: Sequence[int], seeds: list[int]
+    ) -> dict[int, MemberResult]:
+        """Evaluate the ``raced`` members as they stand on ``seeds`` (one per seed of a member), training
+        nothing: a race block."""
         ...
 
     @property
@@ -369,6 +390,26 @@ class ProcessHosts:
             "members in separate processes cannot be forked with their envs and random streams"
         )
 
+    def evaluate(
+        self, members: Sequence[MemberState], raced: Sequence[int], seeds: list[int]
+    ) -> dict[int, MemberResult]:
+        by_index = {m.index: m for m in members}
+        return self._run(
+            {
+                i: MemberJob(
+                    self.ref,
+                    i,
+                    by_index[i].config,
+                    0,
+                    by_index[i].checkpoint,
+                    "",
+                    steps=by_index[i].steps,
+                    evaluate=tuple(seeds),
+                )
+                for i in raced
+            }
+        )
+
     def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         by_index = {m.index: m for m in members}
         jobs = {}
@@ -413,6 +454,8 @@ class EngineJob:
     branches: tuple[Branch, ...] = ()
     save: bool = True  # write the checkpoint (else only the live batch in the worker moves on)
     steps: dict[int, int] = field(default_factory=dict)  # what each member in ``units`` has trained
+    raced: tuple[int, ...] = ()  # a race block of these members, as they stand, on ``race_seeds``
+    race_seeds: tuple[int, ...] = ()
 
     def reads(self) -> list[str]:
         return [self.checkpoint] if self.checkpoint else []
@@ -482,6 +525,10 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
             sweep.maximize,
         )
         results.update({i: MemberResult.of(step) for i, step in steps.items()})
+    if job.raced:  # one batched evaluation of every raced member's seeds, each on the block's seed
+        evaluated = batch.evaluate({i * k + j: s for i in job.raced for j, s in enumerate(job.race_seeds)})
+        for i in job.raced:
+            results[i] = _raced(sweep, [evaluated[i * k + j] for j in range(k)])
     seconds = time.perf_counter() - start
     for r in results.values():  # they trained together: each one took the whole job's wall time
         r.seconds = seconds
@@ -583,6 +630,11 @@ class BatchedHosts:
 
     def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         return self._run(members, branches=tuple(branches), steps={m.index: m.steps for m in members})
+
+    def evaluate(
+        self, members: Sequence[MemberState], raced: Sequence[int], seeds: list[int]
+    ) -> dict[int, MemberResult]:
+        return self._run(members, raced=tuple(raced), race_seeds=tuple(seeds))
 
     def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
@@ -700,13 +752,14 @@ def run_population(
         state.done = True
         state.save(out)
         clean_checkpoints(out, state)
+        _record(sweep, study, state)
+        winner = _race(sweep, hosts, study, state, report)
     finally:
         clock.save(force=True)
-    _record(sweep, study, state)
     phases = {**hosts.seconds}
     phases["orchestration"] = max(0.0, time.perf_counter() - began - sum(phases.values()))
     write_population_outputs(
-        out, sweep, state.members, state.lineage, _summary(state, out, phases), plots=plots
+        out, sweep, state.members, state.lineage, _summary(state, out, phases), plots=plots, best=winner
     )
     report(f"population done: {state.exploits} copies, {state.failures} failures")
     return study
@@ -817,6 +870,67 @@ def _summary(state: PopulationState, out: Path, phases: dict[str, float]) -> dic
         "finished": state.done,
         "timeline": state.timeline,
     }
+
+
+def _race(
+    sweep: Sweep,
+    hosts: Hosts,
+    study: optuna.Study,
+    state: PopulationState,
+    report: Callable[[str], None],
+) -> int | None:
+    """PBT's and PB2's final race: the top ``race.share`` of the members (at least two) by their value,
+    each evaluated as it stands, training nothing, on ``race.seeds`` race blocks (the sweep's race seeds,
+    common to all and never a training seed). Each block is a trial of its member's configuration
+    (:mod:`autorl.results.race`), so trials.csv, best.yaml and ``show`` name the member the race found
+    best, with its seeds, mean, IQM and CI. A resumed race runs only the blocks not yet recorded.
+    Returns the race's incumbent member (None without a race)."""
+    race = sweep.config.race
+    if race is None:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    sign = 1.0 if sweep.maximize else -1.0
+    entrants = [t for t in trials if race_key(t) is None and t.state == TrialState.COMPLETE and t.values]
+    entrants.sort(key=lambda t: -sign * t.values[0])
+    top = entrants[: max(2, math.ceil(race.share * len(state.members)))]
+    member = {t.number: int(record_of(t).member or 0) for t in top}  # a population's trials name theirs
+    done = {race_key(t) for t in trials}
+    for block in range(1, race.seeds + 1):
+        todo = [t for t in top if (t.number, block) not in done]
+        if not todo:
+            continue
+        seeds = sweep.race_seeds(block)
+        results = hosts.evaluate(state.members, [member[t.number] for t in todo], seeds)
+        for t in todo:
+            _record_block(sweep, study, t, block, seeds, results[member[t.number]])
+        report(f"race block {block} of {race.seeds}: {len(todo)} members")
+    inc, _ = incumbent(study.get_trials(deepcopy=False), sweep.maximize, raced=True)
+    return record_of(inc).member if inc is not None else None
+
+
+def _record_block(
+    sweep: Sweep, study: optuna.Study, first: Any, block: int, seeds: list[int], res: MemberResult
+) -> None:
+    """A member's race block as a trial of its configuration: its value, or failed (an error, or a
+    value that is not finite)."""
+    value = res.metrics.get(sweep.metrics[0])
+    ok = res.error is None and value is not None and math.isfinite(value)
+    error = res.error or (None if ok else f"{sweep.metrics[0]} is {value}")
+    record = TrialRecord(
+        config=record_of(first).config,
+        seeds=seeds,
+        metrics={**res.metrics, "budget": 0.0},  # evaluation trains nothing
+        error=error,
+        failure=(res.failure or FailureKind.DIVERGED).value if not ok else None,
+    )
+    write_trial(
+        study,
+        record,
+        TrialState.COMPLETE if ok else TrialState.FAIL,
+        [float(value)] if ok and value is not None else None,
+        params=(first.params, first.distributions),
+        attrs={RACE_OF: first.number, RACE_BLOCK: block},
+    )
 
 
 def _record(sweep: Sweep, study: optuna.Study, state: PopulationState) -> None:

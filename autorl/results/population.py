@@ -74,9 +74,11 @@ def write_population_outputs(
     lineage: list[dict[str, Any]],
     summary: dict[str, Any],
     plots: bool = True,
+    best: int | None = None,
 ) -> None:
     """population_schedule.csv, population_lineage.csv, best_schedule.yaml, population_summary.json and,
-    with ``plots``, plots/population_schedules.png."""
+    with ``plots``, plots/population_schedules.png. The best member is ``best`` where given (a race's
+    incumbent), else the one with the best value."""
     keys = sorted({k for m in members for s in m.schedule for k in s if k != "step"})
     with open(out / SCHEDULE_FILE, "w", newline="") as f:
         w = csv.writer(f)
@@ -89,22 +91,22 @@ def write_population_outputs(
         dw = csv.DictWriter(f, fields, extrasaction="ignore")
         dw.writeheader()
         dw.writerows({**e, **e.get("config", {})} for e in lineage)  # the explored values as columns
-    best = best_member(sweep, members)
-    if best is not None:
+    chosen = next((m for m in members if m.index == best), None) or best_member(sweep, members)
+    if chosen is not None:
         (out / "best_schedule.yaml").write_text(
             yaml.safe_dump(
                 {
-                    "member": best.index,
-                    "score": member_value(sweep, best),
-                    "steps": best.steps,
-                    "schedule": best.schedule,
+                    "member": chosen.index,
+                    "score": member_value(sweep, chosen),
+                    "steps": chosen.steps,
+                    "schedule": chosen.schedule,
                 },
                 sort_keys=False,
             )
         )
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     if plots:
-        plot_schedules(members, keys, out / PLOT_FILE, sweep, best)
+        plot_schedules(members, keys, out / PLOT_FILE, sweep, chosen)
 
 
 def plot_schedules(

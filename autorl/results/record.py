@@ -138,12 +138,14 @@ def write_trial(
     trial: Any = None,
     params: tuple[dict[str, Any], dict[str, Any]] | None = None,
     curve: dict[int, float] | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> None:
     """The one way a finished trial is written, with its record (the values only for COMPLETE).
 
     A running ``trial`` (asked from the study by the trial loop) is ended with ``state``; a trial that
     ran outside the study's ask and tell (a population member) is added whole, with ``params`` (its
-    parameters and their distributions, :func:`~autorl.space.to_params`) and its ``curve``.
+    parameters and their distributions, :func:`~autorl.space.to_params`), its ``curve`` and user
+    ``attrs`` (a population's race block: :data:`RACE_OF`, :data:`RACE_BLOCK`).
     """
     values = values if state == TrialState.COMPLETE else None
     if trial is not None:
@@ -157,7 +159,7 @@ def write_trial(
             distributions=distributions,
             values=values,
             state=state,
-            user_attrs={ATTR: record.to_attr()},
+            user_attrs={ATTR: record.to_attr(), **(attrs or {})},
             intermediate_values=curve or {},
         )
     )

@@ -18,6 +18,8 @@ from autorl.config import parse_sweep
 from autorl.errors import ConfigError
 from autorl.results import make_storage
 from autorl.results.race import race_key
+from autorl.targets import TrialContext
+from autorl.targets.synthetic import CurveTarget
 from tests.conftest import toy
 from tests.executors.test_embedded import _starts, kill_sweep_when, resume_sweep
 
@@ -153,3 +155,114 @@ def test_show_lists_configurations_with_their_race_not_race_blocks(raced: Any) -
     blocks = set(raced.trials.loc[raced.trials["race_of"].notna(), "trial"])
     assert shown[0] == best["trial"] and not set(shown) & blocks
     assert "race mean (seeds)" in res.output and "race_of" not in res.output
+
+
+# ------------------------------------------------------------------------ a population's final race
+def _curve_pbt(tmp_path: Path, race: dict[str, Any] | None) -> dict[str, Any]:
+    # synthetic:curve's evaluations carry N(0, 0.5) noise, so the last one misleads: with seed 3 the
+    # member with the best last value (x = -0.14) is worse than one it beat (x = 0.48, nearer 0.3)
+    cfg: dict[str, Any] = {
+        "target": "synthetic:curve",
+        "args": {"noise": 0.5},
+        "space": {
+            "x": {"type": "float", "low": -1.0, "high": 1.0},
+            "lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True, "mutable": True},
+        },
+        "method": {"name": "pbt", "population": 8, "interval": 100},
+        "budget": {"max": 500},
+        "seed": 3,
+        "out": str(tmp_path / ("raced" if race else "plain")),
+    }
+    if race is not None:
+        cfg["race"] = race
+    return cfg
+
+
+def _asymptote(params: dict[str, float]) -> float:
+    return CurveTarget({**params}, TrialContext()).asymptote
+
+
+def test_a_pbt_population_races_its_top_members_on_fresh_seeds_and_names_the_better(tmp_path: Path) -> None:
+    plain = yaml.safe_load((sweep(_curve_pbt(tmp_path, None), plots=False).out / "best.yaml").read_text())
+    run = sweep(_curve_pbt(tmp_path, {"share": 0.5, "seeds": 10}), plots=False)
+    best = yaml.safe_load((run.out / "best.yaml").read_text())
+    assert best["params"] != plain["params"]
+    assert _asymptote(best["params"]) > _asymptote(plain["params"]) + 0.1  # the race found the better one
+    race = best["race"]
+    assert len(race["values"]) == 10 and min(race["seeds"]) >= 800_000_000
+    assert best["value"] == race["mean"] and race["raced_budget"] == 0  # evaluation trains nothing
+    df = pd.read_csv(run.out / "trials.csv")
+    blocks = df[df["race_of"].notna()]
+    assert len(blocks) == 4 * 10  # the top half of 8 members, 10 blocks each
+    members = df[df["race_of"].isna()]
+    assert set(blocks["race_of"]) == set(members.nlargest(4, "value")["trial"])  # ranked by their values
+    assert (blocks.groupby("race_block")["seed"].nunique() == 1).all()  # a block's seed is common to all
+    schedule = yaml.safe_load((run.out / "best_schedule.yaml").read_text())
+    assert schedule["member"] == int(df.loc[df["trial"] == best["trial"], "member"].iloc[0])
+    from click.testing import CliRunner
+
+    from autorl.cli import main
+
+    shown = CliRunner().invoke(main, ["show", str(run.out)], terminal_width=200).output
+    assert "with pbt: 8 members and 40 race blocks" in shown
+
+
+def test_a_population_races_only_on_a_target_that_evaluates_on_seeds(tmp_path: Path) -> None:
+    cfg = _curve_pbt(tmp_path, {})
+    cfg.update(target=toy("Toy"), metric="score", args={}, space={"lr": cfg["space"]["lr"]})
+    with pytest.raises(ConfigError, match=r"race: a pbt population races its final members on seeds"):
+        parse_sweep(cfg)
+    assert parse_sweep({**cfg, "target": toy("Raced")}).config.race is not None
+
+
+@pytest.mark.slow  # ~10 s: kill -9 mid-race and resume
+def test_a_population_killed_mid_race_resumes_and_reruns_at_most_the_cut_block(tmp_path: Path) -> None:
+    log = tmp_path / "evals.jsonl"
+    cfg = _curve_pbt(tmp_path, {"share": 0.5, "seeds": 4})
+    cfg.update(
+        target=toy("Raced"),
+        metric="score",
+        args={"eval_log": str(log), "eval_sleep": 0.3, "eval_noise": 1.0},
+        space={"lr": {**cfg["space"]["lr"], "init": [1e-3, 1e-2]}},
+        method={"name": "pbt", "population": 4, "interval": 10},
+        budget={"max": 30},
+        name="pop-race",
+    )
+    path = tmp_path / "race.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    rows = lambda: [json.loads(r) for r in log.read_text().splitlines()] if log.exists() else []  # noqa: E731
+    kill_sweep_when(path, dict(os.environ), lambda: len(rows()) >= 3)  # in block 2 of the race
+    storage = make_storage(f"journal:{tmp_path / 'raced' / 'study.log'}")
+    cut = len(optuna.load_study(study_name="pop-race", storage=storage).get_trials())
+    resume_sweep(path, dict(os.environ))
+    trials = optuna.load_study(study_name="pop-race", storage=storage).get_trials()
+    keys = [race_key(t) for t in trials if race_key(t) is not None]
+    assert len(keys) == len(set(keys)) == 2 * 4 and cut >= 4 + 2  # every block once; block 1 kept
+    runs = [(r["seed"], r["eval"]) for r in rows()]
+    assert len(runs) - len(set(runs)) <= 2  # only the cut block's evaluations ran twice
+    best = yaml.safe_load((tmp_path / "raced" / "best.yaml").read_text())
+    assert len(best["race"]["values"]) == 4
+
+
+def test_an_engine_population_races_its_members_in_one_batched_evaluation(tmp_path: Path) -> None:
+    cfg = {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16, "eval_episodes": 2},
+        "space": {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
+        },
+        "method": {"name": "pbt", "population": 4},
+        "budget": {"max": 512, "report_every": 256},
+        "seeds_per_trial": 2,
+        "race": {"share": 0.5, "seeds": 3},
+        "out": str(tmp_path / "engine"),
+    }
+    run = sweep(cfg, plots=False)
+    df = pd.read_csv(run.out / "trials.csv")
+    blocks = df[df["race_of"].notna()]
+    assert len(blocks) == 2 * 3 and (blocks["budget"] == 0).all()
+    best = yaml.safe_load((run.out / "best.yaml").read_text())
+    assert len(best["race"]["seeds"]) == 3 * 2  # two seeds a block: one per seed of the member
+    assert best["trial"] in set(blocks["race_of"])
+    schedule = yaml.safe_load((run.out / "best_schedule.yaml").read_text())
+    assert schedule["member"] == int(df.loc[df["trial"] == best["trial"], "member"].iloc[0])
