@@ -244,6 +244,36 @@ def test_pbt_cell_spends_the_budget_and_is_judged_by_replaying_its_schedule(tmp_
     assert row["test_value"] == pytest.approx(row["tuning_value"])
 
 
+def test_a_racing_suite_races_every_tuner_and_judges_a_population_by_its_race(tmp_path):
+    """``race`` on a suite reaches every tuning method's sweep (not a fixed baseline's); a racing PBT
+    cell is judged by its race's incumbent and race mean, not by a race block's value."""
+    suite = load_suite(
+        _suite(
+            tmp_path,
+            tasks={
+                "curve": {
+                    "target": "synthetic:curve",
+                    "args": {"noise": 0.5},
+                    "budget": {"max": 300, "report_every": 100, "total": 1200},
+                    "ref": [0.0, 1.0],
+                    "baselines": {"fixed": {"x": 0.3, "lr": 0.01}},
+                }
+            },
+            methods={"pbt": {"name": "pbt", "population": 4}, "fixed": "fixed"},
+            race={"share": 0.5, "seeds": 4},
+            seeds=1,
+        )
+    )
+    raced = {c.method: c.sweep.config.race is not None for c in suite.cells}
+    assert raced == {"pbt": True, "fixed": False}
+    results, _, _ = run_suite(suite)
+    row = results.set_index("method").loc["pbt"]
+    (pbt,) = (c for c in suite.cells if c.method == "pbt")
+    best = yaml.safe_load((pbt.sweep.out / "best.yaml").read_text())
+    assert row["trials"] == 4 + 2 * 4 and row["budget_used"] == 1200  # race blocks train nothing
+    assert row["tuning_value"] == pytest.approx(best["value"]) == pytest.approx(best["race"]["mean"])
+
+
 def test_a_time_budget_is_what_each_cell_is_charged_and_the_report_says_so(tmp_path):
     from tests.conftest import toy
 

@@ -132,13 +132,13 @@ def _trial_curve(
 
 
 def _population_curve(cell: Cell, trials: list[Any], sign: float) -> tuple[float, Any, Any, Curve]:
-    """A population's budget, best member, and its best score after every interval (its timeline)."""
-    completed = [t for t in trials if t.state.name == "COMPLETE"]
-    best_trial = max(completed, key=lambda t: sign * t.values[0], default=None)
-    used = sum(record_of(t).budget for t in trials)
+    """A population's budget, best member and the value it is judged by (a racing population's: the
+    race's incumbent and its race mean), and its best score after every interval (its timeline)."""
+    best_trial, best = incumbent(trials, sign > 0, raced=cell.sweep.config.race is not None)
+    used = sum(record_of(t).budget for t in trials)  # race blocks train nothing
     timeline = read_summary(cell.sweep.out).get("timeline", [])
     curve = [{"budget": float(b), "time": float(at), "score": sign * float(v)} for b, at, v in timeline]
-    return used, (best_trial.values[0] if best_trial else None), best_trial, curve
+    return used, (best if best_trial is not None else None), best_trial, curve
 
 
 def _read_cell(path: Path, test_seeds: Sequence[int] | None = None) -> dict[str, Any] | None:

@@ -57,6 +57,7 @@ class SuiteConfig(BaseModel):
     test_seeds: PositiveInt = 3
     jobs: PositiveInt = 1
     max_trials: PositiveInt = 10_000
+    race: Any = None  # every tuning method's sweep races (the sweep key `race`); baselines never do
     out: str | None = None
 
 
@@ -146,7 +147,8 @@ def load_suite(
                 continue
             name = method if isinstance(method, str) else str(method.get("name"))
             spec = method_spec(name) if name in METHODS else None
-            one_run = spec is not None and (spec.population or spec.baseline)
+            baseline = spec is not None and spec.baseline
+            one_run = spec is not None and (spec.population or baseline)
             if mname in task.baselines:  # this task's configuration of a fixed method
                 method = {**({} if isinstance(method, str) else method), "name": name}
                 method["config"] = task.baselines[mname]
@@ -156,6 +158,7 @@ def load_suite(
                     "method": method,
                     **({} if one_run else {"trials": cfg.max_trials}),
                     **({"batch": task.batch} if task.batch > 1 and not one_run else {}),
+                    **({"race": cfg.race} if cfg.race not in (None, False) and not baseline else {}),
                     "seed": seed,
                     "name": f"{tname}-{mname}-s{seed}",
                 }
