@@ -213,19 +213,35 @@ class _TrialLoop:
             return False
         if cfg.budget.total is not None and self.committed() >= cfg.budget.total:
             return False
-        return cfg.trials - tally.counted - len(self.running) - tally.others_running > 0
+        if cfg.trials - tally.counted - len(self.running) - tally.others_running <= 0:
+            return False
+        return bool(self.waiting) or self.tuning_room() or self._block() is not None
 
-    def committed(self) -> float:
+    def committed(self, tuning: bool = False) -> float:
         """Budget units ``budget.total`` must leave room for before another trial starts: the finished
-        trials' and what the running ones will spend. A trial of a method without rungs runs to
-        ``budget.max``, so it is reserved in full (and one more must fit): a batch or several workers
-        then never start trials that could only end past the total. A trial that a pruner may stop
-        counts what it has spent so far."""
-        cfg, tally = self.cfg, self.tally
+        trials' and what the running ones will spend (``tuning``: the sampler's trials' only, race blocks
+        left out). A trial of a method without rungs runs to ``budget.max``, so it is reserved in full
+        (and one more must fit): a batch or several workers then never start trials that could only end
+        past the total. A trial that a pruner may stop counts what it has spent so far."""
+        cfg = self.cfg
+        running = [r for r in self.running.values() if not (tuning and r.race is not None)]
+        consumed = self.tally.consumed - (self.race.spent if tuning else 0.0)
         if self.sweep.spec.rungs:
-            return tally.consumed + sum(r.reported for r in self.running.values())
+            return consumed + sum(r.reported for r in running)
         per_trial = float(cfg.budget.steps * cfg.seeds_per_trial)
-        return tally.consumed + per_trial * (len(self.running) + 1) - 1
+        return consumed + per_trial * (len(running) + 1) - 1
+
+    def tuning_room(self) -> bool:
+        """Whether the sampler may start another trial: always, unless a racing sweep's ``budget.total``
+        is set, whose ``race.share`` is kept for the race (the sampler's trials stop short of the rest)."""
+        race, total = self.cfg.race, self.cfg.budget.total
+        return race is None or total is None or self.committed(tuning=True) < (1 - race.share) * total
+
+    def _block(self) -> tuple[int, int] | None:
+        """The race block due now, if any."""
+        if self.waiting:  # asks take queued trials first
+            return None
+        return self.race.due(self.running.values(), self.tally.consumed, reserved=not self.tuning_room())
 
     def recount(self) -> None:
         everything = self.study.get_trials(deepcopy=False)
@@ -237,7 +253,7 @@ class _TrialLoop:
 
     def ask(self, job: int) -> TrialJob:
         """A new trial belonging to ``job``: a race block when the race is due one, else the sampler's."""
-        block = None if self.waiting else self.race.due(self.running.values(), self.tally.consumed)
+        block = self._block()
         self.waiting = max(0, self.waiting - 1)  # asks take queued trials first
         if block is not None:
             self.study.enqueue_trial(
@@ -484,16 +500,20 @@ class _Race:
         if key is not None:
             self.spent += record.budget
 
-    def due(self, running: Any, consumed: float) -> tuple[int, int] | None:
+    def due(self, running: Any, consumed: float, reserved: bool = False) -> tuple[int, int] | None:
         """The race block to run now, ``(configuration, block)``, or None: the sampler's turn (no race,
-        nothing to race, a queued trial waiting, or the race's share spent)."""
+        nothing to race, or the race's share spent). The race keeps pace with the sweep (its units
+        within ``share`` of the sweep's); once the sampler has used its part of ``budget.total``
+        (``reserved``), it may spend the share of the total kept for it."""
         race = self.sweep.config.race
         if race is None:
             return None
         runs = list(running)
         per = float(self.sweep.config.budget.steps * self.sweep.config.seeds_per_trial)
         in_flight = sum(1 for r in runs if r.race is not None)
-        if self.spent + per * (in_flight + 1) > race.share * (consumed + per * (len(runs) + 1)):
+        total = self.sweep.config.budget.total
+        cap = race.share * (total if reserved and total else consumed + per * (len(runs) + 1))
+        if self.spent + per * (in_flight + 1) > cap:
             return None
         busy: dict[int, list[int]] = {}
         for r in runs:

@@ -75,6 +75,27 @@ def test_race_blocks_are_charged_to_budget_total(tmp_path: Path) -> None:
     assert df["budget"].sum() == 10
 
 
+def test_budget_total_keeps_the_race_its_share_when_one_batch_could_spend_it_all(tmp_path: Path) -> None:
+    """Eight trials' budget and a batch of eight: without a reserve the first batch spends it all and
+    the race never runs. The sampler's trials stop at (1 - share) of the total; the race gets the rest,
+    as members of the same batch."""
+    cfg = {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16, "eval_episodes": 2},
+        "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        "method": "random",
+        "trials": 100,
+        "budget": {"max": 512, "total": 8 * 512},
+        "batch": 8,
+        "race": {"share": 0.25, "seeds": 10},
+        "out": str(tmp_path / "batched"),
+    }
+    df = sweep(cfg, plots=False).trials
+    blocks = df[df["race_of"].notna()]
+    assert len(df) - len(blocks) == 6 and len(blocks) == 2
+    assert df["budget"].sum() <= 8 * 512
+
+
 @pytest.mark.slow  # ~12 s: kill -9 and resume of sweeps runs in the fast suite (test_embedded.py)
 def test_a_killed_racing_sweep_resumes_its_race(tmp_path: Path) -> None:
     log = tmp_path / "starts.jsonl"
