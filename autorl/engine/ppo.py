@@ -189,6 +189,23 @@ class Population:
         if failed:
             self._restart_envs(self._member(dst))
 
+    def agent(self, member: int) -> dict[str, Tensor]:
+        """Member ``member``'s agent, what :meth:`copy` takes, as plain tensors (their own copies) that
+        can travel to another process: :meth:`put_agent` makes a member of another population of the
+        same config that agent."""
+        taken = self._m.select(torch.tensor([self._member(member)], device=self.config.device)).flat()
+        return {name: t.clone() for name, t in taken.items() if name.partition("/")[0] in _COPIED}
+
+    def put_agent(self, dst: int, agent: Mapping[str, Tensor]) -> None:
+        """Make member ``dst`` the ``agent`` (from :meth:`agent`), as :meth:`copy` does."""
+        member = self._member(dst)
+        failed = bool(self._m.failed[member])
+        mine = self._m.flat()
+        for name, t in agent.items():
+            mine[name][member : member + 1] = t.to(mine[name].device)
+        if failed:
+            self._restart_envs(member)
+
     def fork(self, src: int, dst: int, source: Population | None = None) -> None:
         """Make member ``dst`` a fork of member ``src`` (of ``source``, default this population):
         everything ``src`` is, its hyperparameters, envs and random stream included, so both collect the

@@ -254,6 +254,31 @@ class EngineBatch:
         next rollout), then takes ``config``'s hyperparameters: what it does with the same batch."""
         self._take(src, dst, config, fork=True)
 
+    def agent(self, member: int) -> dict[str, Any]:
+        """Member ``member``'s agent as plain data that can travel to another process (a shard of the
+        same population): :meth:`put_agent` there makes one of its members this agent."""
+        g, slot = self.where[member]
+        group = self.groups[g]
+        return {
+            "shape": list(group.key),
+            # numpy, not tensors: a tensor in a pipe travels as shared memory, which needs the
+            # receiving process to be torch's child; arrays pickle plainly (and Ray stores them well)
+            "agent": {name: t.cpu().numpy() for name, t in group.pop.agent(slot).items()},
+            "extra": self.extra_state(group.extra[slot]),
+        }
+
+    def put_agent(self, dst: int, agent: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+        """``dst`` takes ``agent`` (from :meth:`agent` of another batch), then ``config``'s
+        hyperparameters: :meth:`copy` across processes."""
+        g, slot = self.where[dst]
+        group = self.groups[g]
+        if list(group.key) != list(agent["shape"]):
+            raise ValueError(f"member {dst} has another shape than the agent: a copy needs one shape")
+        group.pop.put_agent(slot, {name: torch.as_tensor(a) for name, a in agent["agent"].items()})
+        self.received(group, slot, agent["extra"])
+        self.configs[dst] = {**self.configs[dst], **config}
+        self.set_hparams(dst, config)
+
     def _take(self, src: int, dst: int, config: Mapping[str, Any], fork: bool) -> None:
         (gs, ss), (gd, sd) = self.where[src], self.where[dst]
         source, group = self.groups[gs], self.groups[gd]
@@ -320,6 +345,9 @@ class EngineBatch:
 
     def copied(self, group: Group, src: int, dst: int, source: Group | None = None) -> None:
         """Slot ``dst`` of ``group`` took slot ``src``'s agent (of ``source``, default ``group``)."""
+
+    def received(self, group: Group, slot: int, saved: Any) -> None:
+        """Slot ``slot`` took an agent from another process, with what :meth:`extra_state` saved of it."""
 
     def evaluated(
         self, group: Group, slots: list[int], seeds: list[int] | None = None

@@ -111,6 +111,11 @@ class EnvDesignBatch(EngineBatch):
         if source is not None and target is not None:  # the sampler's knowledge travels with the agent
             target.sampler.load_state_dict(copy.deepcopy(source.sampler.state_dict()))
 
+    def received(self, group: Group, slot: int, saved: Any) -> None:
+        target = group.extra[slot]
+        if saved is not None and target is not None:  # the sampler's knowledge travels with the agent
+            target.sampler.load_state_dict(saved["sampler"])
+
     def extra_state(self, extra: Any) -> Any:
         if extra is None:
             return None

@@ -19,11 +19,9 @@ if TYPE_CHECKING:
 
 def open_backend(sweep: Sweep) -> Backend:
     """The sweep's workers: ``workers`` processes here, or that many Ray actors (fewer for a smaller
-    population)."""
+    population; a batched population puts one shard on each)."""
     cfg = sweep.config
     size = min(cfg.workers, sweep.population.size) if sweep.spec.population else cfg.workers
-    if sweep.spec.population and batched(sweep):
-        size = 1  # the population is one computation: one process, with `workers` threads
     if cfg.executor == "ray":
         from autorl.executors.ray import RayPool
 

@@ -96,6 +96,7 @@ class PopulationState:
     method_state: dict[str, Any] = field(default_factory=dict)  # the population method's own
     # after each interval: [env steps of all members, the sweep's wall clock in s, best member score]
     timeline: list[list[float]] = field(default_factory=list)
+    shards: int | None = None  # a batched population's shards (BatchedHosts.place); None: not placed yet
 
     def save(self, out: Path) -> None:
         write_atomic(out / STATE_FILE, json.dumps(asdict(self), default=float))
@@ -301,6 +302,10 @@ class Hosts(Protocol):
         """Where the jobs spent their time, by phase, summed (train, evaluate, checkpoint, ...)."""
         ...
 
+    def place(self, state: PopulationState) -> None:
+        """Learn (or record) where the population lives from its state: a resumed run keeps it."""
+        ...
+
     def flush(self, members: Sequence[MemberState]) -> None:
         """Write what the last jobs did not."""
         ...
@@ -320,6 +325,9 @@ class ProcessHosts:
 
     def flush(self, members: Sequence[MemberState]) -> None:
         """Nothing to write: every job saved."""
+
+    def place(self, state: PopulationState) -> None:
+        """Members live wherever a worker is free: nothing to keep."""
 
     def _path(self, member: int, steps: int) -> str:
         self._serial += 1
@@ -443,7 +451,9 @@ class ProcessHosts:
 @dataclass(frozen=True)
 class EngineJob:
     """An interval (``units`` per member) or a round of copies of a population that trains as one
-    computation (a target with a ``batch`` class, the engine); its state is one checkpoint file."""
+    computation (a target with a ``batch`` class, the engine), or of one shard of it (``configs``: the
+    shard's members); its state is one checkpoint file per shard. A copy whose donor lives in another
+    shard brings the donor's agent (``agents``, from that shard's ``export``)."""
 
     sweep: SweepRef
     configs: dict[int, dict[str, Any]]
@@ -456,6 +466,9 @@ class EngineJob:
     steps: dict[int, int] = field(default_factory=dict)  # what each member in ``units`` has trained
     raced: tuple[int, ...] = ()  # a race block of these members, as they stand, on ``race_seeds``
     race_seeds: tuple[int, ...] = ()
+    shard: int = 0  # which shard of the population (its live batch in the worker is kept by shard)
+    export: tuple[int, ...] = ()  # members whose agents another shard's copies take
+    agents: dict[int, list[Any]] = field(default_factory=dict)  # a donor's agents (one per seed)
 
     def reads(self) -> list[str]:
         return [self.checkpoint] if self.checkpoint else []
@@ -464,7 +477,7 @@ class EngineJob:
         return [self.save_to]
 
 
-_ENGINES: dict[str, tuple[str, Any]] = {}  # run directory -> (the checkpoint it matches, the live batch)
+_ENGINES: dict[str, tuple[str, Any]] = {}  # run directory#shard -> (the checkpoint it matches, the batch)
 ENGINE_FILE = "engine.pt"
 
 
@@ -474,20 +487,24 @@ class EngineOutcome:
 
     results: dict[int, MemberResult]
     seconds: dict[str, float]
+    agents: dict[int, list[Any]] = field(default_factory=dict)  # the exported members' (one per seed)
 
 
 def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
     """Train or copy members of a batched population in a worker; one result per member involved.
 
-    Member ``i`` with ``seeds_per_trial`` k is engine members ``i*k .. i*k+k-1`` (its seeds); a copy
-    copies all of them. The batch stays live in the worker between jobs; it is saved when ``job.save``.
+    The shard's members, in order, are the batch's: the n-th with ``seeds_per_trial`` k is engine
+    members ``n*k .. n*k+k-1`` (its seeds); a copy copies all of them. The batch stays live in the
+    worker between jobs; it is saved when ``job.save``. Each shard is a process of one torch thread
+    (two one-thread processes beat one of two threads).
     """
     import torch
 
     sweep = job.sweep.load()
     out, k = sweep.out, sweep.config.seeds_per_trial
-    torch.set_num_threads(max(1, sweep.config.workers))  # the population's cores: one process, threads
-    cached = _ENGINES.pop(str(out), None)
+    torch.set_num_threads(1)
+    live = f"{out}#{job.shard}"
+    cached = _ENGINES.pop(live, None)
     start = time.perf_counter()
     if cached is not None and cached[0] == job.checkpoint:
         batch = cached[1]
@@ -502,19 +519,23 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
             batch.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))  # any device
     before = dict(batch.seconds)
     results: dict[int, MemberResult] = {}
-    for d in job.decisions:  # a copy is an index copy; a change in place sets the member's tensors
+    at = {i: n * k for n, i in enumerate(sorted(job.configs))}  # member -> its first engine member
+    agents = {i: [batch.agent(at[i] + j) for j in range(k)] for i in job.export}
+    for d in job.decisions:  # a copy is an index copy (or the donor's agent from another shard)
         for j in range(k):
-            if isinstance(d, Copy):
-                batch.copy(d.donor * k + j, d.member * k + j, d.config)
+            if isinstance(d, Copy) and d.donor in job.agents:
+                batch.put_agent(at[d.member] + j, job.agents[d.donor][j], d.config)
+            elif isinstance(d, Copy):
+                batch.copy(at[d.donor] + j, at[d.member] + j, d.config)
             else:
-                batch.set_hparams(d.member * k + j, job.configs[d.member])
+                batch.set_hparams(at[d.member] + j, job.configs[d.member])
         results[d.member] = MemberResult()
     for b in job.branches:  # forks of the member (envs and random streams too): the same next batch
         results[b.member] = MemberResult(
-            branches=[_fork_step(sweep, batch, b, config, job) for config in b.configs]
+            branches=[_fork_step(sweep, batch, b, config, job, at[b.member]) for config in b.configs]
         )
     if job.units:
-        members = {i: [i * k + j for j in range(k)] for i in job.units}
+        members = {i: [at[i] + j for j in range(k)] for i in job.units}
         steps = advance(
             BatchAgents(batch),
             members,
@@ -526,9 +547,9 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
         )
         results.update({i: MemberResult.of(step) for i, step in steps.items()})
     if job.raced:  # one batched evaluation of every raced member's seeds, each on the block's seed
-        evaluated = batch.evaluate({i * k + j: s for i in job.raced for j, s in enumerate(job.race_seeds)})
+        evaluated = batch.evaluate({at[i] + j: s for i in job.raced for j, s in enumerate(job.race_seeds)})
         for i in job.raced:
-            results[i] = _raced(sweep, [evaluated[i * k + j] for j in range(k)])
+            results[i] = _raced(sweep, [evaluated[at[i] + j] for j in range(k)])
     seconds = time.perf_counter() - start
     for r in results.values():  # they trained together: each one took the whole job's wall time
         r.seconds = seconds
@@ -537,22 +558,23 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
         target_dir = checkpoint_path(out, job.save_to)
         target_dir.mkdir(parents=True, exist_ok=True)
         torch.save(batch.state_dict(), target_dir / ENGINE_FILE)
-    _ENGINES[str(out)] = (job.save_to, batch)
+    _ENGINES[live] = (job.save_to, batch)
     phases = {k: v - before.get(k, 0.0) for k, v in batch.seconds.items()}
     phases["checkpoint"] = time.perf_counter() - saving
     phases["other"] = max(0.0, seconds - sum(v for k, v in phases.items() if k != "checkpoint"))
-    return EngineOutcome(results, phases)
+    return EngineOutcome(results, phases, agents)
 
 
 def _fork_step(
-    sweep: Sweep, batch: Any, branch: Branch, config: dict[str, Any], job: EngineJob
+    sweep: Sweep, batch: Any, branch: Branch, config: dict[str, Any], job: EngineJob, at: int
 ) -> dict[str, float]:
-    """Fork ``branch.member`` (each of its seeds) with ``config``, train the forks ``branch.units``
-    (default: one piece of the target, its next batch), and drop them; their metrics."""
+    """Fork ``branch.member`` (each of its seeds, engine members ``at ..``) with ``config``, train the
+    forks ``branch.units`` (default: one piece of the target, its next batch), and drop them; their
+    metrics."""
     k = sweep.config.seeds_per_trial
     forks = []
     for j in range(k):
-        source = branch.member * k + j
+        source = at + j
         fork = batch.add(batch.configs[source], seed=0)  # a slot of its shape; the fork overwrites it all
         batch.fork(source, fork, config)
         forks.append(fork)
@@ -573,68 +595,139 @@ def _fork_step(
 
 
 class BatchedHosts:
-    """A population that trains as one computation (the engine) in one worker: an interval is one job,
-    a copy an index copy inside it. The batch stays live in the worker; its one checkpoint file is
-    written at most every ``checkpoint_every`` seconds and at the end (:meth:`flush`), and
-    population.json only with it, so a kill loses at most that time or one interval."""
+    """A population that trains as one computation (the engine), in ``shards`` parts: member ``i`` lives
+    in shard ``i % shards``, a batch in worker ``shard % workers``, each worker a process (or Ray
+    actor) of one torch thread. An interval is one job per shard, run at once. A copy inside a shard is
+    an index copy; across shards the donor's agent travels through the jobs (a pipe to a worker process,
+    Ray's object store to an actor): one round exports it, the next puts it in. Each shard's batch
+    stays live in its worker; its checkpoint file is written at most every ``checkpoint_every`` seconds
+    and at the end (:meth:`flush`), and population.json only with it, so a kill loses at most that
+    time or one interval. A resumed population keeps the shards it started with (:meth:`place`)."""
 
     def __init__(self, sweep: Sweep, backend: Backend, timeout: float | None) -> None:
         self.sweep, self.backend, self.timeout = sweep, backend, timeout
         self.ref = SweepRef.of(sweep)
+        self.shards = backend.size
         self._serial = 0
-        self.live: str | None = None  # the state the worker's batch holds now (saved or not)
-        self.saved = True  # the last job wrote its checkpoint: population.json may name it
+        self.live: dict[int, str | None] = {}  # the state each shard's batch holds now (saved or not)
+        self.unsaved: set[int] = set()  # shards whose last job did not write its checkpoint
         self._last_save = time.monotonic()
         self.seconds: dict[str, float] = {}
 
-    def _run(self, members: Sequence[MemberState], save: bool = False, **job: Any) -> dict[int, MemberResult]:
+    def place(self, state: PopulationState) -> None:
+        """A new population takes this run's shards; a resumed one keeps its own (its checkpoints are
+        per shard), running shards that share a worker one after the other."""
+        if state.shards is None:
+            state.shards = self.shards
+        self.shards = state.shards
+
+    @property
+    def saved(self) -> bool:
+        """Every shard's last job wrote its checkpoint: population.json may name them."""
+        return not self.unsaved
+
+    def shard(self, member: int) -> int:
+        return member % self.shards
+
+    def _run(
+        self, members: Sequence[MemberState], jobs: dict[int, dict[str, Any]], save: bool = False
+    ) -> tuple[dict[int, MemberResult], dict[int, list[Any]]]:
+        """Run one job per shard in ``jobs`` (its fields besides the shard's members' configs), those of
+        distinct workers at once; the members' results and the exported agents. A shard whose process
+        dies (or overruns trial_timeout) fails its members; the others go on."""
         save = save or time.monotonic() - self._last_save >= self.sweep.config.checkpoint_every
-        configs = job.pop("configs", None) or {m.index: m.config for m in members}
-        state = self.live or members[0].checkpoint
-        spec = EngineJob(self.ref, configs, state, self._path(), save=save, **job)
-        job_id = self.backend.submit(
-            engine_step, spec, log=self.sweep.out / "logs" / "population.log", worker=0
-        )
-        started, timed_out = time.monotonic(), False
-        while True:
+        specs: dict[int, EngineJob] = {}
+        for s, fields in sorted(jobs.items()):
+            mine = [m for m in members if self.shard(m.index) == s]
+            fields = dict(fields)
+            configs = fields.pop("configs", None) or {m.index: m.config for m in mine}
+            state = self.live.get(s) or mine[0].checkpoint
+            specs[s] = EngineJob(self.ref, configs, state, self._path(s), save=save, shard=s, **fields)
+        waiting = {w: [s for s in specs if s % self.backend.size == w] for w in range(self.backend.size)}
+        running: dict[int, tuple[int, float]] = {}  # job id -> (shard, started)
+        timed_out: set[int] = set()
+        results: dict[int, MemberResult] = {}
+        agents: dict[int, list[Any]] = {}
+        log = self.sweep.out / "logs" / "population.log"
+        while any(waiting.values()) or running:
+            busy = {s % self.backend.size for s, _ in running.values()}
+            for w, queue in waiting.items():
+                if queue and w not in busy:
+                    s = queue.pop(0)
+                    running[self.backend.submit(engine_step, specs[s], log=log, worker=w)] = (
+                        s,
+                        time.monotonic(),
+                    )
             for ev in self.backend.events(timeout=1.0):
-                if ev.job != job_id:
+                if ev.job not in running:
                     continue
+                s, began = running.pop(ev.job)
+                spec = specs[s]
                 if ev.kind is EventKind.DONE:
                     outcome: EngineOutcome = ev.payload
-                    self.live, self.saved = spec.save_to, spec.save
+                    self.live[s] = spec.save_to
+                    (self.unsaved.discard if spec.save else self.unsaved.add)(s)
                     if spec.save:
-                        self._last_save = time.monotonic()
                         for m in members:
-                            m.checkpoint = spec.save_to
+                            if self.shard(m.index) == s:
+                                m.checkpoint = spec.save_to
                     for phase, seconds in outcome.seconds.items():
                         self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
-                    return dict(outcome.results)
-                if ev.kind is EventKind.ERROR:
+                    results.update(outcome.results)
+                    agents.update(outcome.agents)
+                elif ev.kind is EventKind.ERROR:
                     raise RuntimeError(f"autorl failed while running the population (a bug):\n{ev.payload}")
-                if ev.kind is EventKind.DIED:
-                    self.live = None  # the live batch died with its process
-                    how = f"timeout after {self.timeout:g} s" if timed_out else str(ev.payload)
-                    return {i: MemberResult.died("the population's process", how, timed_out) for i in configs}
-            if not timed_out and self.timeout is not None and time.monotonic() - started > self.timeout:
-                timed_out = True
-                self.backend.kill(0)
+                elif ev.kind is EventKind.DIED:
+                    self.live[s] = None  # the live batch died with its process
+                    late = ev.job in timed_out
+                    how = f"timeout after {self.timeout:g} s" if late else str(ev.payload)
+                    died = MemberResult.died("the population's process", how, late)
+                    results.update({i: died for i in spec.configs})
+                else:
+                    running[ev.job] = (s, began)
+            if self.timeout is not None:
+                for job_id, (s, started) in running.items():
+                    if time.monotonic() - started > self.timeout and job_id not in timed_out:
+                        timed_out.add(job_id)
+                        self.backend.kill(s % self.backend.size)
+        if save:
+            self._last_save = time.monotonic()
+        return results, agents
 
-    def _path(self) -> str:
+    def _each(self, by_member: dict[int, Any]) -> dict[int, dict[int, Any]]:
+        """``by_member`` split by shard."""
+        out: dict[int, dict[int, Any]] = {}
+        for i, value in by_member.items():
+            out.setdefault(self.shard(i), {})[i] = value
+        return out
+
+    def _path(self, shard: int) -> str:
         self._serial += 1
-        return f"{CHECKPOINTS}/engine/{time.time_ns()}-{self._serial}"
+        return f"{CHECKPOINTS}/engine/{time.time_ns()}-{self._serial}-{shard}"
 
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
-        steps = {m.index: m.steps for m in members if m.index in units}
-        return self._run(members, units=dict(units), steps=steps)
+        steps = {m.index: m.steps for m in members}
+        jobs = {
+            s: {"units": mine, "steps": {i: steps[i] for i in mine}} for s, mine in self._each(units).items()
+        }
+        return self._run(members, jobs)[0]
 
     def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
-        return self._run(members, branches=tuple(branches), steps={m.index: m.steps for m in members})
+        steps = {m.index: m.steps for m in members}
+        jobs = {
+            s: {"branches": tuple(mine.values()), "steps": {i: steps[i] for i in mine}}
+            for s, mine in self._each({b.member: b for b in branches}).items()
+        }
+        return self._run(members, jobs)[0]
 
     def evaluate(
         self, members: Sequence[MemberState], raced: Sequence[int], seeds: list[int]
     ) -> dict[int, MemberResult]:
-        return self._run(members, raced=tuple(raced), race_seeds=tuple(seeds))
+        jobs = {
+            s: {"raced": tuple(mine), "race_seeds": tuple(seeds)}
+            for s, mine in self._each(dict.fromkeys(raced)).items()
+        }
+        return self._run(members, jobs)[0]
 
     def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
@@ -642,12 +735,34 @@ class BatchedHosts:
             configs[d.member] = (
                 {**configs[d.member], **d.config} if isinstance(d, Reconfigure) else dict(d.config)
             )
-        return self._run(members, configs=configs, decisions=tuple(decisions))
+        # copies from another shard: first the donors' shards export their agents
+        copies = [d for d in decisions if isinstance(d, Copy)]
+        donors = {d.donor for d in copies if self.shard(d.donor) != self.shard(d.member)}
+        agents: dict[int, list[Any]] = {}
+        lost: dict[int, MemberResult] = {}  # donors whose shard died exporting: their copies fail so
+        if donors:
+            export = {s: {"export": tuple(mine)} for s, mine in self._each(dict.fromkeys(donors)).items()}
+            exported, agents = self._run(members, export)
+            lost = {i: r for i, r in exported.items() if r.error is not None}
+        todo = [d for d in decisions if not (isinstance(d, Copy) and d.donor in lost)]
+        jobs = {}
+        for s, mine in self._each({d.member: d for d in todo}).items():
+            needed = {
+                d.donor: agents[d.donor] for d in mine.values() if isinstance(d, Copy) and d.donor in agents
+            }
+            jobs[s] = {
+                "configs": {i: c for i, c in configs.items() if self.shard(i) == s},
+                "decisions": tuple(mine.values()),
+                "agents": needed,
+            }
+        results = self._run(members, jobs)[0] if jobs else {}
+        results.update({d.member: lost[d.donor] for d in copies if d.donor in lost})
+        return results
 
     def flush(self, members: Sequence[MemberState]) -> None:
-        """Write the live batch's checkpoint if the last job did not."""
-        if not self.saved:
-            self._run(members, save=True)
+        """Write the live batches' checkpoints where the last jobs did not."""
+        if self.unsaved:
+            self._run(members, {s: {} for s in sorted(self.unsaved)}, save=True)
 
 
 def _new_state(sweep: Sweep) -> PopulationState:
@@ -693,6 +808,7 @@ def run_population(
     study = open_study(sweep)
     state = PopulationState.load(out) if resume and (out / STATE_FILE).is_file() else _new_state(sweep)
     plan.method.load_state_dict(state.method_state)
+    hosts.place(state)
     clean_checkpoints(out, state)
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng

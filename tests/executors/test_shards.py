@@ -1,0 +1,85 @@
+"""A batched population (the engine) split into shards, one worker process of one torch thread each:
+every member trains as in one process, copies cross shards, and a resumed run keeps its shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+from autorl.api import sweep
+from autorl.config import parse_sweep
+from autorl.executors.population import BatchedHosts, PopulationState
+
+
+def _pbt(tmp_path: Path, workers: int) -> dict[str, Any]:
+    return {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16, "n_epochs": 2, "eval_episodes": 4},
+        "space": {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True, "mutable": True},
+            "ent_coef": {"type": "float", "low": 1e-8, "high": 0.1, "log": True, "mutable": True},
+        },
+        "method": {"name": "pbt", "population": 6},
+        "budget": {"max": 1280, "report_every": 640},  # 10 updates in two intervals, copies between
+        "workers": workers,
+        "seed": 1,
+        "out": str(tmp_path / f"w{workers}"),
+    }
+
+
+def _thetas(out: Path) -> dict[int, torch.Tensor]:
+    """Each member's final network, read from its shard's checkpoint."""
+    state = json.loads((out / "population.json").read_text())
+    shards = state["shards"]
+    thetas = {}
+    for path in {m["checkpoint"] for m in state["members"]}:
+        saved = torch.load(out / path / "engine.pt", weights_only=True)
+        shard = int(path.rsplit("-", 1)[1])
+        members = sorted(m["index"] for m in state["members"] if m["index"] % shards == shard)
+        for group in saved["groups"]:
+            for slot, b in enumerate(group["members"]):
+                thetas[members[b]] = group["pop"]["members"]["theta"][slot]
+    return thetas
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    tmp = tmp_path_factory.mktemp("shards")
+    return {w: sweep(_pbt(tmp, w), plots=False).out for w in (1, 2)}
+
+
+def test_a_sharded_population_trains_every_member_as_one_process_does(runs: dict[int, Path]) -> None:
+    one, two = runs[1], runs[2]
+    assert json.loads((two / "population.json").read_text())["shards"] == 2
+    lineage = {w: pd.read_csv(runs[w] / "population_lineage.csv") for w in runs}
+    assert len(lineage[1]) and lineage[1].equals(lineage[2])  # the same copies, decided alike
+    exploits = lineage[2][lineage[2]["event"] == "exploit"]
+    assert (exploits["donor"] % 2 != exploits["member"] % 2).any()  # some crossed shards
+    a, b = _thetas(one), _thetas(two)
+    assert a.keys() == b.keys() == set(range(6))
+    for m in a:
+        assert float((a[m] - b[m]).norm() / a[m].norm()) < 1e-4, m
+    values = {w: pd.read_csv(runs[w] / "trials.csv").set_index("member")["value"] for w in runs}
+    assert values[1].equals(values[2])
+
+
+class _Backend:
+    """Where hosts would submit jobs: only its size matters here."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def test_a_resumed_population_keeps_the_shards_it_started_with(tmp_path: Path) -> None:
+    sw = parse_sweep(_pbt(tmp_path, 2))
+    fresh = PopulationState([], {})
+    BatchedHosts(sw, _Backend(2), None).place(fresh)  # type: ignore[arg-type]
+    assert fresh.shards == 2
+    hosts = BatchedHosts(sw, _Backend(1), None)  # type: ignore[arg-type]  # resumed with workers: 1
+    hosts.place(fresh)
+    assert hosts.shards == 2 and hosts.shard(3) == 1  # its checkpoints are per shard: two, on one worker
