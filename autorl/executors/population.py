@@ -97,6 +97,7 @@ class PopulationState:
     # after each interval: [env steps of all members, the sweep's wall clock in s, best member score]
     timeline: list[list[float]] = field(default_factory=list)
     shards: int | None = None  # a batched population's shards (BatchedHosts.place); None: not placed yet
+    deciding: bool = False  # the last interval's decisions are not made yet
 
     def save(self, out: Path) -> None:
         write_atomic(out / STATE_FILE, json.dumps(asdict(self), default=float))
@@ -617,8 +618,8 @@ class BatchedHosts:
     def place(self, state: PopulationState) -> None:
         """A new population takes this run's shards; a resumed one keeps its own (its checkpoints are
         per shard), running shards that share a worker one after the other."""
-        if state.shards is None:
-            state.shards = self.shards
+        if state.shards is None:  # a new population; one saved before shards was one batch
+            state.shards = 1 if any(m.checkpoint for m in state.members) else self.shards
         self.shards = state.shards
 
     @property
@@ -703,7 +704,7 @@ class BatchedHosts:
 
     def _path(self, shard: int) -> str:
         self._serial += 1
-        return f"{CHECKPOINTS}/engine/{time.time_ns()}-{self._serial}-{shard}"
+        return f"{CHECKPOINTS}/engine-{shard}/{time.time_ns()}-{self._serial}"  # a shard's own folder
 
     def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
         steps = {m.index: m.steps for m in members}
@@ -837,8 +838,21 @@ def run_population(
         status.line = line
         progress(status)
 
+    def finished() -> bool:
+        return all(m.failed or m.steps >= budget for m in state.members)
+
+    def decide() -> None:
+        _decide(sweep, hosts, state, rng)
+        state.rng, state.deciding = dict(rng.bit_generator.state), False
+        if hosts.saved:
+            state.save(out)
+            clean_checkpoints(out, state)
+        clock.save()
+
     try:
         while not state.done:
+            if state.deciding and not finished():  # stopped between an interval and its decisions
+                decide()
             active = [m for m in state.members if not m.failed and m.steps < budget]
             if not active or clock.left <= 0:
                 break
@@ -851,18 +865,14 @@ def run_population(
             if scores:
                 top = max(scores, key=lambda v: sign * v)
                 state.timeline.append([state.total_steps, round(clock.elapsed, 3), top])
+            state.deciding = True  # a resume from here makes this interval's decisions first
             if hosts.saved:  # population.json names only checkpoints that exist
                 state.save(out)
             best = f"{top:.6g}" if scores else "-"
             report(f"interval {state.intervals}: best {sweep.metrics[0]} {best}")
-            if all(m.failed or m.steps >= budget for m in state.members):
+            if finished():
                 break
-            _decide(sweep, hosts, state, rng)
-            state.rng = rng.bit_generator.state
-            if hosts.saved:
-                state.save(out)
-                clean_checkpoints(out, state)
-            clock.save()
+            decide()
         # a population that budget.time stopped is final too: recorded as it stands after its last interval
         hosts.flush(state.members)
         state.done = True

@@ -119,8 +119,8 @@ def test_pbt_on_the_engine_copies_by_index_and_records_each_member(tmp_path: Pat
     assert len(df) == 4 and set(df["state"]) == {"COMPLETE"} and sorted(df["member"]) == [0, 1, 2, 3]
     summary = json.loads((result.out / "population_summary.json").read_text())
     assert summary["exploits"] == 7 and summary["intervals"] == 8
-    ckpts = list((result.out / "checkpoints" / "engine").glob("*/engine.pt"))
-    assert len(ckpts) == 1  # one population checkpoint, no file per copy
+    ckpts = list((result.out / "checkpoints").glob("engine-*/*/engine.pt"))
+    assert len(ckpts) == 1  # one population checkpoint (one shard, workers: 1), no file per copy
     state = torch.load(ckpts[0], weights_only=True)  # tensors and plain data
     assert len(state["groups"]) == 1 and state["groups"][0]["members"] == [0, 1, 2, 3]
     assert df["learning_rate"].max() > 3e-5  # explore moved some member out of the poor start

@@ -175,6 +175,29 @@ def test_kill_9_mid_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> N
     assert len(ckpts) == 4  # orphans of the killed run are gone
 
 
+def test_a_run_stopped_before_an_intervals_decisions_makes_them_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """population.json is saved after an interval's training and again after its decisions; a run
+    stopped in between (here: while its copies are carried out) makes that interval's decisions when it
+    resumes, and ends where an uninterrupted run ends."""
+    from autorl.executors import ProcessHosts
+
+    reference = sweep(_config(tmp_path, out=str(tmp_path / "ref")), plots=False).trials
+    cfg = _config(tmp_path)
+
+    def stopped(*args: Any) -> Any:
+        raise KeyboardInterrupt  # Ctrl-C (or a kill) while the first copies are carried out
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProcessHosts, "apply", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            sweep(cfg, plots=False)
+    assert _state(Path(cfg["out"]))["intervals"] == 1
+    resumed = sweep(cfg, plots=False, resume=True).trials
+    assert resumed["value"].tolist() == pytest.approx(reference["value"].tolist())
+
+
 def test_budget_total_is_split_over_the_members(tmp_path: Path) -> None:
     cfg = _config(tmp_path, budget={"max": 50, "report_every": 10, "total": 120})
     df = sweep(cfg, plots=False).trials

@@ -39,7 +39,7 @@ def _thetas(out: Path) -> dict[int, torch.Tensor]:
     thetas = {}
     for path in {m["checkpoint"] for m in state["members"]}:
         saved = torch.load(out / path / "engine.pt", weights_only=True)
-        shard = int(path.rsplit("-", 1)[1])
+        shard = int(path.split("/")[1].removeprefix("engine-"))
         members = sorted(m["index"] for m in state["members"] if m["index"] % shards == shard)
         for group in saved["groups"]:
             for slot, b in enumerate(group["members"]):
