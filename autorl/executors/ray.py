@@ -155,6 +155,10 @@ class _Actor:
     def next(self) -> tuple[str, int, Any]:
         return self.outbox.get()
 
+    def ready(self) -> bool:
+        """Answers once the actor is placed and started."""
+        return True
+
     def answer(self, job: int, value: Any) -> None:
         self.inbox[job].put(value)
 
@@ -167,6 +171,9 @@ class _Slot:
     started: float = 0.0
     log: Path | None = None
     killed: bool = False
+
+
+PLACE_TIMEOUT_S = 30.0  # how long a restarted worker's actor may wait for a CPU
 
 
 class RayPool:
@@ -249,6 +256,7 @@ class RayPool:
                 out.append(Event(EventKind.DIED, i, slot.job, how))
                 self._slots[i] = self._start()
                 self._made_by = {k: v for k, v in self._made_by.items() if v != i}
+                self._placed(i)
                 continue
             slot.pending = slot.actor.next.remote()
             kind = EventKind(kind)
@@ -265,6 +273,24 @@ class RayPool:
                 slot.job = None
             out.append(Event(kind, i, job, payload))
         return out
+
+    def _placed(self, i: int) -> None:
+        """Wait for worker ``i``'s new actor to start. A cluster that no longer has a CPU for it (a node
+        was lost) would leave its jobs waiting for ever: that is said in one line instead, with the
+        workers a resume can have (what has finished is kept; a population loses at most its last
+        interval)."""
+        import ray
+
+        ready, _ = ray.wait([self._slots[i].actor.ready.remote()], timeout=PLACE_TIMEOUT_S)
+        if not ready:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            raise ConfigError(
+                f"a worker's Ray actor died and none could start in its place within {PLACE_TIMEOUT_S:g} s "
+                f"(the cluster has {cpus} CPUs for {self.size} workers: was a node lost?); resume with "
+                f"--resume --set workers={max(1, cpus)}",
+                "workers",
+                self.sweep.source,
+            )
 
     def kill(self, worker: int) -> None:
         import ray

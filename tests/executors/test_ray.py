@@ -3,6 +3,7 @@ and against a `ray start --head` on loopback that the test starts and stops by i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -284,3 +285,123 @@ def test_an_sb3_population_on_local_ray_gives_the_embedded_result(tmp_path, ray_
     assert (lineage["event"] == "exploit").any()  # copies went through the object store
     assert on_ray["value"].tolist() == embedded["value"].tolist()
     assert on_ray["learning_rate"].tolist() == pytest.approx(embedded["learning_rate"].tolist())
+
+
+# ---------------------------------------------------------------- one engine population on two nodes
+CLUSTER = str(Path(__file__).parent / "ray_cluster.py")
+
+
+@pytest.fixture
+def two_nodes(ray_env):
+    """A head and a second node of one CPU each (Ray's Cluster utility, loopback only, token auth on),
+    in a process group of the test's own; yields (address, the helper's process, the environment)."""
+    env = {**ray_env, "RAY_AUTH_MODE": "token"}
+    helper = subprocess.Popen(
+        [sys.executable, CLUSTER],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        address = helper.stdout.readline().strip()
+        assert address, "the cluster did not start"
+        assert set(a for addrs in listening(_session_pids(helper.pid)).values() for a in addrs) <= LOOPBACK
+        yield address, helper, env
+    finally:
+        with contextlib.suppress(OSError):
+            helper.stdin.write("stop\n")
+            helper.stdin.flush()
+        try:
+            helper.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        _stop_session(helper.pid)
+    assert not _session_pids(helper.pid)
+
+
+def _engine_pbt(tmp_path: Path, name: str, **over: Any) -> dict[str, Any]:
+    return {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16, "n_epochs": 2, "eval_episodes": 4},
+        "space": {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True, "mutable": True},
+            "ent_coef": {"type": "float", "low": 1e-8, "high": 0.1, "log": True, "mutable": True},
+        },
+        "method": {"name": "pbt", "population": 6},
+        "budget": {"max": 2560, "report_every": 256},
+        "workers": 2,
+        "checkpoint_every": 0.001,  # every interval saved: a lost node loses at most the one in progress
+        "seed": 1,
+        "out": str(tmp_path / name),
+        **over,
+    }
+
+
+def _sweep_on(address: str, path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_one_engine_population_spans_two_nodes_and_gives_the_embedded_result(tmp_path, two_nodes):
+    address, _, env = two_nodes
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump(_engine_pbt(tmp_path, "ray")))
+    done = _sweep_on(address, path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from autorl.api import sweep
+
+    embedded = sweep({**yaml.safe_load(path.read_text()), "out": str(tmp_path / "embedded")}, plots=False).out
+    ray_out = tmp_path / "ray"
+    # two workers of one CPU each on two nodes of one CPU each: one shard on each node
+    assert yaml.safe_load((ray_out / "population.json").read_text())["shards"] == 2
+    lineage = pd.read_csv(ray_out / "population_lineage.csv")
+    exploits = lineage[lineage["event"] == "exploit"]
+    assert (exploits["donor"] % 2 != exploits["member"] % 2).any()  # a copy crossed nodes
+    assert lineage.equals(pd.read_csv(embedded / "population_lineage.csv"))
+    on_ray = pd.read_csv(ray_out / "trials.csv")["value"].tolist()
+    assert on_ray == pytest.approx(pd.read_csv(embedded / "trials.csv")["value"].tolist())
+
+
+def test_a_node_lost_mid_population_is_said_in_one_line_and_resume_finishes_alike(tmp_path, two_nodes):
+    address, helper, env = two_nodes
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump(_engine_pbt(tmp_path, "ray", budget={"max": 20480, "report_every": 512})))
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    state = tmp_path / "ray" / "population.json"
+    deadline = time.monotonic() + 120
+    while not (state.is_file() and yaml.safe_load(state.read_text())["intervals"] >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, "the population did not get going"
+        time.sleep(0.2)
+    helper.stdin.write("remove\n")
+    helper.stdin.flush()
+    assert helper.stdout.readline().strip() == "removed"
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "workers" in last and "--set workers=1" in last, err[-2000:]
+    stopped = yaml.safe_load(state.read_text())
+    assert not stopped["done"] and stopped["intervals"] >= 3
+
+    resumed = _sweep_on(address, path, env, "--resume", "--set", "workers=1")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = yaml.safe_load(state.read_text())
+    assert final["done"] and final["shards"] == 2  # both shards on the one worker left
+    from autorl.api import sweep
+
+    embedded = sweep({**yaml.safe_load(path.read_text()), "out": str(tmp_path / "embedded")}, plots=False).out
+    on_ray = pd.read_csv(tmp_path / "ray" / "trials.csv")["value"].tolist()
+    assert on_ray == pytest.approx(pd.read_csv(embedded / "trials.csv")["value"].tolist())
