@@ -524,6 +524,13 @@ def _check_resources(cfg: SweepConfig) -> None:
             f"{cfg.workers}; use executor: ray with a cluster for more",
             "workers",
         )
+    threads = cfg.args.get("threads", 1)  # the engine's torch threads per worker
+    if cfg.executor == "embedded" and isinstance(threads, int) and cfg.workers * threads > cores:
+        raise ConfigError(
+            f"workers x threads <= {cores} (this machine's cores) must hold, got {cfg.workers} x {threads}: "
+            "threads fighting over cores run 3-15x slower; use more workers of one thread",
+            "args.threads",
+        )
     storage = cfg.storage or os.environ.get(STORAGE_ENV)
     if storage:
         check_storage_url(storage)

@@ -32,6 +32,11 @@ def test_valid_config_resolves(make_config, tmp_path):
         ({"trials": 0}, "trials", "greater than or equal to 1"),
         ({"trials": 2**32 + 5}, "trials", "less than or equal to 1000000"),
         ({"workers": CORES + 1}, "workers", f"workers <= {CORES} (this machine's cores)"),
+        (
+            {"workers": CORES, "args": {"threads": 2}},
+            "args.threads",
+            f"workers x threads <= {CORES} (this machine's cores) must hold, got {CORES} x 2",
+        ),
         ({"budget": {"maxx": 5000}}, "budget.maxx", "unknown key (did you mean 'max'?)"),
         (
             {"space": {"x": {"type": "float", "low": 0, "high": float("inf")}}},

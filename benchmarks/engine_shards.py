@@ -1,0 +1,105 @@
+"""One engine computation on every core: a batch of trials and a PBT population on 1 and 2 workers,
+each timed from process start to its exported trials.csv.
+
+- Random search of 64 CartPole-v1 configurations on ``engine:ppo`` (32 envs x 32 steps, 4 epochs, 4
+  minibatches; the engine's shipped space less its two shape choices, which these arguments fix),
+  100,000 env steps each: ``batch: 64, workers: 1`` (one process) against ``batch: 32, workers: 2``
+  (two processes of one torch thread).
+- PBT with ``population: 64`` on the same task and space (every parameter mutable), 100,000 env steps
+  per member, an exploit interval of 10,000: ``workers: 1`` (one shard) against ``workers: 2`` (two
+  shards, copies crossing them).
+
+Env steps/s counts what the trials trained (trials.csv's budget) over the command's wall time. The runs
+alternate (1 worker, 2 workers, ...) so both see the same load; run it on an otherwise idle machine.
+
+    python benchmarks/engine_shards.py --repeats 2 --json docs/figures/engine_shards.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = {"env": "CartPole-v1", "n_envs": 32, "n_steps": 32, "n_epochs": 4, "n_minibatches": 4}
+STEPS = 100_000
+
+
+def _space() -> dict[str, Any]:
+    space = yaml.safe_load((ROOT / "autorl/search_spaces/engine/ppo.yaml").read_text())
+    return {k: v for k, v in space.items() if k not in ("n_epochs", "n_steps")}
+
+
+def configs(steps: int) -> dict[str, dict[str, Any]]:
+    """The four runs, by name."""
+    base = {"target": "engine:ppo", "args": ARGS, "space": _space(), "seed": 0}
+    random = {**base, "method": "random", "trials": 64, "budget": {"max": steps}}
+    pbt = {
+        **base,
+        "method": {"name": "pbt", "population": 64},
+        "budget": {"max": steps, "report_every": steps // 10},
+    }
+    return {
+        "random_batch64_w1": {**random, "batch": 64, "workers": 1},
+        "random_batch32_w2": {**random, "batch": 32, "workers": 2},
+        "pbt64_w1": {**pbt, "workers": 1},
+        "pbt64_w2": {**pbt, "workers": 2},
+    }
+
+
+def timed(cfg: dict[str, Any], work: Path) -> dict[str, float]:
+    """Run ``autorl sweep`` on ``cfg`` in a fresh process; its wall time and trained env steps/s."""
+    import pandas as pd
+
+    out = work / f"run-{time.time_ns()}"
+    path = work / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "out": str(out)}, sort_keys=False))
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"], check=True
+    )
+    wall = time.perf_counter() - start
+    steps = float(pd.read_csv(out / "trials.csv")["budget"].sum())
+    return {"wall_s": round(wall, 2), "env_steps": steps, "steps_per_s": round(steps / wall, 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--steps", type=int, default=STEPS, help="env steps per trial or member")
+    p.add_argument("--only", choices=["random", "pbt"], help="one of the two comparisons")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    runs = configs(args.steps)
+    if args.only:
+        runs = {k: v for k, v in runs.items() if k.startswith(args.only)}
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for name, cfg in runs.items():
+                results[name].append(timed(cfg, Path(tmp)))
+                print(name, results[name][-1], flush=True)
+    out: dict[str, Any] = {"setting": {"args": ARGS, "steps": args.steps}, "runs": results}
+    for kind in ("random", "pbt"):
+        one = [k for k in results if k.startswith(kind) and k.endswith("w1")]
+        two = [k for k in results if k.startswith(kind) and k.endswith("w2")]
+        if one and two:
+            a = [r["wall_s"] for r in results[one[0]]]
+            b = [r["wall_s"] for r in results[two[0]]]
+            out[f"{kind}_speedup"] = [round(x / y, 3) for x, y in zip(a, b, strict=True)]
+            out[f"{kind}_w2_steps_per_s"] = [r["steps_per_s"] for r in results[two[0]]]
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
