@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -213,20 +214,24 @@ def test_dry_run_lists_every_cell_with_its_budget_and_an_estimate_and_runs_nothi
     assert res.exit_code == 2 and "seeds" in res.output
 
 
+def _curve_task(noise: float, **extra: Any) -> dict[str, Any]:
+    """A task on synthetic:curve: 1,200 steps of budget, trials of at most 300."""
+    return {
+        "target": "synthetic:curve",
+        "args": {"noise": noise},
+        "budget": {"max": 300, "report_every": 100, "total": 1200},
+        "ref": [0.0, 1.0],
+        **extra,
+    }
+
+
 def test_pbt_cell_spends_the_budget_and_is_judged_by_replaying_its_schedule(tmp_path):
     """A population method takes part in a comparison: it spends budget.total split over its members,
     and its incumbent is the best schedule, retrained from scratch on fresh seeds."""
     suite = load_suite(
         _suite(
             tmp_path,
-            tasks={
-                "curve": {
-                    "target": "synthetic:curve",
-                    "args": {"noise": 0.0},
-                    "budget": {"max": 300, "report_every": 100, "total": 1200},
-                    "ref": [0.0, 1.0],
-                }
-            },
+            tasks={"curve": _curve_task(noise=0.0)},
             methods={"pbt": {"name": "pbt", "population": 4}},
             seeds=1,
         )
@@ -250,15 +255,7 @@ def test_a_racing_suite_races_every_tuner_and_judges_a_population_by_its_race(tm
     suite = load_suite(
         _suite(
             tmp_path,
-            tasks={
-                "curve": {
-                    "target": "synthetic:curve",
-                    "args": {"noise": 0.5},
-                    "budget": {"max": 300, "report_every": 100, "total": 1200},
-                    "ref": [0.0, 1.0],
-                    "baselines": {"fixed": {"x": 0.3, "lr": 0.01}},
-                }
-            },
+            tasks={"curve": _curve_task(noise=0.5, baselines={"fixed": {"x": 0.3, "lr": 0.01}})},
             methods={"pbt": {"name": "pbt", "population": 4}, "fixed": "fixed"},
             race={"share": 0.5, "seeds": 4},
             seeds=1,

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import toy
+from tests.executors.test_shards import _pbt
 
 pytestmark = pytest.mark.slow  # each test starts a Ray instance (seconds, about 1 GB)
 
@@ -323,21 +324,9 @@ def two_nodes(ray_env):
 
 
 def _engine_pbt(tmp_path: Path, name: str, **over: Any) -> dict[str, Any]:
-    return {
-        "target": "engine:ppo",
-        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16, "n_epochs": 2, "eval_episodes": 4},
-        "space": {
-            "learning_rate": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True, "mutable": True},
-            "ent_coef": {"type": "float", "low": 1e-8, "high": 0.1, "log": True, "mutable": True},
-        },
-        "method": {"name": "pbt", "population": 6},
-        "budget": {"max": 2560, "report_every": 256},
-        "workers": 2,
-        "checkpoint_every": 0.001,  # every interval saved: a lost node loses at most the one in progress
-        "seed": 1,
-        "out": str(tmp_path / name),
-        **over,
-    }
+    """test_shards.py's population on 2 workers, saved after every job (a lost node loses at most the
+    interval in progress)."""
+    return {**_pbt(tmp_path, 2), "checkpoint_every": 0.001, "out": str(tmp_path / name), **over}
 
 
 def _sweep_on(address: str, path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
