@@ -87,8 +87,9 @@ def test_the_population_loop_runs_it_changing_members_in_place(tmp_path: Path) -
 
 def test_a_resumed_population_gives_the_method_its_state_back(tmp_path: Path) -> None:
     """Stopped after its fourth interval (before the method's decision on it), the run resumes with
-    the method's stall counts as they were: each member is halved after its fifth interval (step 50).
-    Without them the counts would start again and nothing would be halved by step 60."""
+    the method's stall counts as they were and makes that decision first: each member is halved at
+    step 40, as in an uninterrupted run. Without the counts they would start again and nothing would be
+    halved by step 60; without the pending decision the halving came one interval late (step 50)."""
     cfg = {
         "target": toy("Plateau"),
         "space": LR,
@@ -107,4 +108,4 @@ def test_a_resumed_population_gives_the_method_its_state_back(tmp_path: Path) ->
     assert json.loads((tmp_path / "run" / "population.json").read_text())["method_state"]["stalled"]
     result = sweep(cfg, plots=False, resume=True)
     lineage = pd.read_csv(result.out / "population_lineage.csv")
-    assert set(lineage["event"]) == {"reconfigure"} and set(lineage["step"]) == {50}
+    assert set(lineage["event"]) == {"reconfigure"} and set(lineage["step"]) == {40}
