@@ -263,6 +263,16 @@ def test_a_racing_suite_races_every_tuner_and_judges_a_population_by_its_race(tm
     )
     raced = {c.method: c.sweep.config.race is not None for c in suite.cells}
     assert raced == {"pbt": True, "fixed": False}
+    from tests.conftest import toy
+
+    toy_task = {  # a population on a target that cannot evaluate on seeds is left to run unraced
+        "target": toy("Toy"),
+        "metric": "score",
+        "space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "mutable": True}},
+        "budget": {"max": 30, "report_every": 10, "total": 120},
+    }
+    other = load_suite(_suite(tmp_path, tasks={"toy": toy_task}, methods={"pbt": "pbt"}, race=True))
+    assert [c.sweep.config.race for c in other.cells] == [None, None]
     results, _, _ = run_suite(suite)
     row = results.set_index("method").loc["pbt"]
     (pbt,) = (c for c in suite.cells if c.method == "pbt")

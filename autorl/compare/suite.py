@@ -14,6 +14,7 @@ from autorl.config import Budget, Direction, Sweep, _error_from_pydantic, apply_
 from autorl.errors import ConfigError
 from autorl.evaluate import fresh_seeds
 from autorl.methods import METHODS, method_spec
+from autorl.targets import target_info
 from autorl.yamlio import load_yaml
 
 
@@ -125,6 +126,7 @@ def load_suite(
     for tname, task in cfg.tasks.items():
         if only and tname not in only:
             continue
+        evaluates = cfg.race not in (None, False) and _evaluates(task.target)
         for key, names in (("methods", task.methods or []), ("baselines", list(task.baselines))):
             unknown = sorted(set(names) - set(cfg.methods))
             if unknown:
@@ -149,6 +151,9 @@ def load_suite(
             spec = method_spec(name) if name in METHODS else None
             baseline = spec is not None and spec.baseline
             one_run = spec is not None and (spec.population or baseline)
+            # a suite's race reaches every tuner that can race: not a baseline, nor a population on a
+            # target that cannot evaluate its agents on seeds
+            races = not baseline and not (spec is not None and spec.population and not evaluates)
             if mname in task.baselines:  # this task's configuration of a fixed method
                 method = {**({} if isinstance(method, str) else method), "name": name}
                 method["config"] = task.baselines[mname]
@@ -158,7 +163,7 @@ def load_suite(
                     "method": method,
                     **({} if one_run else {"trials": cfg.max_trials}),
                     **({"batch": task.batch} if task.batch > 1 and not one_run else {}),
-                    **({"race": cfg.race} if cfg.race not in (None, False) and not baseline else {}),
+                    **({"race": cfg.race} if cfg.race not in (None, False) and races else {}),
                     "seed": seed,
                     "name": f"{tname}-{mname}-s{seed}",
                 }
@@ -182,6 +187,15 @@ def load_suite(
                 test = tuple(fresh_seeds(cfg.test_seeds, start=k * cfg.test_seeds))
                 cells.append(Cell(tname, mname, seed, sweep, task.ref, test))
     return Suite(cfg, source, out_dir, cells)
+
+
+def _evaluates(target: str) -> bool:
+    """Whether ``target`` declares ``evaluates`` (False for one that cannot be loaded: its cells'
+    own validation then says why)."""
+    try:
+        return target_info(target).evaluates
+    except Exception:  # an unknown or broken target: parse_sweep reports it in one line
+        return False
 
 
 def _key(definition: Any) -> str:

@@ -503,7 +503,7 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
 
     sweep = job.sweep.load()
     out, k = sweep.out, sweep.config.seeds_per_trial
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(sweep.config.args.get("threads", 1)))  # one, unless the user asks
     live = f"{out}#{job.shard}"
     cached = _ENGINES.pop(live, None)
     start = time.perf_counter()
@@ -631,27 +631,40 @@ class BatchedHosts:
         return member % self.shards
 
     def _run(
-        self, members: Sequence[MemberState], jobs: dict[int, dict[str, Any]], save: bool = False
+        self,
+        members: Sequence[MemberState],
+        jobs: dict[int, dict[str, Any]],
+        save: bool = False,
+        changes: bool = True,
     ) -> tuple[dict[int, MemberResult], dict[int, list[Any]]]:
         """Run one job per shard in ``jobs`` (its fields besides the shard's members' configs), those of
-        distinct workers at once; the members' results and the exported agents. A shard whose process
-        dies (or overruns trial_timeout) fails its members; the others go on."""
-        save = save or time.monotonic() - self._last_save >= self.sweep.config.checkpoint_every
+        distinct workers at once; the members' results and the exported agents.
+
+        Jobs that ``changes`` the batches save them when it is time (``checkpoint_every``), every
+        unsaved shard then, so that population.json can name a checkpoint for every member; jobs that
+        only read them (exports, race blocks) save nothing. A worker whose process dies (or overruns
+        trial_timeout) takes the live batches of every shard it held: their members get died results
+        (the loop fails them) and go back to their last checkpoint; the other workers go on."""
+        save = changes and (save or time.monotonic() - self._last_save >= self.sweep.config.checkpoint_every)
+        if save:
+            jobs = {**{s: {} for s in self.unsaved}, **jobs}
         specs: dict[int, EngineJob] = {}
         for s, fields in sorted(jobs.items()):
             mine = [m for m in members if self.shard(m.index) == s]
             fields = dict(fields)
             configs = fields.pop("configs", None) or {m.index: m.config for m in mine}
             state = self.live.get(s) or mine[0].checkpoint
-            specs[s] = EngineJob(self.ref, configs, state, self._path(s), save=save, shard=s, **fields)
-        waiting = {w: [s for s in specs if s % self.backend.size == w] for w in range(self.backend.size)}
+            name = self._path(s) if changes else state or self._path(s)
+            specs[s] = EngineJob(self.ref, configs, state, name, save=save, shard=s, **fields)
+        size = self.backend.size
+        waiting = {w: [s for s in specs if s % size == w] for w in range(size)}
         running: dict[int, tuple[int, float]] = {}  # job id -> (shard, started)
         timed_out: set[int] = set()
         results: dict[int, MemberResult] = {}
         agents: dict[int, list[Any]] = {}
         log = self.sweep.out / "logs" / "population.log"
         while any(waiting.values()) or running:
-            busy = {s % self.backend.size for s, _ in running.values()}
+            busy = {s % size for s, _ in running.values()}
             for w, queue in waiting.items():
                 if queue and w not in busy:
                     s = queue.pop(0)
@@ -666,8 +679,9 @@ class BatchedHosts:
                 spec = specs[s]
                 if ev.kind is EventKind.DONE:
                     outcome: EngineOutcome = ev.payload
-                    self.live[s] = spec.save_to
-                    (self.unsaved.discard if spec.save else self.unsaved.add)(s)
+                    if changes:
+                        self.live[s] = spec.save_to
+                        (self.unsaved.discard if spec.save else self.unsaved.add)(s)
                     if spec.save:
                         for m in members:
                             if self.shard(m.index) == s:
@@ -679,18 +693,20 @@ class BatchedHosts:
                 elif ev.kind is EventKind.ERROR:
                     raise RuntimeError(f"autorl failed while running the population (a bug):\n{ev.payload}")
                 elif ev.kind is EventKind.DIED:
-                    self.live[s] = None  # the live batch died with its process
                     late = ev.job in timed_out
                     how = f"timeout after {self.timeout:g} s" if late else str(ev.payload)
                     died = MemberResult.died("the population's process", how, late)
-                    results.update({i: died for i in spec.configs})
+                    for lost in (x for x in range(self.shards) if x % size == s % size):
+                        self.live[lost] = None  # its live batch died with the process: from its checkpoint
+                        self.unsaved.discard(lost)
+                        results.update({m.index: died for m in members if self.shard(m.index) == lost})
                 else:
                     running[ev.job] = (s, began)
             if self.timeout is not None:
                 for job_id, (s, started) in running.items():
                     if time.monotonic() - started > self.timeout and job_id not in timed_out:
                         timed_out.add(job_id)
-                        self.backend.kill(s % self.backend.size)
+                        self.backend.kill(s % size)
         if save:
             self._last_save = time.monotonic()
         return results, agents
@@ -728,7 +744,7 @@ class BatchedHosts:
             s: {"raced": tuple(mine), "race_seeds": tuple(seeds)}
             for s, mine in self._each(dict.fromkeys(raced)).items()
         }
-        return self._run(members, jobs)[0]
+        return self._run(members, jobs, changes=False)[0]
 
     def apply(self, decisions: Sequence[Change], members: Sequence[MemberState]) -> dict[int, MemberResult]:
         configs = {m.index: m.config for m in members}
@@ -743,7 +759,7 @@ class BatchedHosts:
         lost: dict[int, MemberResult] = {}  # donors whose shard died exporting: their copies fail so
         if donors:
             export = {s: {"export": tuple(mine)} for s, mine in self._each(dict.fromkeys(donors)).items()}
-            exported, agents = self._run(members, export)
+            exported, agents = self._run(members, export, changes=False)
             lost = {i: r for i, r in exported.items() if r.error is not None}
         todo = [d for d in decisions if not (isinstance(d, Copy) and d.donor in lost)]
         jobs = {}
@@ -757,6 +773,7 @@ class BatchedHosts:
                 "agents": needed,
             }
         results = self._run(members, jobs)[0] if jobs else {}
+        results.update(lost)  # a donor's shard died exporting: its members (the donor too) failed
         results.update({d.member: lost[d.donor] for d in copies if d.donor in lost})
         return results
 
@@ -860,6 +877,7 @@ def run_population(
             results = hosts.train(state.members, units)
             for m in active:
                 _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)
+            _fail_lost(state, results, set(units))
             state.intervals += 1
             scores = [m.score for m in state.members if m.score is not None]
             if scores:
@@ -922,7 +940,9 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
     decisions = method.decide(views, observations, rng)
     branches = [d for d in decisions if isinstance(d, Branch)]
     if branches:  # the forks train, the method sees what they reported, and decides again
-        reported = {i: r.branches for i, r in hosts.branch(branches, state.members).items()}
+        forked = hosts.branch(branches, state.members)
+        _fail_lost(state, forked, set())
+        reported = {i: r.branches for i, r in forked.items()}
         for b in branches:
             scores = [r.get(sweep.metrics[0]) for r in reported.get(b.member, [])]
             state.lineage.append({"step": by_steps(state, b.member), "member": b.member, "event": "branch",
@@ -973,7 +993,22 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
         m.failed, m.error, m.failure, m.metrics = False, None, None, dict(donor.metrics)
         # the weights carry the donor's past: so does the schedule (what a replay must follow)
         m.schedule = [dict(s) for s in donor.schedule] + [{"step": m.steps, **d.config}]
+    _fail_lost(state, results, {d.member for d in changes})
     state.exploit_seconds += time.perf_counter() - start
+
+
+def _fail_lost(state: PopulationState, results: dict[int, MemberResult], handled: set[int]) -> None:
+    """Fail the members that a job reports lost although it was not theirs (``handled``: those whose
+    results the caller took in): a dead worker takes every agent it held with it."""
+    for m in state.members:
+        res = results.get(m.index)
+        if m.index in handled or m.failed or res is None or res.error is None:
+            continue
+        m.fail(res.failure or FailureKind.DIED, res.error)
+        state.failures += 1
+        state.lineage.append(
+            {"step": m.steps, "member": m.index, "event": "failed", "failure": m.failure, "error": res.error}
+        )
 
 
 def by_steps(state: PopulationState, member: int) -> int:
@@ -1027,11 +1062,17 @@ def _race(
             continue
         seeds = sweep.race_seeds(block)
         results = hosts.evaluate(state.members, [member[t.number] for t in todo], seeds)
+        died = [member[t.number] for t in todo if results[member[t.number]].failure in _LOST]
+        if died:  # a worker lost under the block is no fault of its members: once more, from checkpoints
+            results.update(hosts.evaluate(state.members, died, seeds))
         for t in todo:
             _record_block(sweep, study, t, block, seeds, results[member[t.number]])
         report(f"race block {block} of {race.seeds}: {len(todo)} members")
     inc, _ = incumbent(study.get_trials(deepcopy=False), sweep.maximize, raced=True)
     return record_of(inc).member if inc is not None else None
+
+
+_LOST = (FailureKind.DIED, FailureKind.TIMEOUT)
 
 
 def _record_block(
