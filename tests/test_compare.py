@@ -42,6 +42,7 @@ def _suite(tmp_path, **changes):
     return p
 
 
+@pytest.mark.slow  # ~15 s; run_suite end to end stays in the fast suite (cached cells, racing suite)
 def test_smoke_suite_end_to_end_with_equal_budgets(tmp_path):
     suite = load_suite(SMOKE, ["seeds=2"], out=str(tmp_path / "smoke"))
     results, curves, report = run_suite(suite)
@@ -309,6 +310,7 @@ def test_a_time_budget_is_what_each_cell_is_charged_and_the_report_says_so(tmp_p
     assert "of wall clock" in report.read_text()
 
 
+@pytest.mark.slow  # ~6 s
 def test_every_row_has_its_optimism_gap_and_the_report_a_table_of_them(tmp_path):
     results, _, report = run_suite(load_suite(_suite(tmp_path)))
     # branin is minimised: scores are negated values, and the gap is tuning estimate less test score
@@ -365,6 +367,7 @@ def test_a_suite_killed_with_sigkill_resumes_with_every_finished_cell_kept(tmp_p
     assert all(p.stat().st_mtime_ns == stamp for p, stamp in kept.items())  # read back, not re-run
 
 
+@pytest.mark.slow  # ~6 s
 def test_a_baseline_per_task_is_judged_like_the_tuners_and_keyed_by_its_contents(tmp_path):
     settings = tmp_path / "published.yaml"
     settings.write_text("x1: 3.14159\nx2: 2.275\n")  # one of branin's minima
@@ -455,6 +458,7 @@ def test_sigterm_to_a_comparison_stops_its_cell_processes_and_it_resumes(tmp_pat
     assert len(results) == 8 and results["score"].notna().all()
 
 
+@pytest.mark.slow  # ~5 s
 def test_a_partial_report_says_what_the_suite_is_and_which_tasks_it_leaves_out(tmp_path):
     path = _suite(
         tmp_path,
@@ -474,6 +478,7 @@ def test_a_partial_report_says_what_the_suite_is_and_which_tasks_it_leaves_out(t
     assert "Not in this report" not in report.read_text()
 
 
+@pytest.mark.slow  # ~5 s
 def test_each_seeds_incumbent_has_its_own_test_seeds_and_an_old_cell_is_only_re_judged(tmp_path):
     settings = tmp_path / "published.yaml"
     settings.write_text("x1: 3.14159\nx2: 2.275\n")

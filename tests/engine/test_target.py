@@ -193,7 +193,10 @@ def test_bad_engine_configs_are_refused(tmp_path: Path, change: dict[str, Any], 
     assert err.value.key == key
 
 
-@pytest.mark.parametrize("method", ["dr", "plr", "curriculum"])
+@pytest.mark.parametrize(
+    "method",
+    ["dr", "plr", pytest.param("curriculum", marks=pytest.mark.slow)],  # curriculum: ~5 s
+)
 def test_environment_design_on_the_engine_gives_each_copy_its_level(
     tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,6 +80,7 @@ def _cfg(tmp_path, method):
     }
 
 
+@pytest.mark.slow  # ~7 s; PLR on the engine stays in the fast suite (tests/engine/test_target.py)
 def test_sweep_with_method_plr(tmp_path):
     res = sweep(_cfg(tmp_path, {"name": "plr", "temperature": 0.3}), plots=False)
     df = res.trials

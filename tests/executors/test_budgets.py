@@ -57,6 +57,7 @@ def test_a_plain_function_needs_no_budget_at_all(tmp_path: Path) -> None:
     assert len(sweep(cfg, plots=False).trials) == 3
 
 
+@pytest.mark.slow  # ~4 s; budget.time's stop stays in the fast suite
 def test_a_sweep_ended_by_budget_time_reports_no_failure(tmp_path: Path) -> None:
     """The trial that budget.time cut off is interrupted, not failed: the summary does not call it a
     failure (it said "1 trial(s) failed; first error: Interrupted: budget.time is spent")."""

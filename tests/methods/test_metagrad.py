@@ -20,6 +20,7 @@ def _config(tmp_path, **extra):
     }
 
 
+@pytest.mark.slow  # ~6 s
 def test_each_trial_is_a_run_whose_eta_moves(tmp_path):
     result = sweep(_config(tmp_path), plots=False)
     df = result.trials
