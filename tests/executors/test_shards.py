@@ -83,3 +83,49 @@ def test_a_resumed_population_keeps_the_shards_it_started_with(tmp_path: Path) -
     hosts = BatchedHosts(sw, _Backend(1), None)  # type: ignore[arg-type]  # resumed with workers: 1
     hosts.place(fresh)
     assert hosts.shards == 2 and hosts.shard(3) == 1  # its checkpoints are per shard: two, on one worker
+
+
+def test_a_save_covers_every_unsaved_shard_so_population_json_can_name_them_all(tmp_path: Path) -> None:
+    """population.json is written only when every shard's checkpoint is: a save that comes due in a
+    round for one shard (a copy's, say) writes the other unsaved shards too."""
+    from autorl.executors import open_backend
+    from autorl.executors.population import _new_state
+
+    sw = parse_sweep({**_pbt(tmp_path, 2), "checkpoint_every": 3600})  # never due by the clock here
+    backend = open_backend(sw)
+    try:
+        hosts = BatchedHosts(sw, backend, None)
+        state = _new_state(sw)
+        hosts.place(state)
+        hosts.train(state.members, {m.index: 128 for m in state.members})
+        assert hosts.unsaved == {0, 1} and not hosts.saved
+        hosts._run(state.members, {0: {}}, save=True)  # one shard's round, with a save due
+        assert hosts.saved
+        for m in state.members:  # every member names a checkpoint that exists
+            assert m.checkpoint and (sw.out / m.checkpoint / "engine.pt").is_file()
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow  # ~4 s: a worker killed mid-job
+def test_a_worker_that_dies_takes_every_shard_it_held(tmp_path: Path) -> None:
+    """Two shards on one worker (a population resumed with fewer workers): when the worker dies under
+    one shard's job, both shards' live batches are gone, so every member of both gets a died result
+    (the loop fails them) and both batches come back from their checkpoints."""
+    from autorl.executors import open_backend
+    from autorl.executors.population import _new_state
+
+    sw = parse_sweep({**_pbt(tmp_path, 1), "checkpoint_every": 3600})
+    backend = open_backend(sw)  # one worker
+    try:
+        hosts = BatchedHosts(sw, backend, None)
+        state = _new_state(sw)
+        state.shards = 2
+        hosts.place(state)
+        hosts.train(state.members, {m.index: 128 for m in state.members})  # both live in the one worker
+        hosts.timeout = 0.0  # the next job overruns at once: its worker is killed
+        results = hosts.train(state.members, {0: 100_000})  # shard 0's job only
+        assert sorted(results) == list(range(6)) and all(r.failure is not None for r in results.values())
+        assert hosts.live == {0: None, 1: None} and hosts.saved
+    finally:
+        backend.close()
