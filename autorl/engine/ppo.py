@@ -184,10 +184,7 @@ class Population:
         but a ``dst`` that had failed starts fresh episodes: its envs may hold what its failure left
         (non-finite states and returns), which would fail the copy at once.
         """
-        failed = bool(self._m.failed[self._member(dst)])
-        self._take(src, dst, source or self, _COPIED)
-        if failed:
-            self._restart_envs(self._member(dst))
+        self.put_agent(dst, self._same_config(source).agent(src))
 
     def agent(self, member: int) -> dict[str, Tensor]:
         """Member ``member``'s agent, what :meth:`copy` takes, as plain tensors (their own copies) that
@@ -210,15 +207,18 @@ class Population:
         """Make member ``dst`` a fork of member ``src`` (of ``source``, default this population):
         everything ``src`` is, its hyperparameters, envs and random stream included, so both collect the
         same next rollout; set ``dst``'s hyperparameters after to see what they make of the same batch."""
-        self._take(src, dst, source or self, None)
-
-    def _take(self, src: int, dst: int, source: Population, names: Sequence[str] | None) -> None:
-        if source.config != self.config:
-            raise ValueError("members of populations of different configs cannot be copied into each other")
+        source = self._same_config(source)
         src, dst = source._member(src), self._member(dst)
         if source is not self or src != dst:
             taken = source._m.select(torch.tensor([src], device=self.config.device))
-            self._m.assign(slice(dst, dst + 1), taken, names=names)
+            self._m.assign(slice(dst, dst + 1), taken)
+
+    def _same_config(self, source: Population | None) -> Population:
+        """``source`` (default: this population), whose members can be copied into this one's."""
+        source = source or self
+        if source.config != self.config:
+            raise ValueError("members of populations of different configs cannot be copied into each other")
+        return source
 
     def reset_member(self, member: int, hparams: Mapping[str, float], seed: int) -> None:
         """Put a fresh member into slot ``member``: initial weights from ``seed``, zeroed Adam and

@@ -197,18 +197,14 @@ class EngineBatch:
                 continue
             start = time.perf_counter()
             stats = group.pop.train(steps, slots)
-            trained = time.perf_counter()
-            returns = group.pop.evaluate(members=slots).tolist()  # only those that trained
-            extra = self.evaluated(group, slots)
-            self.seconds["train"] += trained - start
-            self.seconds["evaluate"] += time.perf_counter() - trained
+            self.seconds["train"] += time.perf_counter() - start
+            judged = self._judge(group, slots)  # only those that trained
             for slot, row in zip(slots, stats, strict=True):
                 member = group.members[slot]
                 assert member is not None
                 metrics = {k: float(v) for k, v in row.items()}
                 metrics["train_return"] = metrics.pop("episode_return")
-                metrics["eval_return"] = float(returns[slot])
-                metrics.update(extra.get(slot, {}))
+                metrics.update(judged[slot])
                 if metrics.pop("failed"):
                     metrics["eval_return"] = float("nan")
                 out[member] = metrics
@@ -223,15 +219,21 @@ class EngineBatch:
             chosen = [m for m in seeds if self.where.get(m, (None,))[0] == g]
             if not chosen:
                 continue
-            start = time.perf_counter()
             slots = [self.where[m][1] for m in chosen]
-            given = [seeds[m] for m in chosen]
-            returns = group.pop.evaluate(members=slots, seeds=given).tolist()
-            extra = self.evaluated(group, slots, given)
-            self.seconds["evaluate"] += time.perf_counter() - start
-            for member, slot in zip(chosen, slots, strict=True):
-                out[member] = {"eval_return": float(returns[slot]), **extra.get(slot, {})}
+            judged = self._judge(group, slots, [seeds[m] for m in chosen])
+            out.update({member: judged[slot] for member, slot in zip(chosen, slots, strict=True)})
         return out
+
+    def _judge(
+        self, group: Group, slots: list[int], seeds: list[int] | None = None
+    ) -> dict[int, dict[str, float]]:
+        """``slots``' evaluation (from ``seeds`` where given, else their own streams), batched: each
+        slot's ``eval_return`` and what :meth:`evaluated` adds."""
+        start = time.perf_counter()
+        returns = group.pop.evaluate(members=slots, seeds=seeds).tolist()
+        extra = self.evaluated(group, slots, seeds)
+        self.seconds["evaluate"] += time.perf_counter() - start
+        return {slot: {"eval_return": float(returns[slot]), **extra.get(slot, {})} for slot in slots}
 
     def set_hparams(self, member: int, config: Mapping[str, Any]) -> None:
         g, slot = self.where[member]
