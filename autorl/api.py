@@ -16,6 +16,7 @@ import pandas as pd
 from autorl.config import Sweep, SweepConfig, apply_overrides, load_sweep, parse_sweep
 from autorl.results import export, open_study, owned_run
 from autorl.results.status import SweepStatus
+from autorl.results.tracking import open_tracker, tracked_outputs
 
 
 @dataclass
@@ -102,9 +103,14 @@ def sweep(
         discard_spares()
         raise
     with owned_run(sw, resume, lambda: _progress_so_far(sw)), sigterm_as_interrupt():
+        tracker = open_tracker(sw)
         try:
-            study = run(sw, resume=resume, progress=progress, plots=plots)
-        except KeyboardInterrupt:
-            export(open_study(sw), sw, plots=plots)
-            raise
-        return SweepResult(sw, study, export(study, sw, plots=plots))
+            try:
+                study = run(sw, resume=resume, progress=progress, plots=plots, tracker=tracker)
+            except KeyboardInterrupt:
+                export(open_study(sw), sw, plots=plots)
+                raise
+            result = SweepResult(sw, study, export(study, sw, plots=plots))
+        finally:  # the runs end with the sweep's outputs, as they stand
+            tracker.close(*tracked_outputs(sw.out))
+        return result

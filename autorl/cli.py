@@ -24,6 +24,7 @@ from autorl.urls import STORAGE_ENV, redact
 from autorl.yamlio import load_yaml
 
 if TYPE_CHECKING:
+    from autorl.config import Sweep
     from autorl.results.status import SweepStatus
 
 console = Console(stderr=True, soft_wrap=True)
@@ -266,6 +267,18 @@ def _again(config: Path, overrides: tuple[str, ...], out: str | None, storage: s
     return " ".join(words) + (f"  (with {STORAGE_ENV} set to the storage URL)" if secret else "")
 
 
+def _tracking_hints(sw: Sweep) -> str:
+    """How to open the sweep's tracked runs (docs/tracking.md)."""
+    cfg, lines = sw.config.tracking, []
+    if cfg.tensorboard:
+        lines.append(f"tensorboard: tensorboard --logdir {sw.out / 'tensorboard'}")
+    if cfg.mlflow is True:
+        lines.append(f"mlflow:   mlflow ui --backend-store-uri sqlite:///{(sw.out / 'mlflow.db').resolve()}")
+    if cfg.wandb and (sw.out / "wandb").is_dir():
+        lines.append(f"wandb:    wandb sync {sw.out / 'wandb'}/offline-run-*   (offline runs)")
+    return "".join("\n" + line for line in lines)
+
+
 def _resume(again: str) -> str:
     command, sep, note = again.partition("  (")
     return f"{command} --resume" + (f"  ({note}" if sep else "")
@@ -356,7 +369,7 @@ def sweep(
         retrain = f"replay:   autorl replay {sw.out}   (the best schedule, from scratch)\n"
     out_console.print(
         f"inspect:  autorl show {sw.out}\n{retrain}resume:   {_resume(again)}\n"
-        f"dashboard: optuna-dashboard {dashboard}",
+        f"dashboard: optuna-dashboard {dashboard}{_tracking_hints(sw)}",
         highlight=False,
     )
     if result.best_value is None:

@@ -7,6 +7,7 @@ Every error names the file, the key and the rule, e.g.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from pydantic import (
     Field,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -173,6 +175,34 @@ class Race(_Strict):
     seeds: Annotated[int, Field(ge=2, le=RACE_MAX_BLOCKS)] = 10
 
 
+# wandb.init's arguments a sweep may set (docs/tracking.md); the run's name, group and config are autorl's
+WANDB_KEYS = ("project", "entity", "mode", "tags", "notes", "group", "job_type")
+# each tracker: the module it needs and the pip extra that installs it
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+class Tracking(_Strict):
+    """Experiment tracking (docs/tracking.md): ``tensorboard: true`` writes event files under the run
+    directory; ``mlflow: true`` a SQLite store in it (or ``mlflow: URI``, a tracking server or store);
+    ``wandb: true`` (or a mapping of wandb.init's arguments, :data:`WANDB_KEYS`) a W&B run per trial."""
+
+    tensorboard: bool = False
+    mlflow: bool | str = False
+    wandb: bool | dict[str, Any] = False
+
+    @field_validator("wandb")
+    @classmethod
+    def _wandb_keys(cls, value: bool | dict[str, Any]) -> bool | dict[str, Any]:
+        if isinstance(value, dict) and (bad := sorted(set(value) - set(WANDB_KEYS))):
+            raise ValueError(f"it takes {', '.join(WANDB_KEYS)}; {bad[0]!r} is not one of them")
+        return value
+
+    @property
+    def on(self) -> list[str]:
+        """The trackers switched on, by name."""
+        return [name for name in TRACKERS if getattr(self, name)]
+
+
 class SweepConfig(_Strict):
     """The fields of a sweep file. See docs/config.md for each one."""
 
@@ -199,6 +229,7 @@ class SweepConfig(_Strict):
     batch: Annotated[int, Field(ge=1, le=4096)] = 1
     checkpoint_every: Duration = 10.0
     race: Annotated[Race | None, BeforeValidator(_race_switch)] = None
+    tracking: Tracking = Field(default_factory=Tracking)
 
     @model_validator(mode="after")
     def _method_has_name(self) -> SweepConfig:
@@ -217,6 +248,7 @@ RESUMABLE_CHANGES = (
     "executor",
     "ray_address",
     "checkpoint_every",
+    "tracking",
 )
 
 
@@ -534,6 +566,12 @@ def _check_resources(cfg: SweepConfig) -> None:
     storage = cfg.storage or os.environ.get(STORAGE_ENV)
     if storage:
         check_storage_url(storage)
+    for name in cfg.tracking.on:  # a missing library is refused now, not after the first trial
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise ConfigError(
+                f"{name} is not installed: pip install 'autorl[{name}]' (or pip install {TRACKERS[name]})",
+                f"tracking.{name}",
+            )
 
 
 def method_context(

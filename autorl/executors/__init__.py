@@ -15,6 +15,7 @@ from autorl.executors.workers import ProcessPool
 
 if TYPE_CHECKING:
     from autorl.config import Sweep
+    from autorl.results.tracking import Tracker
 
 
 def open_backend(sweep: Sweep) -> Backend:
@@ -35,18 +36,23 @@ def batched(sweep: Sweep) -> bool:
 
 
 def run(
-    sweep: Sweep, resume: bool = False, progress: Progress | None = None, plots: bool = True
+    sweep: Sweep,
+    resume: bool = False,
+    progress: Progress | None = None,
+    plots: bool = True,
+    tracker: Tracker | None = None,
 ) -> optuna.Study:
     """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup.
-    ``plots``: draw the figures a run writes as it ends (a population's schedules)."""
+    ``plots``: draw the figures a run writes as it ends (a population's schedules); ``tracker``: the
+    experiment tracking the orchestrator writes to (:mod:`autorl.results.tracking`)."""
     backend = open_backend(sweep)
     discard_spares()  # a worker started early that this backend did not take
     try:
         if sweep.spec.population:
             kind = BatchedHosts if batched(sweep) else ProcessHosts
             hosts = kind(sweep, backend, sweep.config.trial_timeout)
-            return run_population(sweep, hosts, resume, progress, plots=plots)
-        return run_trials(sweep, backend, resume, progress)
+            return run_population(sweep, hosts, resume, progress, plots=plots, tracker=tracker)
+        return run_trials(sweep, backend, resume, progress, tracker)
     finally:
         backend.close()
 

@@ -38,6 +38,7 @@ from autorl.results.record import RACE_BLOCK, RACE_OF, TrialRecord, record_of, w
 from autorl.results.rundir import write_atomic
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
+from autorl.results.tracking import Tracker
 from autorl.space import to_params
 from autorl.targets import (
     TARGETS,
@@ -817,9 +818,11 @@ def run_population(
     resume: bool = False,
     progress: Progress | None = None,
     plots: bool = True,
+    tracker: Tracker | None = None,
 ) -> optuna.Study:
     """Run (or resume) a population sweep; returns the study with one trial per member (``plots``: draw
-    population_schedules.png)."""
+    population_schedules.png; ``tracker``: each member's intervals and hyperparameters go to it)."""
+    tracker = tracker or Tracker([])
     began = time.perf_counter()
     out = sweep.out
     plan = sweep.population
@@ -878,6 +881,7 @@ def run_population(
             for m in active:
                 _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)
             _fail_lost(state, results, set(units))
+            _track(tracker, sweep, active)
             state.intervals += 1
             scores = [m.score for m in state.members if m.score is not None]
             if scores:
@@ -897,6 +901,9 @@ def run_population(
         state.save(out)
         clean_checkpoints(out, state)
         _record(sweep, study, state)
+        for m in state.members:
+            final = {sweep.metrics[0]: m.score} if m.score is not None else {}
+            tracker.end(f"member-{m.index}", "fail" if m.failed else "complete", final, m.config)
         winner = _race(sweep, hosts, study, state, report)
     finally:
         clock.save(force=True)
@@ -929,6 +936,16 @@ def _apply_interval(
     m.score = score
     m.curve[m.steps] = score
     state.history.append([m.steps, dict(m.config), sign * delta])
+
+
+def _track(tracker: Tracker, sweep: Sweep, members: Sequence[MemberState]) -> None:
+    """Each member's interval to the trackers: its training metrics, its score and its hyperparameters as
+    they stand (a schedule)."""
+    for m in members:
+        if m.failed or m.score is None:
+            continue
+        metrics = {**m.metrics, sweep.metrics[0]: m.score}
+        tracker.step(f"member-{m.index}", m.steps, metrics, m.config, schedule=True)
 
 
 def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.Generator) -> None:

@@ -51,6 +51,7 @@ from autorl.results.record import (
 from autorl.results.rundir import note_run
 from autorl.results.status import SweepStatus
 from autorl.results.storage import GRACE_S, HEARTBEAT_S, open_study, recover
+from autorl.results.tracking import Tracker
 from autorl.space import suggest
 
 Progress = Callable[[SweepStatus], None]
@@ -170,7 +171,11 @@ class _Tally:
 
 
 def run_trials(
-    sweep: Sweep, backend: Backend, resume: bool = False, progress: Progress | None = None
+    sweep: Sweep,
+    backend: Backend,
+    resume: bool = False,
+    progress: Progress | None = None,
+    tracker: Tracker | None = None,
 ) -> optuna.Study:
     """Run (or resume) a sampler-based sweep to its trial count on ``backend``; returns the study.
 
@@ -179,15 +184,16 @@ def run_trials(
     SIGTERM record the running trials as interrupted and propagate; a spent ``budget.time`` does the
     same to them and returns normally.
     """
-    return _TrialLoop(sweep, backend, progress).run()
+    return _TrialLoop(sweep, backend, progress, tracker or Tracker([])).run()
 
 
 class _TrialLoop:
     """The orchestrator of one run of a sweep: the only process that asks the sampler, reports to the
     pruner and writes the study."""
 
-    def __init__(self, sweep: Sweep, backend: Backend, progress: Progress | None) -> None:
+    def __init__(self, sweep: Sweep, backend: Backend, progress: Progress | None, tracker: Tracker) -> None:
         self.sweep, self.backend, self.progress, self.cfg = sweep, backend, progress, sweep.config
+        self.tracker = tracker
         self.study = study = open_study(sweep)
         recover(study, stale_running=not sweep.shared_storage)
         trials = study.get_trials(deepcopy=False)
@@ -274,7 +280,7 @@ class _TrialLoop:
             params,
             self.cfg.budget.steps,
             tuple(seeds),
-            report=len(self.sweep.directions) == 1,
+            report=len(self.sweep.directions) == 1 or bool(self.tracker),
         )
 
     def start(self, worker: int) -> None:
@@ -312,6 +318,7 @@ class _TrialLoop:
         write_trial(self.study, record, state, values, trial=run.trial)
         name = "interrupted" if record.interrupted else state.name.lower()
         self.status.count(name)
+        self.tracker.end(f"trial-{number}", name, record.metrics, run.params)
         if not record.interrupted:
             self.tally.counted += 1
             self.tally.consumed += record.budget
@@ -382,12 +389,19 @@ class _TrialLoop:
         job.last = time.monotonic()
         seeds = self.cfg.seeds_per_trial
         if ev.kind is EventKind.ASK and isinstance(ev.payload, Report):
-            number = ev.payload.number if ev.payload.number is not None else job.trials[0]
+            got = ev.payload
+            number = got.number if got.number is not None else job.trials[0]
             run = self.running[number]
-            run.trial.report(ev.payload.value, ev.payload.step)
-            run.reported = float(ev.payload.step) * seeds
-            # a race block runs to the end: its value judges a configuration, not a rung
-            self.backend.answer(ev.worker, job_id, run.race is None and run.trial.should_prune())
+            run.reported = float(got.step) * seeds
+            metrics = got.metrics or {self.sweep.metrics[0]: got.value}
+            self.tracker.step(f"trial-{number}", got.step, metrics, run.params)
+            # a race block runs to the end: its value judges a configuration, not a rung; several
+            # objectives report only to tracking (Optuna prunes single-objective trials alone)
+            prune = False
+            if len(self.sweep.directions) == 1:
+                run.trial.report(got.value, got.step)
+                prune = run.race is None and run.trial.should_prune()
+            self.backend.answer(ev.worker, job_id, prune)
             self.report()
         elif ev.kind is EventKind.ASK and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
             ended = ev.payload.outcome

@@ -74,11 +74,13 @@ def _target_args(sweep_ref: SweepRef) -> tuple[Any, dict[str, Any]]:
 @dataclass(frozen=True)
 class Report:
     """An intermediate value of a running trial; the orchestrator answers True to prune it.
-    ``number`` names the trial in a batch (None: the job's only trial)."""
+    ``number`` names the trial in a batch (None: the job's only trial); ``metrics``: all the step's
+    metrics (training statistics too), for experiment tracking."""
 
     step: int
     value: float
     number: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class TrialJob:
     params: dict[str, Any]
     budget: int
     seeds: tuple[int, ...]
-    report: bool = True  # send intermediate values (single-objective sweeps)
+    report: bool = True  # send intermediate values (to a pruner, or to experiment tracking)
 
 
 @dataclass
@@ -134,7 +136,7 @@ def run_trial(job: TrialJob, link: Link) -> TrialOutcome:
 
     def should_prune(value: float, step: int) -> bool:
         # A trial that has spent its whole budget is finished, not stopped early.
-        return bool(link.ask(Report(step, value))) and step < job.budget
+        return bool(link.ask(Report(step, value, metrics=ctx.metrics))) and step < job.budget
 
     ctx = TrialContext(
         seed=seeds[0],
@@ -255,9 +257,8 @@ def run_batch(job: BatchJob, link: Link) -> None:
             if step.failure is not None:
                 outcome = _batch_outcome(sweep, slot, step, TrialState.FAIL, step.failure)
             else:
-                prune = (
-                    bool(link.ask(Report(step.steps, step.metrics[metric], number))) if job.report else False
-                )
+                ask = Report(step.steps, step.metrics[metric], number, dict(step.metrics))
+                prune = bool(link.ask(ask)) if job.report else False
                 if step.steps >= job.budget:  # a trial that spent its whole budget is finished, not stopped
                     outcome = _batch_outcome(sweep, slot, step, TrialState.COMPLETE)
                 elif prune:

@@ -125,7 +125,11 @@ def differences(
     """What differs between two resolved configs, outside the keys a resume may change."""
     a, b = _flat(old), _flat(new)
     skip = {*allowed, "out", "name", "storage"}  # the storage is compared as the URL it resolves to
-    keys = sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
+    keys = sorted(
+        k
+        for k in set(a) | set(b)
+        if k not in skip and k.partition(".")[0] not in skip and a.get(k) != b.get(k)
+    )
     return [f"{k} ({_short(b.get(k))}, was {_short(a.get(k))})" for k in keys]
 
 

@@ -39,6 +39,9 @@ class TrialContext:
             None when the trial runs outside a sweep.
         metric: name of the metric the sweep optimises (the first one for several objectives).
         should_prune: callback ``(value, step) -> bool`` supplied by the executor.
+        curve: the values reported so far, ``(step, value)``.
+        metrics: the last report's metrics (the value's alone where the target gave no others): what the
+            executor passes on to experiment tracking.
     """
 
     seed: int = 0
@@ -49,11 +52,14 @@ class TrialContext:
     metric: str = "value"
     should_prune: Callable[[float, int], bool] | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
 
-    def report(self, value: float, step: int) -> None:
-        """Record an intermediate ``value`` after ``step`` budget units; raise TrialPruned to stop."""
+    def report(self, value: float, step: int, metrics: Mapping[str, float] | None = None) -> None:
+        """Record an intermediate ``value`` after ``step`` budget units, with any other ``metrics`` of that
+        step (losses, entropy: tracked, not judged); raise TrialPruned to stop."""
         value = float(value)
         self.curve.append((int(step), value))
+        self.metrics = {**{k: float(v) for k, v in (metrics or {}).items()}, self.metric: value}
         if self.should_prune is not None and math.isfinite(value) and self.should_prune(value, int(step)):
             raise TrialPruned(f"pruned at step {step} with {self.metric}={value:.6g}")
 

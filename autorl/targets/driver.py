@@ -153,7 +153,7 @@ def _run_trainables(
             raise step.failure
         used = step.steps
         history.append(step.metrics[ctx.metric])
-        ctx.report(history[-1], used)
+        ctx.report(history[-1], used, step.metrics)
     metrics = dict(step.metrics)
     metrics[ctx.metric] = select_value(history, select, k, maximize)
     return TrialResult(metrics, list(ctx.curve), used * len(seeds), step.per_seed if len(seeds) > 1 else [])
