@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -17,6 +17,9 @@ from autorl.config import Sweep, SweepConfig, apply_overrides, load_sweep, parse
 from autorl.results import export, open_study, owned_run
 from autorl.results.status import SweepStatus
 from autorl.results.tracking import open_tracker, tracked_outputs
+
+if TYPE_CHECKING:
+    from autorl.executors.tune import TuneTarget
 
 
 @dataclass
@@ -75,6 +78,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def _progress_so_far(sw: Sweep) -> int:
     """Trials in the sweep's storage, plus one for a population's state: what a new run would mix with."""
     return len(open_study(sw).get_trials(deepcopy=False)) + int((sw.out / "population.json").is_file())
+
+
+def tune_target(
+    config: str | Path | dict[str, Any] | Sweep, *, overrides: list[str] | None = None
+) -> TuneTarget:
+    """A sweep's target, fixed arguments, seeds and budget as a Ray Tune trainable, with its search space
+    as Tune's ``param_space`` (docs/tune.md): hand it to your own ``tune.Tuner``."""
+    from autorl.executors.tune import tune_target as build
+
+    return build(as_sweep(config, overrides))
 
 
 def sweep(

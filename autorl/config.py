@@ -221,7 +221,7 @@ class SweepConfig(_Strict):
     seeds_per_trial: PositiveInt = 1
     aggregate: Aggregate = Aggregate.MEAN
     value: Select | ValueSpec = Select.LAST
-    executor: Literal["embedded", "ray"] = "embedded"
+    executor: Literal["embedded", "ray", "tune"] = "embedded"
     storage: str | None = None
     ray_address: str | None = None
     trial_timeout: Duration | None = None
@@ -469,6 +469,8 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     ctx = method_context(cfg, space, directions)
     spec = check_method(method, ctx, options)
     _check_composition(cfg, info, method, options, spec, ctx, granularity[1])
+    if cfg.executor == "tune":
+        _check_tune(cfg, spec.population, len(metrics))
     return Sweep(
         cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir,
         granularity,
@@ -572,6 +574,21 @@ def _check_resources(cfg: SweepConfig) -> None:
                 f"{name} is not installed: pip install 'autorl[{name}]' (or pip install {TRACKERS[name]})",
                 f"tracking.{name}",
             )
+
+
+def _check_tune(cfg: SweepConfig, population: bool, objectives: int) -> None:
+    """What ``executor: tune`` cannot run, refused in one line pointing at ``executor: ray``."""
+    refusals = [
+        (population, "method", "a population method is autorl's own loop (Tune's PBT runs on tune_target)"),
+        (cfg.batch > 1, "batch", "a batch of trials trains as one computation on one worker"),
+        (objectives > 1, "metric", "several objectives are not run through Tune"),
+        (cfg.race is not None, "race", "racing interleaves race blocks with the sampler's trials"),
+        (cfg.budget.total is not None, "budget.total", "Tune counts no budget units across trials"),
+        (cfg.storage is not None, "storage", "Tune's restore resumes a sweep, not a shared study"),
+    ]
+    for refused, key, why in refusals:
+        if refused:
+            raise ConfigError(f"executor: tune cannot run this ({why}); use executor: ray", key)
 
 
 def method_context(

@@ -45,6 +45,10 @@ def run(
     """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup.
     ``plots``: draw the figures a run writes as it ends (a population's schedules); ``tracker``: the
     experiment tracking the orchestrator writes to (:mod:`autorl.results.tracking`)."""
+    if sweep.config.executor == "tune":
+        from autorl.executors.tune import run_tune
+
+        return run_tune(sweep, resume, progress, tracker)
     backend = open_backend(sweep)
     discard_spares()  # a worker started early that this backend did not take
     try:

@@ -37,6 +37,19 @@ def to_ray(space: SearchSpace) -> dict[str, Any]:
     return out
 
 
+def config_of(space: SearchSpace, sampled: dict[str, Any]) -> dict[str, Any]:
+    """A configuration on the user's scale from values Tune sampled from :func:`to_ray`'s domains
+    (searched names: ``one_minus_gamma`` becomes ``gamma``); parameters whose condition fails are left out."""
+    out: dict[str, Any] = {}
+    for p in space.values():
+        if p.type is ParamType.FIXED:
+            out[p.name] = sampled.get(p.name, p.value)
+        elif p.search_name in sampled:
+            value = sampled[p.search_name]
+            out[p.name] = p.transform.from_search(value) if p.transform is not None else value
+    return {name: value for name, value in out.items() if space[name].active(out)}
+
+
 def from_ray(domains: dict[str, Any]) -> SearchSpace:
     """Inverse of :func:`to_ray` for the domain kinds it produces."""
     from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Quantized

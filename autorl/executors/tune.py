@@ -1,0 +1,369 @@
+"""Ray Tune, both ways (docs/tune.md).
+
+- :func:`tune_target`: any autorl target, with its sweep's arguments and search space, as a Tune function
+  trainable and ``param_space`` (the space's Ray conversion), for a user's own ``tune.Tuner`` with Tune's
+  schedulers (ASHA, PBT, PB2) and searchers (OptunaSearch). A Trainable target reports every
+  ``budget.report_every`` units with a checkpoint, so Tune's PBT can exploit it.
+- :func:`run_tune`: ``executor: tune``, an autorl sweep of a static or multi-fidelity method through
+  ``tune.Tuner``: Tune's OptunaSearch with the method's own sampler on the sweep's study, the method's
+  pruner deciding through a Tune scheduler, and each trial written as the other executors write it, so
+  the run directory (trials.csv, curves, best.yaml, plots) is the same. Resume is Tune's restore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import optuna
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from autorl.config import Sweep
+from autorl.errors import ConfigError, FailureKind
+from autorl.executors.sweep import Progress
+from autorl.executors.trial import SweepRef
+from autorl.results.record import ATTR, TrialRecord
+from autorl.results.status import SweepStatus
+from autorl.results.storage import open_study
+from autorl.results.tracking import Tracker
+from autorl.space import to_distributions
+from autorl.space.ray import config_of, to_ray
+from autorl.targets import TARGETS, TargetKind, TrialContext, target_kind
+from autorl.targets.driver import run_target
+from autorl.targets.runner import Trainables, advance, next_report, select_value
+
+_RECORDS: dict[str, _Records] = {}  # executor: tune's records in this process, by run directory
+NUMBER = "autorl_trial"  # a config key executor: tune adds: the Optuna trial's number (seeds, records)
+VALUE = "autorl_value"  # a result key: the trial's value so far, as the sweep's ``value`` selects it
+STATE_FILE = "autorl.json"  # in a checkpoint: the budget units trained
+
+
+@dataclass(frozen=True)
+class TuneTarget:
+    """What a ``tune.Tuner`` needs of an autorl sweep: the trainable, the search space as Tune domains,
+    the metric and its mode, and ``budget`` as the time attribute schedulers should count."""
+
+    trainable: Callable[[dict[str, Any]], None]
+    param_space: dict[str, Any]
+    metric: str
+    mode: str
+    time_attr: str = "budget"
+
+
+def tune_target(sweep: Sweep) -> TuneTarget:
+    """``sweep``'s target, arguments, seeds and budget as a Tune trainable, its space as ``param_space``."""
+    if sweep.spec.population:
+        raise ConfigError(
+            f"method {sweep.method!r} is autorl's own population loop; a Tune trainable is for Tune's "
+            "schedulers (use Tune's PBT or PB2 on it)",
+            "method",
+        )
+    return TuneTarget(
+        trainable=_Trainable(SweepRef.of(sweep)),
+        param_space=to_ray(sweep.space),
+        metric=sweep.metrics[0],
+        mode="max" if sweep.maximize else "min",
+    )
+
+
+class _Trainable:
+    """The Tune function trainable of a sweep (a plain picklable object, so Ray ships it to workers)."""
+
+    def __init__(self, ref: SweepRef) -> None:
+        self.ref = ref
+        self.__name__ = "autorl"  # Tune names trials after the trainable
+
+    def __call__(self, config: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # one thread per trial process: threads fighting over cores are slower
+        sweep = self.ref.load()
+        number = config.get(NUMBER)
+        if number is None:  # a user's Tuner: trial ids end in the trial's index
+            number = int(tune.get_context().get_trial_id().rsplit("_", 1)[-1] or 0)
+        params = config_of(sweep.space, {k: v for k, v in config.items() if k != NUMBER})
+        seeds = sweep.trial_seeds(int(number))
+        target = TARGETS.get(sweep.config.target)
+        full = {**sweep.trial_args(), **params}
+        if target_kind(target) is TargetKind.TRAINABLE:
+            _train(sweep, target, full, seeds, int(number))
+        else:
+            _call(sweep, target, full, seeds, int(number))
+
+
+def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
+    """A Trainable target, interval by interval, each report with a checkpoint; a trial Tune restores
+    (a resume, or Tune's PBT copying a better trial) loads it and takes its own hyperparameters."""
+    cfg, metric = sweep.config, sweep.metrics[0]
+    budget = cfg.budget.steps
+    agents = [cls(config, TrialContext(seed=s, budget=budget, number=number, metric=metric)) for s in seeds]
+    steps, history = 0, []
+    given = tune.get_checkpoint()
+    if given is not None:
+        with given.as_directory() as where:
+            saved = json.loads((Path(where) / STATE_FILE).read_text())
+            steps, history = int(saved["steps"]), list(saved["history"])
+            for i, agent in enumerate(agents):
+                agent.load(Path(where) / f"seed{i}")
+        if sweep.info.reconfigurable:  # after the load, so the restore cannot undo this trial's values
+            for agent in agents:
+                agent.reconfigure(config)
+    live = Trainables(dict(enumerate(agents)))
+    while steps < budget:
+        units = next_report(steps, cfg.budget.interval, budget) - steps
+        step = advance(live, {0: list(range(len(agents)))}, {0: units}, {0: steps}, metric, cfg.aggregate,
+                       sweep.maximize)[0]  # fmt: skip
+        if step.failure is not None:
+            raise step.failure
+        steps = step.steps
+        history.append(step.metrics[metric])
+        value = select_value(history, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize)
+        result = {**step.metrics, "budget": steps * len(seeds), VALUE: value}
+        with tempfile.TemporaryDirectory() as where:
+            for i, agent in enumerate(agents):
+                agent.save(Path(where) / f"seed{i}")
+            (Path(where) / STATE_FILE).write_text(json.dumps({"steps": steps, "history": history}))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(where))
+
+
+def _call(sweep: Sweep, target: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
+    """A function target: its intermediate reports go to Tune as they come, then its final metrics."""
+    cfg, metric = sweep.config, sweep.metrics[0]
+
+    def report(value: float, step: int) -> bool:
+        tune.report({**ctx.metrics, "budget": step * len(seeds), VALUE: value})
+        return False  # Tune's scheduler stops a trial by ending it, not by an answer
+
+    ctx = TrialContext(seed=seeds[0], budget=cfg.budget.steps, number=number, metric=metric,
+                       report_every=cfg.budget.interval, should_prune=report)  # fmt: skip
+    result = run_target(target, config, ctx, select=sweep.value_spec.select, k=sweep.value_spec.k,
+                        maximize=sweep.maximize, seeds=seeds, aggregate=cfg.aggregate)  # fmt: skip
+    tune.report({**result.metrics, VALUE: result.metrics[metric]})
+
+
+# ------------------------------------------------------------------------------------------ executor: tune
+def run_tune(
+    sweep: Sweep,
+    resume: bool = False,
+    progress: Progress | None = None,
+    tracker: Tracker | None = None,
+) -> optuna.Study:
+    """Run (or resume, through Tune's restore) ``sweep`` with ``tune.Tuner``; returns its study."""
+    from autorl.executors.ray import init_ray
+    from autorl.methods import build_plan
+
+    cfg = sweep.config
+    study = open_study(sweep)
+    plan = build_plan(sweep.method, sweep.context(), sweep.method_options)
+    started = init_ray(sweep)
+    target = tune_target(sweep)
+    out = str(sweep.out.resolve())
+    _RECORDS[out] = _Records(sweep, study, tracker or Tracker([]), progress)
+    search = _Search(
+        space=to_distributions(sweep.space),
+        metric=target.metric,
+        mode=target.mode,
+        sampler=plan.sampler,
+        study_name=study.study_name,
+        storage=study._storage,
+        out=out,
+        pruner=plan.pruner,
+    )
+    root = (sweep.out / "tune").resolve()
+    trainable = tune.with_resources(target.trainable, {"cpu": 1})
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 stays silent: autorl shows progress
+    try:
+        if resume and tune.Tuner.can_restore(str(root / "sweep")):
+            tuner = tune.Tuner.restore(str(root / "sweep"), trainable, restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=search,
+                    scheduler=_Pruning(search),
+                    num_samples=cfg.trials,
+                    max_concurrent_trials=cfg.workers,
+                    time_budget_s=cfg.budget.time,
+                ),
+                run_config=tune.RunConfig(
+                    name="sweep",
+                    storage_path=str(root),
+                    verbose=0,
+                ),
+            )
+        tuner.fit()
+    finally:
+        _RECORDS.pop(out, None)
+        if started:
+            import ray
+
+            ray.shutdown()
+    return study
+
+
+class _Records:
+    """Each Tune trial's end written into the study as every executor writes a trial (its record), before
+    the searcher tells Optuna; its reports to the trackers; the progress display."""
+
+    def __init__(
+        self, sweep: Sweep, study: optuna.Study, tracker: Tracker, progress: Progress | None
+    ) -> None:
+        self.sweep, self.study, self.tracker, self.progress = sweep, study, tracker, progress
+        self.errors: dict[str, str] = {}  # Tune's error of a trial, by trial id (the scheduler hears first)
+        self.started: dict[str, float] = {}
+        self.began = time.perf_counter()
+        self.status = SweepStatus("trials", total=sweep.config.trials, unit=sweep.info.unit)
+
+    def result(self, trial_id: str, number: int, params: dict[str, Any], result: dict[str, Any]) -> None:
+        self.started.setdefault(trial_id, time.perf_counter())
+        metrics = {
+            k: v for k, v in result.items() if isinstance(v, (int, float)) and k not in (VALUE, NUMBER)
+        }
+        steps = int(result.get("budget", 0)) // self.sweep.config.seeds_per_trial
+        self.tracker.step(f"trial-{number}", steps, metrics, params)
+
+    def end(
+        self, trial_id: str, ot_trial: optuna.Trial, result: dict[str, Any] | None, error: bool
+    ) -> tuple[TrialState, float | None]:
+        sweep = self.sweep
+        params = config_of(sweep.space, ot_trial.params)
+        record = TrialRecord(config=sweep.space.record(params), seeds=sweep.trial_seeds(ot_trial.number))
+        keep = ("budget", *sweep.metrics)
+        metrics = {
+            k: float(v) for k, v in (result or {}).items() if isinstance(v, (int, float)) and k in keep
+        }
+        metrics["wall_s"] = time.perf_counter() - self.started.pop(trial_id, time.perf_counter())
+        record.metrics = metrics
+        got = (result or {}).get(VALUE)
+        value = float(got) if got is not None else None
+        if error:
+            record.fail(FailureKind.ERROR, self.errors.pop(trial_id, "TuneError: the trial failed"))
+            state = TrialState.FAIL
+        elif value is None or int(metrics.get("budget", 0)) < sweep.config.budget.steps * len(record.seeds):
+            state = TrialState.PRUNED  # Tune's scheduler stopped it before its budget
+        else:
+            state = TrialState.COMPLETE
+            record.metrics[sweep.metrics[0]] = value
+        record.at_s = round(time.perf_counter() - self.began, 3)
+        ot_trial.set_user_attr(ATTR, record.to_attr())
+        name = state.name.lower()
+        self.tracker.end(f"trial-{ot_trial.number}", name, record.metrics, params)
+        self.status.count(name)
+        if state == TrialState.COMPLETE:
+            self.status.offer(value, sweep.maximize)
+        self.status.done += 1
+        self.status.line = f"trial {ot_trial.number} {name}"
+        if self.progress:
+            self.progress(self.status)
+        return state, value if state == TrialState.COMPLETE else None
+
+
+class _Search(OptunaSearch):  # type: ignore[misc]
+    """Tune's OptunaSearch on the sweep's own study, reporting at budget units (not Tune's iterations),
+    carrying the trial's number to the trainable and writing autorl's record before it tells Optuna."""
+
+    _ot_study: Any
+    _storage: Any
+
+    def __init__(self, *args: Any, out: str, pruner: Any, **kwargs: Any) -> None:
+        self.out = out  # the run directory: its records (this process's) are found by it
+        self.pruner = pruner  # the method's; set on the study once Tune's searcher has made it
+        super().__init__(*args, **kwargs)
+
+    @property
+    def records(self) -> _Records:
+        return _RECORDS[self.out]
+
+    def _setup_study(self, mode: Any) -> None:
+        super()._setup_study(mode)
+        self._ot_study.pruner = self.pruner
+
+    # Tune pickles its searcher with the experiment; the study is on disk and is opened again
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_ot_trials"] = {tid: t.number for tid, t in self._ot_trials.items()}
+        state["_ot_study"] = state["_storage"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.out in _RECORDS:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        study = self.records.study
+        self._storage, self._ot_study = study._storage, study
+        study.pruner, study.sampler = self.pruner, self._sampler
+        ids = {t.number: t._trial_id for t in study.get_trials(deepcopy=False)}
+        self._ot_trials = {tid: optuna.Trial(study, ids[n]) for tid, n in self._ot_trials.items()}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__setstate__(cloudpickle.load(f))
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        if config is None or not isinstance(config, dict):
+            return config
+        return {**config, NUMBER: self._ot_trials[trial_id].number}
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        trial = self._ot_trials[trial_id]
+        params = config_of(self.records.sweep.space, trial.params)
+        self.records.result(trial_id, trial.number, params, result)
+        if VALUE in result and "budget" in result:
+            steps = int(result["budget"]) // self.records.sweep.config.seeds_per_trial
+            trial.report(float(result[self.records.sweep.metrics[0]]), steps)
+
+    def should_prune(self, trial_id: str) -> bool:
+        trial = self._ot_trials.get(trial_id)
+        return trial is not None and trial.should_prune()
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        trial = self._ot_trials[trial_id]
+        state, value = self.records.end(trial_id, trial, result, error)
+        try:
+            self._ot_study.tell(trial, value, state=state)
+        except ValueError:  # a value Optuna refuses (NaN): the trial is failed, the sweep goes on
+            self._ot_study.tell(trial, None, state=TrialState.FAIL)
+        self._completed_trials.add(trial_id)
+
+
+class _Pruning(FIFOScheduler):  # type: ignore[misc]
+    """A Tune scheduler that stops a trial when the method's pruner (Optuna's, on the reported budget
+    units) says so: ASHA, Hyperband and the median rule decide as in the other executors."""
+
+    def __init__(self, search: _Search) -> None:
+        super().__init__()
+        self.search = search
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        error = trial.get_error() if hasattr(trial, "get_error") else None
+        lines = [line for line in str(error or "").strip().splitlines() if line.strip()]
+        self.search.records.errors[trial.trial_id] = lines[-1] if lines else "TuneError: the trial failed"
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if VALUE in result and self.search.should_prune(trial.trial_id):
+            return str(TrialScheduler.STOP)
+        return str(TrialScheduler.CONTINUE)
+
+
+__all__ = ["TuneTarget", "run_tune", "tune_target"]
