@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,7 @@ def run_tune(
                 ),
             )
         tuner.fit()
+        _interrupt_stale(sweep, study)
     finally:
         _RECORDS.pop(out, None)
         if started:
@@ -209,6 +211,19 @@ def run_tune(
 
             ray.shutdown()
     return study
+
+
+def _interrupt_stale(sweep: Sweep, study: optuna.Study) -> None:
+    """Trials the study still holds as running once Tune has finished: a kill came before Tune's
+    snapshot knew them, so its restore did not run them again. Recorded as interrupted, as the other
+    executors record them, and not counted."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        config = sweep.space.record(config_of(sweep.space, t.params))
+        record = TrialRecord(config=config, seeds=sweep.trial_seeds(t.number)).fail(
+            FailureKind.INTERRUPTED, "Interrupted: the sweep was stopped before Tune saved this trial"
+        )
+        study._storage.set_trial_user_attr(t._trial_id, ATTR, record.to_attr())
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 class _Records:
@@ -304,8 +319,15 @@ class _Search(OptunaSearch):  # type: ignore[misc]
         study = self.records.study
         self._storage, self._ot_study = study._storage, study
         study.pruner, study.sampler = self.pruner, self._sampler
-        ids = {t.number: t._trial_id for t in study.get_trials(deepcopy=False)}
-        self._ot_trials = {tid: optuna.Trial(study, ids[n]) for tid, n in self._ot_trials.items()}
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        # Tune's snapshot may lag the study: a trial the study has finished is not run again
+        done = {tid for tid, n in self._ot_trials.items() if trials[n].state.is_finished()}
+        self._completed_trials |= done
+        self._ot_trials = {
+            tid: optuna.Trial(study, trials[n]._trial_id)
+            for tid, n in self._ot_trials.items()
+            if tid not in done
+        }
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -322,12 +344,16 @@ class _Search(OptunaSearch):  # type: ignore[misc]
         return {**config, NUMBER: self._ot_trials[trial_id].number}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return  # a trial the study had finished before Tune's snapshot (it is stopped)
         trial = self._ot_trials[trial_id]
         params = config_of(self.records.sweep.space, trial.params)
         self.records.result(trial_id, trial.number, params, result)
         if VALUE in result and "budget" in result:
             steps = int(result["budget"]) // self.records.sweep.config.seeds_per_trial
-            trial.report(float(result[self.records.sweep.metrics[0]]), steps)
+            with warnings.catch_warnings():  # a trial Tune restarted reports its first steps again
+                warnings.simplefilter("ignore", UserWarning)
+                trial.report(float(result[self.records.sweep.metrics[0]]), steps)
 
     def should_prune(self, trial_id: str) -> bool:
         trial = self._ot_trials.get(trial_id)
@@ -361,6 +387,8 @@ class _Pruning(FIFOScheduler):  # type: ignore[misc]
         self.search.records.errors[trial.trial_id] = lines[-1] if lines else "TuneError: the trial failed"
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if trial.trial_id in self.search._completed_trials:
+            return str(TrialScheduler.STOP)  # finished in the study before a resume: not run again
         if VALUE in result and self.search.should_prune(trial.trial_id):
             return str(TrialScheduler.STOP)
         return str(TrialScheduler.CONTINUE)

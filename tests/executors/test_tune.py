@@ -4,10 +4,13 @@ session (loopback, token auth, a temporary Ray directory) and is stopped by its 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +182,42 @@ def test_executor_tune_writes_the_run_directory_the_embedded_executor_writes(tmp
     assert done.returncode == 0, done.stderr[-3000:]
     states = pd.read_csv(tmp_path / "asha" / "trials.csv")["state"]
     assert (states == "PRUNED").any() and (states == "COMPLETE").any()
+
+
+@pytest.mark.slow
+def test_executor_tune_killed_mid_sweep_resumes_through_tunes_restore(tmp_path: Path, ray_env) -> None:
+    import signal
+
+    from autorl.results.store import open_run
+    from tests.executors.test_ray import _session_pids
+
+    space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
+    path = _sweep(tmp_path, "killed", executor="tune", target=toy("curve"), metric="score", space=space,
+                  direction="maximize", budget={"max": 10, "report_every": 1}, args={"sleep": 0.3},
+                  trials=8, workers=2)  # fmt: skip
+    proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet"], env=ray_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        done = 0
+        while done < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            with contextlib.suppress(FileNotFoundError, KeyError, ValueError):
+                study, _ = open_run(tmp_path / "killed")
+                done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        assert done >= 3 and proc.poll() is None, "the sweep did not get under way"
+        for pid in _session_pids(proc.pid):  # kill -9, Ray's processes too
+            os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _stop_session(proc.pid)
+    resumed = _run([*AUTORL, "sweep", str(path), "--resume", "--quiet"], ray_env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    df = pd.read_csv(tmp_path / "killed" / "trials.csv")
+    assert (df["state"] == "COMPLETE").sum() == 8  # every trial the sweep asked for, once
+    others = df[df["state"] != "COMPLETE"]
+    assert (others["state"] == "FAIL").all() and others["interrupted"].all()  # cut trials, not counted
+    assert (df.loc[df["state"] == "COMPLETE", "budget"] == 10).all()
 
 
 @pytest.mark.parametrize(
