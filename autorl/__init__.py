@@ -1,3 +1,4 @@
-"""autorl: automated reinforcement learning on top of Optuna, Ray Tune and stable-baselines3."""
+"""autorl: automated reinforcement learning on Optuna, Ray and stable-baselines3 (Ray Tune: ``executor: tune``
+and :func:`autorl.api.tune_target`)."""
 
 __version__ = "0.1.0"

@@ -194,6 +194,7 @@ def run_tune(
                     scheduler=_Pruning(search),
                     num_samples=cfg.trials,
                     max_concurrent_trials=cfg.workers,
+                    reuse_actors=True,  # one process per worker, as the other executors: no import per trial
                     time_budget_s=cfg.budget.time,
                 ),
                 run_config=tune.RunConfig(
