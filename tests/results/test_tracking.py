@@ -55,7 +55,6 @@ def _same(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> None:
 
 
 def test_tensorboard_holds_each_trials_curve_per_step_and_its_hparams(tracked: Path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     trials = pd.read_csv(tracked / "trials.csv")
@@ -63,8 +62,7 @@ def test_tensorboard_holds_each_trials_curve_per_step_and_its_hparams(tracked: P
         f"trial-{i}" for i in range(TRIALS)
     ]
     for number in range(TRIALS):
-        events = EventAccumulator(str(tracked / "tensorboard" / f"trial-{number}"))
-        events.Reload()
+        events = _events(tracked, f"trial-{number}")
         got = [(e.step, e.value) for e in events.Scalars("score")]
         _same(got, _curve(tracked, number))
         assert [s for s, _ in got] == [25, 50, 75, 100]
@@ -115,35 +113,37 @@ def test_wandb_writes_an_offline_run_per_trial_inside_the_run_directory(tracked:
             assert text.encode() in data, text
 
 
-def test_a_population_tracks_each_members_training_statistics_and_schedule(tmp_path: Path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out = tmp_path / "run"
+def _engine_sweep(out: Path, **extra: Any) -> None:
+    """A tiny engine:ppo sweep on CartPole with TensorBoard tracking on."""
     sweep(
         {
             "target": "engine:ppo",
             "args": {"env": "CartPole-v1", "n_envs": 4, "n_steps": 16, "n_epochs": 1, "n_minibatches": 2},
-            "space": {
-                "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
-            },
-            "budget": {"max": 256, "report_every": 128},
-            "method": {"name": "pbt", "population": 2},
             "tracking": {"tensorboard": True},
             "out": str(out),
+            **extra,
         },
         plots=False,
     )
+
+
+def _events(out: Path, key: str) -> Any:
+    """The TensorBoard run ``key`` of run directory ``out``, read back by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard" / key))
+    events.Reload()
+    return events
+
+
+def test_a_population_tracks_each_members_training_statistics_and_schedule(tmp_path: Path) -> None:
+    lr = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
+    _engine_sweep(tmp_path / "run", space={"learning_rate": lr}, budget={"max": 256, "report_every": 128},
+                  method={"name": "pbt", "population": 2})  # fmt: skip
     for member in (0, 1):
-        events = EventAccumulator(str(out / "tensorboard" / f"member-{member}"))
-        events.Reload()
-        tags = set(events.Tags()["scalars"])
-        assert {
-            "approx_kl",
-            "clip_fraction",
-            "entropy_loss",
-            "learning_rate",
-            "hparams/learning_rate",
-        } <= tags
+        events = _events(tmp_path / "run", f"member-{member}")
+        want = {"approx_kl", "clip_fraction", "entropy_loss", "learning_rate", "hparams/learning_rate"}
+        assert want <= set(events.Tags()["scalars"])
         assert [e.step for e in events.Scalars("eval_return")] == [128, 256]
         # the learning rate the engine trained with is the member's hyperparameter at each interval
         trained = [e.value for e in events.Scalars("learning_rate")]
@@ -152,29 +152,14 @@ def test_a_population_tracks_each_members_training_statistics_and_schedule(tmp_p
 
 
 def test_a_batch_of_engine_trials_tracks_each_trials_training_statistics_per_report(tmp_path: Path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out = tmp_path / "run"
-    sweep(
-        {
-            "target": "engine:ppo",
-            "args": {"env": "CartPole-v1", "n_envs": 4, "n_steps": 16, "n_epochs": 1, "n_minibatches": 2},
-            "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
-            "budget": {"max": 128, "report_every": 64},
-            "method": "random",
-            "trials": 2,
-            "batch": 2,
-            "tracking": {"tensorboard": True},
-            "out": str(out),
-        },
-        plots=False,
-    )
+    lr = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}
+    _engine_sweep(tmp_path / "run", space={"learning_rate": lr}, budget={"max": 128, "report_every": 64},
+                  method="random", trials=2, batch=2)  # fmt: skip
     for number in (0, 1):
-        events = EventAccumulator(str(out / "tensorboard" / f"trial-{number}"))
-        events.Reload()
+        events = _events(tmp_path / "run", f"trial-{number}")
         assert {"approx_kl", "policy_loss", "train_return"} <= set(events.Tags()["scalars"])
         assert [e.step for e in events.Scalars("eval_return")] == [64, 128]
-        _same([(e.step, e.value) for e in events.Scalars("eval_return")], _curve(out, number))
+        _same([(e.step, e.value) for e in events.Scalars("eval_return")], _curve(tmp_path / "run", number))
 
 
 def test_tracking_a_library_that_is_not_installed_is_refused_naming_the_extra(
