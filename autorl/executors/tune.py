@@ -27,13 +27,14 @@ import optuna
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError, FailureKind
 from autorl.executors.sweep import Progress
 from autorl.executors.trial import SweepRef
-from autorl.results.record import ATTR, TrialRecord
+from autorl.results.record import ATTR, TrialRecord, counted
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
 from autorl.results.tracking import Tracker
@@ -192,7 +193,7 @@ def run_tune(
                 tune_config=tune.TuneConfig(
                     search_alg=search,
                     scheduler=_Pruning(search),
-                    num_samples=cfg.trials,
+                    num_samples=-1,  # until the searcher has asked the sweep's trials (its count)
                     max_concurrent_trials=cfg.workers,
                     reuse_actors=True,  # one process per worker, as the other executors: no import per trial
                     time_budget_s=cfg.budget.time,
@@ -338,7 +339,12 @@ class _Search(OptunaSearch):  # type: ignore[misc]
         with open(checkpoint_path, "rb") as f:
             self.__setstate__(cloudpickle.load(f))
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> Any:  # a config, None (wait) or Searcher.FINISHED
+        # The sweep's trial count is the study's, as on every executor: Tune's own count of its trials
+        # differs after a restore (reruns, trials its snapshot missed)
+        live = sum(1 for tid in self._ot_trials if tid not in self._completed_trials)
+        if counted(self._ot_study.get_trials(deepcopy=False)) + live >= self.records.sweep.config.trials:
+            return str(Searcher.FINISHED)
         config = super().suggest(trial_id)
         if config is None or not isinstance(config, dict):
             return config
@@ -388,8 +394,9 @@ class _Pruning(FIFOScheduler):  # type: ignore[misc]
         self.search.records.errors[trial.trial_id] = lines[-1] if lines else "TuneError: the trial failed"
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        if trial.trial_id in self.search._completed_trials:
-            return str(TrialScheduler.STOP)  # finished in the study before a resume: not run again
+        known = self.search._ot_trials
+        if trial.trial_id in self.search._completed_trials or trial.trial_id not in known:
+            return str(TrialScheduler.STOP)  # after a resume: finished in the study, or lost to it
         if VALUE in result and self.search.should_prune(trial.trial_id):
             return str(TrialScheduler.STOP)
         return str(TrialScheduler.CONTINUE)

@@ -51,7 +51,7 @@ def _python(script: str, env: dict[str, str], timeout: float = 300) -> dict[str,
 
 
 @pytest.mark.slow
-def test_a_users_tuner_runs_a_function_target_and_an_sb3_target_with_asha(tmp_path: Path, ray_env) -> None:
+def test_a_users_tuner_runs_a_function_an_sb3_and_an_engine_target_with_asha(tmp_path: Path, ray_env) -> None:
     got = _python(
         f"""
         import json, ray
@@ -84,7 +84,11 @@ def test_a_users_tuner_runs_a_function_target_and_an_sb3_target_with_asha(tmp_pa
                    space=dict(learning_rate=dict(type="float", low=1e-4, high=1e-3, log=True),
                               gamma=dict(type="float", low=0.9, high=0.999, transform="one_minus")),
                    budget=dict(max=512, report_every=256))
-        print(json.dumps(dict(curve=run(curve, 8), sb3=run(sb3, 3))))
+        engine = dict(target="engine:ppo", args=dict(env="CartPole-v1", n_envs=4, n_steps=16, n_epochs=1,
+                                                     n_minibatches=2),
+                      space=dict(learning_rate=dict(type="float", low=1e-4, high=1e-2, log=True)),
+                      budget=dict(max=256, report_every=128))
+        print(json.dumps(dict(curve=run(curve, 8), sb3=run(sb3, 3), engine=run(engine, 2))))
         """,
         ray_env,
     )
@@ -98,6 +102,9 @@ def test_a_users_tuner_runs_a_function_target_and_an_sb3_target_with_asha(tmp_pa
     assert all(r["budget"] in (256, 512) for r in sb3) and any(r["budget"] == 512 for r in sb3)
     assert all("one_minus_gamma" in r["config"] for r in sb3)  # Tune searched the transformed scale
     assert all(r["value"] > 0 for r in sb3)  # CartPole returns are positive
+    engine = got["engine"]
+    assert len(engine) == 2 and not any(r["error"] for r in engine)
+    assert all(r["budget"] in (128, 256) and r["value"] > 0 for r in engine)
 
 
 @pytest.mark.slow
@@ -172,9 +179,12 @@ def test_executor_tune_writes_the_run_directory_the_embedded_executor_writes(tmp
     pd.testing.assert_frame_equal(a[cols], b[cols])
     pd.testing.assert_frame_equal(pd.read_csv(tune / "curves.csv"), pd.read_csv(embedded / "curves.csv"))
     assert yaml.safe_load((tune / "best.yaml").read_text())["value"] == pytest.approx(b["value"].max())
-    for command in (["show", str(tune)], ["train", str(tune / "best.yaml"), "--seeds", "2"]):
+    commands = (["show", str(tune)], ["train", str(tune / "best.yaml"), "--seeds", "2"],
+                ["reeval", str(tune), "--top", "2", "--seeds", "2"])  # fmt: skip
+    for command in commands:
         done = _run([*AUTORL, *command], ray_env)
         assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pd.read_csv(tune / "reeval.csv")) == 4  # 2 configurations x 2 fresh seeds
     # the method's pruner decides through Tune's scheduler
     asha = _sweep(tmp_path, "asha", executor="tune", method="asha", budget={"max": 100, "min": 20},
                   workers=2)  # fmt: skip
