@@ -583,7 +583,6 @@ def _check_tune(cfg: SweepConfig, population: bool, objectives: int) -> None:
         (cfg.batch > 1, "batch", "a batch of trials trains as one computation on one worker"),
         (objectives > 1, "metric", "several objectives are not run through Tune"),
         (cfg.race is not None, "race", "racing interleaves race blocks with the sampler's trials"),
-        (cfg.budget.total is not None, "budget.total", "Tune counts no budget units across trials"),
         (cfg.storage is not None, "storage", "Tune's restore resumes a sweep, not a shared study"),
     ]
     for refused, key, why in refusals:

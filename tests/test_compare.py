@@ -532,3 +532,18 @@ def test_failed_trials_are_counted_by_kind_in_runs_and_the_report(tmp_path):
     assert results["failed_error"].sum() > 0 and results["failed_diverged"].sum() > 0
     n_error, n_diverged = int(results["failed_error"].sum()), int(results["failed_diverged"].sum())
     assert f"random: {n_diverged} diverged, {n_error} error." in report.read_text()
+
+
+def test_a_suites_executor_reaches_its_cells_and_tune_leaves_populations_to_ray(tmp_path):
+    methods = {"random": "random", "pbt": {"name": "pbt", "population": 4}}
+    tasks = {"curve": _curve_task(noise=0.0)}
+    plain = load_suite(_suite(tmp_path, tasks=tasks, methods=methods, seeds=1))
+    tuned = load_suite(_suite(tmp_path, tasks=tasks, methods=methods, seeds=1, executor="tune"))
+    where = {c.method: c.sweep.config.executor for c in tuned.cells}
+    assert where == {"random": "tune", "pbt": "ray"}  # Tune runs static methods; autorl's loops stay on Ray
+    assert {c.method: c.sweep.config.executor for c in plain.cells} == {
+        "random": "embedded",
+        "pbt": "embedded",
+    }
+    # where a cell runs is not what it is: the same cells, so finished ones are reused
+    assert [c.sweep.out for c in tuned.cells] == [c.sweep.out for c in plain.cells]

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
@@ -59,7 +59,16 @@ class SuiteConfig(BaseModel):
     jobs: PositiveInt = 1
     max_trials: PositiveInt = 10_000
     race: Any = None  # every tuning method's sweep races (the sweep key `race`); baselines never do
+    # every cell's executor; with tune, the cells Tune cannot run (populations, batches, races) run on ray
+    executor: Literal["embedded", "ray", "tune"] = "embedded"
     out: str | None = None
+
+
+def _executor(executor: str, tunes: bool) -> dict[str, str]:
+    """A cell's executor key: the suite's, except that a cell Tune cannot run goes to ``ray``."""
+    if executor == "embedded":
+        return {}
+    return {"executor": "ray" if executor == "tune" and not tunes else executor}
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,9 @@ def load_suite(
             # a suite's race reaches every tuner that can race: not a baseline, nor a population on a
             # target that cannot evaluate its agents on seeds
             races = not baseline and not (spec is not None and spec.population and not evaluates)
+            racing = cfg.race not in (None, False) and races
+            population = spec is not None and spec.population
+            tunes = not population and task.batch == 1 and not racing  # what executor: tune can run
             if mname in task.baselines:  # this task's configuration of a fixed method
                 method = {**({} if isinstance(method, str) else method), "name": name}
                 method["config"] = task.baselines[mname]
@@ -163,7 +175,8 @@ def load_suite(
                     "method": method,
                     **({} if one_run else {"trials": cfg.max_trials}),
                     **({"batch": task.batch} if task.batch > 1 and not one_run else {}),
-                    **({"race": cfg.race} if cfg.race not in (None, False) and races else {}),
+                    **({"race": cfg.race} if racing else {}),
+                    **_executor(cfg.executor, tunes),
                     "seed": seed,
                     "name": f"{tname}-{mname}-s{seed}",
                 }
@@ -171,7 +184,8 @@ def load_suite(
                     # keyed by its resolved definition (the contents of its space and baseline files
                     # included): a changed suite never reuses an old result
                     resolved = parse_sweep(data, source).resolved()
-                    key = _key({k: v for k, v in resolved.items() if k not in ("out", "name", "storage")})
+                    where = ("out", "name", "storage", "executor")  # where a cell runs is not what it is
+                    key = _key({k: v for k, v in resolved.items() if k not in where})
                     data["out"] = str(
                         out_dir / "cells" / tname / mname / f"seed{seed}-{_key([key, cfg.test_seeds])}"
                     )

@@ -170,6 +170,18 @@ class _Tally:
     session: float = 0.0  # units this run of the sweep spent
 
 
+def committed_units(sweep: Sweep, consumed: float, running: list[float]) -> float:
+    """Budget units ``budget.total`` must leave room for before another trial starts, given the units
+    the finished trials ``consumed`` and what each ``running`` trial has reported so far. A trial of a
+    method without rungs runs to ``budget.max``, so it is reserved in full (and one more must fit): a
+    batch or several workers then never start trials that could only end past the total. A trial that
+    a pruner may stop counts what it has spent so far. Every executor asks this one rule."""
+    if sweep.spec.rungs:
+        return consumed + sum(running)
+    per_trial = float(sweep.config.budget.steps * sweep.config.seeds_per_trial)
+    return consumed + per_trial * (len(running) + 1) - 1
+
+
 def run_trials(
     sweep: Sweep,
     backend: Backend,
@@ -226,16 +238,10 @@ class _TrialLoop:
     def committed(self, tuning: bool = False) -> float:
         """Budget units ``budget.total`` must leave room for before another trial starts: the finished
         trials' and what the running ones will spend (``tuning``: the sampler's trials' only, race blocks
-        left out). A trial of a method without rungs runs to ``budget.max``, so it is reserved in full
-        (and one more must fit): a batch or several workers then never start trials that could only end
-        past the total. A trial that a pruner may stop counts what it has spent so far."""
-        cfg = self.cfg
-        running = [r for r in self.running.values() if not (tuning and r.race is not None)]
+        left out), by :func:`committed_units`."""
+        running = [r.reported for r in self.running.values() if not (tuning and r.race is not None)]
         consumed = self.tally.consumed - (self.race.spent if tuning else 0.0)
-        if self.sweep.spec.rungs:
-            return consumed + sum(r.reported for r in running)
-        per_trial = float(cfg.budget.steps * cfg.seeds_per_trial)
-        return consumed + per_trial * (len(running) + 1) - 1
+        return committed_units(self.sweep, consumed, running)
 
     def tuning_room(self) -> bool:
         """Whether the sampler may start another trial: always, unless a racing sweep's ``budget.total``

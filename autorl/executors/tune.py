@@ -32,9 +32,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError, FailureKind
-from autorl.executors.sweep import Progress
+from autorl.executors.sweep import Progress, committed_units
 from autorl.executors.trial import SweepRef
-from autorl.results.record import ATTR, TrialRecord, counted
+from autorl.results.record import ATTR, TrialRecord, consumed, counted
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
 from autorl.results.tracking import Tracker
@@ -238,11 +238,13 @@ class _Records:
         self.sweep, self.study, self.tracker, self.progress = sweep, study, tracker, progress
         self.errors: dict[str, str] = {}  # Tune's error of a trial, by trial id (the scheduler hears first)
         self.started: dict[str, float] = {}
+        self.spent: dict[str, float] = {}  # units each running trial has reported (all seeds)
         self.began = time.perf_counter()
         self.status = SweepStatus("trials", total=sweep.config.trials, unit=sweep.info.unit)
 
     def result(self, trial_id: str, number: int, params: dict[str, Any], result: dict[str, Any]) -> None:
         self.started.setdefault(trial_id, time.perf_counter())
+        self.spent[trial_id] = float(result.get("budget", 0))
         metrics = {
             k: v for k, v in result.items() if isinstance(v, (int, float)) and k not in (VALUE, NUMBER)
         }
@@ -260,6 +262,7 @@ class _Records:
             k: float(v) for k, v in (result or {}).items() if isinstance(v, (int, float)) and k in keep
         }
         metrics["wall_s"] = time.perf_counter() - self.started.pop(trial_id, time.perf_counter())
+        self.spent.pop(trial_id, None)
         record.metrics = metrics
         got = (result or {}).get(VALUE)
         value = float(got) if got is not None else None
@@ -342,9 +345,15 @@ class _Search(OptunaSearch):  # type: ignore[misc]
     def suggest(self, trial_id: str) -> Any:  # a config, None (wait) or Searcher.FINISHED
         # The sweep's trial count is the study's, as on every executor: Tune's own count of its trials
         # differs after a restore (reruns, trials its snapshot missed)
-        live = sum(1 for tid in self._ot_trials if tid not in self._completed_trials)
-        if counted(self._ot_study.get_trials(deepcopy=False)) + live >= self.records.sweep.config.trials:
+        sweep = self.records.sweep
+        live = [tid for tid in self._ot_trials if tid not in self._completed_trials]
+        trials = self._ot_study.get_trials(deepcopy=False)
+        if counted(trials) + len(live) >= sweep.config.trials:
             return str(Searcher.FINISHED)
+        total = sweep.config.budget.total  # the same rule as the trial loop's, on what Tune reported
+        spent = [self.records.spent.get(tid, 0.0) for tid in live]
+        if total is not None and committed_units(sweep, consumed(trials), spent) >= total:
+            return None if live else str(Searcher.FINISHED)  # a pruned trial may free room
         config = super().suggest(trial_id)
         if config is None or not isinstance(config, dict):
             return config

@@ -230,6 +230,30 @@ def test_executor_tune_killed_mid_sweep_resumes_through_tunes_restore(tmp_path: 
     assert (df.loc[df["state"] == "COMPLETE", "budget"] == 10).all()
 
 
+@pytest.mark.slow
+def test_compare_runs_its_cells_through_tune_within_budget_total(tmp_path: Path, ray_env) -> None:
+    suite = {
+        "tasks": {"curve": {"target": "synthetic:curve", "budget": {"max": 300, "report_every": 100,
+                                                                    "total": 1200}, "ref": [0.0, 1.0]}},
+        "methods": {"random": "random", "asha": {"name": "asha"}},
+        "seeds": 1,
+        "test_seeds": 2,
+        "executor": "tune",
+        "out": str(tmp_path / "cmp"),
+    }  # fmt: skip
+    suite["tasks"]["curve"]["budget"]["min"] = 100
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    done = _run([*AUTORL, "compare", str(path)], ray_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = pd.read_csv(tmp_path / "cmp" / "results.csv")
+    assert sorted(results["method"].unique()) == ["asha", "random"]
+    for cell in (tmp_path / "cmp" / "cells" / "curve").glob("*/seed0-*"):
+        assert (cell / "tune").is_dir()  # it ran through Tune
+        trials = pd.read_csv(cell / "trials.csv")
+        assert trials["budget"].sum() <= 1200  # budget.total holds, as on the other executors
+
+
 @pytest.mark.parametrize(
     ("extra", "key"),
     [
