@@ -259,7 +259,7 @@ def test_compare_runs_its_cells_through_tune_within_budget_total(tmp_path: Path,
     [
         ({"method": {"name": "pbt", "population": 4}, "budget": {"max": 4, "report_every": 2}}, "method"),
         ({"race": True}, "race"),
-        ({"budget": {"max": 1, "total": 3}}, "budget.total"),
+        ({"storage": "sqlite:///shared.db"}, "storage"),
     ],
 )
 def test_executor_tune_refuses_what_it_cannot_run_in_one_line(
