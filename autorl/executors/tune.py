@@ -26,6 +26,7 @@ import cloudpickle
 import optuna
 from optuna.trial import TrialState
 from ray import tune
+from ray.tune.result import AUTO_RESULT_KEYS
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -245,8 +246,12 @@ class _Records:
     def result(self, trial_id: str, number: int, params: dict[str, Any], result: dict[str, Any]) -> None:
         self.started.setdefault(trial_id, time.perf_counter())
         self.spent[trial_id] = float(result.get("budget", 0))
+        # the target's metrics, not what Tune adds to every result (its clocks, counters, the config)
+        skip = {VALUE, "budget", *AUTO_RESULT_KEYS}
         metrics = {
-            k: v for k, v in result.items() if isinstance(v, (int, float)) and k not in (VALUE, NUMBER)
+            k: v
+            for k, v in result.items()
+            if isinstance(v, (int, float)) and k not in skip and not k.startswith("config/")
         }
         steps = int(result.get("budget", 0)) // self.sweep.config.seeds_per_trial
         self.tracker.step(f"trial-{number}", steps, metrics, params)

@@ -166,13 +166,19 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 @pytest.mark.slow
 def test_executor_tune_writes_the_run_directory_the_embedded_executor_writes(tmp_path: Path, ray_env) -> None:
     for executor in ("tune", "embedded"):
-        done = _run(
-            [*AUTORL, "sweep", str(_sweep(tmp_path, executor, executor=executor)), "--quiet"], ray_env
-        )
+        path = _sweep(tmp_path, executor, executor=executor, tracking={"tensorboard": True})
+        done = _run([*AUTORL, "sweep", str(path), "--quiet"], ray_env)
         assert done.returncode == 0, done.stderr[-3000:]
     tune, embedded = tmp_path / "tune", tmp_path / "embedded"
     for name in ("trials.csv", "curves.csv", "best.yaml", "plots/history.png", "plots/curves.png"):
         assert (tune / name).is_file(), name
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in (tune, embedded):  # the target's own metrics are tracked, not Tune's clocks and counters
+        events = EventAccumulator(str(run / "tensorboard" / "trial-0"))
+        events.Reload()
+        assert events.Tags()["scalars"] == ["score"]
+        assert [e.step for e in events.Scalars("score")] == [20, 40, 60, 80, 100]
     a, b = pd.read_csv(tune / "trials.csv"), pd.read_csv(embedded / "trials.csv")
     # one worker: the same sampler on the same study asks the same configurations, which score alike
     cols = ["trial", "state", "value", "budget", "seed", "x", "lr"]
