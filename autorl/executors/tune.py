@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from autorl.config import Sweep
-from autorl.errors import ConfigError, FailureKind
+from autorl.errors import ConfigError, FailureKind, describe, failure_of
 from autorl.executors.sweep import Progress, committed_units
 from autorl.executors.trial import SweepRef
 from autorl.results.record import ATTR, TrialRecord, consumed, counted
@@ -49,6 +51,7 @@ _RECORDS: dict[str, _Records] = {}  # executor: tune's records in this process, 
 NUMBER = "autorl_trial"  # a config key executor: tune adds: the Optuna trial's number (seeds, records)
 VALUE = "autorl_value"  # a result key: the trial's value so far, as the sweep's ``value`` selects it
 STATE_FILE = "autorl.json"  # in a checkpoint: the budget units trained
+ERROR, FAILURE, TRACEBACK = "autorl_error", "autorl_failure", "autorl_traceback"  # a failed trial's result
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,17 @@ class _Trainable:
         seeds = sweep.trial_seeds(int(number))
         target = TARGETS.get(sweep.config.target)
         full = {**sweep.trial_args(), **params}
-        if target_kind(target) is TargetKind.TRAINABLE:
-            _train(sweep, target, full, seeds, int(number))
-        else:
-            _call(sweep, target, full, seeds, int(number))
+        try:
+            if target_kind(target) is TargetKind.TRAINABLE:
+                _train(sweep, target, full, seeds, int(number))
+            else:
+                _call(sweep, target, full, seeds, int(number))
+        except (Exception, SystemExit) as exc:
+            if NUMBER not in config:
+                raise  # a user's Tuner: Tune's own error handling
+            # executor: tune records the failure as the other executors do; the sweep goes on
+            tune.report({sweep.metrics[0]: math.nan, ERROR: describe(exc), FAILURE: failure_of(exc).value,
+                         TRACEBACK: traceback.format_exc(limit=-8)})  # fmt: skip
 
 
 def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
@@ -267,18 +277,29 @@ class _Records:
             k: float(v) for k, v in (result or {}).items() if isinstance(v, (int, float)) and k in keep
         }
         metrics["wall_s"] = time.perf_counter() - self.started.pop(trial_id, time.perf_counter())
-        self.spent.pop(trial_id, None)
+        spent = self.spent.pop(trial_id, 0.0)  # what its last report said, where its end says nothing
+        if "budget" not in metrics and spent:
+            metrics["budget"] = spent
         record.metrics = metrics
         got = (result or {}).get(VALUE)
         value = float(got) if got is not None else None
-        if error:
-            record.fail(FailureKind.ERROR, self.errors.pop(trial_id, "TuneError: the trial failed"))
-            state = TrialState.FAIL
+        state = TrialState.FAIL
+        if error:  # Tune's own failure (the trial's actor died): what Tune said of it
+            record.fail(
+                FailureKind.DIED, self.errors.pop(trial_id, "WorkerDied: the trial's Tune actor failed")
+            )
+        elif result and ERROR in result:
+            record.fail(FailureKind(result[FAILURE]), str(result[ERROR]))
+            record.traceback = str(result.get(TRACEBACK) or "") or None
+        elif value is not None and not math.isfinite(value):
+            record.fail(FailureKind.DIVERGED, f"TrialDiverged: {sweep.metrics[0]} is not finite (diverged)")
         elif value is None or int(metrics.get("budget", 0)) < sweep.config.budget.steps * len(record.seeds):
             state = TrialState.PRUNED  # Tune's scheduler stopped it before its budget
         else:
             state = TrialState.COMPLETE
             record.metrics[sweep.metrics[0]] = value
+        if state == TrialState.FAIL:  # a failed trial has no value, as on the other executors
+            record.metrics = {k: v for k, v in record.metrics.items() if k in ("budget", "wall_s")}
         record.at_s = round(time.perf_counter() - self.began, 3)
         ot_trial.set_user_attr(ATTR, record.to_attr())
         name = state.name.lower()

@@ -201,6 +201,22 @@ def test_executor_tune_writes_the_run_directory_the_embedded_executor_writes(tmp
 
 
 @pytest.mark.slow
+def test_executor_tune_records_crashing_and_diverging_trials_as_the_embedded_executor(
+    tmp_path: Path, ray_env
+) -> None:
+    space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
+    for executor in ("tune", "embedded"):  # flaky: raises for x < 0, NaN for x > 0.8
+        path = _sweep(tmp_path, executor, executor=executor, target=toy("flaky"), space=space, trials=12,
+                      method="random", direction="maximize", budget={}, seed=0)  # fmt: skip
+        done = _run([*AUTORL, "sweep", str(path), "--quiet", "--no-plots"], ray_env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    cols = ["trial", "state", "value", "budget", "x", "failure", "error"]
+    a = pd.read_csv(tmp_path / "tune" / "trials.csv")[cols]
+    pd.testing.assert_frame_equal(a, pd.read_csv(tmp_path / "embedded" / "trials.csv")[cols])
+    assert set(a["failure"].dropna()) == {"error", "diverged"}  # both kinds met, the sweep went on
+
+
+@pytest.mark.slow
 def test_executor_tune_killed_mid_sweep_resumes_through_tunes_restore(tmp_path: Path, ray_env) -> None:
     import signal
 
