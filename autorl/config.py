@@ -463,11 +463,13 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
             "or iqm",
             "aggregate",
         )
-    _check_resources(cfg)
     name = cfg.name or (Path(source).stem if source != "<config>" else "sweep")
     out_dir = Path(cfg.out or f"runs/{name}").expanduser()
     ctx = method_context(cfg, space, directions)
     spec = check_method(method, ctx, options)
+    # a population smaller than workers runs on as many processes as it has members
+    size = build_population(method, ctx, options).size if spec.population else cfg.workers
+    _check_resources(cfg, processes=min(cfg.workers, size))
     _check_composition(cfg, info, method, options, spec, ctx, granularity[1])
     if cfg.executor == "tune":
         _check_tune(cfg, spec.population, len(metrics))
@@ -548,8 +550,9 @@ def _objectives(cfg: SweepConfig, info: TargetInfo) -> tuple[tuple[str, ...], tu
     return metrics, directions
 
 
-def _check_resources(cfg: SweepConfig) -> None:
-    """Workers this machine has, and a storage URL that can be used."""
+def _check_resources(cfg: SweepConfig, processes: int) -> None:
+    """Workers this machine has (``processes``: the worker processes the sweep will start), and a
+    storage URL that can be used."""
     from autorl.urls import STORAGE_ENV, check_storage_url
 
     if cfg.executor == "embedded" and cfg.workers > (cores := os.cpu_count() or 1):
@@ -559,9 +562,9 @@ def _check_resources(cfg: SweepConfig) -> None:
             "workers",
         )
     threads = cfg.args.get("threads", 1)  # the engine's torch threads per worker
-    if cfg.executor == "embedded" and isinstance(threads, int) and cfg.workers * threads > cores:
+    if cfg.executor == "embedded" and isinstance(threads, int) and processes * threads > cores:
         raise ConfigError(
-            f"workers x threads <= {cores} (this machine's cores) must hold, got {cfg.workers} x {threads}: "
+            f"workers x threads <= {cores} (this machine's cores) must hold, got {processes} x {threads}: "
             "threads fighting over cores run 3-15x slower; use more workers of one thread",
             "args.threads",
         )

@@ -220,3 +220,21 @@ def test_a_population_interval_below_one_rollout_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"method\.interval: .*interval >= 256 must hold"):
         load_sweep(write(tmp_path, cfg))
+
+
+def test_threads_are_counted_on_the_processes_a_population_starts(make_config, tmp_path, monkeypatch):
+    """A population of 2 on 4 workers starts 2 processes: 2 threads each fit 4 cores."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    cfg = make_config(
+        target="engine:ppo",
+        args={"env": "CartPole-v1", "n_envs": 4, "n_steps": 16, "threads": 2},
+        space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}},
+        budget={"max": 256, "report_every": 128},
+        method={"name": "pbt", "population": 2},
+        workers=4,
+    )
+    del cfg["trials"]
+    assert load_sweep(write(tmp_path, cfg)).config.workers == 4
+    cfg["method"] = {"name": "pbt", "population": 4}  # 4 processes of 2 threads: refused
+    with pytest.raises(ConfigError, match="got 4 x 2"):
+        load_sweep(write(tmp_path, cfg))
