@@ -269,12 +269,14 @@ def _again(config: Path, overrides: tuple[str, ...], out: str | None, storage: s
 
 def _tracking_hints(sw: Sweep) -> str:
     """How to open the sweep's tracked runs (docs/tracking.md)."""
+    from autorl.results.tracking import TB_DIR, TRACKING_DB
+
     cfg, lines = sw.config.tracking, []
     if cfg.tensorboard:
-        lines.append(f"tensorboard: tensorboard --logdir {sw.out / 'tensorboard'}")
+        lines.append(f"tensorboard: tensorboard --logdir {sw.out / TB_DIR}")
     if cfg.mlflow is True:
-        lines.append(f"mlflow:   mlflow ui --backend-store-uri sqlite:///{(sw.out / 'mlflow.db').resolve()}")
-    if cfg.wandb and (sw.out / "wandb").is_dir():
+        lines.append(f"mlflow:   mlflow ui --backend-store-uri sqlite:///{(sw.out / TRACKING_DB).resolve()}")
+    if list((sw.out / "wandb").glob("offline-run-*")):
         lines.append(f"wandb:    wandb sync {sw.out / 'wandb'}/offline-run-*   (offline runs)")
     return "".join("\n" + line for line in lines)
 

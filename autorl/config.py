@@ -332,8 +332,9 @@ class Sweep:
 
     def portable(self) -> dict[str, Any]:
         """What another process needs to rebuild this sweep with :func:`parse_sweep`: the keys the
-        user set, with the space, target and out resolved (and never the storage's URL)."""
-        data = self.config.model_dump(mode="json", exclude_unset=True, exclude={"storage"})
+        user set, with the space, target and out resolved (never the storage's URL, nor the tracking,
+        which only the orchestrator writes: a worker needs none of its libraries)."""
+        data = self.config.model_dump(mode="json", exclude_unset=True, exclude={"storage", "tracking"})
         data.update(
             space=self.space.to_dict(), target=self.config.target, out=str(self.out), name=self.study_name
         )
@@ -472,7 +473,12 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     _check_resources(cfg, processes=min(cfg.workers, size))
     _check_composition(cfg, info, method, options, spec, ctx, granularity[1])
     if cfg.executor == "tune":
-        _check_tune(cfg, spec.population, len(metrics))
+        _check_tune(
+            cfg,
+            spec.population,
+            len(metrics),
+            searched=any(p.type != ParamType.FIXED for p in space.values()),
+        )
     return Sweep(
         cfg, source, space, metrics, directions, info, method, options, out_dir, name, spec, base_dir,
         granularity,
@@ -579,14 +585,23 @@ def _check_resources(cfg: SweepConfig, processes: int) -> None:
             )
 
 
-def _check_tune(cfg: SweepConfig, population: bool, objectives: int) -> None:
+def _check_tune(cfg: SweepConfig, population: bool, objectives: int, searched: bool) -> None:
     """What ``executor: tune`` cannot run, refused in one line pointing at ``executor: ray``."""
+    from autorl.urls import STORAGE_ENV
+
     refusals = [
+        (not searched, "space", "nothing is searched (a fixed configuration): Tune's searcher needs a space"),
+        (cfg.trial_timeout is not None, "trial_timeout", "its workers are Tune's trials, not autorl's"),
+        (cfg.trial_memory is not None, "trial_memory", "its workers are Tune's trials, not autorl's"),
         (population, "method", "a population method is autorl's own loop (Tune's PBT runs on tune_target)"),
         (cfg.batch > 1, "batch", "a batch of trials trains as one computation on one worker"),
         (objectives > 1, "metric", "several objectives are not run through Tune"),
         (cfg.race is not None, "race", "racing interleaves race blocks with the sampler's trials"),
-        (cfg.storage is not None, "storage", "Tune's restore resumes a sweep, not a shared study"),
+        (
+            bool(cfg.storage or os.environ.get(STORAGE_ENV)),
+            "storage",
+            "Tune's restore resumes a sweep, not a shared study",
+        ),
     ]
     for refused, key, why in refusals:
         if refused:

@@ -535,15 +535,12 @@ def test_failed_trials_are_counted_by_kind_in_runs_and_the_report(tmp_path):
 
 
 def test_a_suites_executor_reaches_its_cells_and_tune_leaves_populations_to_ray(tmp_path):
-    methods = {"random": "random", "pbt": {"name": "pbt", "population": 4}}
-    tasks = {"curve": _curve_task(noise=0.0)}
+    methods = {"random": "random", "pbt": {"name": "pbt", "population": 4}, "zoo": "fixed"}
+    tasks = {"curve": _curve_task(noise=0.0, baselines={"zoo": {"x": 0.3, "lr": 0.1}})}
     plain = load_suite(_suite(tmp_path, tasks=tasks, methods=methods, seeds=1))
     tuned = load_suite(_suite(tmp_path, tasks=tasks, methods=methods, seeds=1, executor="tune"))
     where = {c.method: c.sweep.config.executor for c in tuned.cells}
-    assert where == {"random": "tune", "pbt": "ray"}  # Tune runs static methods; autorl's loops stay on Ray
-    assert {c.method: c.sweep.config.executor for c in plain.cells} == {
-        "random": "embedded",
-        "pbt": "embedded",
-    }
+    assert where == {"random": "tune", "pbt": "ray", "zoo": "ray"}  # Tune runs what it searches
+    assert {c.sweep.config.executor for c in plain.cells} == {"embedded"}
     # where a cell runs is not what it is: the same cells, so finished ones are reused
     assert [c.sweep.out for c in tuned.cells] == [c.sweep.out for c in plain.cells]

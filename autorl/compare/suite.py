@@ -59,7 +59,8 @@ class SuiteConfig(BaseModel):
     jobs: PositiveInt = 1
     max_trials: PositiveInt = 10_000
     race: Any = None  # every tuning method's sweep races (the sweep key `race`); baselines never do
-    # every cell's executor; with tune, the cells Tune cannot run (populations, batches, races) run on ray
+    # every cell's executor; with tune, the cells Tune cannot run (populations, baselines, batches,
+    # races) run on ray
     executor: Literal["embedded", "ray", "tune"] = "embedded"
     out: str | None = None
 
@@ -165,7 +166,7 @@ def load_suite(
             races = not baseline and not (spec is not None and spec.population and not evaluates)
             racing = cfg.race not in (None, False) and races
             population = spec is not None and spec.population
-            tunes = not population and task.batch == 1 and not racing  # what executor: tune can run
+            tunes = not (population or baseline) and task.batch == 1 and not racing  # what tune can run
             if mname in task.baselines:  # this task's configuration of a fixed method
                 method = {**({} if isinstance(method, str) else method), "name": name}
                 method["config"] = task.baselines[mname]
@@ -184,8 +185,11 @@ def load_suite(
                     # keyed by its resolved definition (the contents of its space and baseline files
                     # included): a changed suite never reuses an old result
                     resolved = parse_sweep(data, source).resolved()
-                    where = ("out", "name", "storage", "executor")  # where a cell runs is not what it is
-                    key = _key({k: v for k, v in resolved.items() if k not in where})
+                    # where a cell runs and what tracks it are not what it is (keys as before they came)
+                    kept = {
+                        k: v for k, v in resolved.items() if k not in ("out", "name", "storage", "tracking")
+                    }
+                    key = _key({**kept, "executor": "embedded"})
                     data["out"] = str(
                         out_dir / "cells" / tname / mname / f"seed{seed}-{_key([key, cfg.test_seeds])}"
                     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -52,6 +53,7 @@ NUMBER = "autorl_trial"  # a config key executor: tune adds: the Optuna trial's 
 VALUE = "autorl_value"  # a result key: the trial's value so far, as the sweep's ``value`` selects it
 STATE_FILE = "autorl.json"  # in a checkpoint: the budget units trained
 ERROR, FAILURE, TRACEBACK = "autorl_error", "autorl_failure", "autorl_traceback"  # a failed trial's result
+FINAL = "autorl_final"  # a result key: a function's final metrics, no point of its curve
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,25 @@ class _Trainable:
                 _train(sweep, target, full, seeds, int(number))
             else:
                 _call(sweep, target, full, seeds, int(number))
-        except (Exception, SystemExit) as exc:
+        except _Stop:
+            sys.exit(0)  # Tune ends a stopped trial's thread this way: it must reach Tune
+        except (Exception, SystemExit) as exc:  # the target's own failure, sys.exit() included
             if NUMBER not in config:
                 raise  # a user's Tuner: Tune's own error handling
             # executor: tune records the failure as the other executors do; the sweep goes on
             tune.report({sweep.metrics[0]: math.nan, ERROR: describe(exc), FAILURE: failure_of(exc).value,
                          TRACEBACK: traceback.format_exc(limit=-8)})  # fmt: skip
+
+
+class _Stop(BaseException):
+    """Tune stopped the trial (its ``sys.exit(0)`` from inside ``tune.report``): not the target's failure."""
+
+
+def _report(result: dict[str, Any], **kwargs: Any) -> None:
+    try:
+        tune.report(result, **kwargs)
+    except SystemExit:
+        raise _Stop from None
 
 
 def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
@@ -146,7 +161,7 @@ def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], num
             for i, agent in enumerate(agents):
                 agent.save(Path(where) / f"seed{i}")
             (Path(where) / STATE_FILE).write_text(json.dumps({"steps": steps, "history": history}))
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(where))
+            _report(result, checkpoint=tune.Checkpoint.from_directory(where))
 
 
 def _call(sweep: Sweep, target: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
@@ -154,14 +169,14 @@ def _call(sweep: Sweep, target: Any, config: dict[str, Any], seeds: list[int], n
     cfg, metric = sweep.config, sweep.metrics[0]
 
     def report(value: float, step: int) -> bool:
-        tune.report({**ctx.metrics, "budget": step * len(seeds), VALUE: value})
+        _report({**ctx.metrics, "budget": step * len(seeds), VALUE: value})
         return False  # Tune's scheduler stops a trial by ending it, not by an answer
 
     ctx = TrialContext(seed=seeds[0], budget=cfg.budget.steps, number=number, metric=metric,
                        report_every=cfg.budget.interval, should_prune=report)  # fmt: skip
     result = run_target(target, config, ctx, select=sweep.value_spec.select, k=sweep.value_spec.k,
                         maximize=sweep.maximize, seeds=seeds, aggregate=cfg.aggregate)  # fmt: skip
-    tune.report({**result.metrics, VALUE: result.metrics[metric]})
+    _report({**result.metrics, VALUE: result.metrics[metric], FINAL: 1})
 
 
 # ------------------------------------------------------------------------------------------ executor: tune
@@ -195,6 +210,9 @@ def run_tune(
     root = (sweep.out / "tune").resolve()
     trainable = tune.with_resources(target.trainable, {"cpu": 1})
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 stays silent: autorl shows progress
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C stops the sweep, as elsewhere
+    # keeping one checkpoint a trial makes Tune snapshot its experiment at each: measured no slower here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
         if resume and tune.Tuner.can_restore(str(root / "sweep")):
             tuner = tune.Tuner.restore(str(root / "sweep"), trainable, restart_errored=False)
@@ -213,6 +231,9 @@ def run_tune(
                     name="sweep",
                     storage_path=str(root),
                     verbose=0,
+                    # a trial's last checkpoint is all a resume or Tune's PBT reads; without a limit
+                    # every report's stayed on disk
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
             )
         tuner.fit()
@@ -224,6 +245,19 @@ def run_tune(
 
             ray.shutdown()
     return study
+
+
+def _own(result: dict[str, Any], keep_budget: bool) -> dict[str, float]:
+    """The target's numeric metrics in a Tune result, not what Tune adds to every result (its clocks,
+    counters, the config) nor autorl's own keys."""
+    skip = {VALUE, FINAL, ERROR, FAILURE, TRACEBACK, NUMBER, *AUTO_RESULT_KEYS}
+    if not keep_budget:
+        skip.add("budget")
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in skip and "/" not in k
+    }
 
 
 def _interrupt_stale(sweep: Sweep, study: optuna.Study) -> None:
@@ -256,13 +290,7 @@ class _Records:
     def result(self, trial_id: str, number: int, params: dict[str, Any], result: dict[str, Any]) -> None:
         self.started.setdefault(trial_id, time.perf_counter())
         self.spent[trial_id] = float(result.get("budget", 0))
-        # the target's metrics, not what Tune adds to every result (its clocks, counters, the config)
-        skip = {VALUE, "budget", *AUTO_RESULT_KEYS}
-        metrics = {
-            k: v
-            for k, v in result.items()
-            if isinstance(v, (int, float)) and k not in skip and not k.startswith("config/")
-        }
+        metrics = _own(result, keep_budget=False)
         steps = int(result.get("budget", 0)) // self.sweep.config.seeds_per_trial
         self.tracker.step(f"trial-{number}", steps, metrics, params)
 
@@ -272,11 +300,10 @@ class _Records:
         sweep = self.sweep
         params = config_of(sweep.space, ot_trial.params)
         record = TrialRecord(config=sweep.space.record(params), seeds=sweep.trial_seeds(ot_trial.number))
-        keep = ("budget", *sweep.metrics)
-        metrics = {
-            k: float(v) for k, v in (result or {}).items() if isinstance(v, (int, float)) and k in keep
-        }
-        metrics["wall_s"] = time.perf_counter() - self.started.pop(trial_id, time.perf_counter())
+        metrics = _own(result or {}, keep_budget=True)
+        began = self.started.pop(trial_id, time.perf_counter())
+        wall = (result or {}).get("time_total_s")  # Tune's clock of the trial, from its start
+        metrics["wall_s"] = float(wall) if isinstance(wall, (int, float)) else time.perf_counter() - began
         spent = self.spent.pop(trial_id, 0.0)  # what its last report said, where its end says nothing
         if "budget" not in metrics and spent:
             metrics["budget"] = spent
@@ -386,16 +413,24 @@ class _Search(OptunaSearch):  # type: ignore[misc]
         return {**config, NUMBER: self._ot_trials[trial_id].number}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Nothing: the scheduler hears every result first (:meth:`take`); Tune calls this only for a
+        result the scheduler let through."""
+
+    def take(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """A trial's result: to the records and trackers, its value to the Optuna trial at its budget
+        units; then whether the method's pruner stops it (decided on this very report). False for a
+        trial the study does not run (after a resume: finished, or lost to it)."""
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return  # a trial the study had finished before Tune's snapshot (it is stopped)
+            return False
         trial = self._ot_trials[trial_id]
         params = config_of(self.records.sweep.space, trial.params)
         self.records.result(trial_id, trial.number, params, result)
-        if VALUE in result and "budget" in result:
+        if VALUE in result and "budget" in result and not result.get(FINAL):
             steps = int(result["budget"]) // self.records.sweep.config.seeds_per_trial
             with warnings.catch_warnings():  # a trial Tune restarted reports its first steps again
                 warnings.simplefilter("ignore", UserWarning)
                 trial.report(float(result[self.records.sweep.metrics[0]]), steps)
+        return True
 
     def should_prune(self, trial_id: str) -> bool:
         trial = self._ot_trials.get(trial_id)
@@ -429,8 +464,7 @@ class _Pruning(FIFOScheduler):  # type: ignore[misc]
         self.search.records.errors[trial.trial_id] = lines[-1] if lines else "TuneError: the trial failed"
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        known = self.search._ot_trials
-        if trial.trial_id in self.search._completed_trials or trial.trial_id not in known:
+        if not self.search.take(trial.trial_id, result):
             return str(TrialScheduler.STOP)  # after a resume: finished in the study, or lost to it
         if VALUE in result and self.search.should_prune(trial.trial_id):
             return str(TrialScheduler.STOP)

@@ -9,13 +9,14 @@ own. A tracker that fails (a server gone) is dropped with one warning: tracking 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from autorl.results.rundir import write_atomic
 
 IDS_FILE = "tracking.json"  # the MLflow and W&B run ids of a run directory, so a resume continues them
 TB_DIR = "tensorboard"
+TRACKING_DB = "mlflow.db"  # MLflow's default store in the run directory
 ARTIFACTS_DIR = "mlflow-artifacts"
 
 
@@ -71,12 +73,9 @@ class Tracker:
                 getattr(sink, call)(*args)
             except Exception as exc:
                 self.sinks.remove(sink)
-                warnings.warn(
-                    f"tracking: {type(sink).__name__} stopped after an error ({type(exc).__name__}: {exc}); "
-                    "the sweep goes on without it",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+                _dropped(type(sink).__name__, exc)
+                with contextlib.suppress(Exception):  # what it still holds open, as best it can
+                    sink.close({}, [])
 
     def step(
         self,
@@ -114,6 +113,15 @@ class Tracker:
         self.sinks = []
 
 
+def _dropped(name: str, exc: Exception) -> None:
+    warnings.warn(
+        f"tracking: {name} stopped after an error ({type(exc).__name__}: {exc}); "
+        "the sweep goes on without it",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
 def tracked_outputs(out: Path) -> tuple[dict[str, float], list[Path]]:
     """A run directory's summary for the trackers (the incumbent's ``value``, from best.yaml) and the
     files they keep (best.yaml, best_schedule.yaml, trials.csv, the plots)."""
@@ -129,14 +137,22 @@ def tracked_outputs(out: Path) -> tuple[dict[str, float], list[Path]]:
 def open_tracker(sweep: Sweep) -> Tracker:
     """The trackers ``sweep.config.tracking`` switches on (none: a tracker that does nothing)."""
     cfg = sweep.config.tracking
-    sinks: list[Sink] = []
     ids = _Ids(sweep.out / IDS_FILE)
+    uri = None if isinstance(cfg.mlflow, bool) else cfg.mlflow
+    options = cfg.wandb if isinstance(cfg.wandb, dict) else {}
+    makers: list[tuple[str, Callable[[], Sink]]] = []
     if cfg.tensorboard:
-        sinks.append(TensorBoardSink(sweep))
+        makers.append(("TensorBoardSink", lambda: TensorBoardSink(sweep)))
     if cfg.mlflow:
-        sinks.append(MlflowSink(sweep, None if cfg.mlflow is True else str(cfg.mlflow), ids))
+        makers.append(("MlflowSink", lambda: MlflowSink(sweep, uri, ids)))
     if cfg.wandb:
-        sinks.append(WandbSink(sweep, {} if cfg.wandb is True else dict(cfg.wandb), ids))
+        makers.append(("WandbSink", lambda: WandbSink(sweep, dict(options), ids)))
+    sinks: list[Sink] = []
+    for name, make in makers:  # a tracker that cannot start (a server down) is left out, not the sweep
+        try:
+            sinks.append(make())
+        except Exception as exc:
+            _dropped(name, exc)
     return Tracker(sinks)
 
 
@@ -223,7 +239,8 @@ class MlflowSink:
         local = uri is None
         if local:
             sweep.out.mkdir(parents=True, exist_ok=True)
-            uri = f"sqlite:///{(sweep.out / 'mlflow.db').resolve()}"
+            uri = f"sqlite:///{(sweep.out / TRACKING_DB).resolve()}"
+        self.key = f"mlflow {uri}"  # the ids of one store: a resume that points elsewhere starts anew
         self.client = client = MlflowClient(tracking_uri=uri)
         name = sweep.study_name
         found = client.get_experiment_by_name(name)
@@ -232,13 +249,13 @@ class MlflowSink:
         else:
             where = (sweep.out / ARTIFACTS_DIR).resolve().as_uri() if local else None
             self.experiment = client.create_experiment(name, artifact_location=where)
-        parent = ids.get("mlflow", "sweep")
+        parent = ids.get(self.key, "sweep")
         if parent is None:
             run = client.create_run(
                 self.experiment, run_name=name, tags={"autorl.target": sweep.config.target}
             )
             parent = run.info.run_id
-            ids.put("mlflow", "sweep", parent)
+            ids.put(self.key, "sweep", parent)
             client.log_batch(parent, params=_params({"method": sweep.method, "target": sweep.config.target}))
         else:
             client.update_run(parent, status="RUNNING")
@@ -246,11 +263,11 @@ class MlflowSink:
         self.runs: dict[str, str] = {}
 
     def start(self, key: str, config: Mapping[str, Any]) -> None:
-        run_id = self.ids.get("mlflow", key)
+        run_id = self.ids.get(self.key, key)
         if run_id is None:
             tags = {"mlflow.parentRunId": self.parent}
             run_id = self.client.create_run(self.experiment, run_name=key, tags=tags).info.run_id
-            self.ids.put("mlflow", key, run_id)
+            self.ids.put(self.key, key, run_id)
             self.client.log_batch(run_id, params=_params(config))
         self.runs[key] = run_id
 

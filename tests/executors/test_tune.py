@@ -282,13 +282,16 @@ def test_compare_runs_its_cells_through_tune_within_budget_total(tmp_path: Path,
         ({"method": {"name": "pbt", "population": 4}, "budget": {"max": 4, "report_every": 2}}, "method"),
         ({"race": True}, "race"),
         ({"storage": "sqlite:///shared.db"}, "storage"),
+        ({"trial_timeout": 60}, "trial_timeout"),
+        ({"space": {"x": {"type": "fixed", "value": 0.5}}}, "space"),
     ],
 )
 def test_executor_tune_refuses_what_it_cannot_run_in_one_line(
     make_config: Any, extra: dict, key: str
 ) -> None:
-    cfg = make_config(executor="tune", target=toy("Toy"), **extra)
+    cfg = make_config(executor="tune", target=toy("Toy"))
     cfg["space"] = {"x": {"type": "float", "low": -1.0, "high": 1.0, "mutable": True}}
+    cfg.update(extra)
     if key == "method":
         del cfg["trials"]  # a population's size is its own
     with pytest.raises(ConfigError) as err:

@@ -27,10 +27,10 @@ TRIALS = 3
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One sweep of a learning curve with every tracker on (W&B offline): its run directory."""
-    out = tmp_path_factory.mktemp("tracked") / "run"
+    out = tmp_path_factory.mktemp("tracking") / "run"  # the group name is not in its path
     sweep(
         {
-            "name": "tracked",
+            "name": "tracked-sweep",
             "target": "synthetic:curve",
             "budget": {"max": 100, "report_every": 25},
             "method": "random",
@@ -82,10 +82,10 @@ def test_mlflow_nests_a_run_per_trial_under_the_sweeps_with_stepped_metrics(trac
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tracked / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("tracked")
+    experiment = client.get_experiment_by_name("tracked-sweep")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    parent = [r for r in runs if r.info.run_name == "tracked"]
+    parent = [r for r in runs if r.info.run_name == "tracked-sweep"]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"
     children = {
         r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id
@@ -109,7 +109,7 @@ def test_wandb_writes_an_offline_run_per_trial_inside_the_run_directory(tracked:
     for key, run_id in ids.items():
         (log,) = (tracked / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
         data = log.read_bytes()  # W&B's record log: the run's name, group, config and history keys
-        for text in (key, "tracked", "score", "budget", "lr"):
+        for text in (key, "tracked-sweep", "score", "budget", "lr"):  # name, group (the sweep), keys
             assert text.encode() in data, text
 
 
