@@ -38,7 +38,7 @@ from autorl.config import Sweep
 from autorl.errors import ConfigError, FailureKind, describe, failure_of
 from autorl.executors.sweep import Progress, committed_units
 from autorl.executors.trial import SweepRef
-from autorl.results.record import ATTR, TrialRecord, consumed, counted
+from autorl.results.record import TrialRecord, consumed, counted, write_trial
 from autorl.results.status import SweepStatus
 from autorl.results.storage import open_study
 from autorl.results.tracking import Tracker
@@ -269,8 +269,7 @@ def _interrupt_stale(sweep: Sweep, study: optuna.Study) -> None:
         record = TrialRecord(config=config, seeds=sweep.trial_seeds(t.number)).fail(
             FailureKind.INTERRUPTED, "Interrupted: the sweep was stopped before Tune saved this trial"
         )
-        study._storage.set_trial_user_attr(t._trial_id, ATTR, record.to_attr())
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        write_trial(study, record, TrialState.FAIL, trial=optuna.Trial(study, t._trial_id))
 
 
 class _Records:
@@ -296,7 +295,7 @@ class _Records:
 
     def end(
         self, trial_id: str, ot_trial: optuna.Trial, result: dict[str, Any] | None, error: bool
-    ) -> tuple[TrialState, float | None]:
+    ) -> tuple[TrialRecord, TrialState, float | None]:
         sweep = self.sweep
         params = config_of(sweep.space, ot_trial.params)
         record = TrialRecord(config=sweep.space.record(params), seeds=sweep.trial_seeds(ot_trial.number))
@@ -328,7 +327,6 @@ class _Records:
         if state == TrialState.FAIL:  # a failed trial has no value, as on the other executors
             record.metrics = {k: v for k, v in record.metrics.items() if k in ("budget", "wall_s")}
         record.at_s = round(time.perf_counter() - self.began, 3)
-        ot_trial.set_user_attr(ATTR, record.to_attr())
         name = state.name.lower()
         self.tracker.end(f"trial-{ot_trial.number}", name, record.metrics, params)
         self.status.count(name)
@@ -338,7 +336,7 @@ class _Records:
         self.status.line = f"trial {ot_trial.number} {name}"
         if self.progress:
             self.progress(self.status)
-        return state, value if state == TrialState.COMPLETE else None
+        return record, state, value if state == TrialState.COMPLETE else None
 
 
 class _Search(OptunaSearch):  # type: ignore[misc]
@@ -442,11 +440,8 @@ class _Search(OptunaSearch):  # type: ignore[misc]
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         trial = self._ot_trials[trial_id]
-        state, value = self.records.end(trial_id, trial, result, error)
-        try:
-            self._ot_study.tell(trial, value, state=state)
-        except ValueError:  # a value Optuna refuses (NaN): the trial is failed, the sweep goes on
-            self._ot_study.tell(trial, None, state=TrialState.FAIL)
+        record, state, value = self.records.end(trial_id, trial, result, error)
+        write_trial(self._ot_study, record, state, None if value is None else [value], trial=trial)
         self._completed_trials.add(trial_id)
 
 
