@@ -21,7 +21,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ from autorl.results.tracking import Tracker
 from autorl.space import to_distributions
 from autorl.space.ray import config_of, to_ray
 from autorl.targets import TARGETS, TargetKind, TrialContext, target_kind
-from autorl.targets.driver import run_target
-from autorl.targets.runner import Trainables, advance, next_report, select_value
+from autorl.targets.driver import run_target, train_agents
+from autorl.targets.runner import select_value
 
 _RECORDS: dict[str, _Records] = {}  # executor: tune's records in this process, by run directory
 NUMBER = "autorl_trial"  # a config key executor: tune adds: the Optuna trial's number (seeds, records)
@@ -130,38 +130,40 @@ def _report(result: dict[str, Any], **kwargs: Any) -> None:
 
 
 def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
-    """A Trainable target, interval by interval, each report with a checkpoint; a trial Tune restores
-    (a resume, or Tune's PBT copying a better trial) loads it and takes its own hyperparameters."""
+    """A Trainable target through the one trial runner (:func:`~autorl.targets.driver.train_agents`),
+    each report with a checkpoint; a trial Tune restores (a resume, or Tune's PBT copying a better
+    trial) loads it, goes on from its units and curve, and takes its own hyperparameters."""
     cfg, metric = sweep.config, sweep.metrics[0]
-    budget = cfg.budget.steps
-    agents = [cls(config, TrialContext(seed=s, budget=budget, number=number, metric=metric)) for s in seeds]
-    steps, history = 0, []
+    ctx = TrialContext(seed=seeds[0], budget=cfg.budget.steps, number=number, metric=metric,
+                       report_every=cfg.budget.interval)  # fmt: skip
+    agents = [cls(config, replace(ctx, seed=s, curve=[])) for s in seeds]
+    used = 0
     given = tune.get_checkpoint()
     if given is not None:
         with given.as_directory() as where:
             saved = json.loads((Path(where) / STATE_FILE).read_text())
-            steps, history = int(saved["steps"]), list(saved["history"])
+            used, ctx.curve = int(saved["steps"]), [(int(s), float(v)) for s, v in saved["curve"]]
             for i, agent in enumerate(agents):
                 agent.load(Path(where) / f"seed{i}")
         if sweep.info.reconfigurable:  # after the load, so the restore cannot undo this trial's values
             for agent in agents:
                 agent.reconfigure(config)
-    live = Trainables(dict(enumerate(agents)))
-    while steps < budget:
-        units = next_report(steps, cfg.budget.interval, budget) - steps
-        step = advance(live, {0: list(range(len(agents)))}, {0: units}, {0: steps}, metric, cfg.aggregate,
-                       sweep.maximize)[0]  # fmt: skip
-        if step.failure is not None:
-            raise step.failure
-        steps = step.steps
-        history.append(step.metrics[metric])
-        value = select_value(history, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize)
-        result = {**step.metrics, "budget": steps * len(seeds), VALUE: value}
+
+    def report(value: float, step: int) -> bool:
+        history = [v for _, v in ctx.curve]
+        chosen = select_value(history, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize)
         with tempfile.TemporaryDirectory() as where:
             for i, agent in enumerate(agents):
                 agent.save(Path(where) / f"seed{i}")
-            (Path(where) / STATE_FILE).write_text(json.dumps({"steps": steps, "history": history}))
+            (Path(where) / STATE_FILE).write_text(json.dumps({"steps": step, "curve": ctx.curve}))
+            result = {**ctx.metrics, "budget": step * len(seeds), VALUE: chosen}
             _report(result, checkpoint=tune.Checkpoint.from_directory(where))
+        return False  # Tune's scheduler stops a trial by ending it, not by an answer
+
+    ctx.should_prune = report
+    train_agents(
+        agents, ctx, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize, cfg.aggregate, used
+    )
 
 
 def _call(sweep: Sweep, target: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:

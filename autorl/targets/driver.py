@@ -142,13 +142,29 @@ def _run_trainables(
 ) -> TrialResult:
     """One agent per seed, trained in lock-step by the runner: each interval's aggregate is reported (and
     may be pruned); a failure the runner finds is raised as :class:`~autorl.errors.TrialFailed`."""
-    agents = Trainables({i: cls(config, replace(ctx, seed=s, curve=[])) for i, s in enumerate(seeds)})
-    trial = {0: list(range(len(seeds)))}
-    used, history = 0, []
+    agents = [cls(config, replace(ctx, seed=s, curve=[])) for s in seeds]
+    return train_agents(agents, ctx, select, k, maximize, aggregate)
+
+
+def train_agents(
+    agents: Sequence[Any],
+    ctx: TrialContext,
+    select: Select,
+    k: int,
+    maximize: bool,
+    aggregate: Aggregate,
+    used: int = 0,
+) -> TrialResult:
+    """Train one configuration's ``agents`` (one per seed) from ``used`` budget units to ``ctx.budget``,
+    reporting every interval through ``ctx.report``; ``ctx.curve`` holds what came before (a restored
+    trial's), so the value is selected over the whole curve."""
+    live = Trainables(dict(enumerate(agents)))
+    trial = {0: list(range(len(agents)))}
+    history = [v for _, v in ctx.curve]
     step = Step({})
     while used < ctx.budget:
         units = next_report(used, ctx.interval, ctx.budget) - used
-        step = advance(agents, trial, {0: units}, {0: used}, ctx.metric, aggregate, maximize)[0]
+        step = advance(live, trial, {0: units}, {0: used}, ctx.metric, aggregate, maximize)[0]
         if step.failure is not None:
             raise step.failure
         used = step.steps
@@ -156,4 +172,5 @@ def _run_trainables(
         ctx.report(history[-1], used, step.metrics)
     metrics = dict(step.metrics)
     metrics[ctx.metric] = select_value(history, select, k, maximize)
-    return TrialResult(metrics, list(ctx.curve), used * len(seeds), step.per_seed if len(seeds) > 1 else [])
+    n = len(agents)
+    return TrialResult(metrics, list(ctx.curve), used * n, step.per_seed if n > 1 else [])
