@@ -36,7 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError, FailureKind, describe, failure_of
-from autorl.executors.sweep import Progress, committed_units
+from autorl.executors.sweep import Clock, Progress, committed_units
 from autorl.executors.trial import SweepRef
 from autorl.results.record import TrialRecord, consumed, counted, write_trial
 from autorl.results.status import SweepStatus
@@ -198,7 +198,7 @@ def run_tune(
     started = init_ray(sweep)
     target = tune_target(sweep)
     out = str(sweep.out.resolve())
-    _RECORDS[out] = _Records(sweep, study, tracker or Tracker([]), progress)
+    _RECORDS[out] = records = _Records(sweep, study, tracker or Tracker([]), progress)
     search = _Search(
         space=to_distributions(sweep.space),
         metric=target.metric,
@@ -227,7 +227,7 @@ def run_tune(
                     num_samples=-1,  # until the searcher has asked the sweep's trials (its count)
                     max_concurrent_trials=cfg.workers,
                     reuse_actors=True,  # one process per worker, as the other executors: no import per trial
-                    time_budget_s=cfg.budget.time,
+                    time_budget_s=None if cfg.budget.time is None else max(1.0, records.clock.left),
                 ),
                 run_config=tune.RunConfig(
                     name="sweep",
@@ -241,6 +241,7 @@ def run_tune(
         tuner.fit()
         _interrupt_stale(sweep, study)
     finally:
+        records.clock.save(force=True)
         _RECORDS.pop(out, None)
         if started:
             import ray
@@ -285,7 +286,7 @@ class _Records:
         self.errors: dict[str, str] = {}  # Tune's error of a trial, by trial id (the scheduler hears first)
         self.started: dict[str, float] = {}
         self.spent: dict[str, float] = {}  # units each running trial has reported (all seeds)
-        self.began = time.perf_counter()
+        self.clock = Clock(study, sweep.config.budget.time)  # the sweep's wall time, across resumes
         self.status = SweepStatus("trials", total=sweep.config.trials, unit=sweep.info.unit)
 
     def result(self, trial_id: str, number: int, params: dict[str, Any], result: dict[str, Any]) -> None:
@@ -328,7 +329,8 @@ class _Records:
             record.metrics[sweep.metrics[0]] = value
         if state == TrialState.FAIL:  # a failed trial has no value, as on the other executors
             record.metrics = {k: v for k, v in record.metrics.items() if k in ("budget", "wall_s")}
-        record.at_s = round(time.perf_counter() - self.began, 3)
+        record.at_s = round(self.clock.elapsed, 3)
+        self.clock.save()
         name = state.name.lower()
         self.tracker.end(f"trial-{ot_trial.number}", name, record.metrics, params)
         self.status.count(name)
