@@ -105,7 +105,10 @@ class _Trainable:
         full = {**sweep.trial_args(), **params}
         try:
             if target_kind(target) is TargetKind.TRAINABLE:
-                _train(sweep, target, full, seeds, int(number))
+                # a user's Tuner may exploit at any report (Tune's PBT): a checkpoint each; executor:
+                # tune needs them only to resume, so at most every checkpoint_every seconds
+                every = sweep.config.checkpoint_every if NUMBER in config else None
+                _train(sweep, target, full, seeds, int(number), every)
             else:
                 _call(sweep, target, full, seeds, int(number))
         except _Stop:
@@ -129,10 +132,13 @@ def _report(result: dict[str, Any], **kwargs: Any) -> None:
         raise _Stop from None
 
 
-def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], number: int) -> None:
+def _train(
+    sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], number: int, every: float | None
+) -> None:
     """A Trainable target through the one trial runner (:func:`~autorl.targets.driver.train_agents`),
-    each report with a checkpoint; a trial Tune restores (a resume, or Tune's PBT copying a better
-    trial) loads it, goes on from its units and curve, and takes its own hyperparameters."""
+    its reports with a checkpoint (each one, or at most ``every`` seconds); a trial Tune restores (a
+    resume, or Tune's PBT copying a better trial) loads it, goes on from its units and curve, and
+    takes its own hyperparameters."""
     cfg, metric = sweep.config, sweep.metrics[0]
     ctx = TrialContext(seed=seeds[0], budget=cfg.budget.steps, number=number, metric=metric,
                        report_every=cfg.budget.interval)  # fmt: skip
@@ -149,14 +155,21 @@ def _train(sweep: Sweep, cls: Any, config: dict[str, Any], seeds: list[int], num
             for agent in agents:
                 agent.reconfigure(config)
 
+    saved_at = time.monotonic()
+
     def report(value: float, step: int) -> bool:
+        nonlocal saved_at
         history = [v for _, v in ctx.curve]
         chosen = select_value(history, sweep.value_spec.select, sweep.value_spec.k, sweep.maximize)
+        result = {**ctx.metrics, "budget": step * len(seeds), VALUE: chosen}
+        if every is not None and time.monotonic() - saved_at < every:
+            _report(result)
+            return False
+        saved_at = time.monotonic()
         with tempfile.TemporaryDirectory() as where:
             for i, agent in enumerate(agents):
                 agent.save(Path(where) / f"seed{i}")
             (Path(where) / STATE_FILE).write_text(json.dumps({"steps": step, "curve": ctx.curve}))
-            result = {**ctx.metrics, "budget": step * len(seeds), VALUE: chosen}
             _report(result, checkpoint=tune.Checkpoint.from_directory(where))
         return False  # Tune's scheduler stops a trial by ending it, not by an answer
 

@@ -172,6 +172,8 @@ def test_executor_tune_writes_the_run_directory_the_embedded_executor_writes(tmp
     tune, embedded = tmp_path / "tune", tmp_path / "embedded"
     for name in ("trials.csv", "curves.csv", "best.yaml", "plots/history.png", "plots/curves.png"):
         assert (tune / name).is_file(), name
+    # trials of well under checkpoint_every (10 s) save no Tune checkpoint: each costs Tune a snapshot
+    assert not list((tune / "tune").rglob("checkpoint_*"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for run in (tune, embedded):  # the target's own metrics are tracked, not Tune's clocks and counters
