@@ -68,7 +68,16 @@ def timed(cfg: dict[str, Any], work: Path) -> dict[str, float]:
     )
     wall = time.perf_counter() - start
     steps = float(pd.read_csv(out / "trials.csv")["budget"].sum())
-    return {"wall_s": round(wall, 2), "env_steps": steps, "steps_per_s": round(steps / wall, 1)}
+    row: dict[str, Any] = {
+        "wall_s": round(wall, 2),
+        "env_steps": steps,
+        "steps_per_s": round(steps / wall, 1),
+    }
+    summary = out / "population_summary.json"
+    if summary.is_file():  # where a population's time went: its phases and per-interval timeline
+        data = json.loads(summary.read_text())
+        row.update(phases=data["phases"], timeline=data["timeline"])
+    return row
 
 
 def main() -> None:
