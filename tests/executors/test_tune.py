@@ -278,6 +278,46 @@ def test_compare_runs_its_cells_through_tune_within_budget_total(tmp_path: Path,
         assert trials["budget"].sum() <= 1200  # budget.total holds, as on the other executors
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_an_executor_tune_sweep_with_its_results_and_resume_finishes(
+    tmp_path: Path, ray_env
+) -> None:
+    import signal
+
+    from autorl.results.store import open_run
+
+    space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
+    path = _sweep(tmp_path, "cut", executor="tune", target=toy("curve"), metric="score", space=space,
+                  direction="maximize", budget={"max": 10, "report_every": 1}, args={"sleep": 0.3},
+                  trials=12, workers=2)  # fmt: skip
+    proc = subprocess.Popen(  # SIGINT as a terminal sends it (a background job would ignore it)
+        [*AUTORL, "sweep", str(path), "--quiet"], env=ray_env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline, done = time.monotonic() + 120, 0
+        while done < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            with contextlib.suppress(FileNotFoundError, KeyError, ValueError):
+                study, _ = open_run(tmp_path / "cut")
+                done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        assert done >= 2 and proc.poll() is None, "the sweep did not get under way"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        _stop_session(proc.pid)
+    assert proc.returncode == 130, err[-3000:]  # stopped, as on the other executors
+    assert "interrupted: results so far are in" in err
+    cut = pd.read_csv(tmp_path / "cut" / "trials.csv")
+    assert 2 <= (cut["state"] == "COMPLETE").sum() < 12  # exported as it stood
+    resumed = _run([*AUTORL, "sweep", str(path), "--resume", "--quiet"], ray_env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    df = pd.read_csv(tmp_path / "cut" / "trials.csv")
+    assert (df["state"] == "COMPLETE").sum() == 12
+    assert df.loc[df["state"] != "COMPLETE", "interrupted"].all()
+
+
 @pytest.mark.parametrize(
     ("extra", "key"),
     [
