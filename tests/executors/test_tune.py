@@ -218,11 +218,23 @@ def test_executor_tune_records_crashing_and_diverging_trials_as_the_embedded_exe
     assert set(a["failure"].dropna()) == {"error", "diverged"}  # both kinds met, the sweep went on
 
 
+def _under_way(proc: subprocess.Popen, out: Path, finished: int) -> None:
+    """Wait until the running sweep in ``out`` has ``finished`` trials finished (2 minutes at most)."""
+    from autorl.results.store import open_run
+
+    deadline, done = time.monotonic() + 120, 0
+    while done < finished and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        with contextlib.suppress(FileNotFoundError, KeyError, ValueError):
+            study, _ = open_run(out)
+            done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    assert done >= finished and proc.poll() is None, "the sweep did not get under way"
+
+
 @pytest.mark.slow
 def test_executor_tune_killed_mid_sweep_resumes_through_tunes_restore(tmp_path: Path, ray_env) -> None:
     import signal
 
-    from autorl.results.store import open_run
     from tests.executors.test_ray import _session_pids
 
     space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
@@ -232,14 +244,7 @@ def test_executor_tune_killed_mid_sweep_resumes_through_tunes_restore(tmp_path: 
     proc = subprocess.Popen([*AUTORL, "sweep", str(path), "--quiet"], env=ray_env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        done = 0
-        while done < 3 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            with contextlib.suppress(FileNotFoundError, KeyError, ValueError):
-                study, _ = open_run(tmp_path / "killed")
-                done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-        assert done >= 3 and proc.poll() is None, "the sweep did not get under way"
+        _under_way(proc, tmp_path / "killed", 3)
         for pid in _session_pids(proc.pid):  # kill -9, Ray's processes too
             os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -284,8 +289,6 @@ def test_ctrl_c_stops_an_executor_tune_sweep_with_its_results_and_resume_finishe
 ) -> None:
     import signal
 
-    from autorl.results.store import open_run
-
     space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
     path = _sweep(tmp_path, "cut", executor="tune", target=toy("curve"), metric="score", space=space,
                   direction="maximize", budget={"max": 10, "report_every": 1}, args={"sleep": 0.3},
@@ -296,13 +299,7 @@ def test_ctrl_c_stops_an_executor_tune_sweep_with_its_results_and_resume_finishe
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        deadline, done = time.monotonic() + 120, 0
-        while done < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            with contextlib.suppress(FileNotFoundError, KeyError, ValueError):
-                study, _ = open_run(tmp_path / "cut")
-                done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-        assert done >= 2 and proc.poll() is None, "the sweep did not get under way"
+        _under_way(proc, tmp_path / "cut", 2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
