@@ -2,17 +2,20 @@
 
 1. **tanh.** The hidden activations' forward and backward on a ``[8, 256, 64]`` float32 tensor (one
    minibatch of the shipped example's 8 members): ``torch.tanh`` and its backward against
-   ``2 sigmoid(2x) - 1`` with the backward ``g (1 - y^2)`` (what ``autorl.engine.nets.tanh`` does where
-   it is differentiated), in microseconds per call, and the largest absolute difference.
+   ``2 sigmoid(2x) - 1`` with the backward ``g (1 - y^2)`` (what the engine's fused MLP,
+   ``autorl.engine.nets._FusedMLP``, computes where it is differentiated), in microseconds per call,
+   and the largest absolute difference; and a head's weight gradient (``[8, 256, 64]`` by ``[8, 256,
+   2]``) as ``x^T g`` and as ``(g^T x)^T``.
 2. **torch.compile.** The same tanh compiled, and one minibatch's loss and gradient
    (``Population._loss`` then ``torch.autograd.grad``) compiled, each with its compile time (the first
    call, with inductor's on-disk cache empty) and its time per call against the eager one.
 3. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
-   with the engine's tanh and with ``torch.tanh`` everywhere, measured alternately ``--repeats`` times;
-   then, in a fresh process, P = 8 with ``compile=True``: the first rollout's time (the cold compile),
-   the rate after it, and the env steps after which compiling has paid for itself.
+   and 32 (one shard of a 64-member population on two workers) with the engine's fused MLP and with
+   autograd over plain ops (``torch.tanh``), measured alternately ``--repeats`` times; then, in a fresh
+   process, P = 8 with ``compile=True``: the first rollout's time (the cold compile), the rate after it,
+   and the env steps after which compiling has paid for itself.
 
-    python benchmarks/engine_kernels.py --json docs/figures/engine_kernels.json   # about 3 minutes
+    python benchmarks/engine_kernels.py --json docs/figures/engine_kernels.json   # about 4 minutes
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ from typing import Any
 
 import torch
 
-from autorl.engine import config as engine_config
+from autorl.engine import nets, ppo
 from autorl.engine.config import EngineConfig
-from autorl.engine.nets import tanh
 from autorl.engine.ppo import Population
 
 SETTINGS: dict[str, Any] = {"n_envs": 32, "n_steps": 32, "n_epochs": 4, "n_minibatches": 4}
@@ -52,20 +54,33 @@ def activations() -> dict[str, Any]:
     x = torch.randn(8, 256, 64)
     grad = torch.randn_like(x)
     xs = x.clone().requires_grad_(True)
+    head = torch.randn(8, 256, 2)
 
-    def backward(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], Any]:
-        return lambda: torch.autograd.grad(f(xs), xs, grad)
+    def sigmoid_form(z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(z * 2).mul_(2).sub_(1)
+
+    def sigmoid_form_backward() -> torch.Tensor:  # the fused MLP's: forward, then g (1 - y^2) in place
+        y = sigmoid_form(x)
+        back = grad.clone()
+        return back.addcmul_(back, y * y, value=-1)
 
     exact = torch.tanh(x.double())
     return {
         "torch_tanh_us": per_call_us(lambda: torch.tanh(x)),
-        "engine_tanh_forward_us": per_call_us(lambda: torch.sigmoid(x * 2).mul_(2).sub_(1)),
-        "torch_tanh_forward_backward_us": per_call_us(backward(torch.tanh)),
-        "engine_tanh_forward_backward_us": per_call_us(backward(tanh)),
+        "engine_tanh_forward_us": per_call_us(lambda: sigmoid_form(x)),
+        "torch_tanh_forward_backward_us": per_call_us(lambda: torch.autograd.grad(torch.tanh(xs), xs, grad)),
+        "engine_tanh_forward_backward_us": per_call_us(sigmoid_form_backward),
         "sigmoid_us": per_call_us(lambda: torch.sigmoid(x)),
         "torch_tanh_max_abs_error": float((torch.tanh(x).double() - exact).abs().max()),
-        "engine_tanh_max_abs_error": float((tanh(xs).detach().double() - exact).abs().max()),
+        "engine_tanh_max_abs_error": float((sigmoid_form(x).double() - exact).abs().max()),
+        "head_weight_grad_xT_g_us": per_call_us(lambda: torch.bmm(x.transpose(1, 2), head)),
+        "head_weight_grad_gT_x_T_us": per_call_us(lambda: torch.bmm(head.transpose(1, 2), x).transpose(1, 2)),
     }
+
+
+def _plain_mlp(layers: nets.Layers, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The MLP as autograd over plain ops with ``torch.tanh``: what the fused MLP replaced."""
+    return nets._forward(layers, x, torch.tanh if activation == "tanh" else torch.relu)
 
 
 def compiled() -> dict[str, Any]:
@@ -143,18 +158,18 @@ def main() -> None:
         print(f"{name:<34} {value:.3g}")
     rates: dict[tuple[int, str], list[float]] = {}
     for _ in range(args.repeats):  # alternating, so that a slow spell of the machine hits every row
-        for members in (1, 8):
-            for activation in ("engine", "torch"):
-                engine_config.ACTIVATIONS["tanh"] = tanh if activation == "engine" else torch.tanh
-                rates.setdefault((members, activation), []).append(training(members, args.seconds))
-    engine_config.ACTIVATIONS["tanh"] = tanh
-    rows = [
-        {"members": p, "tanh": a, "steps_per_s": r, "median": statistics.median(r)}
+        for members in (1, 8, 32):
+            for mlp in ("fused", "autograd"):
+                ppo._mlp = nets._mlp if mlp == "fused" else _plain_mlp  # type: ignore[assignment]
+                rates.setdefault((members, mlp), []).append(training(members, args.seconds))
+    ppo._mlp = nets._mlp  # type: ignore[assignment]
+    rows: list[dict[str, Any]] = [
+        {"members": p, "mlp": a, "steps_per_s": r, "median": statistics.median(r)}
         for (p, a), r in rates.items()
     ]
     for row in rows:
         runs = " / ".join(f"{x:,.0f}" for x in row["steps_per_s"])
-        print(f"P = {row['members']}, {row['tanh']} tanh: {runs} env steps/s (median {row['median']:,.0f})")
+        print(f"P = {row['members']}, {row['mlp']} MLP: {runs} env steps/s (median {row['median']:,.0f})")
     record["training"] = rows
     if not args.no_compile:
         record["compile"] = comp = compiled()
@@ -163,7 +178,7 @@ def main() -> None:
         child = [sys.executable, __file__, "--compiled-training", "--seconds", str(3 * args.seconds)]
         done = subprocess.run(child, check=True, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        eager = next(r["median"] for r in rows if r["members"] == 8 and r["tanh"] == "engine")
+        eager = next(r["median"] for r in rows if r["members"] == 8 and r["mlp"] == "fused")
         saved = 1 / eager - 1 / result["steps_per_s"]  # seconds per env step
         result["break_even_env_steps"] = result["first_rollout_s"] / saved if saved > 0 else None
         record["training_compiled"] = result

@@ -11,10 +11,9 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from autorl.engine.envs import SPECS, EnvSpec
-from autorl.engine.nets import tanh
+from autorl.engine.nets import ACTIVATIONS
 from autorl.engine.objectives import OBJECTIVES
 from autorl.errors import ConfigError
 from autorl.registry import unknown_name
@@ -45,8 +44,6 @@ _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "adam_eps": (lambda v: v > 0, "> 0"),
 }
 _SCHEDULES = ("constant", "linear")
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": tanh, "relu": torch.relu}
-"""The hidden layers' activations by ``EngineConfig.activation``."""
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from torch import Tensor
 
 from autorl.engine import rng
 from autorl.engine.adam import adam_step
-from autorl.engine.config import ACTIVATIONS, DEFAULT_HPARAMS, HYPERPARAMS, EngineConfig, check_hparams
+from autorl.engine.config import DEFAULT_HPARAMS, HYPERPARAMS, EngineConfig, check_hparams
 from autorl.engine.envs import BatchedEnv, make
 from autorl.engine.members import _COPIED, _Members, _Rollout
 from autorl.engine.nets import _entropy_categorical, _Layout, _mlp
@@ -132,7 +132,7 @@ class Population:
         self.on_episode_end = on_episode_end
         self.on_rollout = on_rollout
         self._layout = _Layout.of(config)
-        self._activation = ACTIVATIONS[config.activation]
+        self._activation = config.activation
         self._objective = OBJECTIVES.get(config.objective)
         self._minibatch = torch.compile(self._minibatch_grad) if config.compile else self._minibatch_grad
         self._m = _Members.cat([self._fresh(h, s) for h, s in zip(hparams, seeds, strict=True)])
@@ -429,7 +429,10 @@ class Population:
         k, n_steps, n_envs = m.theta.shape[0], cfg.n_steps, cfg.n_envs
         _, critic, _ = self._layout.split(m.theta)
         rows = n_steps * n_envs
-        v = _mlp(critic, torch.cat((buf.obs.view(k, rows, -1), buf.last_obs), 1), self._activation)[..., 0]
+        inputs = torch.cat((buf.obs.view(k, rows, -1), buf.last_obs), 1)
+        v = _mlp(critic, inputs, self._activation, exact=False)[
+            ..., 0
+        ]  # values only: no action depends on them
         values, next_value = v[:, :rows].view(k, n_steps, n_envs), v[:, rows:]
 
         gamma = m.hp["gamma"].to(cfg.dtype)[:, None]

@@ -199,7 +199,7 @@ def test_advantages_follow_sb3_with_per_member_gamma_and_lambda() -> None:
     m = pop._m
     advantages, returns, values = pop._advantages(m, buf)
     _, critic, _ = pop._layout.split(m.theta)
-    critic_of = lambda x: _mlp(critic, x.reshape(2, -1, 3), torch.tanh).reshape(x.shape[:-1])  # noqa: E731
+    critic_of = lambda x: _mlp(critic, x.reshape(2, -1, 3), "tanh").reshape(x.shape[:-1])  # noqa: E731
     for i, (gamma, lam) in enumerate([(0.9, 0.8), (0.99, 0.95)]):
         want = _gae_reference(
             critic_of(buf.obs)[i].double().numpy(),
