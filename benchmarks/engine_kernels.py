@@ -9,9 +9,15 @@
 2. **torch.compile.** The same tanh compiled, and one minibatch's loss and gradient
    (``Population._loss`` then ``torch.autograd.grad``) compiled, each with its compile time (the first
    call, with inductor's on-disk cache empty) and its time per call against the eager one.
-3. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
+3. **Freed memory.** A product of two freshly cloned ``[32, 256, 64]`` tensors in a process with glibc's
+   malloc defaults and in one after ``keep_freed_memory()`` (what every worker process calls), each in
+   a fresh process, in microseconds per call and minor page faults per call.
+4. **A minibatch.** One minibatch's loss and gradient at P = 8 and 32 with the fused MLP and with
+   autograd over plain ops, in microseconds, alternately ``--repeats`` times.
+5. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
    and 32 (one shard of a 64-member population on two workers) with the engine's fused MLP and with
-   autograd over plain ops (``torch.tanh``), measured alternately ``--repeats`` times; then, in a fresh
+   autograd over plain ops (``torch.tanh``), measured alternately ``--repeats`` times in this process
+   (which keeps freed memory, as a worker does); then, in a fresh
    process, P = 8 with ``compile=True``: the first rollout's time (the cold compile), the rate after it,
    and the env steps after which compiling has paid for itself.
 
@@ -21,6 +27,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -37,6 +44,7 @@ import torch
 from autorl.engine import nets, ppo
 from autorl.engine.config import EngineConfig
 from autorl.engine.ppo import Population
+from autorl.executors.process import keep_freed_memory
 
 SETTINGS: dict[str, Any] = {"n_envs": 32, "n_steps": 32, "n_epochs": 4, "n_minibatches": 4}
 
@@ -78,6 +86,41 @@ def activations() -> dict[str, Any]:
     }
 
 
+_FRESH = """
+import json, resource, sys, time
+import torch
+torch.set_num_threads(1)
+if sys.argv[1] == "keep":
+    from autorl.executors.process import keep_freed_memory
+    keep_freed_memory()
+h = torch.randn(32, 256, 64)
+def product():
+    c = h.clone()
+    return c * c
+for _ in range(5):
+    product()
+faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+for _ in range(200):
+    product()
+seconds = time.perf_counter() - start
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+print(json.dumps({"us": seconds / 200 * 1e6, "page_faults": faults / 200}))
+"""
+
+
+def freed_memory() -> dict[str, Any]:
+    """A product of two fresh tensors with glibc's defaults and with freed memory kept (fresh processes)."""
+    out = {}
+    for mode in ("default", "keep"):
+        done = subprocess.run(
+            [sys.executable, "-c", _FRESH, mode], check=True, capture_output=True, text=True
+        )
+        result = json.loads(done.stdout)
+        out[f"fresh_product_{mode}_us"] = result["us"]
+        out[f"fresh_product_{mode}_page_faults"] = result["page_faults"]
+    return out
+
+
 def _plain_mlp(layers: nets.Layers, x: torch.Tensor, activation: str) -> torch.Tensor:
     """The MLP as autograd over plain ops with ``torch.tanh``: what the fused MLP replaced."""
     return nets._forward(layers, x, torch.tanh if activation == "tanh" else torch.relu)
@@ -111,6 +154,44 @@ def compiled() -> dict[str, Any]:
     out["minibatch_compile_s"] = time.perf_counter() - start
     out["minibatch_compiled_us"] = per_call_us(lambda: step_compiled(theta), 100)
     return out
+
+
+def minibatch(repeats: int) -> list[dict[str, Any]]:
+    """One minibatch's loss and gradient (``Population._minibatch_grad``, 256 samples per member) at
+    P = 8 and 32, with the fused MLP and with autograd over plain ops, alternately ``repeats`` times."""
+    rows = []
+    for members in (8, 32):
+        pop = Population(EngineConfig("CartPole-v1", **SETTINGS), [{}] * members, seeds=range(members))
+        gen = torch.Generator().manual_seed(0)
+        k, n = members, 256
+        batch = (
+            torch.randn(k, n, 4, generator=gen),
+            torch.randint(0, 2, (k, n), generator=gen),
+            torch.full((k, n), -0.69),
+            torch.randn(k, n, generator=gen),
+            torch.randn(k, n, generator=gen),
+            torch.full((k, 1), 0.2),
+            torch.zeros(k),
+            torch.full((k,), 0.5),
+        )
+        theta = pop.state_dict()["members"]["theta"]
+        step = functools.partial(pop._minibatch_grad, theta, *batch)
+        times: dict[str, list[float]] = {"fused": [], "autograd": []}
+        for _ in range(repeats):
+            for mlp in times:
+                ppo._mlp = nets._mlp if mlp == "fused" else _plain_mlp  # type: ignore[assignment]
+                times[mlp].append(per_call_us(step, 100))
+        ppo._mlp = nets._mlp  # type: ignore[assignment]
+        fused, plain = statistics.median(times["fused"]), statistics.median(times["autograd"])
+        rows.append(
+            {
+                "members": members,
+                "fused_us": times["fused"],
+                "autograd_us": times["autograd"],
+                "ratio": fused / plain,
+            }
+        )
+    return rows
 
 
 def training(members: int, seconds: float, compile: bool = False) -> float:
@@ -156,6 +237,16 @@ def main() -> None:
     record["activations"] = acts = activations()
     for name, value in acts.items():
         print(f"{name:<34} {value:.3g}")
+    record["freed_memory"] = freed = freed_memory()
+    for name, value in freed.items():
+        print(f"{name:<34} {value:.3g}")
+    keep_freed_memory()  # as every worker process does, before the training rows
+    record["minibatch"] = mbs = minibatch(args.repeats)
+    for row in mbs:
+        print(
+            f"minibatch P = {row['members']}: fused {statistics.median(row['fused_us']):,.0f} us, autograd "
+            f"{statistics.median(row['autograd_us']):,.0f} us (median ratio {row['ratio']:.2f})"
+        )
     rates: dict[tuple[int, str], list[float]] = {}
     for _ in range(args.repeats):  # alternating, so that a slow spell of the machine hits every row
         for members in (1, 8, 32):

@@ -1,9 +1,9 @@
 """A worker's process, and a spare one started early.
 
 The sweep's process calls :func:`warm_start` once the config's keys are valid and before the target
-is resolved, to start the first worker then, so that the worker's imports (autorl's executors, torch,
+is resolved, to start its workers then, so that the workers' imports (autorl's executors, torch,
 the target) run while the orchestrator resolves the config and opens the study, not after.
-:class:`~autorl.executors.workers.ProcessPool` takes the spare as its first worker. This module
+:class:`~autorl.executors.workers.ProcessPool` takes the spares as its workers. This module
 imports only the standard library (and the target registry when it warms).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import socket
@@ -24,6 +25,23 @@ if TYPE_CHECKING:
     from autorl.config import SweepConfig
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_MALLOPT = {-3: 32 << 20, -1: 256 << 20, -2: 64 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
+
+
+def keep_freed_memory() -> bool:
+    """In a worker process: let glibc's malloc keep freed memory for the next allocation (allocations up
+    to 32 MiB from the heap, the heap trimmed only past 256 MiB free, grown 64 MiB at a time) instead of
+    handing it back to the kernel and faulting it in again.
+
+    A training step allocates and frees many tensors of a few MiB; with glibc's defaults each came back
+    as fresh pages, faulted in again (benchmarks/engine_kernels.py measures a product of two fresh
+    ``[32, 256, 64]`` tensors both ways). True where it was set; elsewhere (not glibc) nothing changes.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(option, value) == 1 for option, value in _MALLOPT.items())
 
 
 # A worker's first lines: the orchestrator's sys.path, then the workers module's main (argv: the
@@ -117,12 +135,17 @@ def discard_spares() -> None:
 
 
 def warm_start(cfg: SweepConfig) -> None:
-    """Once a sweep's keys are valid and before its target is resolved: start its first worker, which
-    imports the target's module meanwhile. Only for the embedded executor without ``trial_memory``
-    (a worker's imports must stay under its memory cap)."""
+    """Once a sweep's keys are valid and before its target is resolved: start its workers (``workers``,
+    or a population's size where it names a smaller one), which import the target's module meanwhile.
+    Only for the embedded executor without ``trial_memory`` (a worker's imports must stay under its
+    memory cap)."""
     if cfg.executor != "embedded" or cfg.trial_memory is not None or _SPARES:
         return
-    prestart([module] if (module := _target_module(cfg.target)) else [])
+    size = cfg.method.get("population") if isinstance(cfg.method, dict) else None
+    count = min(cfg.workers, size) if isinstance(size, int) and size >= 1 else cfg.workers
+    warm = [module] if (module := _target_module(cfg.target)) else []
+    for _ in range(count):
+        prestart(warm)
 
 
 def _target_module(target: str) -> str | None:

@@ -36,7 +36,7 @@ from typing import Any
 from autorl.config import Sweep
 from autorl.errors import ConfigError
 from autorl.executors.carry import registrations
-from autorl.executors.process import THREAD_VARS
+from autorl.executors.process import THREAD_VARS, keep_freed_memory
 from autorl.executors.trial import SweepRef, checkpoint_path
 from autorl.executors.workers import Event, EventKind, _output_to
 
@@ -112,6 +112,7 @@ class _Actor:
 
         for var in THREAD_VARS:
             os.environ.setdefault(var, "1")
+        keep_freed_memory()
         for entry in path:
             if entry not in sys.path:
                 sys.path.append(entry)

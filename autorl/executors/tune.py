@@ -36,6 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from autorl.config import Sweep
 from autorl.errors import ConfigError, FailureKind, describe, failure_of
+from autorl.executors.process import keep_freed_memory
 from autorl.executors.sweep import Clock, Progress, committed_units
 from autorl.executors.trial import SweepRef
 from autorl.results.record import TrialRecord, consumed, counted, write_trial
@@ -95,6 +96,7 @@ class _Trainable:
         import torch
 
         torch.set_num_threads(1)  # one thread per trial process: threads fighting over cores are slower
+        keep_freed_memory()
         sweep = self.ref.load()
         number = config.get(NUMBER)
         if number is None:  # a user's Tuner: trial ids end in the trial's index

@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from autorl.executors.process import WorkerProcess, spawn, take_spare
+from autorl.executors.process import WorkerProcess, keep_freed_memory, spawn, take_spare
 from autorl.executors.trial import JobFunction
 
 
@@ -118,6 +118,7 @@ def worker_main(conn_fd: int, sentinel_fd: int, warm: list[str] | None = None) -
     from autorl.executors.carry import adopt
 
     del sentinel_fd  # held open, never used: the orchestrator sees it close when this process ends
+    keep_freed_memory()
     conn = Connection(conn_fd)
     for name in warm or ():
         with contextlib.suppress(Exception):  # the job imports it again and reports what fails

@@ -327,35 +327,39 @@ def test_registrations_of_importable_objects_travel_as_references(monkeypatch):
     assert toy.entry_point == "tests.toy_targets:Toy"
 
 
-def test_the_first_worker_starts_before_the_config_is_resolved_and_the_pool_takes_it(
-    make_config, monkeypatch
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_workers_start_before_the_config_is_resolved_and_the_pool_takes_them(
+    make_config, monkeypatch, workers
 ):
-    """The worker's imports overlap the orchestrator's config resolution: a spare worker exists when
-    the target is resolved, importing the target's module, and the pool runs the trials on it."""
+    """The workers' imports overlap the orchestrator's config resolution: one spare worker per worker
+    exists when the target is resolved, importing the target's module, and the pool runs the trials on
+    them."""
     from autorl import config as config_module
     from autorl.executors import process
 
-    seen: dict[str, object] = {}
+    seen: dict[str, list] = {"warm": [], "spares while resolving": [], "taken": []}
     resolve, take, start = config_module._resolve, process.take_spare, process.prestart
 
     def resolving(*args, **kwargs):
-        seen["spares while resolving"] = len(process._SPARES)
+        seen["spares while resolving"].append(len(process._SPARES))
         return resolve(*args, **kwargs)
 
     def prestarting(warm=()):
-        seen["warm"] = list(warm)
+        seen["warm"].append(list(warm))
         start(warm)
 
     def taking():
-        seen["taken"] = (spare := take()) is not None
+        seen["taken"].append((spare := take()) is not None)
         return spare
 
     monkeypatch.setattr(config_module, "_resolve", resolving)
     monkeypatch.setattr(process, "prestart", prestarting)
     monkeypatch.setattr("autorl.executors.workers.take_spare", taking)
-    df = sweep(make_config(trials=3), plots=False).trials
+    df = sweep(make_config(trials=3, workers=workers), plots=False).trials
     assert (df["state"] == "COMPLETE").all() and len(df) == 3
-    assert seen == {"warm": [], "spares while resolving": 1, "taken": True}  # a file target: not warmed
+    assert seen["warm"] == [[]] * workers  # a file target: not warmed
+    assert seen["spares while resolving"][0] == workers
+    assert seen["taken"] == [True] * workers
     assert process._SPARES == []
     assert process._target_module("engine:ppo") == "autorl.engine.target"  # what its worker imports
     assert process._target_module("my_package.targets:train") == "my_package.targets"
@@ -376,3 +380,35 @@ def test_a_config_refused_after_the_worker_started_leaves_no_process(make_config
         sweep(make_config(method={"name": "random", "no_such_option": 1}), plots=False)  # refused resolving
     assert len(started) == 1 and started[0].exitcode is not None  # started, then ended, not left behind
     assert process._SPARES == []
+
+
+_CHURN = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "keep":
+    from autorl.executors.process import keep_freed_memory
+    assert keep_freed_memory()
+def churn():
+    a = np.ones(1 << 19, dtype=np.float32); b = a * 2; c = b + a  # three 2 MiB arrays, then freed
+    return float(c[0])
+churn()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(50):
+    churn()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc")
+def test_a_worker_keeps_freed_memory_instead_of_faulting_it_in_again():
+    """With glibc's defaults, arrays of a few MiB freed together go back to the kernel and every new
+    one faults its pages in again (what slowed a training step); a worker keeps them."""
+
+    def faults(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHURN, mode], capture_output=True, text=True, check=True
+        )
+        return int(done.stdout)
+
+    assert faults("default") > 50 * 512  # at least one 2 MiB array's pages per round
+    assert faults("keep") < 512
