@@ -393,21 +393,12 @@ class _TrialLoop:
         if job is None or job_id is None:
             return  # an idle worker that died (it is replaced), or a job already recorded
         job.last = time.monotonic()
-        seeds = self.cfg.seeds_per_trial
         if ev.kind is EventKind.ASK and isinstance(ev.payload, Report):
-            got = ev.payload
-            number = got.number if got.number is not None else job.trials[0]
-            run = self.running[number]
-            run.reported = float(got.step) * seeds
-            metrics = got.metrics or {self.sweep.metrics[0]: got.value}
-            self.tracker.step(f"trial-{number}", got.step, metrics, run.params)
-            # a race block runs to the end: its value judges a configuration, not a rung; several
-            # objectives report only to tracking (Optuna prunes single-objective trials alone)
-            prune = False
-            if len(self.sweep.directions) == 1:
-                run.trial.report(got.value, got.step)
-                prune = run.race is None and run.trial.should_prune()
-            self.backend.answer(ev.worker, job_id, prune)
+            self.backend.answer(ev.worker, job_id, self.reported(job.trials[0], ev.payload))
+            self.report()
+        elif ev.kind is EventKind.ASK and isinstance(ev.payload, list):  # a batch's reports
+            pruned = [self.reported(job.trials[0], got) for got in ev.payload]
+            self.backend.answer(ev.worker, job_id, pruned)
             self.report()
         elif ev.kind is EventKind.ASK and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
             ended = ev.payload.outcome
@@ -434,6 +425,21 @@ class _TrialLoop:
             raise RuntimeError(
                 f"autorl failed while running trials {job.trials} (a bug, please report):\n{ev.payload}"
             )
+
+    def reported(self, first: int, got: Report) -> bool:
+        """Record a trial's intermediate value (``got.number``, else the job's ``first`` trial); whether
+        to prune it."""
+        number = got.number if got.number is not None else first
+        run = self.running[number]
+        run.reported = float(got.step) * self.cfg.seeds_per_trial
+        metrics = got.metrics or {self.sweep.metrics[0]: got.value}
+        self.tracker.step(f"trial-{number}", got.step, metrics, run.params)
+        # a race block runs to the end: its value judges a configuration, not a rung; several
+        # objectives report only to tracking (Optuna prunes single-objective trials alone)
+        if len(self.sweep.directions) != 1:
+            return False
+        run.trial.report(got.value, got.step)
+        return run.race is None and run.trial.should_prune()
 
     def run(self) -> optuna.Study:
         sweep, cfg, backend, clock, tally = self.sweep, self.cfg, self.backend, self.clock, self.tally

@@ -73,7 +73,8 @@ def _target_args(sweep_ref: SweepRef) -> tuple[Any, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Report:
-    """An intermediate value of a running trial; the orchestrator answers True to prune it.
+    """An intermediate value of a running trial; the orchestrator answers True to prune it (a batch
+    sends a list of them, one per trial, and gets a list of answers).
     ``number`` names the trial in a batch (None: the job's only trial); ``metrics``: all the step's
     metrics (training statistics too), for experiment tracking."""
 
@@ -250,22 +251,24 @@ def run_batch(job: BatchJob, link: Link) -> None:
             sweep.maximize,
         )
         ended: list[tuple[_Slot, TrialOutcome]] = []
+        reports = []
         for number, step in steps.items():
             slot = slots[number]
             slot.steps = step.steps
             slot.curve.append((step.steps, step.metrics[metric]))
             if step.failure is not None:
-                outcome = _batch_outcome(sweep, slot, step, TrialState.FAIL, step.failure)
+                ended.append((slot, _batch_outcome(sweep, slot, step, TrialState.FAIL, step.failure)))
             else:
-                ask = Report(step.steps, step.metrics[metric], number, dict(step.metrics))
-                prune = bool(link.ask(ask)) if job.report else False
-                if step.steps >= job.budget:  # a trial that spent its whole budget is finished, not stopped
-                    outcome = _batch_outcome(sweep, slot, step, TrialState.COMPLETE)
-                elif prune:
-                    outcome = _batch_outcome(sweep, slot, step, TrialState.PRUNED)
-                else:
-                    continue
-            ended.append((slot, outcome))
+                reports.append(Report(step.steps, step.metrics[metric], number, dict(step.metrics)))
+        # one message for the whole step's reports: a round trip each cost the batch its waits
+        pruned = link.ask(reports) if job.report and reports else [False] * len(reports)
+        for got, prune in zip(reports, pruned, strict=True):
+            assert got.number is not None
+            slot, step = slots[got.number], steps[got.number]
+            if step.steps >= job.budget:  # a trial that spent its whole budget is finished, not stopped
+                ended.append((slot, _batch_outcome(sweep, slot, step, TrialState.COMPLETE)))
+            elif prune:
+                ended.append((slot, _batch_outcome(sweep, slot, step, TrialState.PRUNED)))
         for slot, outcome in ended:
             for m in slot.members:
                 batch.remove(m)
