@@ -9,9 +9,9 @@
 2. **torch.compile.** The same tanh compiled, and one minibatch's loss and gradient
    (``Population._loss`` then ``torch.autograd.grad``) compiled, each with its compile time (the first
    call, with inductor's on-disk cache empty) and its time per call against the eager one.
-3. **Freed memory.** A product of two freshly cloned ``[32, 256, 64]`` tensors in a process with glibc's
-   malloc defaults and in one after ``keep_freed_memory()`` (what every worker process calls), each in
-   a fresh process, in microseconds per call and minor page faults per call.
+3. **Freed memory.** Training at P = 32 in a fresh process with glibc's malloc defaults and in one
+   after ``keep_freed_memory()`` (what every worker process calls): env steps per second and minor page
+   faults per rollout, alternately ``--repeats`` times.
 4. **A minibatch.** One minibatch's loss and gradient at P = 8 and 32 with the fused MLP and with
    autograd over plain ops, in microseconds, alternately ``--repeats`` times.
 5. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
@@ -93,36 +93,35 @@ torch.set_num_threads(1)
 if sys.argv[1] == "keep":
     from autorl.executors.process import keep_freed_memory
     keep_freed_memory()
-h = torch.randn(32, 256, 64)
-def product():
-    c = h.clone()
-    return c * c
-for _ in range(5):
-    product()
+from autorl.engine.config import EngineConfig
+from autorl.engine.ppo import Population
+settings = json.loads(sys.argv[2])
+pop = Population(EngineConfig("CartPole-v1", **settings), [{}] * 32, seeds=range(32))
+pop.train(4096)
 faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-for _ in range(200):
-    product()
+pop.train(1024 * 12)
 seconds = time.perf_counter() - start
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-print(json.dumps({"us": seconds / 200 * 1e6, "page_faults": faults / 200}))
+print(json.dumps({"steps_per_s": 32 * 1024 * 12 / seconds, "page_faults_per_rollout": faults / 12}))
 """
 
 
-def freed_memory() -> dict[str, Any]:
-    """A product of two fresh tensors with glibc's defaults and with freed memory kept (fresh processes)."""
-    out = {}
-    for mode in ("default", "keep"):
-        done = subprocess.run(
-            [sys.executable, "-c", _FRESH, mode], check=True, capture_output=True, text=True
-        )
-        result = json.loads(done.stdout)
-        out[f"fresh_product_{mode}_us"] = result["us"]
-        out[f"fresh_product_{mode}_page_faults"] = result["page_faults"]
+def freed_memory(repeats: int) -> dict[str, Any]:
+    """Training at P = 32 in fresh processes with glibc's malloc defaults and with freed memory kept
+    (as every worker keeps it), alternately ``repeats`` times."""
+    out: dict[str, Any] = {}
+    for _ in range(repeats):
+        for mode in ("default", "keep"):
+            child = [sys.executable, "-c", _FRESH, mode, json.dumps(SETTINGS)]
+            result = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+            out.setdefault(f"{mode}_steps_per_s", []).append(result["steps_per_s"])
+            out.setdefault(f"{mode}_page_faults_per_rollout", []).append(result["page_faults_per_rollout"])
     return out
 
 
-def _plain_mlp(layers: nets.Layers, x: torch.Tensor, activation: str) -> torch.Tensor:
-    """The MLP as autograd over plain ops with ``torch.tanh``: what the fused MLP replaced."""
+def _plain_mlp(layers: nets.Layers, x: torch.Tensor, activation: str, exact: bool = True) -> torch.Tensor:
+    """The MLP as autograd over plain ops with ``torch.tanh`` everywhere (``exact`` is ignored): the
+    naive batched MLP the fused one is measured against."""
     return nets._forward(layers, x, torch.tanh if activation == "tanh" else torch.relu)
 
 
@@ -237,9 +236,9 @@ def main() -> None:
     record["activations"] = acts = activations()
     for name, value in acts.items():
         print(f"{name:<34} {value:.3g}")
-    record["freed_memory"] = freed = freed_memory()
-    for name, value in freed.items():
-        print(f"{name:<34} {value:.3g}")
+    record["freed_memory"] = freed = freed_memory(args.repeats)
+    for name, values in freed.items():
+        print(f"P = 32, {name}: " + " / ".join(f"{v:,.0f}" for v in values))
     keep_freed_memory()  # as every worker process does, before the training rows
     record["minibatch"] = mbs = minibatch(args.repeats)
     for row in mbs:
