@@ -119,7 +119,6 @@ def worker_main(conn_fd: int, sentinel_fd: int, warm: list[str] | None = None) -
     from autorl.executors.carry import adopt
 
     del sentinel_fd  # held open, never used: the orchestrator sees it close when this process ends
-    keep_freed_memory()
     conn = Connection(conn_fd)
     for name in warm or ():
         with contextlib.suppress(Exception):  # the job imports it again and reports what fails
@@ -144,6 +143,8 @@ def _serve(conn: Connection, memory: int | None) -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    else:  # kept memory would count against a cap
+        keep_freed_memory()
     while True:
         try:
             msg = conn.recv()
