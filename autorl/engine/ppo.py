@@ -430,9 +430,8 @@ class Population:
         _, critic, _ = self._layout.split(m.theta)
         rows = n_steps * n_envs
         inputs = torch.cat((buf.obs.view(k, rows, -1), buf.last_obs), 1)
-        v = _mlp(critic, inputs, self._activation, exact=False)[
-            ..., 0
-        ]  # values only: no action depends on them
+        # tanh's sigmoid form (exact=False): values only, no action depends on them
+        v = _mlp(critic, inputs, self._activation, exact=False)[..., 0]
         values, next_value = v[:, :rows].view(k, n_steps, n_envs), v[:, rows:]
 
         gamma = m.hp["gamma"].to(cfg.dtype)[:, None]
