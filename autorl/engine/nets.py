@@ -85,10 +85,9 @@ class _Layout:
         return torch.cat(parts).to(device=config.device, dtype=config.dtype)
 
 
-ACTIVATIONS = ("tanh", "relu")
-"""The hidden layers' activations, by ``EngineConfig.activation``."""
-
 _PLAIN: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
+ACTIVATIONS = tuple(_PLAIN)
+"""The hidden layers' activations, by ``EngineConfig.activation``."""
 
 
 Layers = list[tuple[Tensor, Tensor]]

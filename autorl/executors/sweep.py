@@ -393,12 +393,13 @@ class _TrialLoop:
         if job is None or job_id is None:
             return  # an idle worker that died (it is replaced), or a job already recorded
         job.last = time.monotonic()
-        if ev.kind is EventKind.ASK and isinstance(ev.payload, Report):
-            self.backend.answer(ev.worker, job_id, self.reported(job.trials[0], ev.payload))
-            self.report()
-        elif ev.kind is EventKind.ASK and isinstance(ev.payload, list):  # a batch's reports
-            pruned = [self.reported(job.trials[0], got) for got in ev.payload]
-            self.backend.answer(ev.worker, job_id, pruned)
+        if ev.kind is EventKind.ASK and isinstance(ev.payload, (Report, list)):  # a list: a batch's step
+            got = ev.payload
+            first = job.trials[0]
+            answer = (
+                [self.reported(first, r) for r in got] if isinstance(got, list) else self.reported(first, got)
+            )
+            self.backend.answer(ev.worker, job_id, answer)
             self.report()
         elif ev.kind is EventKind.ASK and isinstance(ev.payload, TrialEnd):  # a batch's trial ended
             ended = ev.payload.outcome

@@ -459,3 +459,24 @@ def test_population_json_is_written_only_with_the_checkpoint_it_names(
     for steps, on_disk in writes:
         assert on_disk == [steps], (steps, on_disk)  # one checkpoint, holding the state it describes
     assert len(writes) <= 3  # not once per interval (8 intervals)
+
+
+def test_a_batch_sends_each_steps_reports_in_one_message(tmp_path: Path, monkeypatch: Any) -> None:
+    """A batch of 4 trials reporting 4 times asks the orchestrator 4 times (one list per step), not 16."""
+    from autorl.executors.sweep import _TrialLoop
+    from autorl.executors.trial import Report
+    from autorl.executors.workers import EventKind
+
+    asks: list[Any] = []
+    handle = _TrialLoop.handle
+
+    def counting(self: _TrialLoop, ev: Any) -> None:
+        if ev.kind is EventKind.ASK and isinstance(ev.payload, (Report, list)):
+            asks.append(ev.payload)
+        handle(self, ev)
+
+    monkeypatch.setattr(_TrialLoop, "handle", counting)
+    result = sweep(_cfg(tmp_path, batch=4), plots=False)
+    assert (result.trials["state"] == "COMPLETE").all() and len(result.trials) == 4
+    assert len(asks) == 4 and all(isinstance(a, list) and len(a) == 4 for a in asks)
+    assert [sorted(r.step for r in a) for a in asks] == [[s] * 4 for s in (256, 512, 768, 1024)]
