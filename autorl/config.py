@@ -115,6 +115,11 @@ class Budget(_Strict):
     ``min`` is the first rung of multi-fidelity methods; ``report_every`` the interval between
     intermediate evaluations (default: ``min`` if given, else a tenth of ``max``); ``total`` caps the
     budget units of the whole sweep; ``time`` its wall-clock time, summed across resumes.
+
+    ``evaluate_every``: a batch of trials (the engine) evaluates a trial only at reports whose value is
+    read (every report where a pruner, experiment tracking or a ``value`` other than ``last`` reads
+    them; else the trial's last), and in addition at every report that reaches a multiple of
+    ``evaluate_every`` (for learning curves). Other targets evaluate at every report.
     """
 
     max: PositiveInt | None = None
@@ -122,6 +127,7 @@ class Budget(_Strict):
     report_every: PositiveInt | None = None
     total: PositiveInt | None = None
     time: Duration | None = None
+    evaluate_every: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Budget:
@@ -136,6 +142,10 @@ class Budget(_Strict):
             )
         if self.report_every is not None and self.report_every > self.max:
             raise ValueError(f"report_every <= max must hold, but got ({self.report_every}, max={self.max})")
+        if self.evaluate_every is not None and self.evaluate_every > self.max:
+            raise ValueError(
+                f"evaluate_every <= max must hold, but got ({self.evaluate_every}, max={self.max})"
+            )
         return self
 
     @property

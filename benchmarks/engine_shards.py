@@ -9,10 +9,16 @@ each timed from process start to its exported trials.csv.
   per member, an exploit interval of 10,000: ``workers: 1`` (one shard) against ``workers: 2`` (two
   shards, copies crossing them).
 
+With ``--only evaluation`` the random searches run twice over: as a sweep runs them (a batch evaluates a
+trial only at its last report, where random search reads its value) and with ``budget.evaluate_every`` at
+every report (``evalall_*``: what a batch did before it evaluated only what is read), alternating.
+
 Env steps/s counts what the trials trained (trials.csv's budget) over the command's wall time. The runs
 alternate (1 worker, 2 workers, ...) so both see the same load; run it on an otherwise idle machine.
 
     python benchmarks/engine_shards.py --repeats 2 --json docs/figures/engine_shards.json
+    python benchmarks/engine_shards.py --only evaluation --repeats 2 \
+        --json docs/figures/engine_evaluation.json
 """
 
 from __future__ import annotations
@@ -47,9 +53,12 @@ def configs(steps: int) -> dict[str, dict[str, Any]]:
         "method": {"name": "pbt", "population": 64},
         "budget": {"max": steps, "report_every": steps // 10},
     }
+    every = {**random, "budget": {"max": steps, "evaluate_every": steps // 10}}  # every report evaluated
     return {
         "random_batch64_w1": {**random, "batch": 64, "workers": 1},
         "random_batch32_w2": {**random, "batch": 32, "workers": 2},
+        "evalall_batch64_w1": {**every, "batch": 64, "workers": 1},
+        "evalall_batch32_w2": {**every, "batch": 32, "workers": 2},
         "pbt64_w1": {**pbt, "workers": 1},
         "pbt64_w2": {**pbt, "workers": 2},
     }
@@ -84,12 +93,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--steps", type=int, default=STEPS, help="env steps per trial or member")
-    p.add_argument("--only", choices=["random", "pbt"], help="one of the two comparisons")
+    p.add_argument(
+        "--only",
+        choices=["random", "pbt", "evaluation"],
+        help="one of the two comparisons, or the random searches with and without evaluating every report",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    runs = configs(args.steps)
-    if args.only:
-        runs = {k: v for k, v in runs.items() if k.startswith(args.only)}
+    prefixes = {None: ("random", "pbt"), "evaluation": ("random", "evalall")}.get(args.only, (args.only,))
+    runs = {k: v for k, v in configs(args.steps).items() if k.startswith(prefixes)}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
@@ -97,7 +109,7 @@ def main() -> None:
                 results[name].append(timed(cfg, Path(tmp)))
                 print(name, results[name][-1], flush=True)
     out: dict[str, Any] = {"setting": {"args": ARGS, "steps": args.steps}, "runs": results}
-    for kind in ("random", "pbt"):
+    for kind in ("random", "evalall", "pbt"):
         one = [k for k in results if k.startswith(kind) and k.endswith("w1")]
         two = [k for k in results if k.startswith(kind) and k.endswith("w2")]
         if one and two:
@@ -105,6 +117,10 @@ def main() -> None:
             b = [r["wall_s"] for r in results[two[0]]]
             out[f"{kind}_speedup"] = [round(x / y, 3) for x, y in zip(a, b, strict=True)]
             out[f"{kind}_w2_steps_per_s"] = [r["steps_per_s"] for r in results[two[0]]]
+    for w in ("batch64_w1", "batch32_w2"):  # the time evaluating every report costs, run by run
+        if f"evalall_{w}" in results and f"random_{w}" in results:
+            pairs = zip(results[f"evalall_{w}"], results[f"random_{w}"], strict=True)
+            out[f"evalall_over_random_{w}"] = [round(a["wall_s"] / b["wall_s"], 3) for a, b in pairs]
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")

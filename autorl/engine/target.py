@@ -20,7 +20,7 @@ index copies). :class:`EngineTarget` is one configuration, a plain Trainable, fo
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -186,10 +186,15 @@ class EngineBatch:
         return sorted(self.where)
 
     # -- training -------------------------------------------------------------------------------------
-    def train(self, steps: int, members: Sequence[int] | None = None) -> dict[int, dict[str, float]]:
-        """Train ``members`` (default: all) ``steps`` env steps each, then evaluate them (batched);
-        returns each member's metrics: ``eval_return``, ``train_return``, losses, ``budget``."""
+    def train(
+        self, steps: int, members: Sequence[int] | None = None, evaluate: Collection[int] | None = None
+    ) -> dict[int, dict[str, float]]:
+        """Train ``members`` (default: all) ``steps`` env steps each, then evaluate those of them in
+        ``evaluate`` (default: all that trained), batched; returns each member's metrics:
+        ``train_return``, losses, ``budget`` and, where evaluated, ``eval_return`` (and what
+        :meth:`evaluated` adds). A member that failed gets ``eval_return`` nan, evaluated or not."""
         chosen = self.members if members is None else list(members)
+        judge = set(chosen) if evaluate is None else set(evaluate)
         out: dict[int, dict[str, float]] = {}
         for g, group in enumerate(self.groups):
             slots = [self.where[m][1] for m in chosen if self.where.get(m, (None,))[0] == g]
@@ -198,13 +203,16 @@ class EngineBatch:
             start = time.perf_counter()
             stats = group.pop.train(steps, slots)
             self.seconds["train"] += time.perf_counter() - start
-            judged = self._judge(group, slots)  # only those that trained
+            # only those that trained; a failed member too (its metrics become nan at no cost)
+            rows = zip(slots, stats, strict=True)
+            asked = [s for s, row in rows if group.members[s] in judge or row["failed"]]
+            judged = self._judge(group, asked) if asked else {}
             for slot, row in zip(slots, stats, strict=True):
                 member = group.members[slot]
                 assert member is not None
                 metrics = {k: float(v) for k, v in row.items()}
                 metrics["train_return"] = metrics.pop("episode_return")
-                metrics.update(judged[slot])
+                metrics.update(judged.get(slot, {}))
                 if metrics.pop("failed"):
                     metrics["eval_return"] = float("nan")
                 out[member] = metrics

@@ -137,7 +137,7 @@ class EnvDesignBatch(EngineBatch):
                 test = group.extra[s].test
                 group.pop.set_level(test[i % len(test)], member=s, evaluation=True)
             given = [seed_of[s] for s in live] if seed_of else None
-            returns = group.pop.evaluate(episodes=1, members=live if seed_of else None, seeds=given).tolist()
+            returns = group.pop.evaluate(episodes=1, members=live, seeds=given).tolist()
             for s in live:
                 if i < len(group.extra[s].test):
                     scores[s].append(float(returns[s]))
@@ -157,8 +157,8 @@ class EnvDesignBatch(EngineBatch):
             out[s] = metrics
         return out
 
-    def train(self, steps: int, members: Any = None) -> dict[int, dict[str, float]]:
-        out = super().train(steps, members)
+    def train(self, steps: int, members: Any = None, evaluate: Any = None) -> dict[int, dict[str, float]]:
+        out = super().train(steps, members, evaluate)
         for metrics in out.values():
             if "heldout_return" in metrics:
                 metrics["gen_gap"] = metrics["train_return"] - metrics["heldout_return"]

@@ -53,6 +53,7 @@ from autorl.results.status import SweepStatus
 from autorl.results.storage import GRACE_S, HEARTBEAT_S, open_study, recover
 from autorl.results.tracking import Tracker
 from autorl.space import suggest
+from autorl.targets.runner import Select
 
 Progress = Callable[[SweepStatus], None]
 ELAPSED = "autorl_elapsed_s"  # study attribute: wall time the sweep has run, summed across resumes
@@ -213,6 +214,11 @@ class _TrialLoop:
         note_run(sweep.out, stream=stream)
         plan = build_plan(sweep.method, sweep.context(stream), sweep.method_options)
         study.sampler, study.pruner = plan.sampler, plan.pruner
+        # where a batch evaluates its trials: at every report if anything reads intermediate values,
+        # else at a trial's last (and at multiples of budget.evaluate_every, for curves)
+        budget = self.cfg.budget
+        reads = plan.prunes or bool(tracker) or sweep.value_spec.select is not Select.LAST
+        self.evaluate_every = budget.interval if reads else (budget.evaluate_every or budget.steps)
         self.ref = SweepRef.of(sweep)
         self.tally = _Tally(counted(trials), consumed(trials))
         self.status = _status(sweep, trials)
@@ -302,7 +308,7 @@ class _TrialLoop:
             specs = [self.ask(job_id)]
             while len(specs) < self.cfg.batch and self.may_start():
                 specs.append(self.ask(job_id))
-            batch = BatchJob(self.ref, specs, self.cfg.budget.steps, specs[0].report)
+            batch = BatchJob(self.ref, specs, self.cfg.budget.steps, specs[0].report, self.evaluate_every)
             log = self.sweep.out / "logs" / f"batch-{specs[0].number}.log"
             job = self.backend.submit(run_batch, batch, log=log, worker=worker)
         for spec in specs:
@@ -433,11 +439,11 @@ class _TrialLoop:
         number = got.number if got.number is not None else first
         run = self.running[number]
         run.reported = float(got.step) * self.cfg.seeds_per_trial
-        metrics = got.metrics or {self.sweep.metrics[0]: got.value}
+        metrics = got.metrics or ({} if got.value is None else {self.sweep.metrics[0]: got.value})
         self.tracker.step(f"trial-{number}", got.step, metrics, run.params)
         # a race block runs to the end: its value judges a configuration, not a rung; several
         # objectives report only to tracking (Optuna prunes single-objective trials alone)
-        if len(self.sweep.directions) != 1:
+        if len(self.sweep.directions) != 1 or got.value is None:  # None: a batch's step it did not evaluate
             return False
         run.trial.report(got.value, got.step)
         return run.race is None and run.trial.should_prune()

@@ -79,7 +79,7 @@ class Report:
     metrics (training statistics too), for experiment tracking."""
 
     step: int
-    value: float
+    value: float | None  # None: a batch's step that was not evaluated (progress and tracking only)
     number: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -101,6 +101,7 @@ class BatchJob:
     trials: list[TrialJob]
     budget: int
     report: bool = True
+    evaluate_every: int = 1  # a trial is evaluated at its last report and where one reaches a multiple
 
 
 @dataclass(frozen=True)
@@ -238,28 +239,34 @@ def run_batch(job: BatchJob, link: Link) -> None:
         members = [batch.add({**args, **trial.params}, s) for s in trial.seeds]
         slots[trial.number] = _Slot(trial.number, trial.params, members, list(trial.seeds))
 
+    # evaluated: a report that reaches a multiple of ``every``, and any that may end its trial (a run
+    # trains whole pieces, so one that reaches within a piece of the budget may overshoot it)
+    every, last = job.evaluate_every, job.budget - sweep.granularity[1]
     while slots:
         done = {n: slot.steps for n, slot in slots.items()}
-        units = {n: next_report(d, cfg.budget.interval, job.budget) - d for n, d in done.items()}
+        reach = {n: next_report(d, cfg.budget.interval, job.budget) for n, d in done.items()}
         steps = advance(
             agents,
             {n: s.members for n, s in slots.items()},
-            units,
+            {n: reach[n] - d for n, d in done.items()},
             done,
             metric,
             cfg.aggregate,
             sweep.maximize,
+            evaluate=[n for n, d in done.items() if reach[n] > last or reach[n] // every > d // every],
         )
         ended: list[tuple[_Slot, TrialOutcome]] = []
         reports = []
         for number, step in steps.items():
             slot = slots[number]
             slot.steps = step.steps
-            slot.curve.append((step.steps, step.metrics[metric]))
+            value = step.metrics.get(metric)
+            if value is not None:
+                slot.curve.append((step.steps, value))
             if step.failure is not None:
                 ended.append((slot, _batch_outcome(sweep, slot, step, TrialState.FAIL, step.failure)))
             else:
-                reports.append(Report(step.steps, step.metrics[metric], number, dict(step.metrics)))
+                reports.append(Report(step.steps, value, number, dict(step.metrics)))
         # one message for the whole step's reports: a round trip each cost the batch its waits
         pruned = link.ask(reports) if job.report and reports else [False] * len(reports)
         for got, prune in zip(reports, pruned, strict=True):

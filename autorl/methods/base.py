@@ -117,6 +117,11 @@ class Plan:
     pruner: optuna.pruners.BasePruner
     args: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def prunes(self) -> bool:
+        """It reads trials' intermediate values: any pruner but Optuna's ``NopPruner``."""
+        return not isinstance(self.pruner, optuna.pruners.NopPruner)
+
 
 @dataclass(frozen=True)
 class Member:

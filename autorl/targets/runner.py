@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -115,36 +115,44 @@ def aggregate_seeds(
 class Agents(Protocol):
     """Live agents, by number, that train on request."""
 
-    def train(self, units: Mapping[int, int]) -> dict[int, Mapping[str, float]]:
+    def train(
+        self, units: Mapping[int, int], evaluate: Collection[int] | None = None
+    ) -> dict[int, Mapping[str, float]]:
         """Train agent ``a`` ``units[a]`` more budget units (at least; whole pieces); its metrics after,
-        with ``budget``: the units it has trained in all."""
+        with ``budget``: the units it has trained in all. Agents not in ``evaluate`` (None: all) may
+        leave out what only an evaluation gives, the optimised metric included."""
         ...
 
 
 @dataclass
 class Trainables:
-    """Separate Trainable instances (one per seed of a trial, or of a population member)."""
+    """Separate Trainable instances (one per seed of a trial, or of a population member); each
+    evaluates whenever its ``train`` does."""
 
     agents: dict[int, Any]
 
-    def train(self, units: Mapping[int, int]) -> dict[int, Mapping[str, float]]:
+    def train(
+        self, units: Mapping[int, int], evaluate: Collection[int] | None = None
+    ) -> dict[int, Mapping[str, float]]:
         return {a: self.agents[a].train(u) for a, u in units.items()}
 
 
 @dataclass
 class BatchAgents:
     """The members of one computation (a target's ``batch``, the engine): those asked for the same units
-    train in one call."""
+    train in one call, and only those in ``evaluate`` are evaluated after it."""
 
     batch: Any
 
-    def train(self, units: Mapping[int, int]) -> dict[int, Mapping[str, float]]:
+    def train(
+        self, units: Mapping[int, int], evaluate: Collection[int] | None = None
+    ) -> dict[int, Mapping[str, float]]:
         by_units: dict[int, list[int]] = {}
         for a, u in units.items():
             by_units.setdefault(u, []).append(a)
         out: dict[int, Mapping[str, float]] = {}
         for u, members in by_units.items():
-            out.update(self.batch.train(u, members))
+            out.update(self.batch.train(u, members, evaluate))
         return out
 
 
@@ -173,19 +181,23 @@ def advance(
     metric: str,
     aggregate: Aggregate = Aggregate.MEAN,
     maximize: bool = True,
+    evaluate: Collection[K] | None = None,
 ) -> dict[K, Step]:
-    """Train each configuration's agents (``configs[k]``: one per seed) ``units[k]`` more, from ``done[k]``.
+    """Train each configuration's agents (``configs[k]``: one per seed) ``units[k]`` more, from ``done[k]``;
+    evaluate those in ``evaluate`` (None: all) after.
 
     A configuration fails as DIVERGED when a seed's ``metric`` is not finite, and as NO_PROGRESS when
-    its agents trained nothing. A target that does not return ``metric`` is a bug in the target:
-    KeyError, raised.
+    its agents trained nothing. A target that does not return ``metric`` where it evaluated is a bug in
+    the target: KeyError, raised. Where it did not, the step's metrics may lack it (a step without a
+    value: nothing to report or prune on).
     """
-    rows = agents.train({a: units[k] for k, ids in configs.items() for a in ids})
+    judged = None if evaluate is None else [a for k in evaluate for a in configs[k]]
+    rows = agents.train({a: units[k] for k, ids in configs.items() for a in ids}, judged)
     out: dict[K, Step] = {}
     for k, ids in configs.items():
         per_seed = [{str(n): float(v) for n, v in rows[a].items()} for a in ids]
         missing = [m for m in per_seed if metric not in m]
-        if missing:
+        if missing and (evaluate is None or k in evaluate):
             raise KeyError(
                 f"target returned metrics {sorted(missing[0])} without the optimised metric {metric!r}"
             )
@@ -193,7 +205,7 @@ def advance(
         for m in per_seed:  # a target that does not count its steps trained what it was asked
             m.setdefault("budget", float(steps))
         step = Step(aggregate_seeds(per_seed, aggregate, metric, maximize), per_seed, steps)
-        bad = [m[metric] for m in per_seed if not math.isfinite(m[metric])]
+        bad = [m[metric] for m in per_seed if not math.isfinite(m.get(metric, 0.0))]
         if bad:
             step.failure = TrialDiverged(f"{metric} is {bad[0]} (diverged)")
         elif steps <= done[k]:

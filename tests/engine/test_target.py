@@ -74,6 +74,43 @@ def test_a_batch_trains_its_trials_together_and_refills_pruned_slots(tmp_path: P
     assert curves["trial"].nunique() == 10  # every trial its own curve
 
 
+def test_a_batch_evaluates_a_trial_only_where_its_value_is_read(tmp_path: Path) -> None:
+    """Random search reads only a trial's last value: a batch evaluates its members there alone (and
+    at multiples of budget.evaluate_every); a pruner reads every report, so every report is evaluated."""
+
+    def steps(result: Any) -> list[list[int]]:
+        curves = pd.read_csv(result.out / "curves.csv")
+        return curves.groupby("trial")["step"].apply(list).tolist()
+
+    result = sweep(_cfg(tmp_path, batch=4), plots=False)
+    assert steps(result) == [[1024]] * 4  # 4 reports, 1 evaluation
+    assert (result.trials["state"] == "COMPLETE").all() and result.trials["value"].notna().all()
+
+    every = _cfg(tmp_path, batch=4, budget={"max": 1024, "report_every": 256, "evaluate_every": 512})
+    result = sweep({**every, "out": str(tmp_path / "every")}, plots=False)
+    assert steps(result) == [[512, 1024]] * 4
+
+    asha = {"name": "asha", "reduction_factor": 2}
+    rungs = {"max": 1024, "min": 256, "report_every": 256}
+    asha_cfg = _cfg(tmp_path, batch=4, method=asha, budget=rungs, out=str(tmp_path / "asha"))
+    result = sweep(asha_cfg, plots=False)
+    curves = steps(result)
+    assert all(s == [256, 512, 768, 1024][: len(s)] for s in curves) and max(map(len, curves)) == 4
+
+
+def test_an_engine_batch_evaluates_the_members_asked_and_any_that_failed() -> None:
+    from autorl.engine.target import EngineBatch
+
+    configs = [{**SMALL, "learning_rate": lr} for lr in (1e-3, 1e-3, 1e30)]
+    batch = EngineBatch(configs, [0, 1, 2], budget=256)
+    out = batch.train(128, evaluate=[1])
+    assert "eval_return" not in out[0] and np.isfinite(out[1]["eval_return"])
+    assert np.isnan(out[2]["eval_return"])  # diverged: nan, though not asked
+    assert all(np.isfinite(out[m]["train_return"]) or out[m]["episodes"] == 0 for m in (0, 1))
+    again = batch.train(128)  # default: every member that trained
+    assert all("eval_return" in again[m] for m in (0, 1, 2))
+
+
 def test_a_batched_trial_stops_at_its_budget_and_a_batch_at_the_sweeps_total(tmp_path: Path) -> None:
     # rollouts of 8 x 16 = 128 steps; reports every 300: the last interval is what is left, not 300
     cfg = _cfg(tmp_path, trials=8, batch=4, budget={"max": 1000, "report_every": 300, "total": 4000})
