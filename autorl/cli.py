@@ -416,10 +416,12 @@ def _runs(sw: Any) -> str:
     if high > 1:
         sizes = f"{low:,}" if low == high else f"{low:,} to {high:,}"
         who = "a member" if sw.spec.population else "a trial"
-        runs += (
-            f", in whole pieces of one {sw.info.granule}, {sizes} {unit} each: "
-            f"{who} may end up to {high - 1:,} past its budget"
+        ends = (
+            "every one trains exactly its budget (budget.exact)"
+            if sw.config.budget.exact
+            else f"{who} may end up to {high - 1:,} past its budget"
         )
+        runs += f", in whole pieces of one {sw.info.granule}, {sizes} {unit} each: {ends}"
     return runs
 
 

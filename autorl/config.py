@@ -48,6 +48,7 @@ from autorl.targets import (
     TargetKind,
     declaring,
     granularity_range,
+    pieces,
     target_info,
     target_kind,
 )
@@ -116,6 +117,10 @@ class Budget(_Strict):
     intermediate evaluations (default: ``min`` if given, else a tenth of ``max``); ``total`` caps the
     budget units of the whole sweep; ``time`` its wall-clock time, summed across resumes.
 
+    ``exact``: round ``max``, ``min`` and ``report_every`` up to multiples of the largest piece the space
+    trains in, so that every configuration trains exactly as many units as its rivals at each of them
+    (refused where some configuration's piece does not divide the largest).
+
     ``evaluate_every``: a batch of trials (the engine) evaluates a trial only at reports whose value is
     read (every report where a pruner, experiment tracking or a ``value`` other than ``last`` reads
     them; else the trial's last), and in addition at every report that reaches a multiple of
@@ -128,6 +133,7 @@ class Budget(_Strict):
     total: PositiveInt | None = None
     time: Duration | None = None
     evaluate_every: PositiveInt | None = None
+    exact: bool = False
 
     @model_validator(mode="after")
     def _order(self) -> Budget:
@@ -466,6 +472,8 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     method, options = _method(cfg)
     cfg, space, options = _space(cfg, info, method, options, base_dir)
     granularity = granularity_range(info, cfg.args, space)
+    if cfg.budget.exact:
+        cfg = _exact_budget(cfg, info, space)
     cfg = _fit_budget(cfg, info, granularity[1])
     metrics, directions = _objectives(cfg, info)
     if cfg.aggregate.pessimistic and len(metrics) > 1:
@@ -657,6 +665,12 @@ def _check_composition(
             raise _below_piece(cfg.target, info, piece, "interval", interval).at("method.interval")
     if cfg.race is not None:
         _check_race(cfg, method, spec, ctx, info)
+    if cfg.budget.evaluate_every is not None and (cfg.batch <= 1 or spec.population):
+        raise ConfigError(
+            "sets where a batch of trials (batch > 1) evaluates; here every report is evaluated (a "
+            "population's members after every interval, a trial at each report): remove it",
+            "budget.evaluate_every",
+        )
     if cfg.batch > 1:
         if spec.population:
             raise ConfigError(
@@ -707,6 +721,43 @@ def _fit_budget(cfg: SweepConfig, info: TargetInfo, piece: int) -> SweepConfig:
     if b.report_every is None and b.min is None and b.interval < piece:
         return cfg.model_copy(update={"budget": b.model_copy(update={"report_every": piece})})
     return cfg
+
+
+def _exact_budget(cfg: SweepConfig, info: TargetInfo, space: SearchSpace) -> SweepConfig:
+    """``budget.exact``: ``max``, ``min`` and ``report_every`` rounded up to multiples of the largest piece
+    any configuration trains in, which every other piece must divide: then each configuration trains
+    exactly the same units at each of them. Refused in one line where the pieces do not nest."""
+    found = pieces(info, cfg.args, space)
+    if found is None:
+        raise ConfigError(
+            f"{cfg.target}'s piece (one {info.granule}) changes with a number range of the space, so its "
+            "pieces cannot be listed: make the parameters that set it categorical (or pow2 integers)",
+            "budget.exact",
+        )
+    largest = max(found)
+    odd = sorted(p for p in found if largest % p)
+    if odd:
+        raise ConfigError(
+            f"configurations of this space train in pieces of {', '.join(f'{p:,}' for p in sorted(found))} "
+            f"{info.unit.replace('_', ' ')}, and {odd[0]:,} does not divide {largest:,}: no budget is a "
+            "whole number of pieces for all of them",
+            "budget.exact",
+        )
+    b = cfg.budget
+    if b.max is None:
+        return cfg
+    marks = {"max": b.max, "min": b.min, "report_every": b.report_every}
+    if b.min is None and b.report_every is None:
+        marks["report_every"] = b.interval  # the default, max // 10, is a mark too
+    rounded = {k: -(-v // largest) * largest for k, v in marks.items() if v is not None}
+    first = "min" if b.min is not None else "max"  # one trial must fit in total
+    if b.total is not None and b.total < rounded[first]:
+        raise ConfigError(
+            f"rounds {first} up to {rounded[first]:,} (a multiple of the largest piece, {largest:,}), more "
+            f"than total = {b.total:,}: raise total or lower {first}",
+            "budget.exact",
+        )
+    return cfg.model_copy(update={"budget": b.model_copy(update=rounded)})
 
 
 def _below_piece(target: str, info: TargetInfo, piece: int, key: str, value: int) -> ConfigError:

@@ -203,6 +203,36 @@ def test_a_budget_below_one_rollout_is_refused_naming_the_smallest_valid_value(t
     assert sw.config.budget.interval == 2048
 
 
+def test_an_exact_budget_is_rounded_to_the_largest_piece_or_refused_where_pieces_do_not_nest(tmp_path):
+    """4 envs, n_steps 64..512 (pow2): pieces 256..2,048, each dividing the largest."""
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
+    budget = {"max": 20000, "min": 5000, "report_every": 5000, "exact": True}
+    b = load_sweep(write(tmp_path, _sb3(space=small, budget=budget))).config.budget
+    assert (b.max, b.min, b.report_every) == (20480, 6144, 6144)
+    b = load_sweep(
+        write(tmp_path, _sb3(space=small, method="random", budget={"max": 20000, "exact": True}))
+    ).config.budget
+    assert (b.max, b.interval) == (20480, 2048)  # the default report, a tenth of max, rounded too
+    odd = {"n_steps": {"type": "categorical", "choices": [96, 128]}}  # pieces 384 and 512
+    with pytest.raises(ConfigError, match="384 does not divide 512") as err:
+        load_sweep(write(tmp_path, _sb3(space=odd, budget=budget)))
+    assert err.value.key == "budget.exact"
+    ranged = {"n_steps": {"type": "int", "low": 64, "high": 512}}  # every integer: pieces cannot be listed
+    with pytest.raises(ConfigError, match="cannot be listed"):
+        load_sweep(write(tmp_path, _sb3(space=ranged, budget=budget)))
+    with pytest.raises(ConfigError, match=r"rounds min up to 6,144 .* more than total = 6,000"):
+        load_sweep(write(tmp_path, _sb3(space=small, budget={**budget, "total": 6000})))
+
+
+def test_evaluate_every_is_refused_where_every_report_is_evaluated(tmp_path):
+    """It sets where a batch of trials evaluates; a trial of its own evaluates at every report."""
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
+    budget = {"max": 20000, "min": 5000, "evaluate_every": 10000}
+    with pytest.raises(ConfigError, match="batch > 1") as err:
+        load_sweep(write(tmp_path, _sb3(space=small, budget=budget)))
+    assert err.value.key == "budget.evaluate_every"
+
+
 def test_off_policy_agents_and_plain_functions_need_no_more_than_one_step(make_config, tmp_path):
     sw = load_sweep(
         write(tmp_path, _sb3(target="sb3:dqn", space="sb3/dqn.yaml", method="random", budget={"max": 8}))

@@ -203,10 +203,15 @@ class EngineBatch:
             start = time.perf_counter()
             stats = group.pop.train(steps, slots)
             self.seconds["train"] += time.perf_counter() - start
-            # only those that trained; a failed member too (its metrics become nan at no cost)
-            rows = zip(slots, stats, strict=True)
-            asked = [s for s, row in rows if group.members[s] in judge or row["failed"]]
+            # only those that trained; a failed member too (its metrics become nan at no cost); the
+            # others' evaluation streams move as if evaluated, so what is evaluated later is unchanged
+            asked: list[int] = []
+            passed: list[int] = []
+            for s, row in zip(slots, stats, strict=True):
+                (asked if group.members[s] in judge or row["failed"] else passed).append(s)
             judged = self._judge(group, asked) if asked else {}
+            if passed:
+                self.passed(group, passed)
             for slot, row in zip(slots, stats, strict=True):
                 member = group.members[slot]
                 assert member is not None
@@ -358,6 +363,10 @@ class EngineBatch:
 
     def received(self, group: Group, slot: int, saved: Any) -> None:
         """Slot ``slot`` took an agent from another process, with what :meth:`extra_state` saved of it."""
+
+    def passed(self, group: Group, slots: list[int]) -> None:
+        """``slots`` trained but are not evaluated: move their evaluation streams as :meth:`_judge` would."""
+        group.pop.pass_evaluation(slots)
 
     def evaluated(
         self, group: Group, slots: list[int], seeds: list[int] | None = None

@@ -17,6 +17,7 @@ does not keep: use ``positive_value_loss`` (the default) or ``l1_value_loss``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -132,15 +133,14 @@ class EnvDesignBatch(EngineBatch):
             return {}
         count = max(len(group.extra[s].test) for s in live)
         scores: dict[int, list[float]] = {s: [] for s in live}
-        for i in range(count):
-            for s in live:
-                test = group.extra[s].test
-                group.pop.set_level(test[i % len(test)], member=s, evaluation=True)
-            given = [seed_of[s] for s in live] if seed_of else None
-            returns = group.pop.evaluate(episodes=1, members=live, seeds=given).tolist()
-            for s in live:
-                if i < len(group.extra[s].test):
-                    scores[s].append(float(returns[s]))
+        for i in range(count):  # level i of every member that has one, at once
+            now = [s for s in live if i < len(group.extra[s].test)]
+            for s in now:
+                group.pop.set_level(group.extra[s].test[i], member=s, evaluation=True)
+            given = [seed_of[s] for s in now] if seed_of else None
+            returns = group.pop.evaluate(episodes=1, members=now, seeds=given).tolist()
+            for s in now:
+                scores[s].append(float(returns[s]))
         out = {}
         for s in live:
             levels = group.extra[s]
@@ -157,7 +157,16 @@ class EnvDesignBatch(EngineBatch):
             out[s] = metrics
         return out
 
-    def train(self, steps: int, members: Any = None, evaluate: Any = None) -> dict[int, dict[str, float]]:
+    def passed(self, group: Group, slots: list[int]) -> None:
+        """As :meth:`evaluated` would: one evaluation per test level of each slot's, after the default's."""
+        super().passed(group, slots)
+        for s in slots:
+            if group.extra[s] is not None:
+                group.pop.pass_evaluation([s], times=len(group.extra[s].test))
+
+    def train(
+        self, steps: int, members: Sequence[int] | None = None, evaluate: Collection[int] | None = None
+    ) -> dict[int, dict[str, float]]:
         out = super().train(steps, members, evaluate)
         for metrics in out.values():
             if "heldout_return" in metrics:

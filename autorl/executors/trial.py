@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from autorl.config import Sweep, parse_sweep
 from autorl.errors import TrialDiverged, TrialFailed, TrialPruned, describe, failure_of
+from autorl.registry import load_reference
 from autorl.results.record import TrialRecord
 from autorl.targets import (
     TARGETS,
@@ -205,6 +206,7 @@ class _Slot:
     params: dict[str, Any]
     members: list[int]
     seeds: list[int]
+    piece: int = 1  # the units of one piece it trains in (TargetInfo.granularity)
     steps: int = 0
     curve: list[tuple[int, float]] = field(default_factory=list)
     start: float = field(default_factory=time.perf_counter)
@@ -230,18 +232,22 @@ def run_batch(job: BatchJob, link: Link) -> None:
             owners.append(trial.number)
     batch = sweep.info.batch_class()(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
     agents = BatchAgents(batch)
+    granularity = load_reference(sweep.info.granularity) if sweep.info.granularity else None
+
+    def make_slot(trial: TrialJob, members: list[int]) -> _Slot:
+        piece = max(1, int(granularity({**args, **trial.params}))) if granularity else 1
+        return _Slot(trial.number, trial.params, members, list(trial.seeds), piece)
+
     for trial in job.trials:
-        members = [m for m, owner in enumerate(owners) if owner == trial.number]
-        slots[trial.number] = _Slot(trial.number, trial.params, members, list(trial.seeds))
+        slots[trial.number] = make_slot(trial, [m for m, owner in enumerate(owners) if owner == trial.number])
 
     def admit(trial: TrialJob) -> None:
         """A later trial takes the slots that ended trials freed (a new group if its shape has none)."""
-        members = [batch.add({**args, **trial.params}, s) for s in trial.seeds]
-        slots[trial.number] = _Slot(trial.number, trial.params, members, list(trial.seeds))
+        slots[trial.number] = make_slot(trial, [batch.add({**args, **trial.params}, s) for s in trial.seeds])
 
-    # evaluated: a report that reaches a multiple of ``every``, and any that may end its trial (a run
-    # trains whole pieces, so one that reaches within a piece of the budget may overshoot it)
-    every, last = job.evaluate_every, job.budget - sweep.granularity[1]
+    # evaluated: a report that reaches a multiple of ``every``, and any that may end its trial (it
+    # trains whole pieces, so one that reaches within a piece of the budget may pass it)
+    every = job.evaluate_every
     while slots:
         done = {n: slot.steps for n, slot in slots.items()}
         reach = {n: next_report(d, cfg.budget.interval, job.budget) for n, d in done.items()}
@@ -253,7 +259,11 @@ def run_batch(job: BatchJob, link: Link) -> None:
             metric,
             cfg.aggregate,
             sweep.maximize,
-            evaluate=[n for n, d in done.items() if reach[n] > last or reach[n] // every > d // every],
+            evaluate=[
+                n
+                for n, d in done.items()
+                if reach[n] + slots[n].piece > job.budget or reach[n] // every > d // every
+            ],
         )
         ended: list[tuple[_Slot, TrialOutcome]] = []
         reports = []

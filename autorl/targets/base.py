@@ -16,7 +16,7 @@ hyperparameters.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -172,13 +172,18 @@ def _keys(keys: frozenset[str] | str) -> frozenset[str]:
 
 class BatchTrainable(Protocol):
     """Many configurations trained as one computation (:attr:`TargetInfo.batch`): members numbered as
-    given and kept for life; ``train`` trains some of them and evaluates them."""
+    given and kept for life; ``train`` trains some of them and evaluates those in ``evaluate`` (None: all
+    it trained; a batch of trials passes the trials whose value is read at this report). A member
+    left unevaluated returns its training metrics only, and what is evaluated later must not depend
+    on which evaluations were left out."""
 
     def __init__(
         self, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int], budget: int, out: Path | None = None
     ) -> None: ...
 
-    def train(self, steps: int, members: Sequence[int] | None = None) -> dict[int, dict[str, float]]: ...
+    def train(
+        self, steps: int, members: Sequence[int] | None = None, evaluate: Collection[int] | None = None
+    ) -> dict[int, dict[str, float]]: ...
 
     def add(self, config: Mapping[str, Any], seed: int) -> int: ...
 
@@ -269,3 +274,44 @@ def granularity_range(info: TargetInfo, args: Mapping[str, Any], space: SearchSp
     ends = [extreme(space, largest=False), extreme(space, largest=True)]
     low, high = (max(1, int(fn({**args, **values}))) for values in ends)
     return low, high
+
+
+def pieces(
+    info: TargetInfo, args: Mapping[str, Any], space: SearchSpace, most: int = 10_000
+) -> set[int] | None:
+    """Every piece (:attr:`TargetInfo.granularity`) a configuration in ``space`` can train in with
+    ``args``: the parameters that change it (each varied alone from the smallest configuration) over
+    all their values, a categorical's choices and a ``pow2`` integer's powers. None where one that
+    changes it has more values than that (a plain number range) or they combine to more than ``most``."""
+    if info.granularity is None:
+        return {1}
+    import itertools
+
+    from autorl.registry import load_reference
+    from autorl.space import ParamType, Transform
+
+    fn = load_reference(info.granularity)
+    base = extreme(space, largest=False)
+
+    def piece(values: Mapping[str, Any]) -> int:
+        return max(1, int(fn({**args, **base, **values})))
+
+    listed: dict[str, list[Any]] = {}
+    for p in space.values():
+        if p.type is ParamType.FIXED:
+            continue
+        if p.type is ParamType.CATEGORICAL:
+            values: list[Any] = list(p.choices)
+        elif p.type is ParamType.INT and p.transform is Transform.POW2:
+            lo, hi = p.search_bounds()
+            values = [2**e for e in range(math.ceil(lo), math.floor(hi) + 1)]
+        else:
+            values = [extreme(space, largest=False)[p.name], extreme(space, largest=True)[p.name]]
+            if len({piece({p.name: v}) for v in values}) > 1:
+                return None  # a number range that changes the piece: too many values to list
+            continue
+        if len({piece({p.name: v}) for v in values}) > 1:
+            listed[p.name] = values
+    if math.prod(len(v) for v in listed.values()) > most:
+        return None
+    return {piece(dict(zip(listed, combo, strict=True))) for combo in itertools.product(*listed.values())}

@@ -151,8 +151,11 @@ class BatchAgents:
         for a, u in units.items():
             by_units.setdefault(u, []).append(a)
         out: dict[int, Mapping[str, float]] = {}
-        for u, members in by_units.items():
-            out.update(self.batch.train(u, members, evaluate))
+        for u, members in by_units.items():  # ``evaluate`` only where given (a population evaluates all)
+            if evaluate is None:
+                out.update(self.batch.train(u, members))
+            else:
+                out.update(self.batch.train(u, members, evaluate=evaluate))
         return out
 
 

@@ -87,8 +87,10 @@ def test_a_batch_evaluates_a_trial_only_where_its_value_is_read(tmp_path: Path) 
     assert (result.trials["state"] == "COMPLETE").all() and result.trials["value"].notna().all()
 
     every = _cfg(tmp_path, batch=4, budget={"max": 1024, "report_every": 256, "evaluate_every": 512})
-    result = sweep({**every, "out": str(tmp_path / "every")}, plots=False)
-    assert steps(result) == [[512, 1024]] * 4
+    more = sweep({**every, "out": str(tmp_path / "every")}, plots=False)
+    assert steps(more) == [[512, 1024]] * 4
+    # the evaluations left out move the evaluation streams as evaluations would: same final values
+    assert more.trials["value"].tolist() == result.trials["value"].tolist()
 
     asha = {"name": "asha", "reduction_factor": 2}
     rungs = {"max": 1024, "min": 256, "report_every": 256}
@@ -118,6 +120,17 @@ def test_a_batched_trial_stops_at_its_budget_and_a_batch_at_the_sweeps_total(tmp
     assert (df["budget"] <= 1000 + 128).all()  # at most the rollout that crosses max
     # budget.total fits 4 trials of 1000: the batch never starts a fifth that could only end past it
     assert len(df) == 4 and set(df["state"]) == {"COMPLETE"}
+
+
+def test_an_exact_budget_trains_every_shape_to_the_same_steps(tmp_path: Path) -> None:
+    """Rollouts of 8 x 16 = 128 and 8 x 32 = 256 steps: asked for 300, they end at 384 and 512; with
+    budget.exact both train 512."""
+    space = {"n_steps": {"type": "categorical", "choices": [16, 32]}}
+    grid = {"name": "grid", "points": 1}
+    for exact, steps in ((False, {384, 512}), (True, {512})):
+        cfg = _cfg(tmp_path, space=space, method=grid, trials=2, batch=2, out=str(tmp_path / f"run-{exact}"))
+        df = sweep({**cfg, "budget": {"max": 300, "exact": exact}}, plots=False).trials
+        assert set(df["state"]) == {"COMPLETE"} and set(df["budget"]) == steps, df[["n_steps", "budget"]]
 
 
 def test_batches_on_two_workers(tmp_path: Path) -> None:
@@ -259,6 +272,21 @@ def test_environment_design_on_the_engine_gives_each_copy_its_level(
     monkeypatch.setattr(autorl.evaluate, "evaluate_config", spy)
     autorl.evaluate.reevaluate(result.out, top=1, n_seeds=1)
     assert seen and seen[0]["level_sampler"] == method
+
+
+def test_environment_designs_held_out_values_do_not_depend_on_the_evaluations_left_out(
+    tmp_path: Path,
+) -> None:
+    args = {**SMALL, "family": "CartPole", "train_ranges": {"pole_length": [0.2, 1.0]}, "n_test_levels": 3}
+    values = []
+    for every in (None, 256):
+        budget = {"max": 768, "report_every": 256, **({"evaluate_every": every} if every else {})}
+        cfg = _cfg(tmp_path, target="envdesign:engine", args=args, trials=2, batch=2, budget=budget)
+        result = sweep(
+            {**cfg, "metric": "heldout_return", "out": str(tmp_path / f"run-{every}")}, plots=False
+        )
+        values.append(result.trials["value"].tolist())
+    assert values[0] == values[1] and all(np.isfinite(values[0]))
 
 
 def test_levels_reach_the_copies_and_plr_scores_them() -> None:
