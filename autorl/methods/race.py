@@ -11,6 +11,9 @@ earns a race, never the title:
 - a challenger runs the incumbent's blocks one by one and is rejected as soon as its mean on the blocks
   both have run is not better than the incumbent's on the same blocks; having run all of them and still
   ahead, it becomes the incumbent;
+- before a new challenger starts, the incumbent has run one block more than the configurations that
+  challenged so far (SMAC's intensification: a block per challenge, up to ``seeds``), so its mean
+  firms up as challengers come, even where every entrant's tuning value beats it;
 - with no challenger to run, the incumbent runs one more block, up to ``seeds`` blocks;
 - an entrant challenges only while its tuning value beats the incumbent's race mean (best first).
 
@@ -111,9 +114,21 @@ def next_block(s: Standing, running: Mapping[int, Iterable[int]], seeds: int) ->
         and len(s.blocks.get(c, {})) < done
         and (c in s.blocks or s.tuning[c] > bar)
     ]
-    # a race under way is finished first, then the most promising entrant
-    challengers.sort(key=lambda c: (-len(s.blocks.get(c, {})), -s.tuning[c], c))
-    for c in challengers:  # on a block the incumbent has run
+    # a race under way is finished first, on a block the incumbent has run
+    under_way = sorted((c for c in challengers if c in s.blocks), key=lambda c: (-len(s.blocks[c]), c))
+    for c in under_way:
+        block = free(c, sorted(s.blocks[inc]))
+        if block is not None:
+            return c, block
+    # then the incumbent runs a block per configuration that has challenged so far (up to seeds;
+    # its blocks in flight count)
+    challenged = sum(1 for c in s.blocks if c != inc)
+    if len(set(s.blocks[inc]) | busy.get(inc, set())) < min(seeds, 1 + challenged):
+        block = free(inc, range(1, seeds + 1))
+        if block is not None:
+            return inc, block
+    # then the most promising entrant
+    for c in sorted((c for c in challengers if c not in s.blocks), key=lambda c: (-s.tuning[c], c)):
         block = free(c, sorted(s.blocks[inc]))
         if block is not None:
             return c, block

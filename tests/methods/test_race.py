@@ -39,6 +39,20 @@ def test_a_challenger_runs_the_incumbents_blocks_and_is_rejected_once_behind() -
     assert next_block(behind, {}, seeds=5) == (0, 4)
 
 
+def test_the_incumbent_runs_a_block_per_challenge_before_a_new_challenger_starts() -> None:
+    """Race seeds that are unlucky for everyone put every entrant's tuning value above the incumbent's
+    race mean. Were challengers always first, the incumbent would stay on one block and the race would
+    name a configuration on one seed; it runs a block per configuration that challenged instead."""
+    s = _s({0: 2.0, 1: 2.1, 2: 2.2, 3: 2.3}, {0: [0.2], 1: [0.1], 2: [0.15]})  # 1 and 2 lost on block 1
+    assert s.incumbent == 0
+    assert next_block(s, {}, seeds=5) == (0, 2)  # 2 challenges so far: 3 blocks for the incumbent first
+    assert next_block(s, {0: [2]}, seeds=5) == (0, 3)
+    assert next_block(s, {0: [2, 3]}, seeds=5) == (3, 1)  # both in flight: entrant 3 may start
+    s = _s({0: 2.0, 1: 2.1, 2: 2.2, 3: 2.3}, {0: [0.2, 0.3, 0.25], 1: [0.1], 2: [0.15]})
+    assert next_block(s, {}, seeds=5) == (3, 1)  # 3 blocks for 2 challenges: entrant 3's turn
+    assert next_block(s, {}, seeds=3) == (3, 1)  # capped at seeds
+
+
 def test_a_challenger_ahead_on_all_the_incumbents_blocks_takes_over() -> None:
     s = _s({0: 2.0, 1: 5.0}, {0: [1.0, 1.0], 1: [1.5, 0.9]})
     assert s.incumbent == 1 and s.rejected(0)
