@@ -133,7 +133,7 @@ class Budget(_Strict):
     total: PositiveInt | None = None
     time: Duration | None = None
     evaluate_every: PositiveInt | None = None
-    exact: bool = False
+    exact: bool | None = None  # None (unset) is off: a run written before the key resumes unchanged
 
     @model_validator(mode="after")
     def _order(self) -> Budget:
@@ -730,8 +730,9 @@ def _exact_budget(cfg: SweepConfig, info: TargetInfo, space: SearchSpace) -> Swe
     found = pieces(info, cfg.args, space)
     if found is None:
         raise ConfigError(
-            f"{cfg.target}'s piece (one {info.granule}) changes with a number range of the space, so its "
-            "pieces cannot be listed: make the parameters that set it categorical (or pow2 integers)",
+            f"{cfg.target}'s pieces (one {info.granule}) cannot be listed over this space: a number range "
+            "changes the piece, or the categorical choices make more than 4,096 combinations; make the "
+            "parameters that set it categorical (or pow2 integers) and fix the others in args",
             "budget.exact",
         )
     largest = max(found)

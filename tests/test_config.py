@@ -217,6 +217,13 @@ def test_an_exact_budget_is_rounded_to_the_largest_piece_or_refused_where_pieces
     with pytest.raises(ConfigError, match="384 does not divide 512") as err:
         load_sweep(write(tmp_path, _sb3(space=odd, budget=budget)))
     assert err.value.key == "budget.exact"
+    # a trial whose condition fails has no n_steps: SB3's default 2,048 x 4, which 384 does not divide
+    conditional = {
+        "n_epochs": {"type": "categorical", "choices": [5, 10]},
+        "n_steps": {"type": "categorical", "choices": [96], "condition": {"n_epochs": [10]}},
+    }
+    with pytest.raises(ConfigError, match="384 does not divide 8,192"):
+        load_sweep(write(tmp_path, _sb3(space=conditional, budget=budget)))
     ranged = {"n_steps": {"type": "int", "low": 64, "high": 512}}  # every integer: pieces cannot be listed
     with pytest.raises(ConfigError, match="cannot be listed"):
         load_sweep(write(tmp_path, _sb3(space=ranged, budget=budget)))
@@ -268,3 +275,12 @@ def test_threads_are_counted_on_the_processes_a_population_starts(make_config, t
     cfg["method"] = {"name": "pbt", "population": 4}  # 4 processes of 2 threads: refused
     with pytest.raises(ConfigError, match="got 4 x 2"):
         load_sweep(write(tmp_path, cfg))
+
+
+def test_a_run_written_before_the_newer_budget_keys_resumes_unchanged(make_config, tmp_path):
+    """config.yaml of a run made before budget.exact and budget.evaluate_every existed lacks them."""
+    from autorl.results.rundir import differences
+
+    new = load_sweep(write(tmp_path, make_config())).resolved()
+    old = {**new, "budget": {k: v for k, v in new["budget"].items() if k not in ("exact", "evaluate_every")}}
+    assert differences(old, new) == []

@@ -11,9 +11,10 @@ earns a race, never the title:
 - a challenger runs the incumbent's blocks one by one and is rejected as soon as its mean on the blocks
   both have run is not better than the incumbent's on the same blocks; having run all of them and still
   ahead, it becomes the incumbent;
-- before a new challenger starts, the incumbent has run one block more than the configurations that
-  challenged so far (SMAC's intensification: a block per challenge, up to ``seeds``), so its mean
-  firms up as challengers come, even where every entrant's tuning value beats it;
+- before a new challenger starts, the incumbent has run (or is running) one block more than there
+  are other configurations with race blocks, run or running (SMAC's intensification: a block per
+  challenge, up to ``seeds``), so its mean firms up as challengers come, even where every entrant's
+  tuning value beats it;
 - with no challenger to run, the incumbent runs one more block, up to ``seeds`` blocks;
 - an entrant challenges only while its tuning value beats the incumbent's race mean (best first).
 
@@ -120,9 +121,9 @@ def next_block(s: Standing, running: Mapping[int, Iterable[int]], seeds: int) ->
         block = free(c, sorted(s.blocks[inc]))
         if block is not None:
             return c, block
-    # then the incumbent runs a block per configuration that has challenged so far (up to seeds;
-    # its blocks in flight count)
-    challenged = sum(1 for c in s.blocks if c != inc)
+    # then the incumbent runs a block per other configuration that has run or is running race blocks
+    # (up to seeds; its own blocks in flight count)
+    challenged = len({c for c in (*s.blocks, *busy) if c != inc})
     if len(set(s.blocks[inc]) | busy.get(inc, set())) < min(seeds, 1 + challenged):
         block = free(inc, range(1, seeds + 1))
         if block is not None:

@@ -277,12 +277,13 @@ def granularity_range(info: TargetInfo, args: Mapping[str, Any], space: SearchSp
 
 
 def pieces(
-    info: TargetInfo, args: Mapping[str, Any], space: SearchSpace, most: int = 10_000
+    info: TargetInfo, args: Mapping[str, Any], space: SearchSpace, most: int = 4096
 ) -> set[int] | None:
     """Every piece (:attr:`TargetInfo.granularity`) a configuration in ``space`` can train in with
-    ``args``: the parameters that change it (each varied alone from the smallest configuration) over
-    all their values, a categorical's choices and a ``pow2`` integer's powers. None where one that
-    changes it has more values than that (a plain number range) or they combine to more than ``most``."""
+    ``args``: every combination of the categorical choices and ``pow2`` integers' powers (a parameter
+    with a condition also absent, as a trial where it does not hold has it), with each number range at
+    either end. None where a number range changes the piece (too many values to list) or there are more
+    than ``most`` combinations."""
     if info.granularity is None:
         return {1}
     import itertools
@@ -291,27 +292,30 @@ def pieces(
     from autorl.space import ParamType, Transform
 
     fn = load_reference(info.granularity)
-    base = extreme(space, largest=False)
-
-    def piece(values: Mapping[str, Any]) -> int:
-        return max(1, int(fn({**args, **base, **values})))
-
+    low, high = extreme(space, largest=False), extreme(space, largest=True)
+    absent = object()
     listed: dict[str, list[Any]] = {}
+    ranges: list[str] = []
     for p in space.values():
-        if p.type is ParamType.FIXED:
-            continue
         if p.type is ParamType.CATEGORICAL:
             values: list[Any] = list(p.choices)
         elif p.type is ParamType.INT and p.transform is Transform.POW2:
             lo, hi = p.search_bounds()
             values = [2**e for e in range(math.ceil(lo), math.floor(hi) + 1)]
+        elif p.type is ParamType.FIXED:
+            values = [p.value]
         else:
-            values = [extreme(space, largest=False)[p.name], extreme(space, largest=True)[p.name]]
-            if len({piece({p.name: v}) for v in values}) > 1:
-                return None  # a number range that changes the piece: too many values to list
-            continue
-        if len({piece({p.name: v}) for v in values}) > 1:
-            listed[p.name] = values
+            ranges.append(p.name)
+            values = [low[p.name]]
+        listed[p.name] = values + ([absent] if p.condition else [])
     if math.prod(len(v) for v in listed.values()) > most:
         return None
-    return {piece(dict(zip(listed, combo, strict=True))) for combo in itertools.product(*listed.values())}
+    found = set()
+    for combo in itertools.product(*listed.values()):
+        values = {k: v for k, v in zip(listed, combo, strict=True) if v is not absent}
+        piece = max(1, int(fn({**args, **values})))
+        for name in ranges:  # a number range must not change the piece
+            if name in values and max(1, int(fn({**args, **values, name: high[name]}))) != piece:
+                return None
+        found.add(piece)
+    return found

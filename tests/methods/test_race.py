@@ -48,6 +48,9 @@ def test_the_incumbent_runs_a_block_per_challenge_before_a_new_challenger_starts
     assert next_block(s, {}, seeds=5) == (0, 2)  # 2 challenges so far: 3 blocks for the incumbent first
     assert next_block(s, {0: [2]}, seeds=5) == (0, 3)
     assert next_block(s, {0: [2, 3]}, seeds=5) == (3, 1)  # both in flight: entrant 3 may start
+    # with 3 running its first block, 3 configurations have challenged: a 4th block before entrant 4
+    s4 = _s({0: 2.0, 1: 2.1, 2: 2.2, 3: 2.3, 4: 2.4}, {0: [0.2], 1: [0.1], 2: [0.15]})
+    assert next_block(s4, {0: [2, 3], 3: [1]}, seeds=5) == (0, 4)
     s = _s({0: 2.0, 1: 2.1, 2: 2.2, 3: 2.3}, {0: [0.2, 0.3, 0.25], 1: [0.1], 2: [0.15]})
     assert next_block(s, {}, seeds=5) == (3, 1)  # 3 blocks for 2 challenges: entrant 3's turn
     assert next_block(s, {}, seeds=3) == (3, 1)  # capped at seeds
