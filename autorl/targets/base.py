@@ -312,10 +312,10 @@ def pieces(
         return None
     found = set()
     for combo in itertools.product(*listed.values()):
-        values = {k: v for k, v in zip(listed, combo, strict=True) if v is not absent}
-        piece = max(1, int(fn({**args, **values})))
+        config = {k: v for k, v in zip(listed, combo, strict=True) if v is not absent}
+        piece = max(1, int(fn({**args, **config})))
         for name in ranges:  # a number range must not change the piece
-            if name in values and max(1, int(fn({**args, **values, name: high[name]}))) != piece:
+            if name in config and max(1, int(fn({**args, **config, name: high[name]}))) != piece:
                 return None
         found.add(piece)
     return found
