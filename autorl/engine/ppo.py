@@ -562,7 +562,6 @@ class Population:
 
     # -- evaluation -------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def pass_evaluation(self, members: Tensor | Sequence[int], times: int = 1) -> None:
         """Move ``members``' evaluation streams as ``times`` :meth:`evaluate` calls without seeds would
         (failed members' stay), evaluating nothing: an evaluation left out changes none that follow."""
@@ -570,6 +569,7 @@ class Population:
         live = chosen[~self._m.failed[chosen]]
         self._m.eval_counter[live] += times
 
+    @torch.no_grad()
     def evaluate(
         self,
         episodes: int | None = None,
