@@ -222,7 +222,7 @@ def _plot(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arms", nargs="+", default=["plain", "raced"], choices=["plain", "raced"])
-    p.add_argument("--seeds", type=int, default=5, help="sweep seeds 0..N-1")
+    p.add_argument("--seeds", type=int, default=9, help="sweep seeds 0..N-1")
     p.add_argument("--share", type=float, default=0.25, help="race.share of the raced arm")
     p.add_argument("--race-seeds", type=int, default=10, help="race.seeds of the raced arm")
     p.add_argument("--runs", type=Path, default=ROOT / "docs/figures/race_acrobot_runs.jsonl")
