@@ -123,7 +123,7 @@ class Budget(_Strict):
 
     ``evaluate_every``: a batch of trials (the engine) evaluates a trial only at reports whose value is
     read (every report where a pruner, experiment tracking or a ``value`` other than ``last`` reads
-    them; else the trial's last), and in addition at every report that reaches a multiple of
+    them; else the report that may end the trial), and in addition at every report that reaches a multiple of
     ``evaluate_every`` (for learning curves). Other targets evaluate at every report.
     """
 

@@ -24,7 +24,6 @@ from optuna.trial import TrialState
 
 from autorl.config import Sweep, parse_sweep
 from autorl.errors import TrialDiverged, TrialFailed, TrialPruned, describe, failure_of
-from autorl.registry import load_reference
 from autorl.results.record import TrialRecord
 from autorl.targets import (
     TARGETS,
@@ -232,10 +231,9 @@ def run_batch(job: BatchJob, link: Link) -> None:
             owners.append(trial.number)
     batch = sweep.info.batch_class()(configs, seeds, job.budget, sweep.out / "checkpoints" / "batches")
     agents = BatchAgents(batch)
-    granularity = load_reference(sweep.info.granularity) if sweep.info.granularity else None
 
     def make_slot(trial: TrialJob, members: list[int]) -> _Slot:
-        piece = max(1, int(granularity({**args, **trial.params}))) if granularity else 1
+        piece = sweep.info.piece({**args, **trial.params})
         return _Slot(trial.number, trial.params, members, list(trial.seeds), piece)
 
     for trial in job.trials:

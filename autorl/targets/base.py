@@ -157,6 +157,15 @@ class TargetInfo:
             raise ConfigError(f"this target hands over to: {can}; not to {to!r}", "--with")
         return load_reference(self.handover[to])(config)  # type: ignore[no-any-return]
 
+    def piece(self, config: Mapping[str, Any]) -> int:
+        """The budget units of one piece (:attr:`granularity`) for ``config``, its arguments and
+        hyperparameters together; 1 where the target declares none."""
+        if self.granularity is None:
+            return 1
+        from autorl.registry import load_reference
+
+        return max(1, int(load_reference(self.granularity)(config)))
+
     def immutable_keys(self) -> frozenset[str]:
         return _keys(self.immutable)
 
@@ -266,13 +275,7 @@ def granularity_range(info: TargetInfo, args: Mapping[str, Any], space: SearchSp
     """The smallest and largest piece (:attr:`TargetInfo.granularity`) of any configuration in ``space``
     with ``args``: the granularity of the configurations made of every parameter's smallest and of
     every parameter's largest value."""
-    if info.granularity is None:
-        return 1, 1
-    from autorl.registry import load_reference
-
-    fn = load_reference(info.granularity)
-    ends = [extreme(space, largest=False), extreme(space, largest=True)]
-    low, high = (max(1, int(fn({**args, **values}))) for values in ends)
+    low, high = (info.piece({**args, **extreme(space, largest=end)}) for end in (False, True))
     return low, high
 
 
@@ -288,10 +291,8 @@ def pieces(
         return {1}
     import itertools
 
-    from autorl.registry import load_reference
     from autorl.space import ParamType, Transform
 
-    fn = load_reference(info.granularity)
     low, high = extreme(space, largest=False), extreme(space, largest=True)
     absent = object()
     listed: dict[str, list[Any]] = {}
@@ -313,9 +314,9 @@ def pieces(
     found = set()
     for combo in itertools.product(*listed.values()):
         config = {k: v for k, v in zip(listed, combo, strict=True) if v is not absent}
-        piece = max(1, int(fn({**args, **config})))
+        piece = info.piece({**args, **config})
         for name in ranges:  # a number range must not change the piece
-            if name in config and max(1, int(fn({**args, **config, name: high[name]}))) != piece:
+            if name in config and info.piece({**args, **config, name: high[name]}) != piece:
                 return None
         found.add(piece)
     return found

@@ -100,6 +100,17 @@ def test_a_batch_evaluates_a_trial_only_where_its_value_is_read(tmp_path: Path) 
     assert all(s == [256, 512, 768, 1024][: len(s)] for s in curves) and max(map(len, curves)) == 4
 
 
+def test_a_batch_evaluates_by_each_trials_own_piece(tmp_path: Path) -> None:
+    """Rollouts of 128 and 256 steps, reports every 128, max 512: the 128-step trial's report at 384
+    cannot end it (384 + 128 = 512), so only its last is evaluated, though a 256-step piece could."""
+    space = {"n_steps": {"type": "categorical", "choices": [16, 32]}}
+    cfg = _cfg(tmp_path, space=space, method={"name": "grid", "points": 1}, trials=2, batch=2)
+    result = sweep({**cfg, "budget": {"max": 512, "report_every": 128}}, plots=False)
+    curves = pd.read_csv(result.out / "curves.csv").groupby("trial")["step"].apply(list)
+    steps = dict(zip(result.trials["n_steps"], curves.loc[result.trials["trial"]], strict=True))
+    assert steps == {16: [512], 32: [512]}
+
+
 def test_an_engine_batch_evaluates_the_members_asked_and_any_that_failed() -> None:
     from autorl.engine.target import EngineBatch
 
