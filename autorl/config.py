@@ -240,6 +240,7 @@ class SweepConfig(_Strict):
     executor: Literal["embedded", "ray", "tune"] = "embedded"
     storage: str | None = None
     ray_address: str | None = None
+    ray_place_timeout: Duration = 30.0
     trial_timeout: Duration | None = None
     trial_memory: Bytes | None = None
     batch: Annotated[int, Field(ge=1, le=4096)] = 1
@@ -263,6 +264,7 @@ RESUMABLE_CHANGES = (
     "trial_memory",
     "executor",
     "ray_address",
+    "ray_place_timeout",
     "checkpoint_every",
     "tracking",
 )

@@ -174,9 +174,6 @@ class _Slot:
     killed: bool = False
 
 
-PLACE_TIMEOUT_S = 30.0  # how long a restarted worker's actor may wait for a CPU
-
-
 class RayPool:
     """``size`` Ray actors (one CPU each), with the interface of
     :class:`~autorl.executors.workers.ProcessPool`."""
@@ -282,13 +279,14 @@ class RayPool:
         interval)."""
         import ray
 
-        ready, _ = ray.wait([self._slots[i].actor.ready.remote()], timeout=PLACE_TIMEOUT_S)
+        wait = self.sweep.config.ray_place_timeout
+        ready, _ = ray.wait([self._slots[i].actor.ready.remote()], timeout=wait)
         if not ready:
             cpus = int(ray.cluster_resources().get("CPU", 0))
             raise ConfigError(
-                f"a worker's Ray actor died and none could start in its place within {PLACE_TIMEOUT_S:g} s "
+                f"a worker's Ray actor died and none could start in its place within {wait:g} s "
                 f"(the cluster has {cpus} CPUs for {self.size} workers: was a node lost?); resume with "
-                f"--resume --set workers={max(1, cpus)}",
+                f"--resume --set workers={max(1, cpus)}, or give a new node longer with ray_place_timeout",
                 "workers",
                 self.sweep.source,
             )

@@ -362,7 +362,8 @@ def test_one_engine_population_spans_two_nodes_and_gives_the_embedded_result(tmp
 def test_a_node_lost_mid_population_is_said_in_one_line_and_resume_finishes_alike(tmp_path, two_nodes):
     address, helper, env = two_nodes
     path = tmp_path / "pbt.yaml"
-    path.write_text(yaml.safe_dump(_engine_pbt(tmp_path, "ray", budget={"max": 20480, "report_every": 512})))
+    budget = {"max": 20480, "report_every": 512}
+    path.write_text(yaml.safe_dump(_engine_pbt(tmp_path, "ray", budget=budget, ray_place_timeout=5)))
     proc = subprocess.Popen(
         [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots"],
         env=env,
@@ -382,6 +383,7 @@ def test_a_node_lost_mid_population_is_said_in_one_line_and_resume_finishes_alik
     _, err = proc.communicate(timeout=120)
     last = err.strip().splitlines()[-1]
     assert proc.returncode == 2 and "workers" in last and "--set workers=1" in last, err[-2000:]
+    assert "within 5 s" in last  # ray_place_timeout, not the default 30 s
     stopped = yaml.safe_load(state.read_text())
     assert not stopped["done"] and stopped["intervals"] >= 3
 
