@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -265,9 +265,10 @@ class _TrialLoop:
         everything = self.study.get_trials(deepcopy=False)
         self.tally.counted, self.tally.consumed = counted(everything), consumed(everything)
         mine = {r.trial._trial_id for r in self.running.values()}
-        self.tally.others_running = sum(
-            1 for t in everything if t.state == TrialState.RUNNING and t._trial_id not in mine
-        )
+        others = [t for t in everything if t.state == TrialState.RUNNING and t._trial_id not in mine]
+        self.tally.others_running = len(others)
+        if self.race.on:  # other processes' race blocks, finished and running, count as this one's
+            self.race = _Race(self.sweep, everything, others)
 
     def ask(self, job: int) -> TrialJob:
         """A new trial belonging to ``job``: a race block when the race is due one, else the sampler's."""
@@ -499,14 +500,17 @@ class _TrialLoop:
 
 class _Race:
     """The race's bookkeeping in the trial loop: the evaluations so far (kept as trials end, so a
-    decision reads no storage), the raced configurations' parameters, and the race's share of the
-    budget units; :func:`autorl.methods.race.next_block` decides."""
+    decision reads no storage; rebuilt from the study's trials at each recount where several processes
+    share the storage), the raced configurations' parameters, and the race's share of the budget
+    units; :func:`autorl.methods.race.next_block` decides."""
 
-    def __init__(self, sweep: Sweep, trials: list[FrozenTrial]) -> None:
+    def __init__(self, sweep: Sweep, trials: list[FrozenTrial], others: Iterable[FrozenTrial] = ()) -> None:
         self.sweep, self.on = sweep, sweep.config.race is not None
         self.evaluations: list[Evaluation] = []
         self.params: dict[int, dict[str, Any]] = {}  # a configuration's Optuna parameters
         self.spent = 0.0  # budget units finished race blocks took
+        # race blocks other processes sharing the storage are running, as (configuration, block)
+        self.elsewhere = [k for t in others if (k := race_key(t)) is not None]
         for t in trials if self.on else ():
             self._take(evaluation_of(t, sweep.maximize), t.params)
             if race_key(t) is not None and t.state.is_finished() and not was_interrupted(t):
@@ -543,15 +547,14 @@ class _Race:
             return None
         runs = list(running)
         per = float(self.sweep.config.budget.steps * self.sweep.config.seeds_per_trial)
-        in_flight = sum(1 for r in runs if r.race is not None)
+        in_flight = sum(1 for r in runs if r.race is not None) + len(self.elsewhere)
         total = self.sweep.config.budget.total
         cap = race.share * (total if reserved and total else consumed + per * (len(runs) + 1))
         if self.spent + per * (in_flight + 1) > cap:
             return None
         busy: dict[int, list[int]] = {}
-        for r in runs:
-            if r.race is not None:
-                busy.setdefault(r.race[0], []).append(r.race[1])
+        for config, block in [r.race for r in runs if r.race is not None] + self.elsewhere:
+            busy.setdefault(config, []).append(block)
         return next_block(standing(self.evaluations), busy, race.seeds)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from autorl.results.race import race_key
 from autorl.targets import TrialContext
 from autorl.targets.synthetic import CurveTarget
 from tests.conftest import toy
-from tests.executors.test_embedded import _starts, kill_sweep_when, resume_sweep
+from tests.executors.test_embedded import AUTORL, _starts, kill_sweep_when, resume_sweep
 
 
 def _noisy(tmp_path: Path, race: dict[str, Any] | bool | None, **over: Any) -> dict[str, Any]:
@@ -135,6 +136,38 @@ def test_a_killed_racing_sweep_resumes_its_race(tmp_path: Path) -> None:
         assert seed == 800_000_000 + b - 1  # block b's seed (sweep seed 0)
     assert best["params"]["x"] == values[best["trial"]]
     json.dumps(best)  # best.yaml holds plain data
+
+
+@pytest.mark.slow  # ~20 s: two sweep processes of 1 s trials
+def test_two_processes_on_one_storage_keep_the_race_within_its_share_together(tmp_path: Path) -> None:
+    """Each process counts the other's race blocks (finished and running) at every recount: the race's
+    share of budget.total is the sweep's, not each process's. Counting only its own, each spent up to
+    the share (11 blocks of 24 where the share is 6)."""
+    db = tmp_path / "shared.db"
+    cfg = {
+        "target": toy("slow"),
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 1.0}},
+        "direction": "maximize",
+        "budget": {"max": 1, "total": 24},
+        "method": "random",
+        "trials": 1000,
+        "race": {"share": 0.25, "seeds": 10},
+        "name": "shared",
+    }
+    env = {**os.environ, "AUTORL_HEARTBEAT_S": "1"}
+    procs = []
+    for i in range(2):
+        path = tmp_path / f"p{i}.yaml"
+        path.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / f"out{i}")}))
+        args = ["sweep", str(path), "--storage", f"sqlite:///{db}", "--quiet", "--no-plots"]
+        procs.append(subprocess.Popen([*AUTORL, *args], env=env, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    trials = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}").get_trials()
+    blocks = [race_key(t) for t in trials if race_key(t) is not None]
+    # the share is 6 of 24; a block may start in the second between two recounts, one per process
+    assert 1 <= len(blocks) <= 6 + 2, len(blocks)
 
 
 def test_race_keys_are_checked_in_one_line(tmp_path: Path) -> None:
