@@ -55,9 +55,13 @@ def budget_of(config: dict[str, Any]) -> int:
     return -(-BUDGETS[config["env"]] // rollout) * rollout
 
 
-def engine_runs(config: dict[str, Any], seeds: list[int], starts: str = "engine") -> list[float]:
+def engine_runs(
+    config: dict[str, Any], seeds: list[int], starts: str = "engine", dtype: str = "float32"
+) -> list[float]:
     """The configuration's seeds trained as one engine population; each seed's test return, tested on the
-    engine's own test starts or (``starts="sb3"``) on exactly those the SB3 side tests that seed on."""
+    engine's own test starts or (``starts="sb3"``) on exactly those the SB3 side tests that seed on.
+    ``dtype`` float64 steps the envs, networks and statistics in double precision (gymnasium's Acrobot
+    integrates in float64; SB3's networks stay float32)."""
     import torch
 
     from autorl.engine.target import engine_config, hparams_of
@@ -66,7 +70,7 @@ def engine_runs(config: dict[str, Any], seeds: list[int], starts: str = "engine"
     from autorl.engine.ppo import Population
 
     budget = budget_of(config)
-    cfg = engine_config(config, total_steps=budget)
+    cfg = engine_config({**config, "dtype": dtype}, total_steps=budget)
     pop = Population(cfg, [hparams_of(config)] * len(seeds), seeds=seeds)
     pop.train(budget)
     if starts == "sb3":
@@ -135,11 +139,12 @@ def run(args: argparse.Namespace) -> None:
             if all(("engine", env, i, s) in done for s in seeds):
                 continue
             began = time.perf_counter()
-            returns = engine_runs(config, seeds, args.engine_starts)
+            returns = engine_runs(config, seeds, args.engine_starts, args.engine_dtype)
             took = time.perf_counter() - began
             for s, r in zip(seeds, returns, strict=True):
                 row = {"side": "engine", "env": env, "config": i, "seed": s, "return": r, "wall_s": took}
-                _append(args.runs, {**row, "params": config, "starts": args.engine_starts})
+                extra = {"starts": args.engine_starts, "dtype": args.engine_dtype}
+                _append(args.runs, {**row, "params": config, **extra})
             print(f"engine {env} config {i}: {np.mean(returns):.1f} ({took:.0f} s)", flush=True)
         if args.engine_starts == "sb3":  # the SB3 side is in the runs of the first measurement
             continue
@@ -283,6 +288,12 @@ def main() -> None:
         default="engine",
         help="test the engine's policies on its own test starts, or on exactly the SB3 side's (then only "
         "the engine side runs; report it against the SB3 runs with --sb3-runs)",
+    )
+    parser.add_argument(
+        "--engine-dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="the engine side's precision (envs, networks, statistics); float64 to test the lean's cause",
     )
     parser.add_argument("--sb3-runs", type=Path, help="with --report: take the SB3 side from these runs")
     parser.add_argument("--report", action="store_true", help="summarise --runs instead of running")

@@ -111,7 +111,7 @@ def _done(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> None:
     race = {"share": args.share, "seeds": args.race_seeds}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         for arm in args.arms:
             if (arm, seed) in _done(args.runs):
                 continue
@@ -140,6 +140,9 @@ def _ci(x: np.ndarray, rng: np.random.Generator, reps: int = 10_000) -> list[flo
 
 def report(args: argparse.Namespace) -> None:
     done = _done(args.runs)
+    for key, row in _done(args.plain_from).items() if args.plain_from else ():
+        if key[0] == "plain" and key not in done:
+            done[key] = {**row, "from": str(args.plain_from)}
     rng = np.random.default_rng(0)
     arms: dict[str, Any] = {}
     seeds = sorted({s for _, s in done})
@@ -222,13 +225,17 @@ def _plot(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arms", nargs="+", default=["plain", "raced"], choices=["plain", "raced"])
-    p.add_argument("--seeds", type=int, default=9, help="sweep seeds 0..N-1")
+    p.add_argument("--seeds", type=int, default=9, help="sweep seeds FIRST..N-1")
+    p.add_argument("--first-seed", type=int, default=0, help="the first sweep seed (FIRST)")
     p.add_argument("--share", type=float, default=0.25, help="race.share of the raced arm")
     p.add_argument("--race-seeds", type=int, default=10, help="race.seeds of the raced arm")
     p.add_argument("--runs", type=Path, default=ROOT / "docs/figures/race_acrobot_runs.jsonl")
     p.add_argument("--out", type=Path, default=Path("runs/race_acrobot"), help="the sweeps' run directories")
     p.add_argument("--smoke", action="store_true", help="a tiny budget, to check the script runs")
     p.add_argument("--report", action="store_true")
+    p.add_argument(
+        "--plain-from", type=Path, help="--report: the plain arm's runs missing from --runs are read here"
+    )
     p.add_argument("--json", type=Path)
     p.add_argument("--png", type=Path)
     args = p.parse_args()
