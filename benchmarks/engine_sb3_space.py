@@ -64,7 +64,7 @@ def engine_runs(
     integrates in float64; SB3's networks stay float32)."""
     import torch
 
-    from autorl.engine.target import engine_config, hparams_of
+    from autorl.engine.config import engine_config, hparams_of
 
     torch.set_num_threads(1)
     from autorl.engine.ppo import Population

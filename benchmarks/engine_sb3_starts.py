@@ -33,8 +33,8 @@ def engine_set(env: str, seeds: list[int]) -> np.ndarray:
     """Each seed's mean test return of the zeroed actor through the engine's evaluation."""
     import torch
 
+    from autorl.engine.config import engine_config, hparams_of
     from autorl.engine.ppo import Population
-    from autorl.engine.target import engine_config, hparams_of
 
     torch.set_num_threads(1)
     config = {"env": env, **SHARED, "n_steps": 32}

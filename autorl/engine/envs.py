@@ -17,8 +17,9 @@ gymnasium's trajectories to rounding. The conventions:
   would cost a device sync); continuous actions are ``[N, action_dim]`` and are clipped where
   gymnasium's dynamics clip them, never rejected.
 
-Every task is a :class:`BatchedEnv` subclass registered in :data:`BATCHED_ENVS` under its spec's name
-(:func:`register_env`, or a plug-in's ``autorl.engine_envs`` entry point); :func:`make` builds one by name.
+Every task is a :class:`BatchedEnv` subclass registered in :data:`autorl.engine.parts.BATCHED_ENVS`
+under its spec's name (the built-in ones there, by reference; a user's with :func:`register_env`, or a
+plug-in's ``autorl.engine_envs`` entry point); :func:`make` builds one by name.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from autorl.engine.parts import BATCHED_ENVS
 from autorl.errors import ConfigError
-from autorl.registry import Registry, unknown_name
+from autorl.registry import unknown_name
 
 
 @dataclass(frozen=True)
@@ -539,10 +541,6 @@ class Pendulum(BatchedEnv):
         return torch.stack((torch.cos(th), torch.sin(th), thdot), 1)
 
 
-BATCHED_ENVS: Registry[type[BatchedEnv]] = Registry("batched env", entry_point_group="autorl.engine_envs")
-"""The batched envs by gymnasium id; a plug-in adds one with an ``autorl.engine_envs`` entry point."""
-
-
 def register_env(cls: type[BatchedEnv], description: str = "") -> type[BatchedEnv]:
     """Make ``cls`` available to :func:`make` and ``EngineConfig(env=...)`` under ``cls.spec.name``.
 
@@ -557,16 +555,8 @@ def register_env(cls: type[BatchedEnv], description: str = "") -> type[BatchedEn
     if not (isinstance(cls, type) and issubclass(cls, BatchedEnv) and isinstance(spec, EnvSpec)):
         raise TypeError(f"register_env takes a BatchedEnv subclass with an EnvSpec spec, got {cls!r}")
     summary = (cls.__doc__ or "").strip().partition("\n")[0]
-    BATCHED_ENVS.register(cls.spec.name, cls, description or summary)
+    BATCHED_ENVS.register(cls.spec.name, cls, description or summary, continuous=spec.n_actions is None)
     return cls
-
-
-register_env(CartPole)
-register_env(Acrobot)
-register_env(MountainCar)
-register_env(MountainCarContinuous)
-register_env(Pendulum)
-BATCHED_ENVS.mark_built_in()
 
 
 class _Specs(Mapping[str, EnvSpec]):

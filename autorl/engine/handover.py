@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autorl.engine.config import DEFAULT_HPARAMS, HYPERPARAMS, EngineConfig
+from autorl.engine.parts import continuous
 from autorl.errors import ConfigError
 
 SB3_ADAM_EPS = 1e-5  # SB3's ActorCriticPolicy: Adam with eps 1e-5, as the engine's default
@@ -56,7 +57,7 @@ def to_sb3(config: Mapping[str, Any]) -> dict[str, Any]:
         "activation_fn": get("activation"),
         "ortho_init": bool(get("ortho_init")),
     }
-    if EngineConfig(get("env")).spec.n_actions is None:  # continuous actions: the Gaussian's log std
+    if continuous(get("env")):  # continuous actions: the Gaussian's log std
         params["log_std_init"] = float(get("log_std_init"))
     for name, schedule in (("learning_rate", "lr_schedule"), ("clip_range", "clip_schedule")):
         if get(schedule) == "linear":  # rl-zoo3's lin_<x>: from x to 0 over the run, as the engine does

@@ -117,7 +117,7 @@ class _Rollout:
 
     @classmethod
     def empty(cls, config: EngineConfig, k: int) -> _Rollout:
-        spec, dtype, device = config.spec, config.dtype, config.device
+        spec, dtype, device = config.spec, config.torch_dtype, config.device
         shape = (k, config.n_steps, config.n_envs)
 
         def new(*extra: int, dt: torch.dtype = dtype) -> Tensor:

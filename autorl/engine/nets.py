@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # config imports this module's ACTIVATIONS
+if TYPE_CHECKING:
     from autorl.engine.config import EngineConfig
 
 
@@ -82,12 +82,12 @@ class _Layout:
                 parts += [weight.T.reshape(-1), bias]
         if self.log_std:
             parts.append(torch.full((self.log_std,), config.log_std_init))
-        return torch.cat(parts).to(device=config.device, dtype=config.dtype)
+        return torch.cat(parts).to(device=config.device, dtype=config.torch_dtype)
 
 
 _PLAIN: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
-ACTIVATIONS = tuple(_PLAIN)
-"""The hidden layers' activations, by ``EngineConfig.activation``."""
+"""The hidden layers' activations, by ``EngineConfig.activation`` (their names:
+:data:`autorl.engine.parts.ACTIVATIONS`)."""
 
 
 Layers = list[tuple[Tensor, Tensor]]

@@ -1,4 +1,5 @@
-"""PPO's policy objectives by name (:data:`OBJECTIVES`); ``EngineConfig.objective`` chooses one.
+"""PPO's policy objectives by name (:data:`OBJECTIVES`, kept in :mod:`autorl.engine.parts` so that a
+config is checked without torch); ``EngineConfig.objective`` chooses one.
 
 An objective maps the probability ratios of a minibatch, its advantages and the clip range to the
 per-sample policy loss that the update minimises (its mean per member). A learned or alternative
@@ -12,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from autorl.registry import Registry
+from autorl.engine.parts import OBJECTIVES as OBJECTIVES  # where a user registers one
 
 
 class PolicyObjective(Protocol):
@@ -31,8 +32,3 @@ def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_range: Tensor) -> 
     """PPO's clipped surrogate (Schulman et al., 2017) as a loss: ``-min(r A, clip(r, 1 - c, 1 + c) A)``."""
     clipped = torch.maximum(torch.minimum(ratio, 1 + clip_range), 1 - clip_range)
     return -torch.minimum(advantages * ratio, advantages * clipped)
-
-
-OBJECTIVES: Registry[PolicyObjective] = Registry("ppo objective")
-OBJECTIVES.register("clip", clipped_surrogate, "PPO's clipped surrogate objective, as SB3 computes it")
-OBJECTIVES.mark_built_in()

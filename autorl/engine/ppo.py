@@ -264,7 +264,7 @@ class Population:
                 rows = rows[torch.as_tensor(copies, device=device)]
         for name, value in params.items():
             target = (self._m.eval_level if evaluation else self._m.level)[name].view(-1)
-            target[rows] = torch.as_tensor(value, dtype=self.config.dtype, device=device)
+            target[rows] = torch.as_tensor(value, dtype=self.config.torch_dtype, device=device)
 
     # -- training ---------------------------------------------------------------------------------------
 
@@ -318,7 +318,7 @@ class Population:
         env = self._load_env(m)
         copy_ids = (members[:, None] * n_envs + torch.arange(n_envs, device=members.device)).reshape(-1)
         buffer = _Rollout.empty(cfg, k)
-        episodes = torch.zeros(2, k, dtype=cfg.dtype, device=cfg.device)  # sum and count of returns
+        episodes = torch.zeros(2, k, dtype=cfg.torch_dtype, device=cfg.device)  # sum and count of returns
         stats: dict[str, Tensor] = {}
         for _ in range(rollouts):
             self._collect(m, env, buffer, episodes, copy_ids)
@@ -341,7 +341,7 @@ class Population:
     ) -> None:
         """Step every member's envs ``n_steps`` times with its current policy, filling ``buf``."""
         cfg, spec = self.config, self.spec
-        k, n_steps, n_envs, dtype = m.theta.shape[0], cfg.n_steps, cfg.n_envs, cfg.dtype
+        k, n_steps, n_envs, dtype = m.theta.shape[0], cfg.n_steps, cfg.n_envs, cfg.torch_dtype
         actor, _, log_std = self._layout.split(m.theta)
         gamma = m.hp["gamma"].to(dtype)[:, None]
         discrete = spec.n_actions is not None
@@ -434,8 +434,8 @@ class Population:
         v = _mlp(critic, inputs, self._activation, exact=False)[..., 0]
         values, next_value = v[:, :rows].view(k, n_steps, n_envs), v[:, rows:]
 
-        gamma = m.hp["gamma"].to(cfg.dtype)[:, None]
-        gamma_lambda = gamma * m.hp["gae_lambda"].to(cfg.dtype)[:, None]
+        gamma = m.hp["gamma"].to(cfg.torch_dtype)[:, None]
+        gamma_lambda = gamma * m.hp["gae_lambda"].to(cfg.torch_dtype)[:, None]
         rewards = buf.rewards
         truncated = buf.truncated.nonzero().unbind(1)
         if len(truncated[0]):
@@ -443,7 +443,7 @@ class Population:
             layers = [(w[member], b[member]) for w, b in critic]
             final = _mlp(layers, buf.final_obs[truncated][:, None], self._activation)[:, 0, 0]
             rewards = rewards.index_put(truncated, gamma[member, 0] * final, accumulate=True)
-        not_done = (~buf.dones).to(cfg.dtype)
+        not_done = (~buf.dones).to(cfg.torch_dtype)
         advantages = torch.empty_like(values)
         last = torch.zeros_like(next_value)
         for t in reversed(range(n_steps)):
@@ -455,7 +455,7 @@ class Population:
 
     def _update(self, m: _Members, buf: _Rollout, advantages: Tensor, returns: Tensor) -> dict[str, Tensor]:
         """``n_epochs`` passes of ``n_minibatches`` Adam steps over the rollout, for every member at once."""
-        cfg, dtype = self.config, self.config.dtype
+        cfg, dtype = self.config, self.config.torch_dtype
         k, batch = m.theta.shape[0], cfg.n_steps * cfg.n_envs
         n_mb, size = cfg.n_minibatches, batch // cfg.n_minibatches
         hp = {name: t.to(dtype) for name, t in m.hp.items()}
@@ -608,15 +608,15 @@ class Population:
         else:
             m.eval_counter[live] += 1
         mean, var = m.obs_mean[live], m.obs_var[live]
-        env = make(spec.name, k * n, device=cfg.device, dtype=cfg.dtype)
+        env = make(spec.name, k * n, device=cfg.device, dtype=cfg.torch_dtype)
         env.set_params({name: t[live].repeat_interleave(n) for name, t in m.eval_level.items()})
-        u = rng.uniform(seed, counter, (n, spec.reset_dims), dtype=cfg.dtype, stream=stream)
+        u = rng.uniform(seed, counter, (n, spec.reset_dims), dtype=cfg.torch_dtype, stream=stream)
         state = env.initial_state(u.view(k * n, spec.reset_dims))
         actor, _, _ = self._layout.split(theta)
         if spec.n_actions is None:
-            low = torch.tensor(spec.action_low, dtype=cfg.dtype, device=cfg.device)
-            high = torch.tensor(spec.action_high, dtype=cfg.dtype, device=cfg.device)
-        returns = torch.zeros(k, n, dtype=cfg.dtype, device=cfg.device)
+            low = torch.tensor(spec.action_low, dtype=cfg.torch_dtype, device=cfg.device)
+            high = torch.tensor(spec.action_high, dtype=cfg.torch_dtype, device=cfg.device)
+        returns = torch.zeros(k, n, dtype=cfg.torch_dtype, device=cfg.device)
         running = torch.ones(k, n, dtype=torch.bool, device=cfg.device)
         # One episode per env, so no resets: the task's own transition, which costs a third less than
         # BatchedEnv.step (auto-reset and time-limit bookkeeping); the loop's length is the time limit.
@@ -709,7 +709,7 @@ class Population:
         cfg, spec = self.config, self.spec
         if not -(2**63) <= seed < 2**63:
             raise ValueError(f"seed must fit in int64, got {seed}")
-        dev, dtype, n_envs = cfg.device, cfg.dtype, cfg.n_envs
+        dev, dtype, n_envs = cfg.device, cfg.torch_dtype, cfg.n_envs
         values = dict(DEFAULT_HPARAMS) | check_hparams(hparams)
         seed_t = torch.tensor([seed], dtype=torch.int64, device=dev)
         counter = torch.zeros(1, dtype=torch.int64, device=dev)
@@ -750,11 +750,11 @@ class Population:
     def _restart_envs(self, member: int) -> None:
         """Fresh episodes in ``member``'s envs, at their levels, from its own training stream."""
         cfg, spec, m = self.config, self.spec, self._m
-        env = make(spec.name, cfg.n_envs, device=cfg.device, dtype=cfg.dtype)
+        env = make(spec.name, cfg.n_envs, device=cfg.device, dtype=cfg.torch_dtype)
         env.set_params({name: t[member] for name, t in m.level.items()})
         seed, counter = m.seed[member : member + 1], m.counter[member : member + 1]
         m.obs[member] = env.reset(
-            rng.uniform(seed, counter, (cfg.n_envs, spec.reset_dims), dtype=cfg.dtype)[0]
+            rng.uniform(seed, counter, (cfg.n_envs, spec.reset_dims), dtype=cfg.torch_dtype)[0]
         )
         m.counter[member] += 1
         m.env_state[member], m.env_elapsed[member] = env.state, env.elapsed
@@ -776,12 +776,13 @@ class Population:
         for name, value in levels.items():
             if name not in params:
                 raise ConfigError(unknown_name(f"{self.spec.name} parameter (from level_fn)", name, params))
-            params[name][where] = torch.as_tensor(value, dtype=self.config.dtype, device=self.config.device)
+            cfg = self.config
+            params[name][where] = torch.as_tensor(value, dtype=cfg.torch_dtype, device=cfg.device)
 
     def _load_env(self, m: _Members) -> BatchedEnv:
         """A batched env holding ``m``'s training envs (states, step counters and levels)."""
         k, n_envs = m.theta.shape[0], self.config.n_envs
-        env = make(self.spec.name, k * n_envs, device=self.config.device, dtype=self.config.dtype)
+        env = make(self.spec.name, k * n_envs, device=self.config.device, dtype=self.config.torch_dtype)
         env.state = m.env_state.reshape(k * n_envs, -1)
         env.elapsed = m.env_elapsed.reshape(-1)
         env.set_params({name: t.reshape(-1) for name, t in m.level.items()})

@@ -27,81 +27,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from autorl.engine.config import HYPERPARAMS, EngineConfig, check_hparams
+from autorl.engine.config import ARG_KEYS, SHAPE_KEYS, EngineConfig, engine_config, hparams_of
 from autorl.engine.ppo import Population
 from autorl.errors import ConfigError
-from autorl.registry import closest
 from autorl.targets.base import TrialContext
-
-SHAPE_KEYS = (
-    "n_envs",
-    "n_steps",
-    "n_epochs",
-    "n_minibatches",
-    "objective",
-    "hidden",
-    "activation",
-    "normalize_obs",
-    "normalize_reward",
-    "lr_schedule",
-    "clip_schedule",
-    "log_std_init",
-    "ortho_init",
-)
-ARG_KEYS = ("env", "device", "dtype", "threads", "eval_episodes", "compile")
-
-
-def engine_config(config: Mapping[str, Any], total_steps: int | None) -> EngineConfig:
-    """The shape-setting part of ``config`` as an :class:`EngineConfig` (linear schedules end at the
-    member's budget, ``total_steps``, unless the config says otherwise)."""
-    values: dict[str, Any] = {"env": config.get("env", "CartPole-v1")}
-    for key in (*SHAPE_KEYS, "eval_episodes", "device", "total_steps", "compile"):
-        if key in config:
-            values[key] = config[key]
-    if isinstance(values.get("hidden"), int):
-        values["hidden"] = (values["hidden"],) * 2
-    if "dtype" in config:
-        values["dtype"] = getattr(torch, str(config["dtype"]))
-    if "total_steps" not in values and "linear" in (values.get("lr_schedule"), values.get("clip_schedule")):
-        values["total_steps"] = total_steps
-    for key in ("n_envs", "n_steps", "n_epochs", "n_minibatches", "eval_episodes"):
-        if key in values:
-            values[key] = int(values[key])
-    return EngineConfig(**values)
 
 
 def group_key(config: Mapping[str, Any]) -> tuple[Any, ...]:
     """What a configuration's group is: its shape keys (and env, device)."""
     return tuple(repr(config.get(k)) for k in (*SHAPE_KEYS, *ARG_KEYS))
-
-
-def hparams_of(config: Mapping[str, Any]) -> dict[str, float]:
-    return check_hparams({k: v for k, v in config.items() if k in HYPERPARAMS})
-
-
-def check_args(
-    args: dict[str, Any], params: list[str], extra_keys: Sequence[str] = (), target: str = "engine:ppo"
-) -> None:
-    """Refuse an unknown key (with the closest valid one), a bad shape or env, before anything trains."""
-
-    known = set(HYPERPARAMS) | set(SHAPE_KEYS) | set(ARG_KEYS) | {"total_steps"} | set(extra_keys)
-    for key in [*args, *params]:
-        if key not in known:
-            close = closest(key, sorted(known))
-            hint = f" (did you mean {close!r}?)" if close else ""
-            raise ConfigError(f"is not a key of {target}{hint}; valid keys: {', '.join(sorted(known))}", key)
-    engine_config({k: v for k, v in args.items() if k not in params}, total_steps=1)
-    hparams_of({k: v for k, v in args.items() if k in HYPERPARAMS})
-
-
-# What a population method may never change, and what every member of one computation shares: the
-# shapes and arguments (hyperparameters are tensors). Declared with the engine's targets.
-FIXED_KEYS = frozenset(SHAPE_KEYS) | frozenset(ARG_KEYS)
-
-
-def granularity(config: Mapping[str, Any]) -> int:
-    """Env steps of one rollout, ``n_envs * n_steps``: the engine trains whole rollouts."""
-    return int(config.get("n_envs", EngineConfig.n_envs)) * int(config.get("n_steps", EngineConfig.n_steps))
 
 
 @dataclass

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from autorl.engine.target import EngineBatch, EngineTarget, Group, check_args
+from autorl.engine.config import check_args
+from autorl.engine.target import EngineBatch, EngineTarget, Group
 from autorl.envs.families import get_family
 from autorl.envs.levels import LevelSampler, PrioritizedLevelReplay
 from autorl.envs.target import LEVEL_KEYS, check_levels, make_sampler, sample_test_levels, segment_scores

@@ -23,8 +23,8 @@ REGISTRIES = (
     "autorl.envs.families:FAMILIES",
     "autorl.envs.samplers:LEVEL_SAMPLERS",
     "autorl.envs.samplers:TEACHERS",
-    "autorl.engine.envs:BATCHED_ENVS",
-    "autorl.engine.objectives:OBJECTIVES",
+    "autorl.engine.parts:BATCHED_ENVS",
+    "autorl.engine.parts:OBJECTIVES",
 )
 
 

@@ -83,10 +83,10 @@ _AC = {
 _ENGINE = {
     **_RL,
     "space": "engine/ppo.yaml",
-    "granularity": "autorl.engine.target:granularity",
+    "granularity": "autorl.engine.config:granularity",
     "granule": "rollout (n_steps x n_envs)",
-    "immutable": "autorl.engine.target:FIXED_KEYS",
-    "shared": "autorl.engine.target:FIXED_KEYS",
+    "immutable": "autorl.engine.config:FIXED_KEYS",
+    "shared": "autorl.engine.config:FIXED_KEYS",
     "evaluates": True,
 }
 
@@ -154,7 +154,7 @@ register_target(
     "the batched PPO engine: many PPO agents as one torch computation (classic control; batch, PBT)",
     **_ENGINE,
     metric="eval_return",
-    check="autorl.engine.target:check_args",
+    check="autorl.engine.config:check_args",
     batch="autorl.engine.target:EngineTarget.batch",
     forks=True,
     handover={"sb3": "autorl.engine.handover:to_sb3"},

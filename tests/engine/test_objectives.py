@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import torch
 
+from autorl.engine.config import check_args
 from autorl.engine.objectives import OBJECTIVES, clipped_surrogate
 from autorl.engine.ppo import EngineConfig, Population
-from autorl.engine.target import check_args
 from autorl.errors import ConfigError
 
 torch.set_num_threads(1)

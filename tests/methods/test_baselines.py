@@ -283,7 +283,7 @@ def test_each_file_validates_as_a_fixed_sweep_on_its_target_and_env(
     assert {k: p.value for k, p in sweep.space.items()} == load_yaml(path) and sweep.config.trials == 1
     assert f"config: {ref}" in path.read_text()  # its own usage line names it as a sweep does
     if target == "engine:ppo":
-        from autorl.engine.target import engine_config, hparams_of
+        from autorl.engine.config import engine_config, hparams_of
 
         engine_config({"env": env, **load_yaml(path)}, total_steps=steps)
         hparams_of(load_yaml(path))
