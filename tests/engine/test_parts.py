@@ -58,3 +58,13 @@ print("torch" in sys.modules)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "run" / "best.yaml").is_file()
+
+
+@pytest.mark.parametrize("dtype", ["foo", "float16"])
+def test_a_bad_dtype_is_refused_in_one_line_naming_the_key(dtype: str) -> None:
+    from autorl.engine.config import check_args
+    from autorl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="float32, float64") as caught:  # "foo" was torch's AttributeError
+        check_args({"env": "CartPole-v1", "dtype": dtype}, [])
+    assert caught.value.key == "dtype"
