@@ -17,10 +17,11 @@ import gymnasium as gym
 import torch
 
 from autorl.agents.actor_critic import ActorCriticTarget, _make_env
+from autorl.envs.checks import LEVEL_KEYS, check_levels
 from autorl.envs.families import Family, get_family
 from autorl.envs.levels import LevelSampler
 from autorl.envs.samplers import LEVEL_SAMPLERS, needs_scores
-from autorl.envs.target import LEVEL_KEYS, check_levels, heldout_metrics, refuse_unknown, setup_levels
+from autorl.envs.target import heldout_metrics, refuse_unknown, setup_levels
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext

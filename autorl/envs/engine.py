@@ -24,11 +24,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from autorl.engine.config import check_args
 from autorl.engine.target import EngineBatch, EngineTarget, Group
 from autorl.envs.families import get_family
 from autorl.envs.levels import LevelSampler, PrioritizedLevelReplay
-from autorl.envs.target import LEVEL_KEYS, check_levels, make_sampler, sample_test_levels, segment_scores
+from autorl.envs.target import make_sampler, sample_test_levels, segment_scores
 from autorl.errors import ConfigError
 
 
@@ -230,19 +229,3 @@ class EnvDesignEngineTarget(EngineTarget):
         levels = self.engine.groups[g].extra[slot]
         assert levels is not None
         return levels
-
-
-def check_envdesign_engine(args: dict[str, Any], params: list[str]) -> None:
-    """Refuse a bad family, sampler or engine key before anything trains."""
-    check_levels(args)
-    check_args(args, params, extra_keys=sorted(LEVEL_KEYS), target="envdesign:engine")
-    if args.get("plr_score") == "max_mc":
-        raise ConfigError(
-            "envdesign:engine scores PLR levels by value losses: use positive_value_loss or l1_value_loss",
-            "plr_score",
-        )
-    family = get_family(args.get("family", "CartPole"))
-    if "env" in args and args["env"] != family.env_id:
-        raise ConfigError(
-            f"the family {family.name!r} is {family.env_id}: leave env out or set it to that", "env"
-        )

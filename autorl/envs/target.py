@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from autorl.envs.checks import LEVEL_KEYS, check_levels
 from autorl.envs.families import Context, Family, get_family
 from autorl.envs.levels import (
     DefaultSampler,
@@ -43,7 +44,7 @@ from autorl.envs.levels import (
     SelfPacedCurriculum,
     scale_ranges,
 )
-from autorl.envs.samplers import LEVEL_SAMPLERS, TEACHERS, check_choice, needs_scores
+from autorl.envs.samplers import LEVEL_SAMPLERS, check_choice, needs_scores
 from autorl.envs.wrapper import ContextualEnv
 from autorl.errors import ConfigError
 from autorl.targets.base import TrialContext
@@ -51,30 +52,6 @@ from autorl.targets.sb3 import ALGOS, POLICY_KEYS, SB3Target, _algo_class, quiet
 from autorl.targets.sb3 import _algo_kwargs as _sb3_kwargs
 from autorl.targets.sb3 import granularity as sb3_granularity
 
-LEVEL_KEYS = {
-    "family",
-    "train_ranges",
-    "level_sampler",
-    "dr_width",
-    "plr_score",
-    "plr_prioritization",
-    "plr_temperature",
-    "plr_staleness",
-    "plr_replay_prob",
-    "plr_buffer_size",
-    "curriculum_teacher",
-    "curriculum_threshold",
-    "curriculum_start_width",
-    "curriculum_step",
-    "alp_random_prob",
-    "alp_fit_every",
-    "alp_max_components",
-    "n_test_levels",
-    "n_train_eval_levels",
-    "test_seed",
-    "n_val_levels",
-    "val_seed",
-}  # what every env-design learner understands
 ARG_KEYS = LEVEL_KEYS | {"algo", "n_envs", "policy"}  # plus the SB3 learner's own
 ON_POLICY = ("ppo", "a2c")
 
@@ -322,14 +299,6 @@ class EnvDesignTarget(SB3Target):
         self.sampler.load_state_dict(state["sampler"])
         self.levels_log = state["log"]
         self.model = quiet(_algo_class(self.algo).load(path / "model.zip", env=self.env, device="cpu"))
-
-
-def check_levels(args: dict[str, Any]) -> None:
-    """Refuse an unknown family, bad ranges, sampler or curriculum teacher."""
-    family = get_family(args.get("family", "CartPole"))
-    family.check_ranges(args.get("train_ranges") or {})
-    check_choice(LEVEL_SAMPLERS, "level_sampler", args.get("level_sampler", "default"))
-    check_choice(TEACHERS, "curriculum_teacher", args.get("curriculum_teacher", "alp_gmm"))
 
 
 def check_envdesign(args: dict[str, Any], params: list[str]) -> None:

@@ -165,7 +165,7 @@ register_target(
     "environment design on the batched engine: per-copy levels from default, dr, plr or curriculum",
     **_ENGINE,
     metric="heldout_return",
-    check="autorl.envs.engine:check_envdesign_engine",
+    check="autorl.envs.checks:check_envdesign_engine",
     batch="autorl.envs.engine:EnvDesignEngineTarget.batch",
     accepts={"levels"},
 )

@@ -39,15 +39,23 @@ def test_a_config_names_its_dtype_and_gives_torchs() -> None:
     assert EngineConfig.from_dict(given.to_dict()) == given
 
 
-def test_an_engine_sweep_never_imports_torch_in_the_process_that_runs_it(tmp_path: Path) -> None:
+ENGINE_SWEEPS = {
+    "engine:ppo": {"env": "Pendulum-v1", "n_envs": 4, "n_steps": 16},
+    "envdesign:engine": {"family": "CartPole", "level_sampler": "plr", "n_envs": 4, "n_steps": 16,
+                         "n_test_levels": 2, "n_val_levels": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ENGINE_SWEEPS)
+def test_an_engine_sweep_never_imports_torch_in_the_process_that_runs_it(tmp_path: Path, target: str) -> None:
     """The sweep's own process checks the engine's config by name: only its workers import torch (1.3 s
     and a few hundred MB, paid beside the workers' own imports on the same cores)."""
     script = f"""
 import sys
 from autorl.api import sweep
 sweep({{
-    "target": "engine:ppo",
-    "args": {{"env": "Pendulum-v1", "n_envs": 4, "n_steps": 16}},
+    "target": {target!r},
+    "args": {ENGINE_SWEEPS[target]!r},
     "space": {{"learning_rate": {{"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}},
     "method": "random", "trials": 2, "batch": 2, "budget": {{"max": 128}},
     "out": {str(tmp_path / "run")!r},
