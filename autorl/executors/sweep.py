@@ -37,7 +37,7 @@ from autorl.executors.trial import (
 from autorl.executors.workers import Event, EventKind
 from autorl.methods import build_plan
 from autorl.methods.race import Evaluation, next_block, standing
-from autorl.results.race import evaluation, evaluation_of, race_key
+from autorl.results.race import evaluation, race_evaluations, race_key
 from autorl.results.record import (
     RACE_BLOCK,
     RACE_OF,
@@ -509,10 +509,13 @@ class _Race:
         self.evaluations: list[Evaluation] = []
         self.params: dict[int, dict[str, Any]] = {}  # a configuration's Optuna parameters
         self.spent = 0.0  # budget units finished race blocks took
-        # race blocks other processes sharing the storage are running, as (configuration, block)
+        # what other processes sharing the storage are running: how many trials, and their race blocks
+        # as (configuration, block)
+        others = list(others)
+        self.others_running = len(others)
         self.elsewhere = [k for t in others if (k := race_key(t)) is not None]
-        for t in trials if self.on else ():
-            self._take(evaluation_of(t, sweep.maximize), t.params)
+        for t, found in race_evaluations(trials, sweep.maximize) if self.on else ():
+            self._take(found, t.params)
             if race_key(t) is not None and t.state.is_finished() and not was_interrupted(t):
                 self.spent += record_of(t).budget
 
@@ -549,7 +552,8 @@ class _Race:
         per = float(self.sweep.config.budget.steps * self.sweep.config.seeds_per_trial)
         in_flight = sum(1 for r in runs if r.race is not None) + len(self.elsewhere)
         total = self.sweep.config.budget.total
-        cap = race.share * (total if reserved and total else consumed + per * (len(runs) + 1))
+        running = len(runs) + self.others_running  # here and in the other processes
+        cap = race.share * (total if reserved and total else consumed + per * (running + 1))
         if self.spent + per * (in_flight + 1) > cap:
             return None
         busy: dict[int, list[int]] = {}

@@ -9,13 +9,13 @@ reads the study into its terms.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from autorl.methods.race import Estimate, Evaluation, Standing, estimate, standing
-from autorl.results.record import RACE_BLOCK, RACE_OF, record_of, was_interrupted
+from autorl.results.record import RACE_BLOCK, RACE_OF, record_of, retried, was_interrupted
 
 
 def race_key(trial: FrozenTrial | Trial) -> tuple[int, int] | None:
@@ -46,10 +46,17 @@ def evaluation_of(trial: FrozenTrial, maximize: bool) -> Evaluation | None:
     return None
 
 
-def race_standing(trials: Iterable[FrozenTrial], maximize: bool) -> Standing:
+def race_evaluations(trials: Sequence[FrozenTrial], maximize: bool) -> list[tuple[FrozenTrial, Evaluation]]:
+    """What ``trials`` tell the race, each with its trial; a trial whose config was queued again (its
+    retry stands for it) tells nothing."""
+    again = retried(trials)
+    found = ((t, evaluation_of(t, maximize)) for t in trials if t.number not in again)
+    return [(t, e) for t, e in found if e is not None]
+
+
+def race_standing(trials: Sequence[FrozenTrial], maximize: bool) -> Standing:
     """The race's standing after ``trials``."""
-    found = (evaluation_of(t, maximize) for t in trials)
-    return standing(e for e in found if e is not None)
+    return standing(e for _, e in race_evaluations(trials, maximize))
 
 
 def race_estimate(s: Standing, config: int, maximize: bool) -> Estimate:

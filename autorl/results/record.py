@@ -6,6 +6,7 @@ and other Optuna tools can still read it; :func:`record_of` turns it back into a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -114,14 +115,20 @@ def was_interrupted(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(ATTR, {}).get("interrupted"))
 
 
+def retried(trials: Iterable[FrozenTrial]) -> set[int]:
+    """The numbers of the trials whose config was queued again to run in their place (interrupted, or
+    failed by a shared storage's heartbeat): their retries stand for them."""
+    return {int(n) for t in trials if (n := t.user_attrs.get(RETRY_OF)) is not None}
+
+
 def counted(trials: list[FrozenTrial]) -> int:
     """Trials that use up the sweep's trial count: finished ones, failures of the target included.
 
     A trial the sweep's own stop interrupted, or one whose config was queued again, does not count.
     """
-    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+    again = retried(trials)
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in trials if t.state in done and not was_interrupted(t) and t.number not in retried)
+    return sum(1 for t in trials if t.state in done and not was_interrupted(t) and t.number not in again)
 
 
 def consumed(trials: list[FrozenTrial]) -> float:

@@ -170,6 +170,29 @@ def test_two_processes_on_one_storage_keep_the_race_within_its_share_together(tm
     assert 1 <= len(blocks) <= 6 + 2, len(blocks)
 
 
+def test_a_race_block_failed_by_a_dead_process_does_not_score_while_its_retry_stands_for_it() -> None:
+    """On a shared storage a dead process's block is failed by Optuna's heartbeat (no autorl record)
+    and queued again; every live process rebuilds the race from the study at each recount, so the failed
+    block must not score -inf against its configuration meanwhile."""
+    from optuna.trial import TrialState
+
+    from autorl.results.race import race_standing
+    from autorl.results.record import RACE_BLOCK, RACE_OF, retry_attrs
+
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 1.0})
+    study.enqueue_trial({"x": 1.0}, user_attrs={RACE_OF: 0, RACE_BLOCK: 1})
+    tuning = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    study.tell(tuning, 1.0)
+    block = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    study.tell(block, state=TrialState.FAIL)  # what the heartbeat leaves of it
+    dead = study.get_trials()[1]
+    study.enqueue_trial(dead.params, user_attrs=retry_attrs(dead))  # its retry, waiting
+
+    standing = race_standing(study.get_trials(), maximize=True)
+    assert standing.blocks.get(0, {}) == {}  # not {1: -inf}
+
+
 def test_race_keys_are_checked_in_one_line(tmp_path: Path) -> None:
     assert parse_sweep(_noisy(tmp_path, True)).config.race.seeds == 10  # type: ignore[arg-type,union-attr]
     assert parse_sweep(_noisy(tmp_path, False)).config.race is None
