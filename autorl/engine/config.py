@@ -1,6 +1,7 @@
 """What every member of an engine shares (:class:`EngineConfig`), the rules of the hyperparameters each
-member has as a tensor (:data:`HYPERPARAMS`, :func:`check_hparams`), and the engine targets' arguments
-(:func:`check_args`, :func:`engine_config`, :func:`granularity`, :data:`FIXED_KEYS`).
+member has as a tensor (:data:`HYPERPARAMS`, :func:`check_hparams`, :func:`hparams_of`), and the engine
+targets' arguments (:data:`SHAPE_KEYS`, :data:`ARG_KEYS`, :data:`FIXED_KEYS`, :func:`check_args`,
+:func:`engine_config`, :func:`granularity`).
 
 Nothing here imports torch: the process that runs a sweep checks an engine config with it, and only
 the workers that train import torch (:attr:`EngineConfig.torch_dtype` does, where it is read)."""
@@ -50,6 +51,7 @@ _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "adam_eps": (lambda v: v > 0, "> 0"),
 }
 _SCHEDULES = ("constant", "linear")
+_DTYPE_ALIASES = {"float": "float32", "double": "float64"}  # torch's other names for them
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,13 @@ class EngineConfig:
     ortho_init: bool = True
     eval_episodes: int = 10
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str | torch.dtype = "float32"  # its name after __post_init__
     compile: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))  # a torch dtype: its name
+        name = str(self.dtype).removeprefix("torch.")  # a torch dtype: its name
+        object.__setattr__(self, "dtype", _DTYPE_ALIASES.get(name, name))
         if self.env not in BATCHED_ENVS:
             raise ConfigError(unknown_name("batched env", self.env, BATCHED_ENVS.names()), key="env")
         for name in ("n_envs", "n_steps", "n_epochs", "n_minibatches", "eval_episodes"):
@@ -151,7 +154,7 @@ class EngineConfig:
         """:attr:`dtype` as a torch dtype (imports torch)."""
         import torch
 
-        return getattr(torch, self.dtype)  # type: ignore[no-any-return]
+        return getattr(torch, str(self.dtype).removeprefix("torch."))  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as :meth:`from_dict` reads it."""

@@ -57,7 +57,11 @@ def to_sb3(config: Mapping[str, Any]) -> dict[str, Any]:
         "activation_fn": get("activation"),
         "ortho_init": bool(get("ortho_init")),
     }
-    if continuous(get("env")):  # continuous actions: the Gaussian's log std
+    try:
+        is_continuous = continuous(get("env"))
+    except ConfigError as exc:  # an unknown env, named with its key
+        raise ConfigError(exc.rule, "env") from None
+    if is_continuous:  # continuous actions: the Gaussian's log std
         params["log_std_init"] = float(get("log_std_init"))
     for name, schedule in (("learning_rate", "lr_schedule"), ("clip_range", "clip_schedule")):
         if get(schedule) == "linear":  # rl-zoo3's lin_<x>: from x to 0 over the run, as the engine does

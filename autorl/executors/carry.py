@@ -16,7 +16,7 @@ from typing import Any
 import cloudpickle
 
 # Every registry a script may add to, by where it lives; one is carried only where the calling process
-# imported its module (an engine registry would otherwise make every worker import torch).
+# imported its module (a worker then imports only what a script registered into).
 REGISTRIES = (
     "autorl.targets.base:TARGETS",
     "autorl.methods.base:METHODS",

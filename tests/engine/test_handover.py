@@ -77,6 +77,7 @@ def test_a_continuous_task_carries_its_log_std() -> None:
         ({"adam_eps": 1e-8}, "adam_eps"),
         ({"normalize_obs": True, "normalize_reward": False}, "normalize_obs"),
         ({"dtype": "float64"}, "dtype"),
+        ({"env": "NoSuchTask-v0"}, "env"),
     ],
 )
 def test_what_sb3_has_no_equivalent_for_is_refused_naming_the_key(change: dict[str, Any], key: str) -> None:

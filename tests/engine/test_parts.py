@@ -37,6 +37,8 @@ def test_a_config_names_its_dtype_and_gives_torchs() -> None:
     given = EngineConfig("CartPole-v1", dtype=torch.float64)  # a torch dtype is taken by its name
     assert given.dtype == "float64" and given.torch_dtype is torch.float64
     assert EngineConfig.from_dict(given.to_dict()) == given
+    assert EngineConfig("CartPole-v1", dtype="double").dtype == "float64"  # torch's aliases, as before
+    assert EngineConfig("CartPole-v1", dtype="float").dtype == "float32"
 
 
 ENGINE_SWEEPS = {
