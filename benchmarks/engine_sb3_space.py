@@ -14,7 +14,9 @@ Runs are appended to ``--runs`` (JSON lines) as they finish, so the benchmark re
 stopped: run it in parts (``--envs Acrobot-v1`` now, ``--envs Pendulum-v1`` later). ``--report``
 reads the runs and writes, per task: each configuration's mean return per side with 95% bootstrap CIs,
 the Spearman rank correlation of the two sides' means, the configurations whose difference has a
-bootstrap CI excluding 0 (about 5% by chance), and a scatter plot engine against SB3.
+bootstrap CI excluding 0 (about 5% by chance), how many configurations the engine's mean leads (a sign
+test, and a permutation test that keeps each seed's runs together: every configuration of a side trains
+on the same seeds), and a scatter plot engine against SB3.
 
     python benchmarks/engine_sb3_space.py --envs Acrobot-v1 --runs docs/figures/engine_sb3_space_runs.jsonl
     python benchmarks/engine_sb3_space.py --report --runs docs/figures/engine_sb3_space_runs.jsonl \\
@@ -169,6 +171,33 @@ def _ci(x: np.ndarray, rng: np.random.Generator, reps: int = 5000) -> tuple[floa
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+def seed_permutation_counts(
+    rows: list[dict[str, Any]], rng: np.random.Generator, reps: int = 20_000
+) -> np.ndarray:
+    """How many configurations "the engine" leads in, where the sides do not differ: the null
+    distribution of the lean when every configuration of a side trains on the same seeds. The sign test
+    takes the configurations as independent; here the unit is a (side, seed), its returns on every
+    configuration. With no difference between the sides those units are exchangeable, so each draw
+    splits them at random into two sides of the sizes measured and counts again."""
+    configs = sorted({r["config"] for r in rows})
+    units: dict[tuple[str, int], dict[int, float]] = {}
+    for r in rows:
+        units.setdefault((r["side"], r["seed"]), {})[r["config"]] = r["return"]
+    keys = [k for k, v in units.items() if all(c in v for c in configs)]  # units with every configuration
+    values = np.array([[units[k][c] for c in configs] for k in keys])
+    n_engine = sum(k[0] == "engine" for k in keys)
+    counts = np.empty(reps, dtype=int)
+    for n in range(reps):
+        order = rng.permutation(len(keys))
+        counts[n] = (np.nanmean(values[order[:n_engine]], 0) > np.nanmean(values[order[n_engine:]], 0)).sum()
+    return counts
+
+
+def _two_sided(counts: np.ndarray, ahead: int, n: int) -> float:
+    """The share of ``counts`` at least as far from ``n / 2`` as ``ahead``."""
+    return float((np.abs(counts - n / 2) >= abs(ahead - n / 2)).mean())
+
+
 def report(args: argparse.Namespace) -> None:
     from scipy.stats import binomtest, spearmanr
 
@@ -177,6 +206,7 @@ def report(args: argparse.Namespace) -> None:
         given = [json.loads(line) for line in args.sb3_runs.read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["side"] == "engine"] + [r for r in given if r["side"] == "sb3"]
     out: dict[str, Any] = {"command": "python benchmarks/engine_sb3_space.py --report", "tasks": {}}
+    null: dict[str, np.ndarray] = {}  # per task, the lean's permutation distribution
     for env in sorted({r["env"] for r in rows}):
         rng = np.random.default_rng(0)
         table = []
@@ -216,11 +246,16 @@ def report(args: argparse.Namespace) -> None:
             "engine_ahead": ahead,
             "sign_test_p": float(binomtest(ahead, len(table)).pvalue),
         }
-        differ = out["tasks"][env]["differ"]
+        dtypes = {r.get("dtype", "float32") for r in rows if r["env"] == env and r["side"] == "engine"}
+        out["tasks"][env]["engine_dtype"] = ", ".join(sorted(dtypes))
+        null[env] = seed_permutation_counts([r for r in rows if r["env"] == env], rng)
+        out["tasks"][env]["seed_permutation_p"] = _two_sided(null[env], ahead, len(table))
+        task = out["tasks"][env]
         print(
             f"{env}: {len(table)} configurations, Spearman {rho:.2f} (p {p:.2g}); "
-            f"difference CI excludes 0 for {differ} of {len(table)}; the engine's mean is the higher in "
-            f"{ahead} (sign test p {out['tasks'][env]['sign_test_p']:.3f})"
+            f"difference CI excludes 0 for {task['differ']} of {len(table)}; the engine's mean is the "
+            f"higher in {ahead} (sign test p {task['sign_test_p']:.3f}, seed permutation p "
+            f"{task['seed_permutation_p']:.3f})"
         )
         for t in table:
             mark = "  differs" if t["differs"] else ""
@@ -229,6 +264,16 @@ def report(args: argparse.Namespace) -> None:
             print(
                 f"  {t['config']:>2} {shape}: engine {t['engine_mean']:8.1f} sb3 {t['sb3_mean']:8.1f}{mark}"
             )
+    if len(null) > 1:  # the tasks together: their permutations are independent, their counts add
+        tasks = out["tasks"].values()
+        ahead, n = sum(t["engine_ahead"] for t in tasks), sum(len(t["configs"]) for t in tasks)
+        together = {"engine_ahead": ahead, "configs": n, "sign_test_p": float(binomtest(ahead, n).pvalue)}
+        together["seed_permutation_p"] = _two_sided(sum(null.values()), ahead, n)
+        out["together"] = together
+        print(
+            f"together: the engine's mean is the higher in {ahead} of {n} (sign test p "
+            f"{together['sign_test_p']:.3f}, seed permutation p {together['seed_permutation_p']:.3f})"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     if args.png:
@@ -270,6 +315,8 @@ def _scatter(ax: Any, task: dict[str, Any], env: str, zoom: bool) -> None:
     ax.set_xlabel("SB3 PPO: mean test return (95% CI)")
     ax.set_ylabel("engine:ppo: mean test return (95% CI)")
     title = f"{env}: {len(task['configs'])} configurations, Spearman {task['spearman']:.2f}"
+    if task["engine_dtype"] != "float32":
+        title += f" (the engine in {task['engine_dtype']})"
     title += f"\nred: difference CI excludes 0 ({task['differ']})"
     ax.set_title(title + ("; zoom: the better half, numbered" if zoom else ""), fontsize=9)
 
