@@ -19,12 +19,16 @@ alternate (1 worker, 2 workers, ...) so both see the same load; run it on an oth
     python benchmarks/engine_shards.py --repeats 2 --json docs/figures/engine_shards.json
     python benchmarks/engine_shards.py --only evaluation --repeats 2 \
         --json docs/figures/engine_evaluation.json
+
+``--baseline DIR`` repeats every run with another checkout's code (``git worktree add DIR COMMIT``),
+alternating with this one's, for a paired before/after of a change.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -64,16 +68,18 @@ def configs(steps: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def timed(cfg: dict[str, Any], work: Path) -> dict[str, float]:
-    """Run ``autorl sweep`` on ``cfg`` in a fresh process; its wall time and trained env steps/s."""
+def timed(cfg: dict[str, Any], work: Path, code: Path | None = None) -> dict[str, float]:
+    """Run ``autorl sweep`` on ``cfg`` in a fresh process (autorl imported from ``code``, a checkout, if
+    given); its wall time and trained env steps/s."""
     import pandas as pd
 
     out = work / f"run-{time.time_ns()}"
     path = work / "sweep.yaml"
     path.write_text(yaml.safe_dump({**cfg, "out": str(out)}, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(code)} if code else None
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"], check=True
+        [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"], check=True, env=env
     )
     wall = time.perf_counter() - start
     steps = float(pd.read_csv(out / "trials.csv")["budget"].sum())
@@ -98,19 +104,31 @@ def main() -> None:
         choices=["random", "pbt", "evaluation"],
         help="one of the two comparisons, or the random searches with and without evaluating every report",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of autorl: every run is repeated with its code, alternating, for a paired "
+        "before/after (its runs are named NAME@baseline)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     prefixes = {None: ("random", "pbt"), "evaluation": ("random", "evalall")}.get(args.only, (args.only,))
     runs = {k: v for k, v in configs(args.steps).items() if k.startswith(prefixes)}
-    results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
+    codes: dict[str, Path | None] = {"": None, **({"@baseline": args.baseline} if args.baseline else {})}
+    results: dict[str, list[dict[str, float]]] = {k + c: [] for k in runs for c in codes}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
             for name, cfg in runs.items():
-                results[name].append(timed(cfg, Path(tmp)))
-                print(name, results[name][-1], flush=True)
-    out: dict[str, Any] = {"setting": {"args": ARGS, "steps": args.steps}, "runs": results}
+                for tag, code in codes.items():
+                    results[name + tag].append(timed(cfg, Path(tmp), code))
+                    print(name + tag, results[name + tag][-1], flush=True)
+    setting = {"args": ARGS, "steps": args.steps, "baseline": str(args.baseline) if args.baseline else None}
+    out: dict[str, Any] = {"setting": setting, "runs": results}
+    for name in runs if args.baseline else ():  # this code's time over the baseline's, run by run
+        pairs = zip(results[name], results[name + "@baseline"], strict=True)
+        out[f"{name}_over_baseline"] = [round(a["wall_s"] / b["wall_s"], 3) for a, b in pairs]
     for kind in ("random", "evalall", "pbt"):
-        one = [k for k in results if k.startswith(kind) and k.endswith("w1")]
+        one = [k for k in results if k.startswith(kind) and k.endswith("w1")]  # this code's runs only
         two = [k for k in results if k.startswith(kind) and k.endswith("w2")]
         if one and two:
             a = [r["wall_s"] for r in results[one[0]]]
