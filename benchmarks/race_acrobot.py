@@ -140,9 +140,12 @@ def _ci(x: np.ndarray, rng: np.random.Generator, reps: int = 10_000) -> list[flo
 
 def report(args: argparse.Namespace) -> None:
     done = _done(args.runs)
+    own = {s for _, s in done}
     for key, row in _done(args.plain_from).items() if args.plain_from else ():
-        if key[0] == "plain" and key not in done:
+        if key[0] == "plain" and key[1] in own and key not in done:  # the sweep seeds --runs ran
             done[key] = {**row, "from": str(args.plain_from)}
+    if args.report_seeds:
+        done = {k: v for k, v in done.items() if k[1] in args.report_seeds}
     rng = np.random.default_rng(0)
     arms: dict[str, Any] = {}
     seeds = sorted({s for _, s in done})
@@ -234,8 +237,11 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="a tiny budget, to check the script runs")
     p.add_argument("--report", action="store_true")
     p.add_argument(
-        "--plain-from", type=Path, help="--report: the plain arm's runs missing from --runs are read here"
+        "--plain-from",
+        type=Path,
+        help="--report: read the plain arm here for the sweep seeds --runs has without it",
     )
+    p.add_argument("--report-seeds", type=int, nargs="+", help="--report: only these sweep seeds")
     p.add_argument("--json", type=Path)
     p.add_argument("--png", type=Path)
     args = p.parse_args()
