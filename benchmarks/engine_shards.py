@@ -68,6 +68,18 @@ def configs(steps: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def _with(code: Path | None) -> dict[str, Any]:
+    """How a subprocess imports autorl from the checkout ``code``: ``python -m`` puts the working
+    directory first on its path, so it runs there, with ``code`` on PYTHONPATH too."""
+    return {"cwd": code, "env": {**os.environ, "PYTHONPATH": str(code)}} if code else {}
+
+
+def autorl_from(code: Path | None) -> str:
+    """Where a run's subprocess imports autorl from (recorded with the runs)."""
+    probe = [sys.executable, "-c", "import autorl; print(autorl.__file__)"]
+    return subprocess.run(probe, check=True, capture_output=True, text=True, **_with(code)).stdout.strip()
+
+
 def timed(cfg: dict[str, Any], work: Path, code: Path | None = None) -> dict[str, float]:
     """Run ``autorl sweep`` on ``cfg`` in a fresh process (autorl imported from ``code``, a checkout, if
     given); its wall time and trained env steps/s."""
@@ -76,10 +88,12 @@ def timed(cfg: dict[str, Any], work: Path, code: Path | None = None) -> dict[str
     out = work / f"run-{time.time_ns()}"
     path = work / "sweep.yaml"
     path.write_text(yaml.safe_dump({**cfg, "out": str(out)}, sort_keys=False))
-    env = {**os.environ, "PYTHONPATH": str(code)} if code else None
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"], check=True, env=env
+        [sys.executable, "-m", "autorl.cli", "sweep", str(path), "--quiet", "--no-plots"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **_with(code),
     )
     wall = time.perf_counter() - start
     steps = float(pd.read_csv(out / "trials.csv")["budget"].sum())
@@ -122,7 +136,11 @@ def main() -> None:
                 for tag, code in codes.items():
                     results[name + tag].append(timed(cfg, Path(tmp), code))
                     print(name + tag, results[name + tag][-1], flush=True)
-    setting = {"args": ARGS, "steps": args.steps, "baseline": str(args.baseline) if args.baseline else None}
+    setting = {
+        "args": ARGS,
+        "steps": args.steps,
+        "autorl_from": {t or "this": autorl_from(c) for t, c in codes.items()},
+    }
     out: dict[str, Any] = {"setting": setting, "runs": results}
     for name in runs if args.baseline else ():  # this code's time over the baseline's, run by run
         pairs = zip(results[name], results[name + "@baseline"], strict=True)
