@@ -606,7 +606,7 @@ class Population:
             given = torch.as_tensor(list(seeds), dtype=torch.int64, device=cfg.device)
             seed, counter, stream = given[alive], torch.zeros_like(counter), _SEEDED
         else:
-            m.eval_counter[live] += 1
+            self.pass_evaluation(live)  # the stream moves here, as where an evaluation is left out
         mean, var = m.obs_mean[live], m.obs_var[live]
         env = make(spec.name, k * n, device=cfg.device, dtype=cfg.torch_dtype)
         env.set_params({name: t[live].repeat_interleave(n) for name, t in m.eval_level.items()})
@@ -773,10 +773,10 @@ class Population:
         """Write ``levels`` ``{name: [m]}`` into rows ``where`` ``[m]`` of the flat parameter tensors."""
         if levels is None:
             return
+        cfg = self.config
         for name, value in levels.items():
             if name not in params:
                 raise ConfigError(unknown_name(f"{self.spec.name} parameter (from level_fn)", name, params))
-            cfg = self.config
             params[name][where] = torch.as_tensor(value, dtype=cfg.torch_dtype, device=cfg.device)
 
     def _load_env(self, m: _Members) -> BatchedEnv:
