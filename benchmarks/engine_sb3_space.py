@@ -133,12 +133,13 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> None:
     done = _done(args.runs)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for env in args.envs:
         configs = draw_configs(env, args.configs, args.draw_seed)
+        chosen = args.only if args.only is not None else range(len(configs))
         start = time.perf_counter()
         for i, config in enumerate(configs):  # the engine: one process, one thread, a population per config
-            if all(("engine", env, i, s) in done for s in seeds):
+            if i not in chosen or all(("engine", env, i, s) in done for s in seeds):
                 continue
             began = time.perf_counter()
             returns = engine_runs(config, seeds, args.engine_starts, args.engine_dtype)
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"engine {env} config {i}: {np.mean(returns):.1f} ({took:.0f} s)", flush=True)
         if args.engine_starts == "sb3":  # the SB3 side is in the runs of the first measurement
             continue
-        todo = [(i, s) for i in range(len(configs)) for s in seeds if ("sb3", env, i, s) not in done]
+        todo = [(i, s) for i in chosen for s in seeds if ("sb3", env, i, s) not in done]
         with ProcessPoolExecutor(args.jobs) as pool:  # SB3: one run per process, --jobs at once
             futures = {pool.submit(sb3_run, configs[i], s): (i, s) for i, s in todo}
             for n, future in enumerate(as_completed(futures), 1):
@@ -236,7 +237,11 @@ def report(args: argparse.Namespace) -> None:
             })  # fmt: skip
         if not table:
             continue
-        rho, p = spearmanr([t["engine_mean"] for t in table], [t["sb3_mean"] for t in table])
+        rho, p = (
+            spearmanr([t["engine_mean"] for t in table], [t["sb3_mean"] for t in table])
+            if len(table) > 2
+            else (math.nan, math.nan)  # --only one or two configurations: no ranking to correlate
+        )
         ahead = sum(t["engine_mean"] > t["sb3_mean"] for t in table)
         out["tasks"][env] = {
             "configs": table,
@@ -326,6 +331,8 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--configs", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="train seeds FIRST..FIRST+SEEDS-1")
+    parser.add_argument("--only", type=int, nargs="+", help="run only these configurations (by number)")
     parser.add_argument("--draw-seed", type=int, default=0, help="which configurations are drawn")
     parser.add_argument("--jobs", type=int, default=2, help="SB3 processes at once")
     parser.add_argument("--runs", type=Path, required=True, help="JSON lines of finished runs (resumable)")
