@@ -172,6 +172,9 @@ class _Slot:
     started: float = 0.0
     log: Path | None = None
     killed: bool = False
+    placing: Any = None  # a replacement actor's ready() call, until the actor is placed
+    place_by: float = 0.0  # when placing must be done (monotonic seconds)
+    died: Event | None = None  # the dead actor's event, said once its replacement is placed
 
 
 class RayPool:
@@ -209,8 +212,13 @@ class RayPool:
         return [i for i, s in enumerate(self._slots) if s.job is None]
 
     def busy(self) -> dict[int, tuple[int, float]]:
+        """Running jobs; not the job of an actor that died, whose worker waits for its replacement."""
         now = time.monotonic()
-        return {s.job: (i, now - s.started) for i, s in enumerate(self._slots) if s.job is not None}
+        return {
+            s.job: (i, now - s.started)
+            for i, s in enumerate(self._slots)
+            if s.job is not None and s.died is None
+        }
 
     def submit(self, fn: Any, arg: Any, log: Any = None, worker: int | None = None) -> int:
         i = self.idle()[0] if worker is None else worker
@@ -237,10 +245,17 @@ class RayPool:
     def events(self, timeout: float | None = None) -> list[Event]:
         import ray
 
+        placing = {s.placing: s for s in self._slots if s.placing is not None}
+        if placing:  # wake up by the first placement deadline, to say it in time
+            due = min(s.place_by for s in placing.values()) - time.monotonic()
+            timeout = max(0.0, due if timeout is None else min(timeout, due))
         refs = [s.pending for s in self._slots]
-        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        ready, _ = ray.wait([*refs, *placing], num_returns=1, timeout=timeout)
         out: list[Event] = []
         for ref in ready:
+            if ref in placing:
+                out.extend(self._on_placed(placing.pop(ref)))
+                continue
             i = refs.index(ref)
             slot = self._slots[i]
             try:
@@ -251,10 +266,11 @@ class RayPool:
                 ray.exceptions.RayTaskError,
             ) as exc:
                 how = "killed" if slot.killed else f"the Ray actor died: {type(exc).__name__}"
-                out.append(Event(EventKind.DIED, i, slot.job, how))
-                self._slots[i] = self._start()
+                new = self._slots[i] = self._start()
+                new.job, new.died = slot.job, Event(EventKind.DIED, i, slot.job, how)
+                new.placing = new.actor.ready.remote()
+                new.place_by = time.monotonic() + self.sweep.config.ray_place_timeout
                 self._made_by = {k: v for k, v in self._made_by.items() if v != i}
-                self._placed(i)
                 continue
             slot.pending = slot.actor.next.remote()
             kind = EventKind(kind)
@@ -270,18 +286,33 @@ class RayPool:
             if kind in (EventKind.DONE, EventKind.ERROR):
                 slot.job = None
             out.append(Event(kind, i, job, payload))
+        if not out:  # what came back is handled first; a missed deadline is said at the next call
+            self._check_placing(out)
         return out
 
-    def _placed(self, i: int) -> None:
-        """Wait for worker ``i``'s new actor to start. A cluster that no longer has a CPU for it (a node
-        was lost) would leave its jobs waiting for ever: that is said in one line instead, with the
-        workers a resume can have (what has finished is kept; a population loses at most its last
-        interval)."""
+    @staticmethod
+    def _on_placed(slot: _Slot) -> list[Event]:
+        """The replacement of a dead actor is placed: the death is said now, so the job it lost is
+        handled (a failed trial, a population's failed members) only where a worker can go on."""
+        died, slot.placing, slot.died, slot.job = slot.died, None, None, None
+        return [died] if died is not None else []
+
+    def _check_placing(self, out: list[Event]) -> None:
+        """A replacement actor must be placed within ``ray_place_timeout``; the other workers go on
+        meanwhile. A cluster that no longer has a CPU for it (a node was lost) would leave the worker
+        waiting for ever: that is said in one line instead, with the workers a resume can have, before
+        the lost job is handled (what has finished is kept; a population loses at most its last
+        interval, and its resume gives what an uninterrupted run gives)."""
         import ray
 
-        wait = self.sweep.config.ray_place_timeout
-        ready, _ = ray.wait([self._slots[i].actor.ready.remote()], timeout=wait)
-        if not ready:
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.placing is None or now < slot.place_by:
+                continue
+            if ray.wait([slot.placing], timeout=0)[0]:  # placed just now
+                out.extend(self._on_placed(slot))
+                continue
+            wait = self.sweep.config.ray_place_timeout
             cpus = int(ray.cluster_resources().get("CPU", 0))
             raise ConfigError(
                 f"a worker's Ray actor died and none could start in its place within {wait:g} s "

@@ -396,3 +396,50 @@ def test_a_node_lost_mid_population_is_said_in_one_line_and_resume_finishes_alik
     embedded = sweep({**yaml.safe_load(path.read_text()), "out": str(tmp_path / "embedded")}, plots=False).out
     on_ray = pd.read_csv(tmp_path / "ray" / "trials.csv")["value"].tolist()
     assert on_ray == pytest.approx(pd.read_csv(embedded / "trials.csv")["value"].tolist())
+
+
+def test_while_a_lost_nodes_worker_waits_for_a_cpu_the_other_workers_go_on(tmp_path, two_nodes):
+    """A worker whose actor died waits up to ``ray_place_timeout`` for a CPU; the sweep does not wait
+    with it: the worker left on the head finishes trials meanwhile, and the error comes in time."""
+    address, helper, env = two_nodes
+    out = tmp_path / "run"
+    cfg = {
+        "target": toy("slow"),
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}, "sleep": {"type": "fixed", "value": 0.3}},
+        "direction": "maximize",
+        "method": "random",
+        "trials": 10_000,
+        "budget": {"max": 1},
+        "workers": 2,
+        "executor": "ray",
+        "ray_place_timeout": 20,
+        "seed": 0,
+        "out": str(out),
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+    def finished() -> int:  # the orchestrator writes a trial's log when it handles its result
+        return len(list((out / "logs").glob("trial-*.log"))) if (out / "logs").is_dir() else 0
+
+    deadline = time.monotonic() + 120
+    while finished() < 6:
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep did not get going"
+        time.sleep(0.1)
+    helper.stdin.write("remove\n")
+    helper.stdin.flush()
+    assert helper.stdout.readline().strip() == "removed"
+    at_loss = finished()
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "within 20 s" in last, err[-2000:]
+    # 20 s of 0.3 s trials on the head's worker: dozens; a sweep that waited with the lost worker: ~0
+    assert finished() - at_loss >= 15
