@@ -206,6 +206,9 @@ def report(args: argparse.Namespace) -> None:
     if args.sb3_runs:  # the engine's runs tested on SB3's starts, against the SB3 runs measured before
         given = [json.loads(line) for line in args.sb3_runs.read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["side"] == "engine"] + [r for r in given if r["side"] == "sb3"]
+    for extra in args.pool or ():  # the same configurations trained on other seeds
+        rows += [json.loads(line) for line in extra.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["env"] in args.envs and (args.only is None or r["config"] in args.only)]
     out: dict[str, Any] = {"command": "python benchmarks/engine_sb3_space.py --report", "tasks": {}}
     null: dict[str, np.ndarray] = {}  # per task, the lean's permutation distribution
     for env in sorted({r["env"] for r in rows}):
@@ -225,6 +228,9 @@ def report(args: argparse.Namespace) -> None:
                 rng.choice(e, len(e)).mean() - rng.choice(b, len(b)).mean() for _ in range(5000)
             ]  # a bootstrap of the difference of means
             low, high = np.quantile(diffs, [0.025, 0.975])
+            both, gap = np.concatenate([e, b]), abs(e.mean() - b.mean())
+            shuffled = (rng.permutation(both) for _ in range(20_000))  # the sides' labels exchanged
+            perm_p = float(np.mean([abs(x[: len(e)].mean() - x[len(e) :].mean()) >= gap for x in shuffled]))
             params = next(r["params"] for r in rows if r["env"] == env and r["config"] == i)
             table.append({
                 "config": i,
@@ -234,6 +240,7 @@ def report(args: argparse.Namespace) -> None:
                 "sb3_failed": int((~np.isfinite(side["sb3"])).sum()),
                 "difference_ci": (float(low), float(high)),
                 "differs": bool(low > 0 or high < 0),
+                "permutation_p": perm_p,
             })  # fmt: skip
         if not table:
             continue
@@ -267,7 +274,8 @@ def report(args: argparse.Namespace) -> None:
             shape = f"lr {t['params']['learning_rate']:.2e} epochs {t['params']['n_epochs']:>2}"
             shape += f" n_steps {t['params']['n_steps']:>3}"
             print(
-                f"  {t['config']:>2} {shape}: engine {t['engine_mean']:8.1f} sb3 {t['sb3_mean']:8.1f}{mark}"
+                f"  {t['config']:>2} {shape}: engine {t['engine_mean']:8.1f} ({t['engine_seeds']} seeds) "
+                f"sb3 {t['sb3_mean']:8.1f} ({t['sb3_seeds']}), permutation p {t['permutation_p']:.3f}{mark}"
             )
     if len(null) > 1:  # the tasks together: their permutations are independent, their counts add
         tasks = out["tasks"].values()
@@ -332,7 +340,7 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0, help="train seeds FIRST..FIRST+SEEDS-1")
-    parser.add_argument("--only", type=int, nargs="+", help="run only these configurations (by number)")
+    parser.add_argument("--only", type=int, nargs="+", help="run (or --report) only these configurations")
     parser.add_argument("--draw-seed", type=int, default=0, help="which configurations are drawn")
     parser.add_argument("--jobs", type=int, default=2, help="SB3 processes at once")
     parser.add_argument("--runs", type=Path, required=True, help="JSON lines of finished runs (resumable)")
@@ -350,6 +358,12 @@ def main() -> None:
         help="the engine side's precision (envs, networks, statistics); float64 to test the lean's cause",
     )
     parser.add_argument("--sb3-runs", type=Path, help="with --report: take the SB3 side from these runs")
+    parser.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        help="with --report: add these runs (the same configurations, other seeds)",
+    )
     parser.add_argument("--report", action="store_true", help="summarise --runs instead of running")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
