@@ -16,6 +16,13 @@ def quad(config):
     return (config["x"] - 0.3) ** 2 + 0.1 * config.get("y", 0)
 
 
+def loaded(config):
+    """1.0 where the process running the trial has imported the module named ``config["module"]``."""
+    import sys
+
+    return float(config["module"] in sys.modules)
+
+
 def echo(config, ctx):
     """Returns its config's numbers as metrics (``value`` is x), and the seed it ran on: what a trial ran."""
     numbers = {k: float(v) for k, v in config.items() if type(v) in (int, float)}

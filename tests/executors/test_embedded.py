@@ -412,3 +412,12 @@ def test_a_worker_keeps_freed_memory_instead_of_faulting_it_in_again():
 
     assert faults("default") > 50 * 512  # at least one 2 MiB array's pages per round
     assert faults("keep") < 512
+
+
+def test_a_worker_never_imports_the_results_tables(make_config):
+    """The tables (pandas, 0.3 s) are the orchestrator's: a worker's start-up is on the path to its
+    first job, and records trials without them."""
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "module": {"type": "fixed", "value": "pandas"}}
+    r = sweep(make_config(target=toy("loaded"), space=space, trials=3, workers=2), plots=False)
+    assert set(r.trials["state"]) == {"COMPLETE"}
+    assert r.trials["value"].tolist() == [0.0, 0.0, 0.0]
