@@ -348,9 +348,12 @@ class ProcessHosts:
                     break
                 member = next((m for m in pending if m % size == worker), next(iter(pending)))
                 log = self.sweep.out / "logs" / f"member-{member}.log"
-                running[self.backend.submit(member_step, pending.pop(member), log=log, worker=worker)] = (
-                    member
-                )
+                job = pending.pop(member)
+                running[
+                    self.backend.submit(
+                        member_step, job, log=log, worker=worker, reads=job.reads(), writes=job.writes()
+                    )
+                ] = member
             for ev in self.backend.events(timeout=1.0):
                 if ev.job not in running:
                     continue
@@ -669,7 +672,11 @@ class BatchedHosts:
             for w, queue in waiting.items():
                 if queue and w not in busy:
                     s = queue.pop(0)
-                    running[self.backend.submit(engine_step, specs[s], log=log, worker=w)] = (
+                    spec = specs[s]
+                    submitted = self.backend.submit(
+                        engine_step, spec, log=log, worker=w, reads=spec.reads(), writes=spec.writes()
+                    )
+                    running[submitted] = (
                         s,
                         time.monotonic(),
                     )

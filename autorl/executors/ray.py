@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,13 +221,24 @@ class RayPool:
             if s.job is not None and s.died is None
         }
 
-    def submit(self, fn: Any, arg: Any, log: Any = None, worker: int | None = None) -> int:
+    def submit(
+        self,
+        fn: Any,
+        arg: Any,
+        log: Any = None,
+        worker: int | None = None,
+        reads: Sequence[str] = (),
+        writes: Sequence[str] = (),
+    ) -> int:
         i = self.idle()[0] if worker is None else worker
         slot = self._slots[i]
         out = self.sweep.out
-        reads = [r for r in getattr(arg, "reads", lambda: [])() if self._made_by.get(r) != i]
-        files = [_pack(out, r) for r in reads if checkpoint_path(out, r).exists()]
-        writes = list(getattr(arg, "writes", lambda: [])())
+        files = [
+            _pack(out, r)
+            for r in reads
+            if self._made_by.get(r) != i and checkpoint_path(out, r).exists()  # not where it was written
+        ]
+        writes = list(writes)
         job, self._next_job = self._next_job, self._next_job + 1
         slot.actor.start.remote(job, fn, arg, files, writes)
         slot.job, slot.started, slot.log, slot.killed = (

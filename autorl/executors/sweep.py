@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,7 +69,18 @@ class Backend(Protocol):
 
     def busy(self) -> dict[int, tuple[int, float]]: ...
 
-    def submit(self, fn: Any, arg: Any, log: Any = None, worker: int | None = None) -> int: ...
+    def submit(
+        self,
+        fn: Any,
+        arg: Any,
+        log: Any = None,
+        worker: int | None = None,
+        reads: Sequence[str] = (),
+        writes: Sequence[str] = (),
+    ) -> int:
+        """Start ``fn(arg, link)``; ``reads`` and ``writes``: the run directory's checkpoints the job
+        loads and saves (a backend whose workers do not share the run directory moves them)."""
+        ...
 
     def answer(self, worker: int, job: int, value: Any) -> None: ...
 

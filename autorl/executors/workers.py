@@ -30,6 +30,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -201,9 +202,16 @@ class ProcessPool:
         return {w.job: (i, now - w.started) for i, w in enumerate(self._workers) if w.job is not None}
 
     def submit(
-        self, fn: JobFunction, arg: Any, log: str | Path | None = None, worker: int | None = None
+        self,
+        fn: JobFunction,
+        arg: Any,
+        log: str | Path | None = None,
+        worker: int | None = None,
+        reads: Sequence[str] = (),
+        writes: Sequence[str] = (),
     ) -> int:
-        """Start ``fn(arg, link)`` on ``worker`` (default: the first idle one); returns the job id."""
+        """Start ``fn(arg, link)`` on ``worker`` (default: the first idle one); returns the job id. The
+        workers share the run directory, so the checkpoints a job ``reads`` and ``writes`` stay put."""
         idle = self.idle()
         i = idle[0] if worker is None else worker
         w = self._workers[i]
