@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from autorl.config import Sweep
@@ -23,6 +22,9 @@ from autorl.results.record import record_of
 from autorl.results.storage import make_storage
 from autorl.urls import STORAGE_ENV, redact
 from autorl.yamlio import dump_yaml, load_yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _value_columns(metrics: tuple[str, ...]) -> list[str]:
@@ -67,6 +69,8 @@ def trials_frame(
         row["interrupted"] = rec.interrupted
         row.update(raced.get(t.number, {}))
         rows.append(row)
+    import pandas as pd  # here, not at import: a worker records trials without the tables (0.3 s)
+
     return pd.DataFrame(rows)
 
 
@@ -76,6 +80,8 @@ def curves_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
         for t in trials
         for step, v in sorted(t.intermediate_values.items())
     ]
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["trial", "step", "value"])
 
 
@@ -181,5 +187,7 @@ def load_results(out_dir: str | Path) -> pd.DataFrame:
         return trials_frame(study.get_trials(deepcopy=False), tuple(cfg.get("metric", ["value"])), maximize)
     except (FileNotFoundError, KeyError):
         if (out / "trials.csv").is_file():
+            import pandas as pd
+
             return pd.read_csv(out / "trials.csv")
         raise
