@@ -257,13 +257,16 @@ class RayPool:
     def events(self, timeout: float | None = None) -> list[Event]:
         import ray
 
+        out: list[Event] = []
+        self._check_placing(out)  # before anything is read: a stop here loses no event
         placing = {s.placing: s for s in self._slots if s.placing is not None}
         if placing:  # wake up by the first placement deadline, to say it in time
             due = min(s.place_by for s in placing.values()) - time.monotonic()
             timeout = max(0.0, due if timeout is None else min(timeout, due))
+        if out:  # a death to say already: look, but do not wait
+            timeout = 0.0
         refs = [s.pending for s in self._slots]
         ready, _ = ray.wait([*refs, *placing], num_returns=1, timeout=timeout)
-        out: list[Event] = []
         for ref in ready:
             if ref in placing:
                 out.extend(self._on_placed(placing.pop(ref)))
@@ -279,9 +282,16 @@ class RayPool:
             ) as exc:
                 how = "killed" if slot.killed else f"the Ray actor died: {type(exc).__name__}"
                 new = self._slots[i] = self._start()
-                new.job, new.died = slot.job, Event(EventKind.DIED, i, slot.job, how)
-                new.placing = new.actor.ready.remote()
-                new.place_by = time.monotonic() + self.sweep.config.ray_place_timeout
+                new.job, new.placing = slot.job, new.actor.ready.remote()
+                # a replacement that died unplaced keeps the first death and its deadline
+                new.died = slot.died or (
+                    Event(EventKind.DIED, i, slot.job, how) if slot.job is not None else None
+                )
+                new.place_by = (
+                    slot.place_by
+                    if slot.placing is not None
+                    else time.monotonic() + self.sweep.config.ray_place_timeout
+                )
                 self._made_by = {k: v for k, v in self._made_by.items() if v != i}
                 continue
             slot.pending = slot.actor.next.remote()
@@ -298,16 +308,20 @@ class RayPool:
             if kind in (EventKind.DONE, EventKind.ERROR):
                 slot.job = None
             out.append(Event(kind, i, job, payload))
-        if not out:  # what came back is handled first; a missed deadline is said at the next call
-            self._check_placing(out)
         return out
 
     @staticmethod
     def _on_placed(slot: _Slot) -> list[Event]:
         """The replacement of a dead actor is placed: the death is said now, so the job it lost is
-        handled (a failed trial, a population's failed members) only where a worker can go on."""
-        died, slot.placing, slot.died, slot.job = slot.died, None, None, None
-        return [died] if died is not None else []
+        handled (a failed trial, a population's failed members) only where a worker can go on. A job
+        given to the replacement while it waited (its worker had none) runs from now."""
+        died, slot.placing, slot.died = slot.died, None, None
+        if died is not None:
+            slot.job = None
+            return [died]
+        if slot.job is not None:
+            slot.started = time.monotonic()
+        return []
 
     def _check_placing(self, out: list[Event]) -> None:
         """A replacement actor must be placed within ``ray_place_timeout``; the other workers go on
@@ -337,6 +351,8 @@ class RayPool:
     def kill(self, worker: int) -> None:
         import ray
 
+        if self._slots[worker].died is not None:  # its job died already; its replacement waits for a CPU
+            return
         self._slots[worker].killed = True
         ray.kill(self._slots[worker].actor, no_restart=True)
 
