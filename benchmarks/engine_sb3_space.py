@@ -207,12 +207,15 @@ def report(args: argparse.Namespace) -> None:
         given = [json.loads(line) for line in args.sb3_runs.read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["side"] == "engine"] + [r for r in given if r["side"] == "sb3"]
     for extra in args.pool or ():  # the same configurations trained on other seeds
-        rows += [json.loads(line) for line in extra.read_text().splitlines() if line.strip()]
+        pooled = [json.loads(line) for line in extra.read_text().splitlines() if line.strip()]
+        have = {(r["side"], r["env"], r["config"], r["seed"]) for r in rows}
+        rows += [r for r in pooled if (r["side"], r["env"], r["config"], r["seed"]) not in have]
     rows = [r for r in rows if r["env"] in args.envs and (args.only is None or r["config"] in args.only)]
     out: dict[str, Any] = {"command": "python benchmarks/engine_sb3_space.py --report", "tasks": {}}
     null: dict[str, np.ndarray] = {}  # per task, the lean's permutation distribution
     for env in sorted({r["env"] for r in rows}):
         rng = np.random.default_rng(0)
+        shuffle = np.random.default_rng(1)  # the permutation tests' own: the CIs stay as first reported
         table = []
         for i in sorted({r["config"] for r in rows if r["env"] == env}):
             side = {
@@ -229,8 +232,10 @@ def report(args: argparse.Namespace) -> None:
             ]  # a bootstrap of the difference of means
             low, high = np.quantile(diffs, [0.025, 0.975])
             both, gap = np.concatenate([e, b]), abs(e.mean() - b.mean())
-            shuffled = (rng.permutation(both) for _ in range(20_000))  # the sides' labels exchanged
-            perm_p = float(np.mean([abs(x[: len(e)].mean() - x[len(e) :].mean()) >= gap for x in shuffled]))
+            shuffled = (shuffle.permutation(both) for _ in range(20_000))  # the sides' labels exchanged
+            floor = gap - 1e-9 * max(1.0, gap)  # a split as far apart as measured, to rounding
+            hits = sum(abs(x[: len(e)].mean() - x[len(e) :].mean()) >= floor for x in shuffled)
+            perm_p = (hits + 1) / (20_000 + 1)
             params = next(r["params"] for r in rows if r["env"] == env and r["config"] == i)
             table.append({
                 "config": i,
@@ -247,13 +252,13 @@ def report(args: argparse.Namespace) -> None:
         rho, p = (
             spearmanr([t["engine_mean"] for t in table], [t["sb3_mean"] for t in table])
             if len(table) > 2
-            else (math.nan, math.nan)  # --only one or two configurations: no ranking to correlate
+            else (None, None)  # --only one or two configurations: no ranking to correlate
         )
         ahead = sum(t["engine_mean"] > t["sb3_mean"] for t in table)
         out["tasks"][env] = {
             "configs": table,
-            "spearman": float(rho),
-            "spearman_p": float(p),
+            "spearman": None if rho is None else float(rho),
+            "spearman_p": None if p is None else float(p),
             "differ": sum(t["differs"] for t in table),
             "engine_ahead": ahead,
             "sign_test_p": float(binomtest(ahead, len(table)).pvalue),
@@ -264,7 +269,8 @@ def report(args: argparse.Namespace) -> None:
         out["tasks"][env]["seed_permutation_p"] = _two_sided(null[env], ahead, len(table))
         task = out["tasks"][env]
         print(
-            f"{env}: {len(table)} configurations, Spearman {rho:.2f} (p {p:.2g}); "
+            f"{env}: {len(table)} configurations, Spearman "
+            f"{'-' if rho is None else f'{rho:.2f} (p {p:.2g})'}; "
             f"difference CI excludes 0 for {task['differ']} of {len(table)}; the engine's mean is the "
             f"higher in {ahead} (sign test p {task['sign_test_p']:.3f}, seed permutation p "
             f"{task['seed_permutation_p']:.3f})"
@@ -327,7 +333,8 @@ def _scatter(ax: Any, task: dict[str, Any], env: str, zoom: bool) -> None:
     ax.set_ylim(lims)
     ax.set_xlabel("SB3 PPO: mean test return (95% CI)")
     ax.set_ylabel("engine:ppo: mean test return (95% CI)")
-    title = f"{env}: {len(task['configs'])} configurations, Spearman {task['spearman']:.2f}"
+    rho = task["spearman"]
+    title = f"{env}: {len(task['configs'])} configurations, Spearman {'-' if rho is None else f'{rho:.2f}'}"
     if task["engine_dtype"] != "float32":
         title += f" (the engine in {task['engine_dtype']})"
     title += f"\nred: difference CI excludes 0 ({task['differ']})"
@@ -368,6 +375,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
     args = parser.parse_args()
+    if args.only is not None and not all(0 <= i < args.configs for i in args.only):
+        parser.error(f"--only: configurations are numbered 0..{args.configs - 1}")
     (report if args.report else run)(args)
 
 
