@@ -107,6 +107,7 @@ class Toy:
     Fixed args: ``log`` (a JSONL file: one row per train call with the seed, the steps before it and
     the lr in effect), ``saves`` (a file: one line per save and per load with the directory, so a test
     sees where its checkpoints live), ``sleep`` (seconds per call, so a test can kill a run mid-way),
+    ``slow`` (``{member, sleep}``: only that member's agents sleep),
     ``crash`` (a mapping ``{seed, at, marker}``: the agent with that seed kills its process with SIGSEGV
     once, when a train call starts at or after ``at`` steps, and writes ``marker`` first so it happens
     only once), ``piece`` (trains whole pieces of that many steps, overshooting a request as a PPO
@@ -115,7 +116,7 @@ class Toy:
 
     def __init__(self, config, ctx):
         self.config = dict(config)
-        self.seed = ctx.seed
+        self.seed, self.member = ctx.seed, ctx.number
         self.lr = float(config["lr"])
         self.steps, self.value = 0, 0.0
 
@@ -133,8 +134,11 @@ class Toy:
             ctypes.string_at(0)  # SIGSEGV
         if self.config.get("log"):
             with open(self.config["log"], "a") as f:
-                f.write(json.dumps({"seed": self.seed, "start": self.steps, "lr": self.lr}) + "\n")
-        time.sleep(float(self.config.get("sleep", 0)))
+                row = {"seed": self.seed, "start": self.steps, "lr": self.lr, "member": self.member}
+                f.write(json.dumps({**row, "pid": os.getpid()}) + "\n")
+        slow = self.config.get("slow", {})  # {member: M, sleep: S}: only member M sleeps
+        mine = slow.get("member") == self.member
+        time.sleep(float(slow["sleep"]) if mine else float(self.config.get("sleep", 0)))
         piece = int(self.config.get("piece", 1))  # trains whole pieces, as SB3's PPO whole rollouts
         budget = -(-budget // piece) * piece
         for _ in range(budget):

@@ -329,7 +329,7 @@ class ProcessHosts:
         """Nothing to write: every job saved."""
 
     def place(self, state: PopulationState) -> None:
-        """Members live wherever a worker is free: nothing to keep."""
+        """A member trains on worker ``member mod workers`` (see ``_run``): nothing to place."""
 
     def _path(self, member: int, steps: int) -> str:
         self._serial += 1
@@ -344,9 +344,12 @@ class ProcessHosts:
         size = self.backend.size
         while pending or running:
             for worker in self.backend.idle():
-                if not pending:
-                    break
-                member = next((m for m in pending if m % size == worker), next(iter(pending)))
+                # a member trains on its own worker (where its live agent is), never where one is free:
+                # a reloaded SB3 agent does not go on exactly as the live one, so the result would
+                # depend on timing
+                member = next((m for m in pending if m % size == worker), None)
+                if member is None:
+                    continue
                 log = self.sweep.out / "logs" / f"member-{member}.log"
                 job = pending.pop(member)
                 running[

@@ -475,3 +475,21 @@ def test_a_members_value_follows_value_select_over_its_curve_while_exploits_rank
     assert yaml.safe_load((result.out / "best_schedule.yaml").read_text())["score"] == pytest.approx(
         result.trials["value"].max()
     )
+
+
+def test_each_member_trains_on_its_own_worker_whatever_the_timing(tmp_path: Path) -> None:
+    """A member's live agent stays in its worker, and an SB3 agent reloaded from its checkpoint does not
+    continue exactly as the live one would (its envs restart): a member that ran wherever a worker was
+    free gave results that depended on timing. Member 0 is slow here; the others never move."""
+    log = tmp_path / "log.jsonl"
+    cfg = _config(
+        tmp_path,
+        args={"log": str(log), "slow": {"member": 0, "sleep": 0.5}},
+        budget={"max": 40, "report_every": 10},
+        workers=2,
+    )
+    sweep(cfg, plots=False)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    pids = {m: {r["pid"] for r in rows if r["member"] == m} for m in range(4)}
+    assert all(len(p) == 1 for p in pids.values()), pids
+    assert pids[0] == pids[2] and pids[1] == pids[3] and pids[0] != pids[1]  # member m on worker m mod 2
