@@ -339,6 +339,25 @@ def _sweep_on(address: str, path: Path, env: dict[str, str], *extra: str) -> sub
     )
 
 
+def _start_on(address: str, path: Path, env: dict[str, str]) -> subprocess.Popen:
+    """``autorl sweep`` against the cluster, in a session of its own; its stderr kept for the last line."""
+    return subprocess.Popen(
+        [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _remove_second_node(helper: subprocess.Popen) -> None:
+    """A node failure: the cluster's helper removes its second node."""
+    helper.stdin.write("remove\n")
+    helper.stdin.flush()
+    assert helper.stdout.readline().strip() == "removed"
+
+
 def test_one_engine_population_spans_two_nodes_and_gives_the_embedded_result(tmp_path, two_nodes):
     address, _, env = two_nodes
     path = tmp_path / "pbt.yaml"
@@ -364,22 +383,13 @@ def test_a_node_lost_mid_population_is_said_in_one_line_and_resume_finishes_alik
     path = tmp_path / "pbt.yaml"
     budget = {"max": 20480, "report_every": 512}
     path.write_text(yaml.safe_dump(_engine_pbt(tmp_path, "ray", budget=budget, ray_place_timeout=5)))
-    proc = subprocess.Popen(
-        [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_on(address, path, env)
     state = tmp_path / "ray" / "population.json"
     deadline = time.monotonic() + 120
     while not (state.is_file() and yaml.safe_load(state.read_text())["intervals"] >= 3):
         assert proc.poll() is None and time.monotonic() < deadline, "the population did not get going"
         time.sleep(0.2)
-    helper.stdin.write("remove\n")
-    helper.stdin.flush()
-    assert helper.stdout.readline().strip() == "removed"
+    _remove_second_node(helper)
     _, err = proc.communicate(timeout=120)
     last = err.strip().splitlines()[-1]
     assert proc.returncode == 2 and "workers" in last and "--set workers=1" in last, err[-2000:]
@@ -418,14 +428,7 @@ def test_while_a_lost_nodes_worker_waits_for_a_cpu_the_other_workers_go_on(tmp_p
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen(
-        [*AUTORL, "sweep", str(path), "--ray-address", address, "--quiet", "--no-plots"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_on(address, path, env)
 
     def handled() -> list[float]:  # the orchestrator writes a trial's log as it handles its result
         return [p.stat().st_mtime for p in out.glob("logs/trial-*.log")]
@@ -435,9 +438,7 @@ def test_while_a_lost_nodes_worker_waits_for_a_cpu_the_other_workers_go_on(tmp_p
         while len(handled()) < 6:
             assert proc.poll() is None and time.monotonic() < deadline, "the sweep did not get going"
             time.sleep(0.1)
-        helper.stdin.write("remove\n")
-        helper.stdin.flush()
-        assert helper.stdout.readline().strip() == "removed"
+        _remove_second_node(helper)
         _, err = proc.communicate(timeout=120)
         ended = time.time()
     finally:
