@@ -119,6 +119,19 @@ def _mlp(layers: Layers, x: Tensor, activation: str, *, exact: bool = True) -> T
     for weight, bias in layers[:-1]:
         x = _hidden(x, weight, bias, activation)
     weight, bias = layers[-1]
+    return _head(x, weight, bias)
+
+
+_NARROW = 8
+"""Layers with at most this many outputs (the heads: a value, an action's logits or means) run as the
+transposed product, which ran 2.5-5x faster here for 1-8 outputs and slower from 16 on."""
+
+
+def _head(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``bias + x @ weight`` ``[k, n, out]``; a narrow layer as ``(bias^T + weight^T x^T)^T``, the
+    orientation MKL runs fast (``[8, 256, 64]`` to one output: 112 against 30 us on one thread)."""
+    if weight.shape[2] <= _NARROW:
+        return torch.baddbmm(bias.transpose(1, 2), weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(bias, x, weight)
 
 
@@ -149,7 +162,7 @@ class _FusedMLP(torch.autograd.Function):
             inputs.append(_hidden(inputs[-1], weight, bias, activation))
         ctx.save_for_backward(*inputs, *weights)
         ctx.activation = activation
-        return torch.baddbmm(biases[-1], inputs[-1], weights[-1])
+        return _head(inputs[-1], weights[-1], biases[-1])
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -164,7 +177,9 @@ class _FusedMLP(torch.autograd.Function):
             grads[2 * i + 1] = grad.sum(1, keepdim=True)
             if i == 0 and not ctx.needs_input_grad[0]:
                 break
-            back = torch.bmm(grad, weights[i].transpose(1, 2))
+            weight = weights[i].transpose(1, 2)
+            # one output (the value head): a broadcast product, not a matmul of inner size 1 (118 vs 8 us)
+            back = grad * weight if weight.shape[1] == 1 else torch.bmm(grad, weight)
             if i == 0:
                 grad_x = back
                 break
