@@ -13,7 +13,9 @@
    after ``keep_freed_memory()`` (what every worker process calls): env steps per second and minor page
    faults per rollout, alternately ``--repeats`` times.
 4. **A minibatch.** One minibatch's loss and gradient at P = 8 and 32 with the fused MLP and with
-   autograd over plain ops, in microseconds, alternately ``--repeats`` times.
+   autograd over plain ops, in microseconds, alternately ``--repeats`` times. And the heads: a layer
+   of 1-64 outputs from ``[8, 256, 64]`` as ``baddbmm`` and as the transposed product, and the value
+   head's input gradient as a matmul and as a broadcast (``--only-heads``: only these, in a second).
 5. **Training.** Env steps per second of ``Population.train`` at P = 1 and 8 (the example's settings)
    and 32 (one shard of a 64-member population on two workers) with the engine's fused MLP and with
    autograd over plain ops (``torch.tanh``), measured alternately ``--repeats`` times in this process
@@ -84,6 +86,33 @@ def activations() -> dict[str, Any]:
         "head_weight_grad_xT_g_us": per_call_us(lambda: torch.bmm(x.transpose(1, 2), head)),
         "head_weight_grad_gT_x_T_us": per_call_us(lambda: torch.bmm(head.transpose(1, 2), x).transpose(1, 2)),
     }
+
+
+def heads(repeats: int) -> dict[str, Any]:
+    """A narrow layer from ``[8, 256, 64]`` (the update's heads: 1 output for the value, 2 for CartPole's
+    logits) as ``baddbmm(b, x, W)`` and as the transposed product ``baddbmm(b^T, W^T, x^T)^T`` (what
+    ``nets._head`` runs for at most ``nets._NARROW`` outputs), per output count; and the value head's
+    input gradient as a matmul of inner size 1 and as a broadcast product. Alternately ``repeats``
+    times, microseconds per call."""
+    x = torch.randn(8, 256, 64)
+    out: dict[str, Any] = {"outputs": {}}
+    for n in (1, 2, 4, 8, 16, 64):
+        w, b = torch.randn(8, 64, n), torch.randn(8, 1, n)
+        row: dict[str, list[float]] = {"plain_us": [], "transposed_us": []}
+        for _ in range(repeats):
+            row["plain_us"].append(per_call_us(lambda w=w, b=b: torch.baddbmm(b, x, w)))
+            row["transposed_us"].append(
+                per_call_us(
+                    lambda w=w, b=b: torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), x.transpose(1, 2))
+                )
+            )
+        out["outputs"][str(n)] = row
+    grad, weight = torch.randn(8, 256, 1), torch.randn(8, 1, 64)
+    out["value_input_grad"] = {"matmul_us": [], "broadcast_us": []}
+    for _ in range(repeats):
+        out["value_input_grad"]["matmul_us"].append(per_call_us(lambda: torch.bmm(grad, weight)))
+        out["value_input_grad"]["broadcast_us"].append(per_call_us(lambda: grad * weight))
+    return out
 
 
 _FRESH = """
@@ -222,6 +251,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timed training per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="alternating measurements per row")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--only-heads", action="store_true", help="only the narrow layers' timings")
     parser.add_argument("--compiled-training", action="store_true", help=argparse.SUPPRESS)  # the child
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -233,6 +263,11 @@ def main() -> None:
         return
     began = time.perf_counter()
     record: dict[str, Any] = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    if args.only_heads:
+        keep_freed_memory()  # as every worker process does
+        record["heads"] = _print_heads(heads(args.repeats))
+        _write(record, began, args.json)
+        return
     record["activations"] = acts = activations()
     for name, value in acts.items():
         print(f"{name:<34} {value:.3g}")
@@ -240,6 +275,7 @@ def main() -> None:
     for name, values in freed.items():
         print(f"P = 32, {name}: " + " / ".join(f"{v:,.0f}" for v in values))
     keep_freed_memory()  # as every worker process does, before the training rows
+    record["heads"] = _print_heads(heads(args.repeats))
     record["minibatch"] = mbs = minibatch(args.repeats)
     for row in mbs:
         print(
@@ -277,12 +313,28 @@ def main() -> None:
             f"{result['steps_per_s']:,.0f} env steps/s; pays for its compile after "
             + (f"{result['break_even_env_steps']:,.0f} env steps" if saved > 0 else "never")
         )
+    _write(record, began, args.json)
+
+
+def _print_heads(narrow: dict[str, Any]) -> dict[str, Any]:
+    for n, row in narrow["outputs"].items():
+        plain, transposed = statistics.median(row["plain_us"]), statistics.median(row["transposed_us"])
+        print(f"{n:>2} outputs: baddbmm {plain:.0f} us, transposed {transposed:.0f} us (medians)")
+    grads = narrow["value_input_grad"]
+    print(
+        f"value head's input gradient: matmul {statistics.median(grads['matmul_us']):.0f} us, broadcast "
+        f"{statistics.median(grads['broadcast_us']):.0f} us (medians)"
+    )
+    return narrow
+
+
+def _write(record: dict[str, Any], began: float, path: Path | None) -> None:
     record["wall_s"] = time.perf_counter() - began
     print(f"wall time {record['wall_s']:.0f} s")
-    if args.json:
+    if path:
         record["command"] = "python benchmarks/engine_kernels.py " + " ".join(sys.argv[1:])
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

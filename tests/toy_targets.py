@@ -104,10 +104,10 @@ class Toy:
     """A Trainable for population tests: the score grows by ``lr`` per step while lr < 0.3 (above it the
     gain drops), so a population improves by moving lr up from a poor start.
 
-    Fixed args: ``log`` (a JSONL file: one row per train call with the seed, the steps before it and
-    the lr in effect), ``saves`` (a file: one line per save and per load with the directory, so a test
-    sees where its checkpoints live), ``sleep`` (seconds per call, so a test can kill a run mid-way),
-    ``slow`` (``{member, sleep}``: only that member's agents sleep),
+    Fixed args: ``log`` (a JSONL file: one row per train call with the seed, the steps before it, the
+    lr in effect, the member and the process id), ``saves`` (a file: one line per save and per load
+    with the directory, so a test sees where its checkpoints live), ``sleep`` (seconds per call, so a
+    test can kill a run mid-way), ``slow`` (``{member, sleep}``: only that member's agents sleep),
     ``crash`` (a mapping ``{seed, at, marker}``: the agent with that seed kills its process with SIGSEGV
     once, when a train call starts at or after ``at`` steps, and writes ``marker`` first so it happens
     only once), ``piece`` (trains whole pieces of that many steps, overshooting a request as a PPO

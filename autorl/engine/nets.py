@@ -124,12 +124,13 @@ def _mlp(layers: Layers, x: Tensor, activation: str, *, exact: bool = True) -> T
 
 _NARROW = 8
 """Layers with at most this many outputs (the heads: a value, an action's logits or means) run as the
-transposed product, which ran 2.5-5x faster here for 1-8 outputs and slower from 16 on."""
+transposed product, which ran 2.3-4.6x faster here for 1-8 outputs and slower from 16 on
+(``benchmarks/engine_kernels.py --only-heads``)."""
 
 
 def _head(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``bias + x @ weight`` ``[k, n, out]``; a narrow layer as ``(bias^T + weight^T x^T)^T``, the
-    orientation MKL runs fast (``[8, 256, 64]`` to one output: 112 against 30 us on one thread)."""
+    orientation MKL runs fast (``[8, 256, 64]`` to one output: 111 against 35 us on one thread)."""
     if weight.shape[2] <= _NARROW:
         return torch.baddbmm(bias.transpose(1, 2), weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(bias, x, weight)
@@ -178,7 +179,7 @@ class _FusedMLP(torch.autograd.Function):
             if i == 0 and not ctx.needs_input_grad[0]:
                 break
             weight = weights[i].transpose(1, 2)
-            # one output (the value head): a broadcast product, not a matmul of inner size 1 (118 vs 8 us)
+            # one output (the value head): a broadcast product, not a matmul of inner size 1 (28 vs 8 us)
             back = grad * weight if weight.shape[1] == 1 else torch.bmm(grad, weight)
             if i == 0:
                 grad_x = back
