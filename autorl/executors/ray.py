@@ -349,10 +349,10 @@ class RayPool:
             )
 
     def kill(self, worker: int) -> None:
-        import ray
-
         if self._slots[worker].died is not None:  # its job died already; its replacement waits for a CPU
             return
+        import ray
+
         self._slots[worker].killed = True
         ray.kill(self._slots[worker].actor, no_restart=True)
 
