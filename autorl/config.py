@@ -662,7 +662,17 @@ def _check_composition(
     target's pieces, batches only of a target that declares them."""
     if spec.population:
         _check_population(cfg, method, info, ctx.space)
-        interval = build_population(method, ctx, options).interval
+        plan = build_population(method, ctx, options)
+        interval = plan.interval
+        own = cfg.metric if isinstance(cfg.metric, list) else [cfg.metric or info.metric]
+        if plan.decides_on is not None and plan.decides_on not in {*info.training_metrics, *own}:
+            can = ", ".join(declaring(lambda i: plan.decides_on in i.training_metrics)) or "none"
+            key = "method.decide_on" if "decide_on" in options else "method.metric"
+            raise ConfigError(
+                f"{method} decides on {plan.decides_on!r}, which {cfg.target} does not report while training "
+                f"(it declares {sorted(info.training_metrics) or 'none'}; targets that do: {can})",
+                key,
+            )
         if "interval" in options and interval < piece:
             raise _below_piece(cfg.target, info, piece, "interval", interval).at("method.interval")
     if cfg.race is not None:

@@ -259,6 +259,21 @@ def test_a_population_interval_below_one_rollout_is_refused(tmp_path):
         load_sweep(write(tmp_path, cfg))
 
 
+def test_deciding_on_a_training_metric_the_target_does_not_declare_is_refused(tmp_path):
+    """SB3 agents report no training return, so PBT deciding on one would rank nothing: refused before
+    the sweep starts, naming the key and the targets that report it."""
+    cfg = _sb3(
+        space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "mutable": True}},
+        budget={"max": 16384},
+        method={"name": "pbt", "population": 2, "decide_on": "train_return"},
+    )
+    with pytest.raises(ConfigError, match=r"method\.decide_on: .*'train_return'.*engine:ppo") as err:
+        load_sweep(write(tmp_path, cfg))
+    assert "\n" not in str(err.value)
+    cfg["method"]["decide_on"] = "eval_return"  # the sweep's own metric: evaluated every interval
+    assert load_sweep(write(tmp_path, cfg)).population.decides_on == "eval_return"
+
+
 def test_threads_are_counted_on_the_processes_a_population_starts(make_config, tmp_path, monkeypatch):
     """A population of 2 on 4 workers starts 2 processes: 2 threads each fit 4 cores."""
     monkeypatch.setattr(os, "cpu_count", lambda: 4)

@@ -283,6 +283,8 @@ class Plateau:
     """Its training return rises by 1 per step up to ``cap`` (default 20), then stalls; it reports the
     learning rate in effect (``lr``), so a test sees a change in place take effect."""
 
+    training_metrics = ("train_return",)  # reported by every train(), which a population may decide on
+
     def __init__(self, config, ctx):
         self.t, self.cap = 0, int(config.get("cap", 20))
         self.lr = float(config["learning_rate"])

@@ -17,7 +17,7 @@ import math
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,8 +74,13 @@ class MemberState:
     failure: str | None = None  # a FailureKind value
     metrics: dict[str, float] = field(default_factory=dict)  # its latest interval's training metrics
 
-    def view(self) -> Member:
-        return Member(self.index, dict(self.config), self.steps, self.score, self.failed, dict(self.metrics))
+    def standing(self, decides_on: str | None) -> float | None:
+        """What a population method's decisions read: the score, or the training metric ``decides_on``."""
+        return self.score if decides_on is None else self.metrics.get(decides_on)
+
+    def view(self, decides_on: str | None = None) -> Member:
+        score = self.standing(decides_on)
+        return Member(self.index, dict(self.config), self.steps, score, self.failed, dict(self.metrics))
 
     def fail(self, failure: FailureKind, error: str) -> None:
         self.failed, self.failure, self.error, self.score = True, failure.value, error, None
@@ -276,7 +281,12 @@ class Hosts(Protocol):
     """Where members live: those in ``units`` train an interval (``members`` is the whole population),
     and the method's decisions are carried out (copies, changes in place)."""
 
-    def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]: ...
+    def train(
+        self, members: Sequence[MemberState], units: dict[int, int], judged: Collection[int] | None = None
+    ) -> dict[int, MemberResult]:
+        """Train each member in ``units`` that many budget units; evaluate those in ``judged`` (None:
+        all) after. Separate agents evaluate whenever they train; a batch leaves the others out."""
+        ...
 
     def apply(
         self, decisions: Sequence[Change], members: Sequence[MemberState]
@@ -381,7 +391,9 @@ class ProcessHosts:
                         self.backend.kill(worker)
         return results
 
-    def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
+    def train(
+        self, members: Sequence[MemberState], units: dict[int, int], judged: Collection[int] | None = None
+    ) -> dict[int, MemberResult]:
         jobs = {
             m.index: MemberJob(
                 self.ref,
@@ -477,6 +489,7 @@ class EngineJob:
     shard: int = 0  # which shard of the population (its live batch in the worker is kept by shard)
     export: tuple[int, ...] = ()  # members whose agents another shard's copies take
     agents: dict[int, list[Any]] = field(default_factory=dict)  # a donor's agents (one per seed)
+    judged: tuple[int, ...] | None = None  # members in ``units`` evaluated after training (None: all)
 
     def reads(self) -> list[str]:
         return [self.checkpoint] if self.checkpoint else []
@@ -552,6 +565,7 @@ def engine_step(job: EngineJob, link: Link) -> EngineOutcome:
             sweep.metrics[0],
             sweep.config.aggregate,
             sweep.maximize,
+            evaluate=job.judged,
         )
         results.update({i: MemberResult.of(step) for i, step in steps.items()})
     if job.raced:  # one batched evaluation of every raced member's seeds, each on the block's seed
@@ -733,11 +747,16 @@ class BatchedHosts:
         self._serial += 1
         return f"{CHECKPOINTS}/engine-{shard}/{time.time_ns()}-{self._serial}"  # a shard's own folder
 
-    def train(self, members: Sequence[MemberState], units: dict[int, int]) -> dict[int, MemberResult]:
+    def train(
+        self, members: Sequence[MemberState], units: dict[int, int], judged: Collection[int] | None = None
+    ) -> dict[int, MemberResult]:
         steps = {m.index: m.steps for m in members}
-        jobs = {
+        jobs: dict[int, dict[str, Any]] = {
             s: {"units": mine, "steps": {i: steps[i] for i in mine}} for s, mine in self._each(units).items()
         }
+        if judged is not None:
+            for s, fields in jobs.items():
+                fields["judged"] = tuple(i for i in sorted(judged) if self.shard(i) == s)
         return self._run(members, jobs)[0]
 
     def branch(self, branches: Sequence[Branch], members: Sequence[MemberState]) -> dict[int, MemberResult]:
@@ -851,6 +870,10 @@ def run_population(
     status = SweepStatus("population", total=plan.size * per, unit=sweep.info.unit)
     seeds = sweep.config.seeds_per_trial
     start_steps = sum(m.steps for m in state.members)
+    key = decides_on(sweep)
+    # a member is evaluated after an interval when the decisions read its evaluation, or when the
+    # interval is its last (its value); a time budget may end any interval, so it evaluates them all
+    every = key is None or sweep.config.budget.time is not None
 
     def report(line: str) -> None:
         if not progress:
@@ -887,9 +910,10 @@ def run_population(
             if not active or clock.left <= 0:
                 break
             units = {m.index: next_report(m.steps, interval, budget) - m.steps for m in active}
-            results = hosts.train(state.members, units)
+            judged = None if every else {m.index for m in active if m.steps + units[m.index] >= budget}
+            results = hosts.train(state.members, units, judged)
             for m in active:
-                _apply_interval(m, results[m.index], units[m.index], sweep, state, sign)
+                _apply_interval(m, results[m.index], sweep, state, sign, key)
             _fail_lost(state, results, set(units))
             _track(tracker, sweep, active)
             state.intervals += 1
@@ -900,8 +924,9 @@ def run_population(
             state.deciding = True  # a resume from here makes this interval's decisions first
             if hosts.saved:  # population.json names only checkpoints that exist
                 state.save(out)
-            best = f"{top:.6g}" if scores else "-"
-            report(f"interval {state.intervals}: best {sweep.metrics[0]} {best}")
+            standings = [v for m in state.members if (v := m.standing(key)) is not None and math.isfinite(v)]
+            best = f"{max(standings, key=lambda v: sign * v):.6g}" if standings else "-"
+            report(f"interval {state.intervals}: best {key or sweep.metrics[0]} {best}")
             if finished():
                 break
             decide()
@@ -926,9 +951,19 @@ def run_population(
     return study
 
 
+def decides_on(sweep: Sweep) -> str | None:
+    """The training metric a population's decisions read (the plan's ``decides_on``), or None where
+    they read the sweep's own metric."""
+    key = sweep.population.decides_on
+    return None if key == sweep.metrics[0] else key
+
+
 def _apply_interval(
-    m: MemberState, res: MemberResult, units: int, sweep: Sweep, state: PopulationState, sign: float
+    m: MemberState, res: MemberResult, sweep: Sweep, state: PopulationState, sign: float, key: str | None
 ) -> None:
+    """Take in a member's interval: its steps, metrics and (where evaluated) score; the history's
+    observation is the change in what the decisions read. A training metric that is nan in an interval
+    (no episode ended in it) keeps its last value."""
     m.seconds += res.seconds
     if res.error is not None:
         m.fail(res.failure or FailureKind.ERROR, res.error)
@@ -940,12 +975,19 @@ def _apply_interval(
     before = m.steps
     m.steps = int(res.metrics["budget"])  # what the runner counted (whole rollouts may overshoot)
     state.total_steps += (m.steps - before) * len(sweep.trial_seeds(m.index))
-    m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
-    score = float(res.metrics[sweep.metrics[0]])
-    delta = score - (m.score if m.score is not None else score)
-    m.score = score
-    m.curve[m.steps] = score
-    state.history.append([m.steps, dict(m.config), sign * delta])
+    before_value = m.standing(key)
+    metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
+    value = metrics.get(key or sweep.metrics[0], math.nan)
+    if key is not None and not math.isfinite(value) and before_value is not None:
+        metrics[key] = before_value
+    m.metrics = metrics
+    if sweep.metrics[0] in res.metrics:  # evaluated
+        m.score = float(res.metrics[sweep.metrics[0]])
+        m.curve[m.steps] = m.score
+    if math.isfinite(value):  # what the interval changed (nothing is known of one without a value)
+        known = before_value if before_value is not None and math.isfinite(before_value) else value
+        delta = value - known
+        state.history.append([m.steps, dict(m.config), sign * delta])
 
 
 def _track(tracker: Tracker, sweep: Sweep, members: Sequence[MemberState]) -> None:
@@ -963,7 +1005,7 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
     hyperparameters in place; the method's own state is kept with the population's."""
     method = sweep.population.method
     observations = [Observation(int(h[0]), h[1], float(h[2])) for h in state.history]
-    views = [m.view() for m in state.members]
+    views = [m.view(decides_on(sweep)) for m in state.members]
     decisions = method.decide(views, observations, rng)
     branches = [d for d in decisions if isinstance(d, Branch)]
     if branches:  # the forks train, the method sees what they reported, and decides again
@@ -1009,8 +1051,8 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
                 "member": m.index,
                 "event": event,
                 "donor": donor.index,
-                "donor_score": donor.score,
-                "member_score": m.score,
+                "donor_score": donor.standing(decides_on(sweep)),
+                "member_score": m.standing(decides_on(sweep)),
                 "config": dict(d.config),
             }
         )

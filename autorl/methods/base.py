@@ -132,7 +132,8 @@ class Member:
     index: int
     config: dict[str, Any]
     steps: int
-    score: float | None  # None until it reported; a failed member's score is None too
+    score: float | None  # what decisions read (the plan's decides_on, else the sweep's metric): None
+    # until it reported; a failed member's score is None too
     failed: bool = False
     metrics: Mapping[str, float] = field(default_factory=dict)
     branches: tuple[Mapping[str, float], ...] = ()  # what its forks reported (after a Branch)
@@ -209,11 +210,17 @@ class PopulationMethod(Protocol):
 
 @dataclass(frozen=True)
 class PopulationPlan:
-    """A population method: its size, interval (budget units between decisions) and decisions."""
+    """A population method: its size, interval (budget units between decisions) and decisions.
+
+    ``decides_on`` declares what the decisions read: None, the sweep's metric, which every member is
+    then evaluated for after every interval; or a training metric the target reports every interval
+    (``train_return``), so that a member is evaluated only once, after its last interval, for the value
+    the sweep records."""
 
     size: int
     interval: int
     method: PopulationMethod
+    decides_on: str | None = None
 
 
 def population_interval(ctx: MethodContext, interval: int | None, population: int) -> int:

@@ -6,13 +6,17 @@ Population-Based Bandits" (NeurIPS 2020).
 
 Both are synchronous: every member trains one interval, then the bottom ``quantile`` copies a member
 of the top ``quantile`` (exploit) and changes its mutable hyperparameters (explore): PBT perturbs or
-resamples them, PB2 picks them with a GP bandit over the population's history. A member that failed
-(raised, diverged, or its process died) counts as the worst and is always replaced. Where members run
-and how a copy is made is the executor's business (:mod:`autorl.executors.population`).
+resamples them, PB2 picks them with a GP bandit over the population's history. Members are ranked by
+the sweep's metric, evaluated after every interval, or with ``decide_on: train_return`` by their recent
+training episodes (the PBT paper's choice for RL), which spares every evaluation but the last. A
+member that failed (raised, diverged, or its process died) counts as the worst and is always replaced.
+Where members run and how a copy is made is the executor's business
+(:mod:`autorl.executors.population`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,11 +68,12 @@ class PBT:
         pass
 
     def ranked(self, members: Sequence[Member]) -> tuple[list[Member], list[Member]]:
-        """(bottom, top): failed members first in the bottom, then the worst ``quantile``."""
+        """(bottom, top): failed members first in the bottom, then the worst ``quantile``. A member
+        without a score yet (a training metric before its first episode ended) is in neither."""
         sign = 1.0 if self.maximize else -1.0
-        healthy = [m for m in members if not m.failed and m.score is not None]
+        healthy = [m for m in members if not m.failed and m.score is not None and math.isfinite(m.score)]
         healthy.sort(key=lambda m: sign * float(m.score))  # type: ignore[arg-type]
-        failed = [m for m in members if m.failed or m.score is None]
+        failed = [m for m in members if m.failed]
         k = max(1, round(len(members) * self.quantile))
         top = healthy[-k:]
         top_ids = {m.index for m in top}
@@ -156,9 +161,11 @@ def build_pbt(
     resample_probability: float = 0.25,
     factors: tuple[float, float] | list[float] = (0.8, 1.2),
     exploit: bool = True,
+    decide_on: str | None = None,
 ) -> PopulationPlan:
     pbt = PBT(ctx.space, ctx.maximize, quantile, resample_probability, _factors(factors), exploit)
-    return PopulationPlan(population_size(population), population_interval(ctx, interval, population), pbt)
+    size, every = population_size(population), population_interval(ctx, interval, population)
+    return PopulationPlan(size, every, pbt, _decide_on(decide_on))
 
 
 @register_method("pb2", "population-based bandits (Parker-Holder et al. 2020)", MethodKind.POPULATION)
@@ -169,9 +176,19 @@ def build_pb2(
     population: int = 8,
     interval: int | None = None,
     quantile: float = 0.25,
+    decide_on: str | None = None,
 ) -> PopulationPlan:
     pb2 = PB2(ctx.space, ctx.maximize, quantile)
-    return PopulationPlan(population_size(population), population_interval(ctx, interval, population), pb2)
+    size, every = population_size(population), population_interval(ctx, interval, population)
+    return PopulationPlan(size, every, pb2, _decide_on(decide_on))
+
+
+def _decide_on(metric: str | None) -> str | None:
+    """The ``decide_on`` option: None (the sweep's metric, evaluated every interval) or the name of a
+    training metric the target reports every interval."""
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise ValueError(f"decide_on must be a metric's name (for instance train_return), got {metric!r}")
+    return metric
 
 
 def _factors(factors: Sequence[float]) -> tuple[float, float]:

@@ -104,4 +104,5 @@ def build_halve_on_stall(
     factor: float = 0.5,
 ) -> PopulationPlan:
     method = HalveOnStall(ctx.space, key, metric, patience, factor)
-    return PopulationPlan(population_size(population), population_interval(ctx, interval, population), method)
+    size, every = population_size(population), population_interval(ctx, interval, population)
+    return PopulationPlan(size, every, method, decides_on=metric)  # it reads nothing else

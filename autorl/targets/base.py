@@ -118,6 +118,9 @@ class TargetInfo:
         evaluates: its Trainable's ``evaluate(seed)`` (and its batch's ``evaluate({member: seed})``)
             measures the agent as it stands, training nothing, on episodes started from ``seed``: what a
             population's final race needs (``race`` with PBT or PB2).
+        training_metrics: metrics its ``train`` reports after every piece of training without an
+            evaluation (``train_return``: the training episodes that ended), which a population's
+            decisions may read instead of evaluating every member after every interval (``decide_on``).
         handover: other targets that train the same algorithm, by the name ``autorl train --with``
             takes: ``{"sb3": "module:function"}``, the function mapping a configuration (args and
             params together) to ``{"target": ..., "args": ..., "params": ...}`` of that target, or
@@ -138,6 +141,7 @@ class TargetInfo:
     accepts: frozenset[str] = frozenset()
     forks: bool = False
     evaluates: bool = False
+    training_metrics: frozenset[str] = frozenset()
     handover: Mapping[str, str] = field(default_factory=dict)
 
     def batch_class(self) -> type[BatchTrainable]:
@@ -233,7 +237,7 @@ def _info(fields: dict[str, Any]) -> TargetInfo:
     sets = {
         k: v if isinstance(v, str) else frozenset(v)
         for k, v in fields.items()
-        if k in ("immutable", "shared", "accepts")
+        if k in ("immutable", "shared", "accepts", "training_metrics")
     }
     return TargetInfo(**{**fields, **sets})
 
@@ -259,7 +263,8 @@ def reference_info(obj: Any) -> TargetInfo:
     """The capabilities of a target given by reference: a class that defines ``reconfigure`` is
     reconfigurable, and its class attributes ``immutable`` and ``shared`` (sets of keys) say what a
     population may not change and what its members share, ``evaluates = True`` that its
-    ``evaluate(seed)`` races (:attr:`TargetInfo.evaluates`). Read here once, so nothing else probes."""
+    ``evaluate(seed)`` races (:attr:`TargetInfo.evaluates`), ``training_metrics`` what its ``train``
+    reports without evaluating. Read here once, so nothing else probes."""
     if not isinstance(obj, type):
         return TargetInfo()
     attrs = {k: v for c in reversed(obj.__mro__) for k, v in vars(c).items()}
@@ -268,6 +273,7 @@ def reference_info(obj: Any) -> TargetInfo:
         immutable=frozenset(attrs.get("immutable", ())),
         shared=frozenset(attrs.get("shared", ())),
         evaluates=bool(attrs.get("evaluates", False)),
+        training_metrics=frozenset(attrs.get("training_metrics", ())),
     )
 
 

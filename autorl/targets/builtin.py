@@ -77,6 +77,7 @@ for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
 _RL = {"unit": "env_steps", "direction": "maximize", "reconfigurable": True}
 _AC = {
     **_RL,
+    "training_metrics": {"train_return"},
     "granularity": "autorl.agents.actor_critic:granularity",
     "granule": "batch (num_envs x num_steps)",
 }
@@ -88,6 +89,7 @@ _ENGINE = {
     "immutable": "autorl.engine.config:FIXED_KEYS",
     "shared": "autorl.engine.config:FIXED_KEYS",
     "evaluates": True,
+    "training_metrics": {"train_return"},  # the training episodes that ended in an interval
 }
 
 register_target(

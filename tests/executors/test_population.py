@@ -493,3 +493,26 @@ def test_each_member_trains_on_its_own_worker_whatever_the_timing(tmp_path: Path
     pids = {m: {r["pid"] for r in rows if r["member"] == m} for m in range(4)}
     assert all(len(p) == 1 for p in pids.values()), pids
     assert pids[0] == pids[2] and pids[1] == pids[3] and pids[0] != pids[1]  # member m on worker m mod 2
+
+
+def test_a_training_metric_that_is_nan_in_an_interval_keeps_its_last_value(tmp_path: Path) -> None:
+    """Deciding on training returns, an interval in which no episode ended reports nan: the member keeps
+    its last return (PBT neither replaces nor favours it for that), and the history records no change."""
+    from autorl.config import parse_sweep
+    from autorl.executors.population import MemberResult, MemberState, PopulationState, _apply_interval
+
+    cfg = _config(tmp_path, target=toy("Plateau"))
+    cfg["method"] = {"name": "pbt", "population": 2, "decide_on": "train_return"}
+    sw = parse_sweep(cfg)
+    m, state = MemberState(0, {"lr": 0.01}), PopulationState([], {})
+    _apply_interval(m, MemberResult({"train_return": 5.0, "budget": 10.0}), sw, state, 1.0, "train_return")
+    _apply_interval(
+        m, MemberResult({"train_return": math.nan, "budget": 20.0}), sw, state, 1.0, "train_return"
+    )
+    assert m.view("train_return").score == 5.0 and m.steps == 20
+    assert m.score is None and m.curve == {}  # nothing evaluated yet
+    _apply_interval(
+        m, MemberResult({"train_return": 7.0, "score": 3.0, "budget": 30.0}), sw, state, 1.0, "train_return"
+    )
+    assert m.view("train_return").score == 7.0 and m.score == 3.0 and m.curve == {30: 3.0}
+    assert [h[2] for h in state.history] == [0.0, 2.0]  # the nan interval left no observation

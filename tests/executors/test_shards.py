@@ -129,3 +129,32 @@ def test_a_worker_that_dies_takes_every_shard_it_held(tmp_path: Path) -> None:
         assert hosts.live == {0: None, 1: None} and hosts.saved
     finally:
         backend.close()
+
+
+def test_a_population_deciding_on_training_returns_is_evaluated_once_per_member(tmp_path: Path) -> None:
+    """``decide_on: train_return`` ranks members by their training episodes: between intervals nothing
+    is evaluated, and each member's value is the evaluation after its last interval, the same number
+    (its evaluation stream moves as if every interval had been evaluated) as when every interval is."""
+    runs = {}
+    for name, extra in (("evaluated", {}), ("train", {"decide_on": "train_return"})):
+        cfg = _pbt(tmp_path, 1) | {"out": str(tmp_path / name), "budget": {"max": 1920, "report_every": 640}}
+        cfg["method"] = {"name": "pbt", "population": 4, "exploit": False, **extra}  # the same members
+        runs[name] = json.loads((sweep(cfg, plots=False).out / "population.json").read_text())["members"]
+    for every, once in zip(runs["evaluated"], runs["train"], strict=True):
+        assert len(every["curve"]) == 3  # one evaluation per interval
+        assert list(once["curve"]) == [max(every["curve"], key=int)]  # only its last interval
+        assert once["score"] == every["score"] and once["score"] is not None
+        assert once["metrics"]["train_return"] == every["metrics"]["train_return"]
+
+
+def test_pbt_deciding_on_training_returns_copies_by_them(tmp_path: Path) -> None:
+    """The copies follow the members' training returns: each copy's donor had the higher one."""
+    cfg = _pbt(tmp_path, 1) | {"out": str(tmp_path / "run"), "budget": {"max": 1920, "report_every": 640}}
+    cfg["method"] = {"name": "pbt", "population": 4, "decide_on": "train_return"}
+    out = sweep(cfg, plots=False).out
+    lineage = pd.read_csv(out / "population_lineage.csv")
+    copies = lineage[lineage["event"] == "exploit"]
+    assert len(copies)
+    assert (copies["donor_score"] > copies["member_score"]).all()
+    state = json.loads((out / "population.json").read_text())
+    assert all(len(m["curve"]) == 1 for m in state["members"])  # one evaluation each

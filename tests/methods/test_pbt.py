@@ -57,6 +57,16 @@ def test_a_failed_member_is_always_replaced_and_never_a_donor() -> None:
     assert {c.donor for c in copies} <= {4, 5}
 
 
+def test_a_member_without_a_finite_score_yet_is_neither_replaced_nor_a_donor() -> None:
+    """Deciding on training returns, a member none of whose episodes has ended has a nan (or no) score:
+    it is no failure, so it keeps training as it is."""
+    pbt = PBT(SPACE, quantile=0.25)
+    members = _members([float("nan"), None, 3.0, 2.0, 8.0, 7.0, 6.0, 4.0])
+    for seed in range(10):
+        copies = pbt.decide(members, [], np.random.default_rng(seed))
+        assert {c.member for c in copies} == {2, 3} and {c.donor for c in copies} <= {4, 5}
+
+
 def test_the_fixed_baseline_never_exploits() -> None:
     assert (
         PBT(SPACE, exploit=False).decide(_members([1.0, 2.0, 3.0, 4.0]), [], np.random.default_rng(0)) == []
