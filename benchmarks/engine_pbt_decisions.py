@@ -10,8 +10,8 @@ the poor start) in arms, on the sweep seeds 0..N-1:
   decisions on training returns, and each member evaluated only after its last interval.
 
 For each run it records the member PBT names (best.yaml) and that member's deterministic evaluation
-after its last interval (10 episodes), whether it solved CartPole (>= 475), and the evaluation's share
-of the run (population_summary.json's phases).
+after its last interval (10 episodes), whether it solved CartPole (>= 475), every member's final
+evaluation, and the evaluation's share of the run (population_summary.json's phases).
 
     python benchmarks/engine_pbt_decisions.py --json docs/figures/engine_pbt_decisions.json
     python benchmarks/engine_pbt_decisions.py --arms metric:eval_return decide_on:train_return \\
@@ -60,6 +60,7 @@ def one(arm: str, seed: int, out: Path) -> dict[str, Any]:
         "named": int(best["trial"]),
         "named_eval_return": final,
         "solved": final >= SOLVED,
+        "members_eval_return": [float(m["metrics"]["eval_return"]) for m in members],
         "evaluate_share": round(phases["evaluate"] / sum(phases.values()), 3),
     }
 
