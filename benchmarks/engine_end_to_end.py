@@ -52,10 +52,13 @@ print(json.dumps({"learn_s": time.perf_counter() - start, "steps": int(model.num
 """
 
 
-def engine_run(seed: int, out: Path) -> dict[str, Any]:
-    """One sweep of the shipped example, from process start to exit."""
+def engine_run(seed: int, out: Path, sets: list[str]) -> dict[str, Any]:
+    """One sweep of the shipped example (with ``sets``: ``--set KEY=VALUE`` overrides), from process
+    start to exit."""
     command = [sys.executable, "-m", "autorl.cli", "sweep", str(EXAMPLE), "--out", str(out)]
     command += ["--quiet", "--no-plots", "--set", f"seed={seed}"]
+    for item in sets:
+        command += ["--set", item]
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
     wall = time.perf_counter() - start
@@ -96,13 +99,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side (sweep seeds 0, 1, ...)")
     parser.add_argument("--sb3-steps", type=int, default=50_000, help="env steps of each SB3 run")
     parser.add_argument("--json", type=Path, help="write the runs and medians here")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="an override of the example"
+    )
     args = parser.parse_args()
     began = time.perf_counter()
     engine: list[dict[str, Any]] = []
     sb3: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.repeats):
-            e = engine_run(seed, Path(tmp) / f"engine-{seed}")
+            e = engine_run(seed, Path(tmp) / f"engine-{seed}", args.set)
             engine.append(e)
             phases = ", ".join(f"{k} {v:.2f}" for k, v in e["phases_s"].items())
             print(
@@ -145,6 +151,8 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"),
             "torch": torch.__version__,
             "example": str(EXAMPLE.relative_to(ROOT)),
+            "example_config": EXAMPLE.read_text(),  # what "the shipped example" was in this run
+            "sets": args.set,
             "sb3_steps": args.sb3_steps,
             "engine": engine,
             "sb3": sb3,
