@@ -42,15 +42,27 @@ print(autorl.__file__, steps / (time.perf_counter() - start))
 """
 
 
+def start(code: Path, size: int, seconds: float) -> subprocess.Popen[str]:
+    """A fresh process that trains P = ``size`` members, with autorl imported from the checkout ``code``."""
+    env = {"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(size), str(seconds)],
+        cwd=code, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def result(process: subprocess.Popen[str]) -> tuple[str, float]:
+    """Where its autorl came from and its env steps/s."""
+    out, _ = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"the training process failed (exit {process.returncode})")
+    where, value = out.split()
+    return where, float(value)
+
+
 def rate(code: Path, size: int, seconds: float) -> tuple[str, float]:
     """One fresh process's env steps/s, with autorl imported from the checkout ``code``."""
-    env = {"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(size), str(seconds)],
-        cwd=code, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    where, value = done.stdout.split()
-    return where, float(value)
+    return result(start(code, size, seconds))
 
 
 def main() -> None:
