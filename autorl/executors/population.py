@@ -991,12 +991,14 @@ def _apply_interval(
 
 
 def _track(tracker: Tracker, sweep: Sweep, members: Sequence[MemberState]) -> None:
-    """Each member's interval to the trackers: its training metrics, its score and its hyperparameters as
-    they stand (a schedule)."""
+    """Each member's interval to the trackers: its training metrics, its score where the interval was
+    evaluated, and its hyperparameters as they stand (a schedule)."""
     for m in members:
-        if m.failed or m.score is None:
+        if m.failed:
             continue
-        metrics = {**m.metrics, sweep.metrics[0]: m.score}
+        metrics = dict(m.metrics)
+        if m.steps in m.curve:  # evaluated after this interval
+            metrics[sweep.metrics[0]] = m.curve[m.steps]
         tracker.step(f"member-{m.index}", m.steps, metrics, m.config, schedule=True)
 
 
