@@ -326,9 +326,7 @@ def sweep(
     quiet: bool,
 ) -> None:
     """Search the hyperparameters described in CONFIG."""
-    from autorl.api import sweep as run_sweep
-    from autorl.config import load_sweep
-    from autorl.executors.process import warm_start
+    from autorl.executors.process import warm_start, warm_start_file
 
     extra = list(overrides)
     if storage:
@@ -337,6 +335,10 @@ def sweep(
         extra += [f"ray_address={ray_address}", "executor=ray"]
     elif executor:
         extra.append(f"executor={executor}")
+    warm_start_file(config, extra)  # the workers' imports begin before the sweep's own
+    from autorl.api import sweep as run_sweep
+    from autorl.config import load_sweep
+
     sw = load_sweep(config, extra, out, validated=warm_start)  # a refused config ends the spare at exit
     total = sw.population.size if sw.spec.population else sw.config.trials
     bar = None if quiet else SweepProgress(total, population=sw.spec.population)

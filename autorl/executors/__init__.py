@@ -1,72 +1,56 @@
 """Executors run what methods decide: trials and populations on supervised worker processes, locally
-(``embedded``) or as Ray actors on a local instance or a cluster (``ray``)."""
+(``embedded``) or as Ray actors on a local instance or a cluster (``ray``).
+
+The package imports its modules when a name is first used, so that :mod:`autorl.executors.process`
+(what the command line uses to start workers early) comes without optuna, torch or the loops."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import optuna
-
-from autorl.executors.population import BatchedHosts, ProcessHosts, run_population
-from autorl.executors.process import discard_spares
-from autorl.executors.sweep import Backend, Progress, run_trials
-from autorl.executors.trial import TrialJob, TrialOutcome, run_trial
-from autorl.executors.workers import ProcessPool
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autorl.config import Sweep
-    from autorl.results.tracking import Tracker
+    from autorl.executors.launch import batched, open_backend, run
+    from autorl.executors.population import BatchedHosts, ProcessHosts, run_population
+    from autorl.executors.process import discard_spares
+    from autorl.executors.sweep import Backend, Progress, run_trials
+    from autorl.executors.trial import TrialJob, TrialOutcome, run_trial
+    from autorl.executors.workers import ProcessPool
+
+_WHERE = {
+    "batched": "launch",
+    "open_backend": "launch",
+    "run": "launch",
+    "BatchedHosts": "population",
+    "ProcessHosts": "population",
+    "run_population": "population",
+    "discard_spares": "process",
+    "Backend": "sweep",
+    "Progress": "sweep",
+    "run_trials": "sweep",
+    "TrialJob": "trial",
+    "TrialOutcome": "trial",
+    "run_trial": "trial",
+    "ProcessPool": "workers",
+}
 
 
-def open_backend(sweep: Sweep) -> Backend:
-    """The sweep's workers: ``workers`` processes here, or that many Ray actors (fewer for a smaller
-    population; a batched population puts one shard on each)."""
-    cfg = sweep.config
-    size = min(cfg.workers, sweep.population.size) if sweep.spec.population else cfg.workers
-    if cfg.executor == "ray":
-        from autorl.executors.ray import RayPool
-
-        return RayPool(sweep, size)
-    return ProcessPool(size, memory=cfg.trial_memory)
-
-
-def batched(sweep: Sweep) -> bool:
-    """The sweep's target trains many configurations as one computation (the engine), as it declares."""
-    return sweep.info.batch is not None
-
-
-def run(
-    sweep: Sweep,
-    resume: bool = False,
-    progress: Progress | None = None,
-    plots: bool = True,
-    tracker: Tracker | None = None,
-) -> optuna.Study:
-    """Run (or resume) ``sweep`` on its executor; returns its study. Ctrl-C propagates after cleanup.
-    ``plots``: draw the figures a run writes as it ends (a population's schedules); ``tracker``: the
-    experiment tracking the orchestrator writes to (:mod:`autorl.results.tracking`)."""
-    if sweep.config.executor == "tune":
-        from autorl.executors.tune import run_tune
-
-        return run_tune(sweep, resume, progress, tracker)
-    backend = open_backend(sweep)
-    discard_spares()  # a worker started early that this backend did not take
-    try:
-        if sweep.spec.population:
-            kind = BatchedHosts if batched(sweep) else ProcessHosts
-            hosts = kind(sweep, backend, sweep.config.trial_timeout)
-            return run_population(sweep, hosts, resume, progress, plots=plots, tracker=tracker)
-        return run_trials(sweep, backend, resume, progress, tracker)
-    finally:
-        backend.close()
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'autorl.executors' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"autorl.executors.{_WHERE[name]}"), name)
 
 
 __all__ = [
     "Backend",
+    "BatchedHosts",
     "ProcessHosts",
     "ProcessPool",
+    "Progress",
     "TrialJob",
     "TrialOutcome",
+    "batched",
+    "discard_spares",
     "open_backend",
     "run",
     "run_population",

@@ -1,7 +1,8 @@
 """A worker's process, and a spare one started early.
 
-The sweep's process calls :func:`warm_start` once the config's keys are valid and before the target
-is resolved, to start its workers then, so that the workers' imports (autorl's executors, torch,
+The command line calls :func:`warm_start_file` first thing, and the sweep's process :func:`warm_start`
+once the config's keys are valid and before the target is resolved (where the first started none), to
+start its workers then, so that the workers' imports (autorl's executors, torch,
 the target) run while the orchestrator resolves the config and opens the study, not after.
 :class:`~autorl.executors.workers.ProcessPool` takes the spares as its workers. This module
 imports only the standard library (and the target registry when it warms).
@@ -19,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -140,14 +142,53 @@ def warm_start(cfg: SweepConfig) -> None:
     """Once a sweep's keys are valid and before its target is resolved: start its workers (``workers``,
     or a population's size where it names a smaller one), which import the target's module meanwhile.
     Only for the embedded executor without ``trial_memory`` (a worker's imports must stay under its
-    memory cap)."""
-    if cfg.executor != "embedded" or cfg.trial_memory is not None or _SPARES:
+    memory cap). Nothing where :func:`warm_start_file` started them already."""
+    if _SPARES:
         return
-    size = cfg.method.get("population") if isinstance(cfg.method, dict) else None
-    count = min(cfg.workers, size) if isinstance(size, int) and size >= 1 else cfg.workers
     warm = [module] if (module := _target_module(cfg.target)) else []
+    _warm(cfg.executor, cfg.trial_memory, cfg.method, cfg.workers, warm)
+
+
+# the keys warm_start reads; an override of any of them leaves the start to warm_start
+_READS = frozenset({"executor", "trial_memory", "method", "workers", "target"})
+TARGET = "target:"  # a warm entry naming a target: the worker imports that target's module
+
+
+def warm_start_file(path: Path, overrides: Sequence[str] = ()) -> None:
+    """The command line's start of a sweep's workers, as :func:`warm_start` would start them, from the
+    config file as written: before autorl's config, its methods and optuna are imported (about 0.3 s
+    sooner here). The workers resolve the target themselves. Nothing where ``overrides``
+    (``KEY=VALUE``) change what it reads, or where the file does not read as a mapping with a target;
+    the config's own checks then run as always, and :func:`warm_start` after them."""
+    if _SPARES or any(o.partition("=")[0].partition(".")[0] in _READS for o in overrides):
+        return
+    from autorl.yamlio import load_yaml
+
+    try:
+        raw = load_yaml(path)
+    except Exception:  # the config's own check says what is wrong with it, in one line
+        return
+    if not isinstance(raw, dict) or not isinstance(raw.get("target"), str):
+        return
+    workers = raw.get("workers", 1)
+    if not isinstance(workers, int) or not 1 <= workers <= (os.cpu_count() or 1):
+        return  # not a count the config's checks would let run here
+    method = raw.get("method")
+    _warm(raw.get("executor", "embedded"), raw.get("trial_memory"), method, workers, [TARGET + raw["target"]])
+
+
+def _warm(executor: object, trial_memory: object, method: object, workers: int, warm: list[str]) -> None:
+    if executor != "embedded" or trial_memory is not None:
+        return
+    size = method.get("population") if isinstance(method, dict) else None
+    count = min(workers, size) if isinstance(size, int) and size >= 1 else workers
     for _ in range(count):
         prestart(warm)
+
+
+def warm_module(name: str) -> str | None:
+    """The module a warm entry names: itself, or for a :data:`TARGET` entry that target's module."""
+    return _target_module(name.removeprefix(TARGET)) if name.startswith(TARGET) else name
 
 
 def _target_module(target: str) -> str | None:

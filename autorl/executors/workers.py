@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from autorl.executors.process import WorkerProcess, keep_freed_memory, spawn, take_spare
+from autorl.executors.process import WorkerProcess, keep_freed_memory, spawn, take_spare, warm_module
 from autorl.executors.trial import JobFunction
 
 
@@ -121,9 +121,10 @@ def worker_main(conn_fd: int, sentinel_fd: int, warm: list[str] | None = None) -
 
     del sentinel_fd  # held open, never used: the orchestrator sees it close when this process ends
     conn = Connection(conn_fd)
-    for name in warm or ():
+    for entry in warm or ():
         with contextlib.suppress(Exception):  # the job imports it again and reports what fails
-            importlib.import_module(name)
+            if (name := warm_module(entry)) is not None:
+                importlib.import_module(name)
     memory, carried = conn.recv()
     adopt(carried)
     _serve(conn, memory)

@@ -382,6 +382,56 @@ def test_a_config_refused_after_the_worker_started_leaves_no_process(make_config
     assert process._SPARES == []
 
 
+_EARLY = """
+import json, sys
+from pathlib import Path
+from autorl.executors import process
+process.warm_start_file(Path(sys.argv[1]), json.loads(sys.argv[2]))
+heavy = sorted(m for m in ("optuna", "torch", "autorl.config") if m in sys.modules)
+pids = [p.pid for p, _ in process._SPARES]
+process.discard_spares()
+print(json.dumps({"spares": len(pids), "imported": heavy}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "spares"),
+    [
+        ({"target": "engine:ppo", "workers": 2, "method": {"name": "pbt", "population": 8}}, [], 2),
+        ({"target": "engine:ppo", "method": {"name": "pbt", "population": 8}}, [], 1),
+        ({"target": "engine:ppo", "workers": 2, "method": {"name": "pbt", "population": 1}}, [], 1),
+        ({"target": "engine:ppo", "workers": 2}, ["workers=1"], 0),  # warm_start decides
+        ({"target": "engine:ppo", "workers": 2}, ["method.name=pbt"], 0),
+        ({"target": "engine:ppo"}, ["seed=3"], 1),
+        ({"target": "engine:ppo", "executor": "ray"}, [], 0),
+        ({"target": "engine:ppo", "trial_memory": "2G"}, [], 0),
+        ({"target": "engine:ppo", "workers": 10_000}, [], 0),  # the config's checks will refuse it
+        ({"workers": 2}, [], 0),
+    ],
+)
+def test_the_command_line_starts_the_workers_from_the_file_before_importing_the_sweeps_machinery(
+    tmp_path, config, overrides, spares
+):
+    """`autorl sweep` starts its workers first thing, from the YAML as written, before optuna, torch
+    and autorl's config are imported; where the file or an override leaves the count in doubt it
+    starts none, and the validated config's warm_start does as before."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-c", _EARLY, str(path), json.dumps(overrides)],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == {"spares": spares, "imported": []}
+
+
+def test_a_warm_entry_naming_a_target_is_resolved_in_the_worker() -> None:
+    from autorl.executors.process import TARGET, warm_module
+
+    assert warm_module(TARGET + "engine:ppo") == "autorl.engine.target"
+    assert warm_module("numpy") == "numpy"
+    assert warm_module(TARGET + "tests/toy_targets.py:Toy") is None  # a file: nothing to warm
+
+
 _CHURN = """
 import resource, sys
 import numpy as np
