@@ -52,12 +52,11 @@ from autorl.targets import (
     target_info,
     target_kind,
 )
-from autorl.yamlio import load_yaml, loads
+from autorl.yamlio import SPACES_DIR, config_path, load_yaml, loads
 
 # The default search spaces and example sweeps ship inside the package (search_spaces/ at the top of
 # the repository is a link to them): `space: sb3/ppo.yaml` and `autorl sweep examples/ppo_cartpole.yaml`
 # work from any directory, in a checkout or an installed wheel.
-SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"
 STUDY_FILE = "study.log"  # the default storage: an Optuna journal file in the run directory
 MAX_TRIALS = 1_000_000
 RACE_MAX_BLOCKS = 100
@@ -664,15 +663,8 @@ def _check_composition(
         _check_population(cfg, method, info, ctx.space)
         plan = build_population(method, ctx, options)
         interval = plan.interval
-        own = cfg.metric if isinstance(cfg.metric, list) else [cfg.metric or info.metric]
-        if plan.decides_on is not None and plan.decides_on not in {*info.training_metrics, *own}:
-            can = ", ".join(declaring(lambda i: plan.decides_on in i.training_metrics)) or "none"
-            key = "method.decide_on" if "decide_on" in options else "method.metric"
-            raise ConfigError(
-                f"{method} decides on {plan.decides_on!r}, which {cfg.target} does not report while training "
-                f"(it declares {sorted(info.training_metrics) or 'none'}; targets that do: {can})",
-                key,
-            )
+        if "decide_on" in options:
+            _check_decide_on(cfg, method, info, ctx, plan.decides_on)
         if "interval" in options and interval < piece:
             raise _below_piece(cfg.target, info, piece, "interval", interval).at("method.interval")
     if cfg.race is not None:
@@ -781,6 +773,29 @@ def _below_piece(target: str, info: TargetInfo, piece: int, key: str, value: int
     )
 
 
+def _check_decide_on(
+    cfg: SweepConfig, method: str, info: TargetInfo, ctx: MethodContext, decides_on: str | None
+) -> None:
+    """``decide_on``: the sweep's own metric, or a training metric the target declares (a return, which
+    the decisions maximise, so the sweep must maximise too)."""
+    own = cfg.metric if isinstance(cfg.metric, list) else [cfg.metric or info.metric]
+    if decides_on is None or decides_on in own:
+        return
+    if decides_on not in info.training_metrics:
+        can = ", ".join(declaring(lambda i: decides_on in i.training_metrics)) or "none"
+        raise ConfigError(
+            f"{method} decides on {decides_on!r}, which {cfg.target} does not report while training "
+            f"(it declares {sorted(info.training_metrics) or 'none'}; targets that do: {can})",
+            "method.decide_on",
+        )
+    if ctx.directions[0] != "maximize":
+        raise ConfigError(
+            f"{method} ranks members by {decides_on!r}, a return it maximises, while the sweep minimises "
+            f"{own[0]!r}; remove decide_on, or maximise",
+            "method.decide_on",
+        )
+
+
 def _check_population(cfg: SweepConfig, method: str, info: TargetInfo, space: SearchSpace) -> None:
     """Keys that have no meaning for a population are refused, not ignored; a target that trains the
     whole population as one computation needs every member to share its ``shared`` keys."""
@@ -877,14 +892,6 @@ def load_baseline(ref: Any, base_dir: Path | None = None) -> dict[str, Any]:
 def baseline_space(config: dict[str, Any]) -> SearchSpace:
     """A baseline's configuration as a space: one ``fixed`` parameter per key."""
     return SearchSpace([Param(name, ParamType.FIXED, value=value) for name, value in config.items()])
-
-
-def config_path(path: str | Path) -> Path:
-    """A sweep file as given, else one of the shipped examples (``examples/ppo_cartpole.yaml``)."""
-    p = Path(path).expanduser()
-    if not p.is_file() and not p.is_absolute() and (SPACES_DIR / p).is_file():
-        return SPACES_DIR / p
-    return p
 
 
 def load_sweep(

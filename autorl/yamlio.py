@@ -15,6 +15,7 @@ import yaml
 
 from autorl.errors import ConfigError
 
+SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"  # the shipped spaces and examples
 MAX_BYTES = 1_000_000  # a sweep config or search space is a few KB
 MAX_NODES = 100_000  # scalars, sequences and mappings after expanding aliases
 
@@ -129,3 +130,11 @@ def _plain(data: Any) -> Any:
     if hasattr(data, "item") and callable(data.item):
         return data.item()
     return data
+
+
+def config_path(path: str | Path) -> Path:
+    """A sweep file as given, else one of the shipped examples (``examples/ppo_cartpole.yaml``)."""
+    p = Path(path).expanduser()
+    if not p.is_file() and not p.is_absolute() and (SPACES_DIR / p).is_file():
+        return SPACES_DIR / p
+    return p

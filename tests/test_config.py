@@ -274,6 +274,34 @@ def test_deciding_on_a_training_metric_the_target_does_not_declare_is_refused(tm
     assert load_sweep(write(tmp_path, cfg)).population.decides_on == "eval_return"
 
 
+def test_deciding_on_a_return_while_minimising_is_refused(tmp_path):
+    cfg = {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16},
+        "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "mutable": True}},
+        "direction": "minimize",
+        "budget": {"max": 1024},
+        "method": {"name": "pbt", "population": 2, "decide_on": "train_return"},
+    }
+    with pytest.raises(ConfigError, match=r"method\.decide_on: .*maximises, while the sweep minimises"):
+        load_sweep(write(tmp_path, cfg))
+
+
+def test_halve_on_stall_on_a_target_that_declares_no_training_metric_runs_as_before(tmp_path):
+    """It reads a training metric it cannot know the target reports: the population then evaluates
+    every interval, as before decide_on existed, instead of being refused."""
+    from tests.conftest import toy
+
+    cfg = {
+        "target": toy("Toy"),
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 0.1, "log": True, "mutable": True}},
+        "metric": "score",
+        "budget": {"max": 20, "report_every": 10},
+        "method": {"name": "halve_on_stall", "population": 2},
+    }
+    assert load_sweep(write(tmp_path, cfg)).population.decides_on == "train_return"
+
+
 def test_threads_are_counted_on_the_processes_a_population_starts(make_config, tmp_path, monkeypatch):
     """A population of 2 on 4 workers starts 2 processes: 2 threads each fit 4 cores."""
     monkeypatch.setattr(os, "cpu_count", lambda: 4)

@@ -43,6 +43,7 @@ from autorl.space import to_params
 from autorl.targets import (
     TARGETS,
     BatchAgents,
+    Select,
     Step,
     Trainables,
     TrialContext,
@@ -73,10 +74,12 @@ class MemberState:
     seconds: float = 0.0
     failure: str | None = None  # a FailureKind value
     metrics: dict[str, float] = field(default_factory=dict)  # its latest interval's training metrics
+    held: float | None = None  # the last finite value of the training metric decisions read, if any
 
     def standing(self, decides_on: str | None) -> float | None:
-        """What a population method's decisions read: the score, or the training metric ``decides_on``."""
-        return self.score if decides_on is None else self.metrics.get(decides_on)
+        """What a population method's decisions read: the score, or the last finite value of the
+        training metric ``decides_on`` (an interval in which no episode ended reports nan)."""
+        return self.score if decides_on is None else self.held
 
     def view(self, decides_on: str | None = None) -> Member:
         score = self.standing(decides_on)
@@ -871,9 +874,16 @@ def run_population(
     seeds = sweep.config.seeds_per_trial
     start_steps = sum(m.steps for m in state.members)
     key = decides_on(sweep)
-    # a member is evaluated after an interval when the decisions read its evaluation, or when the
-    # interval is its last (its value); a time budget may end any interval, so it evaluates them all
-    every = key is None or sweep.config.budget.time is not None
+    # a member is evaluated after an interval when something reads that evaluation (the decisions, a
+    # `value` other than the last, the trackers), or when the interval may be its last (whole pieces:
+    # one that reaches within a piece of the budget may pass it), for its value. A time budget may end
+    # any interval, so it evaluates them all, and so does a metric the target does not declare.
+    reads = key is None or key not in sweep.info.training_metrics or bool(tracker)
+    every = reads or sweep.value_spec.select is not Select.LAST or sweep.config.budget.time is not None
+    args = sweep.config.args
+
+    def last(m: MemberState, units: int) -> bool:
+        return m.steps + units + sweep.info.piece({**args, **m.config}) > budget
 
     def report(line: str) -> None:
         if not progress:
@@ -910,7 +920,7 @@ def run_population(
             if not active or clock.left <= 0:
                 break
             units = {m.index: next_report(m.steps, interval, budget) - m.steps for m in active}
-            judged = None if every else {m.index for m in active if m.steps + units[m.index] >= budget}
+            judged = None if every else {m.index for m in active if last(m, units[m.index])}
             results = hosts.train(state.members, units, judged)
             for m in active:
                 _apply_interval(m, results[m.index], sweep, state, sign, key)
@@ -963,7 +973,7 @@ def _apply_interval(
 ) -> None:
     """Take in a member's interval: its steps, metrics and (where evaluated) score; the history's
     observation is the change in what the decisions read. A training metric that is nan in an interval
-    (no episode ended in it) keeps its last value."""
+    (no episode ended in it) leaves what the decisions read at its last value, and no observation."""
     m.seconds += res.seconds
     if res.error is not None:
         m.fail(res.failure or FailureKind.ERROR, res.error)
@@ -976,11 +986,10 @@ def _apply_interval(
     m.steps = int(res.metrics["budget"])  # what the runner counted (whole rollouts may overshoot)
     state.total_steps += (m.steps - before) * len(sweep.trial_seeds(m.index))
     before_value = m.standing(key)
-    metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
-    value = metrics.get(key or sweep.metrics[0], math.nan)
-    if key is not None and not math.isfinite(value) and before_value is not None:
-        metrics[key] = before_value
-    m.metrics = metrics
+    m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
+    value = m.metrics.get(key or sweep.metrics[0], math.nan)
+    if key is not None and math.isfinite(value):
+        m.held = value
     if sweep.metrics[0] in res.metrics:  # evaluated
         m.score = float(res.metrics[sweep.metrics[0]])
         m.curve[m.steps] = m.score
@@ -1062,6 +1071,7 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
         state.exploit_bytes += res.bytes
         m.config, m.steps, m.score = dict(d.config), donor.steps, donor.score
         m.failed, m.error, m.failure, m.metrics = False, None, None, dict(donor.metrics)
+        m.held = donor.held
         # the weights carry the donor's past: so does the schedule (what a replay must follow)
         m.schedule = [dict(s) for s in donor.schedule] + [{"step": m.steps, **d.config}]
     _fail_lost(state, results, {d.member for d in changes})

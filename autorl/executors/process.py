@@ -150,7 +150,7 @@ def warm_start(cfg: SweepConfig) -> None:
 
 
 # the keys warm_start reads; an override of any of them leaves the start to warm_start
-_READS = frozenset({"executor", "trial_memory", "method", "workers", "target"})
+_READS = frozenset({"executor", "trial_memory", "method", "method.population", "workers", "target"})
 TARGET = "target:"  # a warm entry naming a target: the worker imports that target's module
 
 
@@ -160,12 +160,12 @@ def warm_start_file(path: Path, overrides: Sequence[str] = ()) -> None:
     sooner here). The workers resolve the target themselves. Nothing where ``overrides``
     (``KEY=VALUE``) change what it reads, or where the file does not read as a mapping with a target;
     the config's own checks then run as always, and :func:`warm_start` after them."""
-    if _SPARES or any(o.partition("=")[0].partition(".")[0] in _READS for o in overrides):
+    if _SPARES or any(o.partition("=")[0] in _READS for o in overrides):
         return
-    from autorl.yamlio import load_yaml
+    from autorl.yamlio import config_path, load_yaml
 
     try:
-        raw = load_yaml(path)
+        raw = load_yaml(config_path(path))  # a shipped example by its name too, as the sweep reads it
     except Exception:  # the config's own check says what is wrong with it, in one line
         return
     if not isinstance(raw, dict) or not isinstance(raw.get("target"), str):

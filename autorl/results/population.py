@@ -149,10 +149,12 @@ def schedules_figure(
             ys = [s.get(k) for s in m.schedule] + [m.schedule[-1].get(k)]
             ax.step(xs, ys, where="post", color=colour, lw=lw, alpha=alpha)
         curve = sorted(m.curve.items())
-        if curve:
+        if curve:  # a member evaluated once (deciding on training returns) is a point, not a line
+            marker = "o" if len(curve) < 2 else None
             axes[-1, 0].plot(
-                [c[0] for c in curve], [c[1] for c in curve], color=colour, lw=lw, alpha=alpha, label=label
-            )
+                [c[0] for c in curve], [c[1] for c in curve], color=colour, lw=lw, alpha=alpha, label=label,
+                marker=marker,
+            )  # fmt: skip
     for ax, k in zip(axes[:-1, 0], numeric, strict=True):
         ax.set_ylabel(k)
         p = sweep.space.get(k)

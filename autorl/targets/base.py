@@ -118,9 +118,10 @@ class TargetInfo:
         evaluates: its Trainable's ``evaluate(seed)`` (and its batch's ``evaluate({member: seed})``)
             measures the agent as it stands, training nothing, on episodes started from ``seed``: what a
             population's final race needs (``race`` with PBT or PB2).
-        training_metrics: metrics its ``train`` reports after every piece of training without an
-            evaluation (``train_return``: the training episodes that ended), which a population's
-            decisions may read instead of evaluating every member after every interval (``decide_on``).
+        training_metrics: metrics to maximise that its ``train`` reports after every piece of training
+            without an evaluation (``train_return``: the training episodes that ended), which a
+            population's decisions may read instead of evaluating every member after every interval
+            (``decide_on``).
         handover: other targets that train the same algorithm, by the name ``autorl train --with``
             takes: ``{"sb3": "module:function"}``, the function mapping a configuration (args and
             params together) to ``{"target": ..., "args": ..., "params": ...}`` of that target, or

@@ -401,12 +401,15 @@ print(json.dumps({"spares": len(pids), "imported": heavy}))
         ({"target": "engine:ppo", "method": {"name": "pbt", "population": 8}}, [], 1),
         ({"target": "engine:ppo", "workers": 2, "method": {"name": "pbt", "population": 1}}, [], 1),
         ({"target": "engine:ppo", "workers": 2}, ["workers=1"], 0),  # warm_start decides
-        ({"target": "engine:ppo", "workers": 2}, ["method.name=pbt"], 0),
+        ({"target": "engine:ppo", "workers": 2}, ["method.population=1"], 0),
+        ({"target": "engine:ppo", "workers": 2}, ["method.decide_on=train_return"], 2),
         ({"target": "engine:ppo"}, ["seed=3"], 1),
         ({"target": "engine:ppo", "executor": "ray"}, [], 0),
         ({"target": "engine:ppo", "trial_memory": "2G"}, [], 0),
         ({"target": "engine:ppo", "workers": 10_000}, [], 0),  # the config's checks will refuse it
         ({"workers": 2}, [], 0),
+        ("target: [unclosed", [], 0),  # the config's own check reports it
+        (None, [], 0),  # no such file
     ],
 )
 def test_the_command_line_starts_the_workers_from_the_file_before_importing_the_sweeps_machinery(
@@ -416,12 +419,23 @@ def test_the_command_line_starts_the_workers_from_the_file_before_importing_the_
     and autorl's config are imported; where the file or an override leaves the count in doubt it
     starts none, and the validated config's warm_start does as before."""
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(config))
+    if config is not None:
+        path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    if isinstance(config, dict) and config.get("workers", 1) > (os.cpu_count() or 1):
+        spares = 0  # more workers than this machine's cores: the config's checks decide
     done = subprocess.run(
         [sys.executable, "-c", _EARLY, str(path), json.dumps(overrides)],
         capture_output=True, text=True, check=True, cwd=tmp_path,
     )  # fmt: skip
     assert json.loads(done.stdout) == {"spares": spares, "imported": []}
+
+
+def test_a_shipped_example_given_by_its_name_starts_its_workers_early(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EARLY, "examples/engine_pbt_cartpole.yaml", "[]"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == {"spares": 1, "imported": []}
 
 
 def test_a_warm_entry_naming_a_target_is_resolved_in_the_worker() -> None:

@@ -510,6 +510,7 @@ def test_a_training_metric_that_is_nan_in_an_interval_keeps_its_last_value(tmp_p
         m, MemberResult({"train_return": math.nan, "budget": 20.0}), sw, state, 1.0, "train_return"
     )
     assert m.view("train_return").score == 5.0 and m.steps == 20
+    assert math.isnan(m.metrics["train_return"])  # what a method reading the metrics sees: no episode
     assert m.score is None and m.curve == {}  # nothing evaluated yet
     _apply_interval(
         m, MemberResult({"train_return": 7.0, "score": 3.0, "budget": 30.0}), sw, state, 1.0, "train_return"

@@ -151,18 +151,18 @@ def test_a_population_tracks_each_members_training_statistics_and_schedule(tmp_p
         assert trained == pytest.approx(chosen, rel=1e-6)
 
 
-def test_a_population_deciding_on_training_returns_tracks_every_interval_and_one_evaluation(
+def test_a_tracked_population_deciding_on_training_returns_is_evaluated_every_interval(
     tmp_path: Path,
 ) -> None:
-    """Nothing is evaluated between its intervals, yet each interval's training statistics reach the
-    trackers; the evaluation only where there was one, after the last interval."""
+    """The trackers read every interval's evaluation, so a tracked population evaluates them all, as
+    a tracked batch does (untracked, it would evaluate only the last)."""
     lr = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
     _engine_sweep(tmp_path / "run", space={"learning_rate": lr}, budget={"max": 256, "report_every": 128},
                   method={"name": "pbt", "population": 2, "decide_on": "train_return"})  # fmt: skip
     for member in (0, 1):
         events = _events(tmp_path / "run", f"member-{member}")
         assert [e.step for e in events.Scalars("train_return")] == [128, 256]
-        assert [e.step for e in events.Scalars("eval_return")] == [256]
+        assert [e.step for e in events.Scalars("eval_return")] == [128, 256]
 
 
 def test_a_batch_of_engine_trials_tracks_each_trials_training_statistics_per_report(tmp_path: Path) -> None:
