@@ -5,7 +5,7 @@ once the config's keys are valid and before the target is resolved (where the fi
 start its workers then, so that the workers' imports (autorl's executors, torch,
 the target) run while the orchestrator resolves the config and opens the study, not after.
 :class:`~autorl.executors.workers.ProcessPool` takes the spares as its workers. This module
-imports only the standard library (and the target registry when it warms).
+imports only the standard library (and yaml to read a config file, the target registry when it warms).
 """
 
 from __future__ import annotations

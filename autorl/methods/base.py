@@ -214,8 +214,8 @@ class PopulationPlan:
 
     ``decides_on`` declares what the decisions read: None, the sweep's metric, which every member is
     then evaluated for after every interval; or a training metric the target reports every interval
-    (``train_return``), so that a member is evaluated only once, after its last interval, for the value
-    the sweep records."""
+    (``train_return``), so that, where nothing else reads the evaluations, a batched member is
+    evaluated only after the interval that may be its last, for the value the sweep records."""
 
     size: int
     interval: int
