@@ -288,8 +288,8 @@ def test_deciding_on_a_return_while_minimising_is_refused(tmp_path):
 
 
 def test_halve_on_stall_on_a_target_that_declares_no_training_metric_runs_as_before(tmp_path):
-    """It reads a training metric it cannot know the target reports: the population then evaluates
-    every interval, as before decide_on existed, instead of being refused."""
+    """It reads a training metric it cannot know the target reports: accepted as before decide_on
+    existed (the loop then evaluates every interval), not refused."""
     from tests.conftest import toy
 
     cfg = {
