@@ -44,10 +44,11 @@ def one(arm: str, seed: int, out: Path) -> dict[str, Any]:
 
     key, value = arm.split(":")
     cfg = {**load_yaml(EXAMPLE), "seed": seed, "out": str(out / f"{key}-{value}-{seed}")}
-    if key == "metric":
-        cfg["metric"] = value
+    method = {k: v for k, v in cfg["method"].items() if k != "decide_on"}  # the example's own choice
+    if key == "metric":  # decisions on the sweep's metric, evaluated after every interval
+        cfg["metric"], cfg["method"] = value, method
     else:
-        cfg["method"] = {**cfg["method"], "decide_on": value}
+        cfg["method"] = {**method, "decide_on": value}
     result = sweep(cfg, plots=False)
     best = load_yaml(result.out / "best.yaml")
     member = int(pd.read_csv(result.out / "trials.csv").set_index("trial").loc[int(best["trial"]), "member"])
