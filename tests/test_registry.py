@@ -143,3 +143,21 @@ def test_an_entry_point_registers_a_whole_target_so_a_plug_in_can_declare_batchi
     info = target_info("plugged:engine")
     assert info.batch is not None and info.reconfigurable and info.unit == "env_steps"
     assert info.batch_class().__name__ == "EngineBatch"
+
+
+def test_training_metrics_are_names_and_only_targets_whose_training_reports_them_declare_them():
+    """A string is one metric's name, never its characters; envdesign's actor-critic reports an
+    evaluation under train_return, so it declares none, unlike the plain actor-critic and the engine."""
+    from autorl.targets.base import _info, reference_info, target_info
+
+    assert _info({"training_metrics": "train_return"}).training_metrics == {"train_return"}
+
+    class Declared:
+        training_metrics = "train_return"
+
+    assert reference_info(Declared).training_metrics == {"train_return"}
+    with pytest.raises(TypeError, match="training_metrics must name metrics"):
+        _info({"training_metrics": [1]})
+    assert target_info("agents:actor_critic").training_metrics == {"train_return"}
+    assert target_info("engine:ppo").training_metrics == {"train_return"}
+    assert target_info("envdesign:actor_critic").training_metrics == frozenset()

@@ -976,11 +976,7 @@ def _apply_interval(
     (no episode ended in it) leaves what the decisions read at its last value, and no observation."""
     m.seconds += res.seconds
     if res.error is not None:
-        m.fail(res.failure or FailureKind.ERROR, res.error)
-        state.failures += 1
-        state.lineage.append(
-            {"step": m.steps, "member": m.index, "event": "failed", "failure": m.failure, "error": res.error}
-        )
+        _fail(state, m, res.failure or FailureKind.ERROR, res.error)
         return
     before = m.steps
     m.steps = int(res.metrics["budget"])  # what the runner counted (whole rollouts may overshoot)
@@ -988,15 +984,31 @@ def _apply_interval(
     before_value = m.standing(key)
     m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
     value = m.metrics.get(key or sweep.metrics[0], math.nan)
-    if key is not None and math.isfinite(value):
-        m.held = value
+    if key is not None:  # the seeds whose episodes ended (one without any would make the mean nan)
+        ended = [s[key] for s in res.per_seed if math.isfinite(s.get(key, math.nan))]
+        value = float(np.mean(ended)) if ended else value
+        if math.isfinite(value):
+            m.held = value
     if sweep.metrics[0] in res.metrics:  # evaluated
         m.score = float(res.metrics[sweep.metrics[0]])
         m.curve[m.steps] = m.score
+    elif m.steps >= per_member_budget(sweep):  # a bug: the target trained past what its pieces say
+        why = f"finished at {m.steps} {sweep.info.unit} unevaluated: its pieces are larger than it declares"
+        _fail(state, m, FailureKind.ERROR, why)
+        return
     if math.isfinite(value):  # what the interval changed (nothing is known of one without a value)
         known = before_value if before_value is not None and math.isfinite(before_value) else value
         delta = value - known
         state.history.append([m.steps, dict(m.config), sign * delta])
+
+
+def _fail(state: PopulationState, m: MemberState, failure: FailureKind, error: str) -> None:
+    """Fail ``m``, counted and in the lineage."""
+    m.fail(failure, error)
+    state.failures += 1
+    state.lineage.append(
+        {"step": m.steps, "member": m.index, "event": "failed", "failure": m.failure, "error": error}
+    )
 
 
 def _track(tracker: Tracker, sweep: Sweep, members: Sequence[MemberState]) -> None:
@@ -1085,11 +1097,7 @@ def _fail_lost(state: PopulationState, results: dict[int, MemberResult], handled
         res = results.get(m.index)
         if m.index in handled or m.failed or res is None or res.error is None:
             continue
-        m.fail(res.failure or FailureKind.DIED, res.error)
-        state.failures += 1
-        state.lineage.append(
-            {"step": m.steps, "member": m.index, "event": "failed", "failure": m.failure, "error": res.error}
-        )
+        _fail(state, m, res.failure or FailureKind.DIED, res.error)
 
 
 def by_steps(state: PopulationState, member: int) -> int:

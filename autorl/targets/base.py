@@ -238,9 +238,19 @@ def _info(fields: dict[str, Any]) -> TargetInfo:
     sets = {
         k: v if isinstance(v, str) else frozenset(v)
         for k, v in fields.items()
-        if k in ("immutable", "shared", "accepts", "training_metrics")
+        if k in ("immutable", "shared", "accepts")
     }
+    if "training_metrics" in fields:
+        sets["training_metrics"] = _names(fields["training_metrics"])
     return TargetInfo(**{**fields, **sets})
+
+
+def _names(value: Any) -> frozenset[str]:
+    """Metric names: one name, or a collection of them (never a string's characters)."""
+    names = frozenset([value]) if isinstance(value, str) else frozenset(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise TypeError(f"training_metrics must name metrics (strings), got {value!r}")
+    return names
 
 
 def target_info(name: str) -> TargetInfo:
@@ -274,7 +284,7 @@ def reference_info(obj: Any) -> TargetInfo:
         immutable=frozenset(attrs.get("immutable", ())),
         shared=frozenset(attrs.get("shared", ())),
         evaluates=bool(attrs.get("evaluates", False)),
-        training_metrics=frozenset(attrs.get("training_metrics", ())),
+        training_metrics=_names(attrs.get("training_metrics", ())),
     )
 
 

@@ -77,7 +77,6 @@ for _name, (_cls, _metric, _direction, _doc) in _MODELS.items():
 _RL = {"unit": "env_steps", "direction": "maximize", "reconfigurable": True}
 _AC = {
     **_RL,
-    "training_metrics": {"train_return"},
     "granularity": "autorl.agents.actor_critic:granularity",
     "granule": "batch (num_envs x num_steps)",
 }
@@ -101,6 +100,7 @@ register_target(
     space="agents/actor_critic.yaml",
     check="autorl.agents.actor_critic:check_args",
     accepts={"metagrad"},
+    training_metrics={"train_return"},  # envdesign's train_return is an evaluation: it declares none
 )
 
 register_target(

@@ -517,3 +517,24 @@ def test_a_training_metric_that_is_nan_in_an_interval_keeps_its_last_value(tmp_p
     )
     assert m.view("train_return").score == 7.0 and m.score == 3.0 and m.curve == {30: 3.0}
     assert [h[2] for h in state.history] == [0.0, 2.0]  # the nan interval left no observation
+
+
+def test_a_seed_without_an_ended_episode_leaves_the_others_return_and_an_unevaluated_end_fails(
+    tmp_path: Path,
+) -> None:
+    """With several seeds a member's training return is its seeds' whose episodes ended (the mean over
+    all would be nan); a member that reaches its budget without an evaluation (a target that trained
+    more than it declared) fails, saying so, instead of ending as a trial without a value."""
+    from autorl.config import parse_sweep
+    from autorl.executors.population import MemberResult, MemberState, PopulationState, _apply_interval
+
+    cfg = _config(tmp_path, target=toy("Plateau"))  # budget.max 50
+    cfg["method"] = {"name": "pbt", "population": 2, "decide_on": "train_return"}
+    sw = parse_sweep(cfg)
+    m, state = MemberState(0, {"lr": 0.01}), PopulationState([], {})
+    seeds = [{"train_return": 4.0, "budget": 10.0}, {"train_return": math.nan, "budget": 10.0}]
+    res = MemberResult({"train_return": math.nan, "budget": 10.0}, seeds)
+    _apply_interval(m, res, sw, state, 1.0, "train_return")
+    assert m.view("train_return").score == 4.0 and not m.failed
+    _apply_interval(m, MemberResult({"train_return": 6.0, "budget": 50.0}), sw, state, 1.0, "train_return")
+    assert m.failed and "unevaluated" in (m.error or "") and state.failures == 1
