@@ -1026,9 +1026,9 @@ def _track(tracker: Tracker, sweep: Sweep, members: Sequence[MemberState]) -> No
 def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.Generator) -> None:
     """The method's decisions after an interval, carried out: copies (exploits) and changes of
     hyperparameters in place; the method's own state is kept with the population's."""
-    method = sweep.population.method
+    method, key = sweep.population.method, decides_on(sweep)
     observations = [Observation(int(h[0]), h[1], float(h[2])) for h in state.history]
-    views = [m.view(decides_on(sweep)) for m in state.members]
+    views = [m.view(key) for m in state.members]
     decisions = method.decide(views, observations, rng)
     branches = [d for d in decisions if isinstance(d, Branch)]
     if branches:  # the forks train, the method sees what they reported, and decides again
@@ -1074,8 +1074,8 @@ def _decide(sweep: Sweep, hosts: Hosts, state: PopulationState, rng: np.random.G
                 "member": m.index,
                 "event": event,
                 "donor": donor.index,
-                "donor_score": donor.standing(decides_on(sweep)),
-                "member_score": m.standing(decides_on(sweep)),
+                "donor_score": donor.standing(key),
+                "member_score": m.standing(key),
                 "config": dict(d.config),
             }
         )

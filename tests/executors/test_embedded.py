@@ -438,7 +438,7 @@ def test_a_shipped_example_given_by_its_name_starts_its_workers_early(tmp_path) 
     assert json.loads(done.stdout) == {"spares": 1, "imported": []}
 
 
-def test_a_warm_entry_naming_a_target_is_resolved_in_the_worker() -> None:
+def test_a_warm_entry_naming_a_target_stands_for_that_targets_module() -> None:
     from autorl.executors.process import TARGET, warm_module
 
     assert warm_module(TARGET + "engine:ppo") == "autorl.engine.target"
