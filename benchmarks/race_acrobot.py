@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,8 @@ def report(args: argparse.Namespace) -> None:
         }
     print(json.dumps(out, indent=1))
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
+        command = "python benchmarks/race_acrobot.py " + " ".join(sys.argv[1:])
+        args.json.write_text(json.dumps({**out, "command": command}, indent=1) + "\n")
     if args.png and arms:
         _plot(done, seeds, arms, args.png)
 
