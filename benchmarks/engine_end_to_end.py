@@ -14,8 +14,18 @@ n_steps 32, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.8, linear learning ra
 figure is env steps per second of ``learn()`` alone (the friendlier figure for SB3), and from process
 start to exit.
 
-The two sides alternate (engine, SB3, engine, SB3, ...), ``--repeats`` times each with the sweep seeds
-0, 1, 2, ...; every run and the medians are printed. Run it on an otherwise idle machine:
+With ``--peer``, the JAX peer of ``engine_vs_jax.py`` runs the same work end to end as a third side:
+``python benchmarks/engine_vs_jax.py --pbt-run SEED``, PBT with the example's members, steps, interval,
+poor start and decisions on training returns, in a fresh interpreter pinned to one core, timed from
+``Popen`` to its exit. It runs twice per repeat: with JAX's persistent compilation cache off (what a
+first run pays) and with it warm (a cache directory filled by one untimed run first). It is friendlier
+to the peer than the example is to the engine: clip range and entropy coefficient are not tuned, and
+nothing is evaluated or written (see ``pbt_run``). jax is an optional benchmark extra
+(``pip install -e ".[bench-jax]"``).
+
+The sides alternate (engine, [peer, peer with its cache,] SB3, engine, ...), ``--repeats`` times each
+with the sweep seeds 0, 1, 2, ...; every run and the medians are printed. Run it on an otherwise idle
+machine:
 
     python benchmarks/engine_end_to_end.py --json docs/figures/engine_end_to_end.json   # about 3 minutes
 """
@@ -33,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PEER = Path(__file__).resolve().parent / "engine_vs_jax.py"
 EXAMPLE = ROOT / "search_spaces" / "examples" / "engine_pbt_cartpole.yaml"
 
 SB3_SCRIPT = """
@@ -94,6 +105,53 @@ def sb3_run(seed: int, steps: int) -> dict[str, Any]:
     }
 
 
+def peer_run(seed: int, cache: Path | None) -> dict[str, Any]:
+    """One PBT run of the JAX peer at the example's size (``cache``: JAX's persistent compilation cache),
+    from process start to exit; ``start`` is the interpreter's start and jax's import."""
+    command = [sys.executable, str(PEER), "--pbt-run", str(seed)]
+    command += ["--jax-cache", str(cache)] if cache else []
+    start = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    phases = {k: result[f"{k}_s"] for k in ("init", "compile", "train", "exploit")}
+    phases["start"] = wall - result["in_process_s"]
+    return {
+        "seed": seed,
+        "cache": bool(cache),
+        "wall_s": wall,
+        "env_steps": result["env_steps"],
+        "steps_per_s": result["env_steps"] / wall,
+        "phases_s": phases,
+        "final_train_return": result["final_train_return"],
+    }
+
+
+def summary(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Medians of one side's end-to-end runs: env steps/s, wall time and each phase."""
+    return {
+        f"{name}_steps_per_s": statistics.median(r["steps_per_s"] for r in runs),
+        f"{name}_wall_s": statistics.median(r["wall_s"] for r in runs),
+        f"{name}_phases_s": {
+            k: statistics.median(r["phases_s"][k] for r in runs) for k in runs[0]["phases_s"]
+        },
+    }
+
+
+def printed(name: str, run: dict[str, Any]) -> str:
+    phases = ", ".join(f"{k} {v:.2f}" for k, v in run["phases_s"].items())
+    return (
+        f"{name} seed {run['seed']}: {run['env_steps']:,} steps in {run['wall_s']:.2f} s = "
+        f"{run['steps_per_s']:,.0f} steps/s ({phases})"
+    )
+
+
+def _jax_version() -> str:
+    from importlib.metadata import version
+
+    return version("jax")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side (sweep seeds 0, 1, ...)")
@@ -102,37 +160,41 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="an override of the example"
     )
+    parser.add_argument("--peer", action="store_true", help="also the JAX peer, cold and with its cache")
     args = parser.parse_args()
     began = time.perf_counter()
     engine: list[dict[str, Any]] = []
     sb3: list[dict[str, Any]] = []
+    peers: dict[str, list[dict[str, Any]]] = {"peer_cold": [], "peer_cached": []}
     with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "jax-cache"
+        if args.peer:
+            peer_run(0, cache)  # fills the cache; not timed
         for seed in range(args.repeats):
             e = engine_run(seed, Path(tmp) / f"engine-{seed}", args.set)
             engine.append(e)
-            phases = ", ".join(f"{k} {v:.2f}" for k, v in e["phases_s"].items())
-            print(
-                f"engine seed {seed}: {e['env_steps']:,} steps in {e['wall_s']:.2f} s = "
-                f"{e['steps_per_s']:,.0f} steps/s ({phases})"
-            )
+            print(printed("engine", e))
+            if args.peer:
+                for name, directory in (("peer_cold", None), ("peer_cached", cache)):
+                    peers[name].append(peer_run(seed, directory))
+                    print(printed(name, peers[name][-1]))
             s = sb3_run(seed, args.sb3_steps)
             sb3.append(s)
             print(
-                f"sb3    seed {seed}: {s['env_steps']:,} steps, learn() {s['learn_s']:.2f} s = "
+                f"sb3 seed {seed}: {s['env_steps']:,} steps, learn() {s['learn_s']:.2f} s = "
                 f"{s['steps_per_s']:,.0f} steps/s; from start {s['wall_s']:.2f} s = "
                 f"{s['steps_per_s_from_start']:,.0f} steps/s"
             )
-    median: dict[str, Any] = {
-        "engine_steps_per_s": statistics.median(e["steps_per_s"] for e in engine),
-        "engine_wall_s": statistics.median(e["wall_s"] for e in engine),
-        "engine_phases_s": {
-            k: statistics.median(e["phases_s"][k] for e in engine) for k in engine[0]["phases_s"]
-        },
+    median: dict[str, Any] = summary(engine, "engine") | {
         "sb3_steps_per_s": statistics.median(s["steps_per_s"] for s in sb3),
         "sb3_steps_per_s_from_start": statistics.median(s["steps_per_s_from_start"] for s in sb3),
     }
     median["ratio"] = median["engine_steps_per_s"] / median["sb3_steps_per_s"]
     median["ratio_from_start"] = median["engine_steps_per_s"] / median["sb3_steps_per_s_from_start"]
+    for name, runs in peers.items():
+        if runs:
+            median |= summary(runs, name)
+            median[f"{name}_ratio"] = median[f"{name}_steps_per_s"] / median["sb3_steps_per_s"]
     wall = time.perf_counter() - began
     print(
         f"\nmedian: engine {median['engine_steps_per_s']:,.0f} env steps/s end to end "
@@ -142,6 +204,13 @@ def main() -> None:
     )
     phases = ", ".join(f"{k} {v:.2f}" for k, v in median["engine_phases_s"].items())
     print(f"engine phases (median s): {phases}")
+    for name, runs in peers.items():
+        if runs:
+            phases = ", ".join(f"{k} {v:.2f}" for k, v in median[f"{name}_phases_s"].items())
+            print(
+                f"{name}: {median[f'{name}_steps_per_s']:,.0f} env steps/s end to end "
+                f"({median[f'{name}_wall_s']:.2f} s), {median[f'{name}_ratio']:.1f}x SB3; phases {phases}"
+            )
     print(f"wall time {wall:.0f} s")
     if args.json:
         import torch
@@ -154,8 +223,10 @@ def main() -> None:
             "example_config": EXAMPLE.read_text(),  # what "the shipped example" was in this run
             "sets": args.set,
             "sb3_steps": args.sb3_steps,
+            "jax": _jax_version() if args.peer else None,
             "engine": engine,
             "sb3": sb3,
+            **{name: runs for name, runs in peers.items() if runs},
             "median": median,
             "wall_s": wall,
         }

@@ -52,10 +52,7 @@ try:
 except ImportError:  # main() says how to install it
     jax = None
 
-import torch
-
-from autorl.engine.config import EngineConfig
-from autorl.engine.ppo import Population
+import numpy as np
 
 N_ENVS, N_STEPS, N_EPOCHS, N_MINIBATCHES = 32, 32, 4, 4
 ROLLOUT = N_ENVS * N_STEPS  # env steps per member per update
@@ -302,6 +299,9 @@ def timed(train: Callable[[], None], side: Side, steps_per_call: int, seconds: f
 
 def measure(p: int, *, updates: int, seconds: float, repeats: int, learning_rate: float) -> dict[str, Any]:
     """Both sides at population size ``p``, alternating; the JAX compile time first."""
+    from autorl.engine.config import EngineConfig  # here: ``--pbt-run`` imports jax alone
+    from autorl.engine.ppo import Population
+
     steps_per_call = p * ROLLOUT * updates
     config = EngineConfig(
         "CartPole-v1", n_envs=N_ENVS, n_steps=N_STEPS, n_epochs=N_EPOCHS, n_minibatches=N_MINIBATCHES
@@ -349,6 +349,113 @@ def measure(p: int, *, updates: int, seconds: float, repeats: int, learning_rate
     }
 
 
+# -- the peer end to end: PBT at the shipped engine example's size --------------------------------------
+
+
+def exploit(population: Member, source: jax.Array, rates: jax.Array) -> Member:
+    """Member ``i`` takes the parameters and Adam state of member ``source[i]`` (itself where it is kept)
+    and the learning rate ``rates[i]``; envs, episodes and keys stay its own."""
+    take = partial(jax.tree.map, lambda x: x[source])
+    return population._replace(
+        params=take(population.params),
+        adam_m=take(population.adam_m),
+        adam_v=take(population.adam_v),
+        adam_step=population.adam_step[source],
+        learning_rate=rates,
+    )
+
+
+def init_population_numpy(seed: int, rates: np.ndarray) -> Member:
+    """The population of ``init_member``'s distribution (orthogonal init by numpy's QR, states uniform in
+    [-0.05, 0.05)), drawn with numpy: XLA compiles ``init_member`` in about 3 s on this machine, numpy
+    draws it in milliseconds, and the end-to-end figure should show the peer at its best."""
+    rng = np.random.default_rng(seed)
+
+    def orthogonal(rows: int, cols: int, gain: float) -> np.ndarray:
+        q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+        q = q * np.sign(np.diag(r))
+        return (gain * (q if rows >= cols else q.T)).astype(np.float32)
+
+    def net(head: int, head_gain: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        shapes = [(4, HIDDEN, math.sqrt(2)), (HIDDEN, HIDDEN, math.sqrt(2)), (HIDDEN, head, head_gain)]
+        return [(orthogonal(i, o, g), np.zeros(o, np.float32)) for i, o, g in shapes]
+
+    members = [{"actor": net(2, 0.01), "critic": net(1, 1.0)} for _ in rates]
+    params = jax.tree.map(lambda *x: jnp.asarray(np.stack(x)), *members)
+    p = len(rates)
+    return Member(  # Adam's moments in buffers of their own: the train step donates its input
+        params=params,
+        adam_m=jax.tree.map(jnp.zeros_like, params),
+        adam_v=jax.tree.map(jnp.zeros_like, params),
+        adam_step=jnp.zeros(p, jnp.int32),
+        env_state=jnp.asarray(rng.uniform(-0.05, 0.05, (p, N_ENVS, 4)).astype(np.float32)),
+        elapsed=jnp.zeros((p, N_ENVS), jnp.int32),
+        ep_return=jnp.zeros((p, N_ENVS)),
+        key=jax.random.split(jax.random.key(seed), p),
+        learning_rate=jnp.asarray(rates),
+    )
+
+
+def pbt_run(seed: int, members: int, steps: int, interval: int, cache_dir: str | None) -> dict[str, Any]:
+    """PBT from the shipped example's poor start (learning rates log-uniform in [1e-5, 3e-5]): every
+    ``interval`` env steps the worst quarter copies the best quarter, ranked by the interval's training
+    returns (the example's ``decide_on: train_return``), and explores its learning rate as autorl's PBT
+    does: resampled from the example's range (log-uniform in [1e-5, 1e-2]) with probability 0.25, else
+    the source's times 0.8 or 1.2, within that range. Friendlier to the peer than the example: clip
+    range and entropy coefficient stay fixed (the peer compiles them in), and nothing is evaluated or
+    written. Returns the phases and each member's last training return."""
+    began = time.perf_counter()
+    if cache_dir:
+        jax.config.update("jax_compilation_cache_dir", cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    rng = np.random.default_rng(seed)
+    rates = np.exp(rng.uniform(math.log(1e-5), math.log(3e-5), members)).astype(np.float32)
+    t0 = time.perf_counter()
+    population = init_population_numpy(seed, rates)
+    jax.block_until_ready(population)
+    init_s = time.perf_counter() - t0
+    updates = max(1, interval // ROLLOUT)
+    t0 = time.perf_counter()
+    train = jax.jit(partial(train_updates, n_updates=updates), donate_argnums=0).lower(population).compile()
+    swap = jax.jit(exploit, donate_argnums=0).lower(population, jnp.arange(members), rates).compile()
+    compile_s = time.perf_counter() - t0
+    k = max(1, round(members * 0.25))
+    score = np.full(members, -np.inf)  # the last finite training return of each member
+    trained, train_s, exploit_s = 0, 0.0, 0.0
+    while True:
+        t = time.perf_counter()
+        population, ended = train(population)
+        totals = np.asarray(ended).sum(0)  # [P, 2]: returns' sum and count over the interval
+        train_s += time.perf_counter() - t
+        trained += updates * ROLLOUT
+        score = np.where(totals[:, 1] > 0, totals[:, 0] / np.maximum(totals[:, 1], 1), score)
+        if trained >= steps:
+            break
+        t = time.perf_counter()
+        order = np.argsort(score, kind="stable")
+        source = np.arange(members)
+        for i in order[:k]:
+            source[i] = rng.choice(order[-k:])
+            if rng.random() < 0.25:
+                rates[i] = math.exp(rng.uniform(math.log(1e-5), math.log(1e-2)))
+            else:
+                rates[i] = min(max(rates[source[i]] * rng.choice([0.8, 1.2]), 1e-5), 1e-2)
+        population = swap(population, jnp.asarray(source), jnp.asarray(rates))
+        exploit_s += time.perf_counter() - t
+    return {
+        "seed": seed,
+        "members": members,
+        "env_steps": members * trained,
+        "init_s": init_s,
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "exploit_s": exploit_s,
+        "in_process_s": time.perf_counter() - began,
+        "final_train_return": score.tolist(),
+        "jax_cache": bool(cache_dir),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 64, 256], help="population sizes")
@@ -357,10 +464,28 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="every member's, both sides")
     parser.add_argument("--json", type=str, default=None, metavar="PATH", help="also write the figures here")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    parser.add_argument(
+        "--pbt-run",
+        type=int,
+        metavar="SEED",
+        help="instead: one PBT run of the peer at the shipped engine example's size, start to end "
+        "(engine_end_to_end.py --peer times it); prints one JSON line",
+    )
+    pbt = "with --pbt-run: "
+    parser.add_argument("--pbt-members", type=int, default=8, help=pbt + "members")
+    parser.add_argument("--pbt-steps", type=int, default=100_000, help=pbt + "env steps per member")
+    parser.add_argument("--pbt-interval", type=int, default=4096, help=pbt + "env steps per interval")
+    parser.add_argument("--jax-cache", type=str, metavar="DIR", help=pbt + "JAX's persistent cache")
     args = parser.parse_args()
     if jax is None:
         print('engine_vs_jax.py needs jax, an optional benchmark extra: pip install "jax[cpu]"')
         sys.exit(2)
+    if args.pbt_run is not None:
+        result = pbt_run(args.pbt_run, args.pbt_members, args.pbt_steps, args.pbt_interval, args.jax_cache)
+        print(json.dumps(result))
+        return
+    import torch
+
     torch.set_num_threads(1)
     start = time.perf_counter()
     print(f"jax {jax.__version__}, torch {torch.__version__}; env steps/s, one thread each\n")
