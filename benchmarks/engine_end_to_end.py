@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -222,6 +223,8 @@ def main() -> None:
             "example": str(EXAMPLE.relative_to(ROOT)),
             "example_config": EXAMPLE.read_text(),  # what "the shipped example" was in this run
             "sets": args.set,
+            # set, it keeps torch.compile's code between runs (args.compile): the first run fills it
+            "torchinductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
             "sb3_steps": args.sb3_steps,
             "jax": _jax_version() if args.peer else None,
             "engine": engine,
