@@ -118,7 +118,9 @@ class Budget(_Strict):
 
     ``exact``: round ``max``, ``min`` and ``report_every`` up to multiples of the largest piece the space
     trains in, so that every configuration trains exactly as many units as its rivals at each of them
-    (refused where some configuration's piece does not divide the largest).
+    (refused where some configuration's piece does not divide the largest). Unset, it is off, except in
+    a sweep that races trials (``race`` with a method that is not a population): there it is on
+    wherever the pieces nest, and the choice is recorded in config.yaml.
 
     ``evaluate_every``: a batch of trials (the engine) evaluates a trial only at reports whose value is
     read (every report where a pruner, experiment tracking or a ``value`` other than ``last`` reads
@@ -132,7 +134,7 @@ class Budget(_Strict):
     total: PositiveInt | None = None
     time: Duration | None = None
     evaluate_every: PositiveInt | None = None
-    exact: bool | None = None  # None (unset) is off: a run written before the key resumes unchanged
+    exact: bool | None = None  # None (unset): off, or resolved to true or false by a racing sweep
 
     @model_validator(mode="after")
     def _order(self) -> Budget:
@@ -473,7 +475,9 @@ def _resolve(cfg: SweepConfig, source: str, base_dir: Path) -> Sweep:
     method, options = _method(cfg)
     cfg, space, options = _space(cfg, info, method, options, base_dir)
     granularity = granularity_range(info, cfg.args, space)
-    if cfg.budget.exact:
+    if cfg.budget.exact is None and cfg.race is not None and not method_spec(method).population:
+        cfg = _exact_for_race(cfg, info, space)
+    elif cfg.budget.exact:
         cfg = _exact_budget(cfg, info, space)
     cfg = _fit_budget(cfg, info, granularity[1])
     metrics, directions = _objectives(cfg, info)
@@ -763,6 +767,17 @@ def _exact_budget(cfg: SweepConfig, info: TargetInfo, space: SearchSpace) -> Swe
             "budget.exact",
         )
     return cfg.model_copy(update={"budget": b.model_copy(update=rounded)})
+
+
+def _exact_for_race(cfg: SweepConfig, info: TargetInfo, space: SearchSpace) -> SweepConfig:
+    """A racing sweep compares configurations on equal units: ``budget.exact`` left unset is on where
+    the space's pieces nest (and one trial still fits in ``total``), else off, as before; the choice is
+    written into the config, so config.yaml records it and a resume makes the same one."""
+    try:
+        rounded = _exact_budget(cfg, info, space)
+    except ConfigError:
+        return cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"exact": False})})
+    return rounded.model_copy(update={"budget": rounded.budget.model_copy(update={"exact": True})})
 
 
 def _below_piece(target: str, info: TargetInfo, piece: int, key: str, value: int) -> ConfigError:

@@ -231,6 +231,36 @@ def test_an_exact_budget_is_rounded_to_the_largest_piece_or_refused_where_pieces
         load_sweep(write(tmp_path, _sb3(space=small, budget={**budget, "total": 6000})))
 
 
+def test_a_racing_sweep_trains_exact_budgets_unless_told_otherwise(tmp_path):
+    """Racing compares configurations on the seeds both ran, so also on equal steps: budget.exact left
+    unset is on where the pieces nest and off (not refused) where they do not; a population's race
+    trains nothing, and a sweep that does not race keeps it unset."""
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}  # 256..2,048
+    racing = _sb3(space=small, method="random", race=True, budget={"max": 20000})
+
+    def budget(cfg):
+        return load_sweep(write(tmp_path, cfg)).config.budget
+
+    assert (budget(racing).max, budget(racing).exact) == (20480, True)
+    assert budget(racing).interval == 2048  # the default report, a tenth of max, rounded too
+    told = budget({**racing, "budget": {"max": 20000, "exact": False}})
+    assert (told.max, told.exact) == (20000, False)
+    odd = budget({**racing, "space": {"n_steps": {"type": "categorical", "choices": [96, 128]}}})
+    assert (odd.max, odd.exact) == (20000, False)  # pieces 384 and 512 do not nest
+    plain = budget({k: v for k, v in racing.items() if k != "race"})
+    assert (plain.max, plain.exact) == (20000, None)
+    pbt = {
+        **racing,
+        "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "mutable": True}},
+        "budget": {"max": 20000, "report_every": 5000},
+        "method": {"name": "pbt", "population": 2},
+    }
+    assert (budget(pbt).max, budget(pbt).exact) == (20000, None)
+    # the choice is recorded, so a worker (which rebuilds the sweep from its portable keys) makes it too
+    sw = load_sweep(write(tmp_path, racing))
+    assert sw.resolved()["budget"]["exact"] is True and sw.portable()["budget"]["exact"] is True
+
+
 def test_evaluate_every_is_refused_where_every_report_is_evaluated(tmp_path):
     """It sets where a batch of trials evaluates; a trial of its own evaluates at every report."""
     small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
@@ -327,3 +357,12 @@ def test_a_run_written_before_the_newer_budget_keys_resumes_unchanged(make_confi
     new = load_sweep(write(tmp_path, make_config())).resolved()
     old = {**new, "budget": {k: v for k, v in new["budget"].items() if k not in ("exact", "evaluate_every")}}
     assert differences(old, new) == []
+    # exact written as null (before a racing sweep recorded its choice) is off, as false is
+    assert (
+        differences(
+            {**old, "budget": {**old["budget"], "exact": None}},
+            {**new, "budget": {**new["budget"], "exact": False}},
+        )
+        == []
+    )
+    assert differences(old, {**new, "budget": {**new["budget"], "exact": True}}) != []

@@ -124,6 +124,8 @@ def differences(
 ) -> list[str]:
     """What differs between two resolved configs, outside the keys a resume may change."""
     a, b = _flat(old), _flat(new)
+    for flat in (a, b):  # unset is off (a racing sweep records its choice; runs before it recorded none)
+        flat["budget.exact"] = bool(flat.get("budget.exact"))
     skip = {*allowed, "out", "name", "storage"}  # the storage is compared as the URL it resolves to
     keys = sorted(
         k
@@ -161,9 +163,20 @@ def check_run_dir(sweep: Sweep, resume: bool, trials: Callable[[], int]) -> None
     if not moved and run.get("storage") != redact(sweep.storage_url):
         diff.append(f"storage ({redact(sweep.storage_url)}, was {run.get('storage')})")
     if diff:
+        written_before = (
+            old.get("race") is not None
+            and (old.get("budget") or {}).get("exact") is None
+            and sweep.config.budget.exact
+        )
         raise ConfigError(
             f"{out} holds a different sweep: {'; '.join(diff)}. A resume may only change "
-            f"{', '.join(RESUMABLE_CHANGES)}; use another --out (out= in Python) for a new sweep",
+            f"{', '.join(RESUMABLE_CHANGES)}; use another --out (out= in Python) for a new sweep"
+            + (
+                ". This run was written before a racing sweep trained exact budgets by default: add "
+                "budget.exact: false to its config to resume it as it was"
+                if written_before
+                else ""
+            ),
             "out",
         )
     if not resume and not sweep.shared_storage and (n := trials()):

@@ -97,6 +97,23 @@ def test_budget_total_keeps_the_race_its_share_when_one_batch_could_spend_it_all
     assert df["budget"].sum() <= 8 * 512
 
 
+def test_a_racing_run_written_before_exact_budgets_resumes_with_exact_false(tmp_path: Path) -> None:
+    """A racing sweep now records budget.exact (on by default); a run written before it recorded null,
+    and its resume is refused in one line saying what to add, after which it resumes as it was."""
+    cfg = _noisy(tmp_path, {"share": 0.5, "seeds": 2}, trials=4)
+    result = sweep(cfg, plots=False)
+    assert yaml.safe_load((result.out / "config.yaml").read_text())["budget"]["exact"] is True
+    off = {**cfg, "budget": {**cfg["budget"], "exact": False}}
+    before = parse_sweep(off).resolved()  # what the code before the default wrote: unrounded, exact null
+    before["budget"]["exact"] = None
+    (result.out / "config.yaml").write_text(yaml.safe_dump(before))
+    with pytest.raises(ConfigError, match=r"add budget\.exact: false to its config to resume it") as err:
+        sweep(cfg, resume=True, plots=False)
+    assert "\n" not in str(err.value)
+    resumed = sweep(off, resume=True, plots=False)
+    assert len(resumed.trials) == 4
+
+
 @pytest.mark.slow  # ~12 s: kill -9 and resume of sweeps runs in the fast suite (test_embedded.py)
 def test_a_killed_racing_sweep_resumes_its_race(tmp_path: Path) -> None:
     log = tmp_path / "starts.jsonl"
