@@ -772,12 +772,15 @@ def _exact_budget(cfg: SweepConfig, info: TargetInfo, space: SearchSpace) -> Swe
 def _exact_for_race(cfg: SweepConfig, info: TargetInfo, space: SearchSpace) -> SweepConfig:
     """A racing sweep compares configurations on equal units: ``budget.exact`` left unset is on where
     the space's pieces nest (and one trial still fits in ``total``), else off, as before; the choice is
-    written into the config, so config.yaml records it and a resume makes the same one."""
+    written into the config, so config.yaml records it and a resume makes the same one. Where the
+    marks are already whole pieces they stay as written (a run from before this default resumes)."""
+    b = cfg.budget
     try:
-        rounded = _exact_budget(cfg, info, space)
+        rounded = _exact_budget(cfg, info, space).budget
     except ConfigError:
-        return cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"exact": False})})
-    return rounded.model_copy(update={"budget": rounded.budget.model_copy(update={"exact": True})})
+        return cfg.model_copy(update={"budget": b.model_copy(update={"exact": False})})
+    same = (rounded.max, rounded.min, rounded.interval) == (b.max, b.min, b.interval)
+    return cfg.model_copy(update={"budget": (b if same else rounded).model_copy(update={"exact": True})})
 
 
 def _below_piece(target: str, info: TargetInfo, piece: int, key: str, value: int) -> ConfigError:

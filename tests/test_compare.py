@@ -282,6 +282,29 @@ def test_a_racing_suite_races_every_tuner_and_judges_a_population_by_its_race(tm
     assert row["tuning_value"] == pytest.approx(best["value"]) == pytest.approx(best["race"]["mean"])
 
 
+def test_every_method_of_a_racing_suite_is_charged_and_tested_at_the_task_s_marks(tmp_path):
+    """A racing sweep rounds its budget by default (budget.exact), but a comparison charges every method
+    of a task the same marks: a racing cell keeps the task's budget as written unless the task sets
+    exact."""
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}  # pieces to 2,048
+    task = {
+        "target": "sb3:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 4},
+        "space": small,
+        "budget": {"max": 20000, "total": 100000},
+        "ref": [0.0, 500.0],
+    }
+    methods = {"random": "random", "asha": {"name": "asha", "reduction_factor": 2}}
+    tasks = {"cp": {**task, "budget": {**task["budget"], "min": 5000}}}
+    racing = load_suite(_suite(tmp_path, tasks=tasks, methods=methods, race=True))
+    for cell in racing.cells:
+        b = cell.sweep.config.budget
+        assert (b.max, b.min, b.exact) == (20000, 5000, False) and cell.sweep.config.race is not None
+    exact = {"cp": {**tasks["cp"], "budget": {**tasks["cp"]["budget"], "exact": True}}}
+    for cell in load_suite(_suite(tmp_path, tasks=exact, methods=methods, race=True)).cells:
+        assert (cell.sweep.config.budget.max, cell.sweep.config.budget.min) == (20480, 6144)
+
+
 def test_a_time_budget_is_what_each_cell_is_charged_and_the_report_says_so(tmp_path):
     from tests.conftest import toy
 

@@ -181,6 +181,9 @@ def load_suite(
                     "seed": seed,
                     "name": f"{tname}-{mname}-s{seed}",
                 }
+                if racing:  # every method of a task is charged and tested at the same marks: a racing
+                    # cell keeps the task's budget as written (budget.exact as the task sets it, else off)
+                    data["budget"] = {"exact": False, **data["budget"]}
                 try:
                     # keyed by its resolved definition (the contents of its space and baseline files
                     # included): a changed suite never reuses an old result
@@ -189,6 +192,8 @@ def load_suite(
                     kept = {
                         k: v for k, v in resolved.items() if k not in ("out", "name", "storage", "tracking")
                     }
+                    if not kept["budget"]["exact"]:  # off: keyed as before racing cells recorded it
+                        kept["budget"] = {**kept["budget"], "exact": None}
                     key = _key({**kept, "executor": "embedded"})
                     data["out"] = str(
                         out_dir / "cells" / tname / mname / f"seed{seed}-{_key([key, cfg.test_seeds])}"

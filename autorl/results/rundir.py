@@ -124,9 +124,9 @@ def differences(
 ) -> list[str]:
     """What differs between two resolved configs, outside the keys a resume may change."""
     a, b = _flat(old), _flat(new)
-    for flat in (a, b):  # unset is off (a racing sweep records its choice; runs before it recorded none)
-        flat["budget.exact"] = bool(flat.get("budget.exact"))
-    skip = {*allowed, "out", "name", "storage"}  # the storage is compared as the URL it resolves to
+    # budget.exact changes nothing but the marks it rounds, which are compared themselves (a racing
+    # sweep records its choice, runs before it recorded none)
+    skip = {*allowed, "out", "name", "storage", "budget.exact"}  # the storage is compared as its URL
     keys = sorted(
         k
         for k in set(a) | set(b)

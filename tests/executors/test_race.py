@@ -97,21 +97,41 @@ def test_budget_total_keeps_the_race_its_share_when_one_batch_could_spend_it_all
     assert df["budget"].sum() <= 8 * 512
 
 
-def test_a_racing_run_written_before_exact_budgets_resumes_with_exact_false(tmp_path: Path) -> None:
-    """A racing sweep now records budget.exact (on by default); a run written before it recorded null,
-    and its resume is refused in one line saying what to add, after which it resumes as it was."""
-    cfg = _noisy(tmp_path, {"share": 0.5, "seeds": 2}, trials=4)
-    result = sweep(cfg, plots=False)
-    assert yaml.safe_load((result.out / "config.yaml").read_text())["budget"]["exact"] is True
-    off = {**cfg, "budget": {**cfg["budget"], "exact": False}}
-    before = parse_sweep(off).resolved()  # what the code before the default wrote: unrounded, exact null
-    before["budget"]["exact"] = None
-    (result.out / "config.yaml").write_text(yaml.safe_dump(before))
+def test_a_racing_run_written_before_exact_budgets_resumes_or_says_to_add_exact_false(
+    tmp_path: Path,
+) -> None:
+    """A racing sweep now rounds its budget by default (budget.exact). A run written before recorded
+    exact as null: it resumes unchanged where the rounding changes nothing, and where it would change
+    the budget, its resume is refused in one line saying to add budget.exact: false, then resumes."""
+    from autorl.results.rundir import check_run_dir, write_run_files
+
+    def old_run(cfg: dict[str, Any]) -> None:  # what the code before the default wrote
+        before = parse_sweep({**cfg, "budget": {**cfg["budget"], "exact": False}})
+        write_run_files(before)
+        written = yaml.safe_load((before.out / "config.yaml").read_text())
+        written["budget"]["exact"] = None
+        (before.out / "config.yaml").write_text(yaml.safe_dump(written))
+
+    toy_run = _noisy(tmp_path, {"share": 0.5, "seeds": 2}, trials=4)  # pieces of 1: nothing rounds
+    old_run(toy_run)
+    assert parse_sweep(toy_run).config.budget.exact is True
+    check_run_dir(parse_sweep(toy_run), resume=True, trials=lambda: 4)
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
+    sb3_run = {
+        "target": "sb3:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 4},
+        "space": small,
+        "budget": {"max": 20000},  # rounds to 20,480
+        "method": "random",
+        "race": True,
+        "out": str(tmp_path / "sb3"),
+    }
+    old_run(sb3_run)
     with pytest.raises(ConfigError, match=r"add budget\.exact: false to its config to resume it") as err:
-        sweep(cfg, resume=True, plots=False)
-    assert "\n" not in str(err.value)
-    resumed = sweep(off, resume=True, plots=False)
-    assert len(resumed.trials) == 4
+        check_run_dir(parse_sweep(sb3_run), resume=True, trials=lambda: 4)
+    assert "\n" not in str(err.value) and "budget.max (20480, was 20000)" in str(err.value)
+    told = {**sb3_run, "budget": {**sb3_run["budget"], "exact": False}}
+    check_run_dir(parse_sweep(told), resume=True, trials=lambda: 4)
 
 
 @pytest.mark.slow  # ~12 s: kill -9 and resume of sweeps runs in the fast suite (test_embedded.py)
