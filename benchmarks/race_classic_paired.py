@@ -1,18 +1,26 @@
 """Racing on the classic benchmark's engine part, paired: the same suite run with and without ``race`` on
 one state of the code, compared cell by cell (same task, method and tuning seed).
 
-Both arms come from ``autorl compare``; this script only reads their ``runs.csv`` and prints, per
-method, the optimism gap (tuning estimate less the test mean, normalised by the suite's ``ref``) and
-the IQM of the normalised test score in each arm, and the paired differences (racing less not) with
-95% CIs from a bootstrap that resamples tuning seeds within each task, the same seeds for both arms.
-It also counts the cells whose incumbent the race changed. The arms, run at once from one snapshot::
+Both arms come from ``autorl compare`` (an arm may be several compare runs, one per method group);
+this script only reads their ``runs.csv`` and prints, per method, the optimism gap (tuning estimate
+less the test mean, normalised by the suite's ``ref``) and the IQM of the normalised test score in
+each arm, and the paired differences (racing less not) with 95% CIs from a bootstrap that resamples
+tuning seeds within each task, the same seeds for both arms.
+It also counts the cells whose incumbent the race changed. The arms, run from one snapshot (each
+method group a compare run of its own, so they can run at once)::
 
-    S=$(for t in engine-cartpole engine-acrobot engine-mountaincar engine-pendulum \\
-        engine-mountaincarcontinuous; do printf -- "--set tasks.$t.methods=[random,asha] "; done)
-    autorl compare benchmarks/suites/classic_race.yaml $S --set race=null --jobs 1 --out runs/paired-plain
-    autorl compare benchmarks/suites/classic_race.yaml $S --jobs 1 --out runs/paired-race
-    python benchmarks/race_classic_paired.py --plain runs/paired-plain --race runs/paired-race \\
+    tasks="engine-cartpole engine-acrobot engine-mountaincar engine-pendulum engine-mountaincarcontinuous"
+    for group in random,asha pbt pb2; do
+      S=$(for t in $tasks; do printf -- "--set tasks.$t.methods=[$group] "; done)
+      out=runs/paired-${group//,/-}   # runs/paired-random-asha, runs/paired-pbt, runs/paired-pb2
+      autorl compare benchmarks/suites/classic_race.yaml $S --set race=null --jobs 1 --out $out-plain
+      autorl compare benchmarks/suites/classic_race.yaml $S --jobs 1 --out $out-race
+    done
+    python benchmarks/race_classic_paired.py --plain runs/paired-*-plain --race runs/paired-*-race \\
         --json docs/figures/race_classic_paired.json
+
+(docs/figures/race_classic_paired.json was made this way, with runs/paired-plain and runs/paired-race
+for the random and asha group.)
 """
 
 from __future__ import annotations
@@ -71,15 +79,17 @@ def paired(plain: np.ndarray, race: np.ndarray, fn: Any, seed: int = 0) -> dict[
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--plain", type=Path, required=True, help="the arm without race (its compare --out)")
-    p.add_argument("--race", type=Path, required=True, help="the arm with race")
+    p.add_argument(
+        "--plain", type=Path, nargs="+", required=True, help="the arm without race (compare --out folders)"
+    )
+    p.add_argument("--race", type=Path, nargs="+", required=True, help="the arm with race, the same way")
     p.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/classic_race.yaml")
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args()
     refs = {name: tuple(task["ref"]) for name, task in load_yaml(args.suite)["tasks"].items()}
     arms = {
-        arm: normalised(pd.read_csv(d / "runs.csv"), refs)
-        for arm, d in (("plain", args.plain), ("race", args.race))
+        arm: normalised(pd.concat([pd.read_csv(d / "runs.csv") for d in dirs], ignore_index=True), refs)
+        for arm, dirs in (("plain", args.plain), ("race", args.race))
     }
     tasks = sorted(arms["plain"]["task"].unique())
     out: dict[str, Any] = {"methods": {}}
