@@ -16,8 +16,8 @@ start to exit.
 
 With ``--peer``, the JAX peer of ``engine_vs_jax.py`` runs the same work end to end as a third side:
 ``python benchmarks/engine_vs_jax.py --pbt-run SEED``, PBT with the example's members, steps, interval,
-poor start and decisions on training returns, in a fresh interpreter pinned to one core, timed from
-``Popen`` to its exit. It runs twice per repeat: with JAX's persistent compilation cache off (what a
+poor start and decisions on training returns, in a fresh interpreter pinned to one core (with
+``--peer-no-pin`` not pinned: XLA then compiles on both cores), timed from ``Popen`` to its exit. It runs twice per repeat: with JAX's persistent compilation cache off (what a
 first run pays) and with it warm (a cache directory filled by one untimed run first). It is friendlier
 to the peer than the example is to the engine: clip range and entropy coefficient are not tuned, and
 nothing is evaluated or written (see ``pbt_run``). jax is an optional benchmark extra
@@ -106,13 +106,16 @@ def sb3_run(seed: int, steps: int) -> dict[str, Any]:
     }
 
 
-def peer_run(seed: int, cache: Path | None) -> dict[str, Any]:
-    """One PBT run of the JAX peer at the example's size (``cache``: JAX's persistent compilation cache),
-    from process start to exit; ``start`` is the interpreter's start and jax's import."""
+def peer_run(seed: int, cache: Path | None, pin: bool = True) -> dict[str, Any]:
+    """One PBT run of the JAX peer at the example's size (``cache``: JAX's persistent compilation cache;
+    ``pin``: the peer pins itself to one core, else XLA may use more), from process start to exit;
+    ``start`` is the rest of the wall time: the interpreter's start, jax's import and the exit."""
     command = [sys.executable, str(PEER), "--pbt-run", str(seed)]
     command += ["--jax-cache", str(cache)] if cache else []
+    command += [] if pin else ["--no-pin"]
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # cold means cold
     start = time.perf_counter()
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
     phases = {k: result[f"{k}_s"] for k in ("init", "compile", "train", "exploit")}
@@ -162,6 +165,9 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="an override of the example"
     )
     parser.add_argument("--peer", action="store_true", help="also the JAX peer, cold and with its cache")
+    parser.add_argument(
+        "--peer-no-pin", action="store_true", help="the peer not pinned to one core (XLA compiles on more)"
+    )
     args = parser.parse_args()
     began = time.perf_counter()
     engine: list[dict[str, Any]] = []
@@ -170,14 +176,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "jax-cache"
         if args.peer:
-            peer_run(0, cache)  # fills the cache; not timed
+            peer_run(0, cache, not args.peer_no_pin)  # fills the cache; not timed
         for seed in range(args.repeats):
             e = engine_run(seed, Path(tmp) / f"engine-{seed}", args.set)
             engine.append(e)
             print(printed("engine", e))
             if args.peer:
                 for name, directory in (("peer_cold", None), ("peer_cached", cache)):
-                    peers[name].append(peer_run(seed, directory))
+                    peers[name].append(peer_run(seed, directory, not args.peer_no_pin))
                     print(printed(name, peers[name][-1]))
             s = sb3_run(seed, args.sb3_steps)
             sb3.append(s)
