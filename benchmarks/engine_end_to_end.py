@@ -14,13 +14,14 @@ n_steps 32, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.8, linear learning ra
 figure is env steps per second of ``learn()`` alone (the friendlier figure for SB3), and from process
 start to exit.
 
-With ``--peer``, the JAX peer of ``engine_vs_jax.py`` runs the same work end to end as a third side:
-``python benchmarks/engine_vs_jax.py --pbt-run SEED``, PBT with the example's members, steps, interval,
-poor start and decisions on training returns, in a fresh interpreter pinned to one core (with
-``--peer-no-pin`` not pinned: XLA then compiles on both cores), timed from ``Popen`` to its exit. It runs twice per repeat: with JAX's persistent compilation cache off (what a
-first run pays) and with it warm (a cache directory filled by one untimed run first). It is friendlier
-to the peer than the example is to the engine: clip range and entropy coefficient are not tuned, and
-nothing is evaluated or written (see ``pbt_run``). jax is an optional benchmark extra
+With ``--peer``, the JAX peer of ``engine_vs_jax.py`` runs similar, lighter work end to end as a third
+side: ``python benchmarks/engine_vs_jax.py --pbt-run SEED``, PBT with the example's members, steps,
+interval, poor start and decisions on training returns, in a fresh interpreter pinned to one core
+(with ``--peer-no-pin`` not pinned: XLA then compiles on both cores), timed from ``Popen`` to its
+exit. It runs twice per repeat: with JAX's persistent compilation cache off (what a first run pays)
+and with it warm (a cache directory filled by one untimed run first). It is friendlier to the peer
+than the example is to the engine: clip range and entropy coefficient are not tuned, and nothing is
+evaluated or written (see ``pbt_run``). jax is an optional benchmark extra
 (``pip install -e ".[bench-jax]"``).
 
 The sides alternate (engine, [peer, peer with its cache,] SB3, engine, ...), ``--repeats`` times each
