@@ -120,7 +120,8 @@ class Budget(_Strict):
     trains in, so that every configuration trains exactly as many units as its rivals at each of them
     (refused where some configuration's piece does not divide the largest). Unset, it is off, except in
     a sweep that races trials (``race`` with a method that is not a population): there it is on
-    wherever the pieces nest, and the choice is recorded in config.yaml.
+    wherever the pieces nest and the rounded budget fits in ``total``, and the choice is recorded in
+    config.yaml (a suite's racing cells keep their task's budget instead).
 
     ``evaluate_every``: a batch of trials (the engine) evaluates a trial only at reports whose value is
     read (every report where a pruner, experiment tracking or a ``value`` other than ``last`` reads
