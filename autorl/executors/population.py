@@ -874,12 +874,7 @@ def run_population(
     seeds = sweep.config.seeds_per_trial
     start_steps = sum(m.steps for m in state.members)
     key = decides_on(sweep)
-    # a member is evaluated after an interval when something reads that evaluation (the decisions, a
-    # `value` other than the last, the trackers), or when the interval may be its last (whole pieces:
-    # one that reaches within a piece of the budget may pass it), for its value. A time budget may end
-    # any interval, so it evaluates them all, and so does a metric the target does not declare.
-    reads = key is None or key not in sweep.info.training_metrics or bool(tracker)
-    every = reads or sweep.value_spec.select is not Select.LAST or sweep.config.budget.time is not None
+    every = evaluates_every_interval(sweep, bool(tracker))
     args = sweep.config.args
 
     def last(m: MemberState, units: int) -> bool:
@@ -959,6 +954,22 @@ def run_population(
     )
     report(f"population done: {state.exploits} copies, {state.failures} failures")
     return study
+
+
+def evaluates_every_interval(sweep: Sweep, tracked: bool) -> bool:
+    """Whether a batched population evaluates every member after every interval. It does where
+    something reads those evaluations: decisions on a metric the target's training does not report
+    (``train_return`` is reported by every interval; the sweep's own metric, where it is one, too), a
+    ``value`` other than the last, or a tracker; and under a time budget, which may end any interval.
+    Otherwise a member is evaluated only after the interval that may be its last (whole pieces: one
+    that reaches within a piece of the budget may pass it), for its value."""
+    read = decides_on(sweep) or sweep.metrics[0]
+    return (
+        read not in sweep.info.training_metrics
+        or tracked
+        or sweep.value_spec.select is not Select.LAST
+        or sweep.config.budget.time is not None
+    )
 
 
 def decides_on(sweep: Sweep) -> str | None:

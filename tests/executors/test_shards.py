@@ -13,7 +13,7 @@ import torch
 
 from autorl.api import sweep
 from autorl.config import parse_sweep
-from autorl.executors.population import BatchedHosts, PopulationState
+from autorl.executors.population import BatchedHosts, PopulationState, evaluates_every_interval
 
 
 def _pbt(tmp_path: Path, workers: int) -> dict[str, Any]:
@@ -145,6 +145,24 @@ def test_a_population_deciding_on_training_returns_is_evaluated_once_per_member(
         assert list(once["curve"]) == [max(every["curve"], key=int)]  # only its last interval
         assert once["score"] == every["score"] and once["score"] is not None
         assert once["metrics"]["train_return"] == every["metrics"]["train_return"]
+
+
+def test_a_population_evaluates_every_interval_only_where_something_reads_it(tmp_path: Path) -> None:
+    """The sweep's metric a training metric (``metric: train_return``) is read from every interval's
+    training like ``decide_on: train_return``, so neither evaluates between intervals; the target's
+    own metric, a tracker, a value other than the last and a time budget do."""
+    base = _pbt(tmp_path, 1)
+
+    def every(tracked: bool = False, **changes: Any) -> bool:
+        return evaluates_every_interval(parse_sweep({**base, **changes}), tracked)
+
+    pbt = {"name": "pbt", "population": 2}
+    assert every()  # the default metric, eval_return: only an evaluation gives it
+    assert not every(metric="train_return")
+    assert not every(method={**pbt, "decide_on": "train_return"})
+    assert every(True, metric="train_return")
+    assert every(metric="train_return", value={"select": "mean_last", "k": 2})
+    assert every(metric="train_return", budget={**base["budget"], "time": 60})
 
 
 def test_pbt_deciding_on_training_returns_copies_by_them(tmp_path: Path) -> None:
