@@ -102,7 +102,10 @@ def main() -> None:
         a = arms["plain"][arms["plain"]["method"] == method]
         b = arms["race"][arms["race"]["method"] == method]
         key = ["task", "seed"]
-        merged = a.merge(b, on=key, suffixes=("_plain", "_race"))
+        try:  # one cell per task and seed in each arm
+            merged = a.merge(b, on=key, suffixes=("_plain", "_race"), validate="one_to_one")
+        except pd.errors.MergeError as err:
+            sys.exit(f"{method}: a task and seed appears twice in one arm ({err})")
         if len(merged) != len(a) or len(a) != len(b):
             sys.exit(f"{method}: the arms do not hold the same cells ({len(a)} and {len(b)})")
         changed = int((merged["incumbent_plain"] != merged["incumbent_race"]).sum())
