@@ -305,6 +305,30 @@ def test_every_method_of_a_racing_suite_is_charged_and_tested_at_the_task_s_mark
         assert (cell.sweep.config.budget.max, cell.sweep.config.budget.min) == (20480, 6144)
 
 
+def test_a_racing_cell_keeps_the_key_it_had_before_racing_sweeps_rounded_their_budgets(tmp_path):
+    """A racing cell records budget.exact (off), but is keyed as before it did, so a suite run before
+    then reuses its cells. The names below are what commit 3a52374 (before budget.exact's racing
+    default) gave these cells; a change to what a cell is (its target, space or budget) rightly changes
+    them, and this test with them."""
+    small = {"n_steps": {"type": "int", "low": 64, "high": 512, "transform": "pow2"}}
+    task = {
+        "target": "sb3:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 4},
+        "space": small,
+        "budget": {"max": 20000, "total": 100000, "min": 5000},
+        "ref": [0.0, 500.0],
+    }
+    methods = {"random": "random", "asha": {"name": "asha", "reduction_factor": 2}}
+    suite = load_suite(_suite(tmp_path, tasks={"cp": task}, methods=methods, race=True))
+    names = {(c.method, c.seed): Path(c.sweep.config.out).name for c in suite.cells}
+    assert names == {
+        ("asha", 0): "seed0-86a2ad2e60",
+        ("asha", 1): "seed1-72f19676d8",
+        ("random", 0): "seed0-557ed47c35",
+        ("random", 1): "seed1-bc8d2b7cc2",
+    }
+
+
 def test_a_time_budget_is_what_each_cell_is_charged_and_the_report_says_so(tmp_path):
     from tests.conftest import toy
 
