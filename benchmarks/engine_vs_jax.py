@@ -365,11 +365,11 @@ def exploit(population: Member, source: jax.Array, rates: jax.Array) -> Member:
     )
 
 
-def init_population_numpy(seed: int, rates: np.ndarray) -> Member:
+def init_population_numpy(rng: np.random.Generator, seed: int, rates: np.ndarray) -> Member:
     """The population of ``init_member``'s distribution (orthogonal init by numpy's QR, states uniform in
-    [-0.05, 0.05)), drawn with numpy: XLA compiles ``init_member`` in about 3 s on this machine, numpy
-    draws it in milliseconds, and the end-to-end figure should show the peer at its best."""
-    rng = np.random.default_rng(seed)
+    [-0.05, 0.05)), drawn with numpy from ``rng``: XLA compiles ``init_member`` in about 3 s on this
+    machine, numpy draws it in milliseconds, and the end-to-end figure should show the peer at its best.
+    ``seed`` seeds the members' JAX keys (their rollouts' sampling)."""
 
     def orthogonal(rows: int, cols: int, gain: float) -> np.ndarray:
         q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
@@ -408,10 +408,10 @@ def pbt_run(seed: int, members: int, steps: int, interval: int, cache_dir: str |
     if cache_dir:
         jax.config.update("jax_compilation_cache_dir", cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    rng = np.random.default_rng(seed)
+    weights, rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     rates = np.exp(rng.uniform(math.log(1e-5), math.log(3e-5), members)).astype(np.float32)
     t0 = time.perf_counter()
-    population = init_population_numpy(seed, rates)
+    population = init_population_numpy(weights, seed, rates)  # a stream of its own: PBT's draws are apart
     jax.block_until_ready(population)
     init_s = time.perf_counter() - t0
     updates = max(1, interval // ROLLOUT)
