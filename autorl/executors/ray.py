@@ -279,7 +279,11 @@ class RayPool:
                 ray.exceptions.RayActorError,
                 ray.exceptions.ActorDiedError,
                 ray.exceptions.RayTaskError,
+                ray.exceptions.ObjectLostError,  # its reply was lost with its node's object store
             ) as exc:
+                if isinstance(exc, ray.exceptions.ObjectLostError):  # the actor went with it, surely
+                    with contextlib.suppress(ray.exceptions.RayError):
+                        ray.kill(slot.actor, no_restart=True)
                 how = "killed" if slot.killed else f"the Ray actor died: {type(exc).__name__}"
                 new = self._slots[i] = self._start()
                 new.job, new.placing = slot.job, new.actor.ready.remote()
