@@ -329,6 +329,27 @@ def test_a_population_races_only_on_a_target_that_evaluates_on_seeds(tmp_path: P
     assert parse_sweep({**cfg, "target": toy("Raced")}).config.race is not None
 
 
+def test_a_race_on_a_training_metric_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A race evaluates on fresh seeds and trains nothing, so it gives no training return: racing
+    ``metric: train_return`` named a member from race values of -inf. Refused, for populations and
+    for sampler-based methods alike."""
+    engine = {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16},
+        "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        "budget": {"max": 512},
+        "metric": "train_return",
+        "race": True,
+        "out": str(tmp_path / "run"),
+    }
+    rule = r"race: a race evaluates on fresh seeds, which gives no train_return .*race on eval_return"
+    for method in ({"name": "pbt", "population": 4}, "random"):
+        with pytest.raises(ConfigError, match=rule):
+            parse_sweep({**engine, "method": method})
+    assert parse_sweep({**engine, "method": "random", "metric": "eval_return"}).config.race is not None
+    assert parse_sweep({**engine, "method": "random", "race": None}).config.race is None
+
+
 @pytest.mark.slow  # ~10 s: kill -9 mid-race and resume
 def test_a_population_killed_mid_race_resumes_and_reruns_at_most_the_cut_block(tmp_path: Path) -> None:
     log = tmp_path / "evals.jsonl"
