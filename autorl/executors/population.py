@@ -984,7 +984,8 @@ def _apply_interval(
 ) -> None:
     """Take in a member's interval: its steps, metrics and (where evaluated) score; the history's
     observation is the change in what the decisions read. A training metric that is nan in an interval
-    (no episode ended in it) leaves what the decisions read at its last value, and no observation."""
+    (no episode ended in it) leaves what the decisions read at its last value, and no observation; the
+    sweep's own metric, where it is a training metric, keeps its last value as the score too."""
     m.seconds += res.seconds
     if res.error is not None:
         _fail(state, m, res.failure or FailureKind.ERROR, res.error)
@@ -994,15 +995,18 @@ def _apply_interval(
     state.total_steps += (m.steps - before) * len(sweep.trial_seeds(m.index))
     before_value = m.standing(key)
     m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
-    value = m.metrics.get(key or sweep.metrics[0], math.nan)
-    if key is not None:  # the seeds whose episodes ended (one without any would make the mean nan)
-        ended = [s[key] for s in res.per_seed if math.isfinite(s.get(key, math.nan))]
-        value = float(np.mean(ended)) if ended else value
-        if math.isfinite(value):
-            m.held = value
-    if sweep.metrics[0] in res.metrics:  # evaluated
-        m.score = float(res.metrics[sweep.metrics[0]])
-        m.curve[m.steps] = m.score
+    value = _ended(res, key, m.metrics) if key is not None else m.metrics.get(sweep.metrics[0], math.nan)
+    if key is not None and math.isfinite(value):
+        m.held = value
+    own = sweep.metrics[0]
+    if own in res.metrics:  # evaluated, or a training metric the interval reports
+        training = own in sweep.info.training_metrics
+        score = _ended(res, own, m.metrics) if training else float(res.metrics[own])
+        if key is None:
+            value = score
+        if math.isfinite(score) or not training or m.score is None:  # nan: the last value stands
+            m.score = score
+            m.curve[m.steps] = score
     elif m.steps >= per_member_budget(sweep):  # a bug: the target trained past what its pieces say
         why = f"finished at {m.steps} {sweep.info.unit} unevaluated: its pieces are larger than it declares"
         _fail(state, m, FailureKind.ERROR, why)
@@ -1011,6 +1015,13 @@ def _apply_interval(
         known = before_value if before_value is not None and math.isfinite(before_value) else value
         delta = value - known
         state.history.append([m.steps, dict(m.config), sign * delta])
+
+
+def _ended(res: MemberResult, name: str, metrics: dict[str, float]) -> float:
+    """A training metric over the seeds whose episodes ended in the interval (one without any would make
+    the mean nan); else the interval's value as reported (nan where no episode ended)."""
+    ended = [s[name] for s in res.per_seed if math.isfinite(s.get(name, math.nan))]
+    return float(np.mean(ended)) if ended else metrics.get(name, math.nan)
 
 
 def _fail(state: PopulationState, m: MemberState, failure: FailureKind, error: str) -> None:

@@ -519,6 +519,30 @@ def test_a_training_metric_that_is_nan_in_an_interval_keeps_its_last_value(tmp_p
     assert [h[2] for h in state.history] == [0.0, 2.0]  # the nan interval left no observation
 
 
+def test_a_sweep_metric_that_is_a_training_metric_keeps_its_last_value_through_a_nan_interval(
+    tmp_path: Path,
+) -> None:
+    """``metric: train_return`` (no decide_on): the member's score is its training return, read as
+    decide_on reads it. An interval in which no episode ended (nan) leaves the score, its curve and the
+    history as they were, so neither the decisions nor the recorded value become nan; with several
+    seeds the score is the mean of those whose episodes ended."""
+    from autorl.config import parse_sweep
+    from autorl.executors.population import MemberResult, MemberState, PopulationState, _apply_interval
+
+    cfg = _config(tmp_path, target=toy("Plateau"))
+    cfg.update(metric="train_return", method={"name": "pbt", "population": 2})
+    sw = parse_sweep(cfg)
+    m, state = MemberState(0, {"lr": 0.01}), PopulationState([], {})
+    _apply_interval(m, MemberResult({"train_return": 5.0, "budget": 10.0}), sw, state, 1.0, None)
+    _apply_interval(m, MemberResult({"train_return": math.nan, "budget": 20.0}), sw, state, 1.0, None)
+    assert m.score == 5.0 and m.curve == {10: 5.0} and m.steps == 20
+    assert math.isnan(m.metrics["train_return"])  # what the interval reported, as it reported it
+    seeds = [{"train_return": 9.0, "budget": 30.0}, {"train_return": math.nan, "budget": 30.0}]
+    _apply_interval(m, MemberResult({"train_return": math.nan, "budget": 30.0}, seeds), sw, state, 1.0, None)
+    assert m.score == 9.0 and m.curve == {10: 5.0, 30: 9.0}
+    assert [h[2] for h in state.history] == [0.0, 4.0]  # the nan interval left no observation
+
+
 def test_a_seed_without_an_ended_episode_leaves_the_others_return_and_an_unevaluated_end_fails(
     tmp_path: Path,
 ) -> None:
