@@ -714,10 +714,10 @@ def _check_race(
     if len(ctx.directions) > 1:
         raise ConfigError("racing needs one objective, but several are given; remove race", "race")
     metric = (cfg.metric[0] if isinstance(cfg.metric, list) else cfg.metric) or info.metric
-    if metric in info.training_metrics:  # an evaluation on a seed trains nothing: it reports no such value
+    if spec.population and metric in info.training_metrics:  # its race trains nothing: no such value
         raise ConfigError(
-            f"a race evaluates on fresh seeds, which gives no {metric} ({cfg.target}'s training reports it); "
-            f"race on {info.metric}, or remove race",
+            f"a {method} population races its final members by evaluating them on fresh seeds, which gives "
+            f"no {metric} ({cfg.target}'s training reports it); race on {info.metric}, or remove race",
             "race",
         )
     if cfg.seeds_per_trial > 100:  # race seeds are laid out 100 a block (Sweep.race_seeds)

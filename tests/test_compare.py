@@ -329,6 +329,26 @@ def test_a_racing_cell_keeps_the_key_it_had_before_racing_sweeps_rounded_their_b
     }
 
 
+def test_a_suite_races_no_population_on_a_training_metric(tmp_path):
+    """A population's race evaluates and trains nothing, so it cannot give a training return: on a task
+    whose metric is one, a suite's race leaves its population cells unraced (a sweep would refuse it)
+    and races the other tuners, whose race blocks train."""
+    task = {
+        "target": "engine:ppo",
+        "args": {"env": "CartPole-v1", "n_envs": 8, "n_steps": 16},
+        "space": {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "mutable": True}
+        },
+        "metric": "train_return",
+        "budget": {"max": 512, "total": 2048},
+        "ref": [0.0, 500.0],
+    }
+    methods = {"random": "random", "pbt": {"name": "pbt", "population": 2}}
+    suite = load_suite(_suite(tmp_path, tasks={"cp": task}, methods=methods, race=True))
+    raced = {(c.method, c.seed): c.sweep.config.race is not None for c in suite.cells}
+    assert raced == {("random", 0): True, ("random", 1): True, ("pbt", 0): False, ("pbt", 1): False}
+
+
 def test_a_time_budget_is_what_each_cell_is_charged_and_the_report_says_so(tmp_path):
     from tests.conftest import toy
 

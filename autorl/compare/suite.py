@@ -136,7 +136,7 @@ def load_suite(
     for tname, task in cfg.tasks.items():
         if only and tname not in only:
             continue
-        evaluates = cfg.race not in (None, False) and _evaluates(task.target)
+        evaluates = cfg.race not in (None, False) and _population_races(task)
         for key, names in (("methods", task.methods or []), ("baselines", list(task.baselines))):
             unknown = sorted(set(names) - set(cfg.methods))
             if unknown:
@@ -162,7 +162,7 @@ def load_suite(
             baseline = spec is not None and spec.baseline
             one_run = spec is not None and (spec.population or baseline)
             # a suite's race reaches every tuner that can race: not a baseline, nor a population on a
-            # target that cannot evaluate its agents on seeds
+            # target that cannot evaluate its agents on seeds or on a training metric
             races = not baseline and not (spec is not None and spec.population and not evaluates)
             racing = cfg.race not in (None, False) and races
             population = spec is not None and spec.population
@@ -212,13 +212,15 @@ def load_suite(
     return Suite(cfg, source, out_dir, cells)
 
 
-def _evaluates(target: str) -> bool:
-    """Whether ``target`` declares ``evaluates`` (False for one that cannot be loaded: its cells'
-    own validation then says why)."""
+def _population_races(task: TaskSpec) -> bool:
+    """Whether a population on ``task`` can race its final members: its target declares ``evaluates``
+    and the task's metric is not one of its training metrics, which a race that trains nothing cannot
+    give (False for a target that cannot be loaded: its cells' own validation then says why)."""
     try:
-        return target_info(target).evaluates
+        info = target_info(task.target)
     except Exception:  # an unknown or broken target: parse_sweep reports it in one line
         return False
+    return info.evaluates and (task.metric or info.metric) not in info.training_metrics
 
 
 def _key(definition: Any) -> str:

@@ -995,33 +995,37 @@ def _apply_interval(
     state.total_steps += (m.steps - before) * len(sweep.trial_seeds(m.index))
     before_value = m.standing(key)
     m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
-    value = _ended(res, key, m.metrics) if key is not None else m.metrics.get(sweep.metrics[0], math.nan)
-    if key is not None and math.isfinite(value):
-        m.held = value
+    value = math.nan
+    if key is not None:  # the seeds whose episodes ended (one without any would make the mean nan)
+        ended = [s[key] for s in res.per_seed if math.isfinite(s.get(key, math.nan))]
+        value = float(np.mean(ended)) if ended else m.metrics.get(key, math.nan)
+        if math.isfinite(value):
+            m.held = value
     own = sweep.metrics[0]
+    training = own in sweep.info.training_metrics
     if own in res.metrics:  # evaluated, or a training metric the interval reports
-        training = own in sweep.info.training_metrics
-        score = _ended(res, own, m.metrics) if training else float(res.metrics[own])
+        if training:  # as decide_on reads it, but aggregated as the sweep's value is
+            ended = [s[own] for s in res.per_seed if math.isfinite(s.get(own, math.nan))]
+            score = sweep.config.aggregate(ended, sweep.maximize) if ended else float(res.metrics[own])
+        else:
+            score = float(res.metrics[own])
         if key is None:
             value = score
-        if math.isfinite(score) or not training or m.score is None:  # nan: the last value stands
+        if math.isfinite(score) or not training:  # nan (no episode ended): the last value stands
             m.score = score
             m.curve[m.steps] = score
-    elif m.steps >= per_member_budget(sweep):  # a bug: the target trained past what its pieces say
+    done = m.steps >= per_member_budget(sweep)
+    if done and own not in res.metrics:  # a bug: the target trained past what its pieces say
         why = f"finished at {m.steps} {sweep.info.unit} unevaluated: its pieces are larger than it declares"
         _fail(state, m, FailureKind.ERROR, why)
+        return
+    if done and training and m.score is None:
+        _fail(state, m, FailureKind.ERROR, f"no training episode ended in its whole run: it has no {own}")
         return
     if math.isfinite(value):  # what the interval changed (nothing is known of one without a value)
         known = before_value if before_value is not None and math.isfinite(before_value) else value
         delta = value - known
         state.history.append([m.steps, dict(m.config), sign * delta])
-
-
-def _ended(res: MemberResult, name: str, metrics: dict[str, float]) -> float:
-    """A training metric over the seeds whose episodes ended in the interval (one without any would make
-    the mean nan); else the interval's value as reported (nan where no episode ended)."""
-    ended = [s[name] for s in res.per_seed if math.isfinite(s.get(name, math.nan))]
-    return float(np.mean(ended)) if ended else metrics.get(name, math.nan)
 
 
 def _fail(state: PopulationState, m: MemberState, failure: FailureKind, error: str) -> None:

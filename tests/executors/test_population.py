@@ -524,8 +524,9 @@ def test_a_sweep_metric_that_is_a_training_metric_keeps_its_last_value_through_a
 ) -> None:
     """``metric: train_return`` (no decide_on): the member's score is its training return, read as
     decide_on reads it. An interval in which no episode ended (nan) leaves the score, its curve and the
-    history as they were, so neither the decisions nor the recorded value become nan; with several
-    seeds the score is the mean of those whose episodes ended."""
+    history as they were (a first one leaves no score), so neither the decisions nor the recorded value
+    become nan; with several seeds the score aggregates those whose episodes ended; a member none of
+    whose episodes ended in its whole run fails, saying so (budget.max 50 here)."""
     from autorl.config import parse_sweep
     from autorl.executors.population import MemberResult, MemberState, PopulationState, _apply_interval
 
@@ -533,6 +534,8 @@ def test_a_sweep_metric_that_is_a_training_metric_keeps_its_last_value_through_a
     cfg.update(metric="train_return", method={"name": "pbt", "population": 2})
     sw = parse_sweep(cfg)
     m, state = MemberState(0, {"lr": 0.01}), PopulationState([], {})
+    _apply_interval(m, MemberResult({"train_return": math.nan, "budget": 5.0}), sw, state, 1.0, None)
+    assert m.score is None and m.curve == {} and not m.failed
     _apply_interval(m, MemberResult({"train_return": 5.0, "budget": 10.0}), sw, state, 1.0, None)
     _apply_interval(m, MemberResult({"train_return": math.nan, "budget": 20.0}), sw, state, 1.0, None)
     assert m.score == 5.0 and m.curve == {10: 5.0} and m.steps == 20
@@ -540,7 +543,10 @@ def test_a_sweep_metric_that_is_a_training_metric_keeps_its_last_value_through_a
     seeds = [{"train_return": 9.0, "budget": 30.0}, {"train_return": math.nan, "budget": 30.0}]
     _apply_interval(m, MemberResult({"train_return": math.nan, "budget": 30.0}, seeds), sw, state, 1.0, None)
     assert m.score == 9.0 and m.curve == {10: 5.0, 30: 9.0}
-    assert [h[2] for h in state.history] == [0.0, 4.0]  # the nan interval left no observation
+    assert [h[2] for h in state.history] == [0.0, 4.0]  # the nan intervals left no observation
+    never = MemberState(1, {"lr": 0.01})
+    _apply_interval(never, MemberResult({"train_return": math.nan, "budget": 50.0}), sw, state, 1.0, None)
+    assert never.failed and "no training episode ended in its whole run" in (never.error or "")
 
 
 def test_a_seed_without_an_ended_episode_leaves_the_others_return_and_an_unevaluated_end_fails(
