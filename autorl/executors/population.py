@@ -996,8 +996,8 @@ def _apply_interval(
     before_value = m.standing(key)
     m.metrics = {k: v for k, v in res.metrics.items() if k != "budget"}
     value = math.nan
-    if key is not None:  # the seeds whose episodes ended (one without any would make the mean nan)
-        ended = [s[key] for s in res.per_seed if math.isfinite(s.get(key, math.nan))]
+    if key is not None:
+        ended = _ended(res, key)
         value = float(np.mean(ended)) if ended else m.metrics.get(key, math.nan)
         if math.isfinite(value):
             m.held = value
@@ -1005,7 +1005,7 @@ def _apply_interval(
     training = own in sweep.info.training_metrics
     if own in res.metrics:  # evaluated, or a training metric the interval reports
         if training:  # as decide_on reads it, but aggregated as the sweep's value is
-            ended = [s[own] for s in res.per_seed if math.isfinite(s.get(own, math.nan))]
+            ended = _ended(res, own)
             score = sweep.config.aggregate(ended, sweep.maximize) if ended else float(res.metrics[own])
         else:
             score = float(res.metrics[own])
@@ -1026,6 +1026,12 @@ def _apply_interval(
         known = before_value if before_value is not None and math.isfinite(before_value) else value
         delta = value - known
         state.history.append([m.steps, dict(m.config), sign * delta])
+
+
+def _ended(res: MemberResult, name: str) -> list[float]:
+    """A training metric's values from the seeds whose episodes ended in the interval (a seed without
+    any reports nan, which would make their mean nan)."""
+    return [s[name] for s in res.per_seed if math.isfinite(s.get(name, math.nan))]
 
 
 def _fail(state: PopulationState, m: MemberState, failure: FailureKind, error: str) -> None:
