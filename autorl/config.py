@@ -700,28 +700,36 @@ def _check_race(
 ) -> None:
     """Racing judges the configurations a sampler-based method tried, or a population's final members
     (on a target that evaluates its agents on given seeds), on one objective."""
-    if spec.population and not info.evaluates:
-        can = ", ".join(declaring(lambda i: i.evaluates))
-        raise ConfigError(
-            f"a {method} population races its final members on seeds, which {cfg.target} cannot evaluate "
-            f"on (it declares no evaluates; targets that do: {can}); remove race",
-            "race",
-        )
+    metric = _objectives(cfg, info)[0][0]
+    if spec.population and (why := population_cannot_race(cfg.target, info, metric)):
+        raise ConfigError(f"a {method} population races its final members {why}", "race")
     if spec.baseline:
         raise ConfigError(
             f"{method} runs one given configuration, so there is nothing to race; remove race", "race"
         )
     if len(ctx.directions) > 1:
         raise ConfigError("racing needs one objective, but several are given; remove race", "race")
-    metric = (cfg.metric[0] if isinstance(cfg.metric, list) else cfg.metric) or info.metric
-    if spec.population and metric in info.training_metrics:  # its race trains nothing: no such value
-        raise ConfigError(
-            f"a {method} population races its final members by evaluating them on fresh seeds, which gives "
-            f"no {metric} ({cfg.target}'s training reports it); race on {info.metric}, or remove race",
-            "race",
-        )
     if cfg.seeds_per_trial > 100:  # race seeds are laid out 100 a block (Sweep.race_seeds)
         raise ConfigError("racing takes seeds_per_trial <= 100", "race")
+
+
+def population_cannot_race(target: str, info: TargetInfo, metric: str) -> str | None:
+    """Why a population on ``target`` cannot race its final members on ``metric`` (None where it can):
+    a race evaluates them on fresh seeds, which takes a target that evaluates on given seeds, and
+    trains nothing, so it gives no training metric. The sweep refuses such a race; a suite leaves the
+    population unraced."""
+    if not info.evaluates:
+        can = ", ".join(declaring(lambda i: i.evaluates))
+        return (
+            f"on seeds, which {target} cannot evaluate on (it declares no evaluates; targets that do: "
+            f"{can}); remove race"
+        )
+    if metric in info.training_metrics:
+        return (
+            f"by evaluating them on fresh seeds, which gives no {metric} ({target}'s training reports "
+            f"it); race on {info.metric}, or remove race"
+        )
+    return None
 
 
 def _fit_budget(cfg: SweepConfig, info: TargetInfo, piece: int) -> SweepConfig:

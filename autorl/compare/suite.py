@@ -10,7 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from autorl.config import Budget, Direction, Sweep, _error_from_pydantic, apply_overrides, parse_sweep
+from autorl.config import (
+    Budget,
+    Direction,
+    Sweep,
+    _error_from_pydantic,
+    apply_overrides,
+    parse_sweep,
+    population_cannot_race,
+)
 from autorl.errors import ConfigError
 from autorl.evaluate import fresh_seeds
 from autorl.methods import METHODS, method_spec
@@ -213,14 +221,13 @@ def load_suite(
 
 
 def _population_races(task: TaskSpec) -> bool:
-    """Whether a population on ``task`` can race its final members: its target declares ``evaluates``
-    and the task's metric is not one of its training metrics, which a race that trains nothing cannot
-    give (False for a target that cannot be loaded: its cells' own validation then says why)."""
+    """Whether a population on ``task`` can race its final members (:func:`population_cannot_race`;
+    False for a target that cannot be loaded: its cells' own validation then says why)."""
     try:
         info = target_info(task.target)
     except Exception:  # an unknown or broken target: parse_sweep reports it in one line
         return False
-    return info.evaluates and (task.metric or info.metric) not in info.training_metrics
+    return population_cannot_race(task.target, info, task.metric or info.metric) is None
 
 
 def _key(definition: Any) -> str:
